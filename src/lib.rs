@@ -1,0 +1,22 @@
+//! swin-serve: a gRPC image classifier with Swin-Transformer V2 (FP32).
+//!
+//! The data path, one module per stage:
+//! `proto` → [`server`] → [`preprocess`] → [`scheduler`] → [`engine`] (`cpu` | `mlu`) → [`postprocess`].
+//! [`model`] holds what describes a SwinV2 network independent of where it runs: its configuration
+//! and its weights (official checkpoints, safetensors, deterministic random weights, download).
+
+pub mod engine;
+pub mod model;
+pub mod postprocess;
+pub mod preprocess;
+pub mod scheduler;
+pub mod server;
+
+/// Generated protobuf / gRPC code for `swin.v1`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("swin.v1");
+
+    /// Encoded file descriptor set of `swin.v1`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swin_v1_descriptor");
+}

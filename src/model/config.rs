@@ -1,0 +1,128 @@
+//! SwinV2 hyper-parameters, named as in the official `SwinTransformerV2.__init__`
+//! (microsoft/Swin-Transformer `models/swin_transformer_v2.py`, commit d19503d7).
+
+/// Architecture of a SwinV2 classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwinV2Config {
+    /// Input image side (square), `img_size`.
+    pub img_size: usize,
+    /// Patch side, `patch_size`.
+    pub patch_size: usize,
+    /// Input channels, `in_chans`.
+    pub in_chans: usize,
+    /// Output classes, `num_classes`.
+    pub num_classes: usize,
+    /// Channels after patch embedding, `embed_dim`.
+    pub embed_dim: usize,
+    /// Blocks per stage, `depths`.
+    pub depths: Vec<usize>,
+    /// Attention heads per stage, `num_heads`.
+    pub num_heads: Vec<usize>,
+    /// Window side, `window_size`.
+    pub window_size: usize,
+    /// MLP hidden ratio, `mlp_ratio`.
+    pub mlp_ratio: f64,
+    /// Whether q and v carry biases, `qkv_bias`.
+    pub qkv_bias: bool,
+    /// Absolute position embedding, `ape`.
+    pub ape: bool,
+    /// LayerNorm after patch embedding, `patch_norm`.
+    pub patch_norm: bool,
+    /// Window size used in pre-training per stage (0 = none), `pretrained_window_sizes`.
+    pub pretrained_window_sizes: Vec<usize>,
+}
+
+impl SwinV2Config {
+    /// SwinV2-T, window 8, 256×256: the released `swinv2_tiny_patch4_window8_256`.
+    pub fn tiny_window8_256() -> Self {
+        Self {
+            img_size: 256,
+            patch_size: 4,
+            in_chans: 3,
+            num_classes: 1000,
+            embed_dim: 96,
+            depths: vec![2, 2, 6, 2],
+            num_heads: vec![3, 6, 12, 24],
+            window_size: 8,
+            mlp_ratio: 4.0,
+            qkv_bias: true,
+            ape: false,
+            patch_norm: true,
+            pretrained_window_sizes: vec![0, 0, 0, 0],
+        }
+    }
+
+    /// A name in the style of the official configs, e.g. `swinv2_tiny_patch4_window8_256`
+    /// (`custom` replaces the size when embed dim and depths match no released model).
+    pub fn name(&self) -> String {
+        let size = match (self.embed_dim, self.depths.as_slice()) {
+            (96, [2, 2, 6, 2]) => "tiny",
+            (96, [2, 2, 18, 2]) => "small",
+            (128, [2, 2, 18, 2]) => "base",
+            (192, [2, 2, 18, 2]) => "large",
+            _ => "custom",
+        };
+        format!(
+            "swinv2_{size}_patch{}_window{}_{}",
+            self.patch_size, self.window_size, self.img_size
+        )
+    }
+
+    /// Number of stages (`len(depths)`).
+    pub fn num_layers(&self) -> usize {
+        self.depths.len()
+    }
+
+    /// Channels of the final stage: `embed_dim * 2^(num_layers-1)`.
+    pub fn num_features(&self) -> usize {
+        self.embed_dim << (self.num_layers().saturating_sub(1))
+    }
+
+    /// Token grid side of stage `i` (`patches_resolution // 2^i`).
+    pub fn stage_resolution(&self, i: usize) -> usize {
+        (self.img_size / self.patch_size) >> i
+    }
+
+    /// Window size actually used in stage `i`: the official block sets `window_size = min(input_resolution)`
+    /// and `shift_size = 0` when the resolution is not larger than the window.
+    pub fn stage_window(&self, i: usize) -> usize {
+        self.window_size.min(self.stage_resolution(i))
+    }
+
+    /// Check internal consistency; the message names what is wrong.
+    pub fn validate(&self) -> Result<(), super::ModelError> {
+        let err = |m: String| Err(super::ModelError::Config(m));
+        if self.depths.is_empty() || self.depths.len() != self.num_heads.len() {
+            return err(format!(
+                "depths {:?} and num_heads {:?} must be non-empty and of equal length",
+                self.depths, self.num_heads
+            ));
+        }
+        if self.patch_size == 0 || self.img_size % self.patch_size != 0 {
+            return err(format!(
+                "img_size {} is not a multiple of patch_size {}",
+                self.img_size, self.patch_size
+            ));
+        }
+        for i in 0..self.num_layers() {
+            let res = self.stage_resolution(i);
+            let win = self.stage_window(i);
+            if res == 0 || win == 0 || res % win != 0 {
+                return err(format!(
+                    "stage {i}: resolution {res} is not a multiple of window {win}"
+                ));
+            }
+            let dim = self.embed_dim << i;
+            if self.num_heads[i] == 0 || dim % self.num_heads[i] != 0 {
+                return err(format!(
+                    "stage {i}: dim {dim} not divisible by {} heads",
+                    self.num_heads[i]
+                ));
+            }
+        }
+        if self.num_classes == 0 {
+            return err("num_classes must be at least 1".into());
+        }
+        Ok(())
+    }
+}

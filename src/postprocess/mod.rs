@@ -1,0 +1,1 @@
+//! postprocess (to be written)
