@@ -1,1 +1,313 @@
-fn main(){}
+//! `swin-serve`: the gRPC server (`serve`) and a small client (`classify`, `info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use swin_serve::model::{download, SwinV2Config};
+use swin_serve::proto;
+use swin_serve::server::loader::{load_model, Backend, ModelOptions, WeightsSource};
+use swin_serve::server::{self, ServerConfig};
+
+#[derive(Parser)]
+#[command(name = "swin-serve", version, about = "Swin-Transformer V2 image classification over gRPC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the model and serve `swin.v1.Classifier`, health and reflection.
+    Serve(ServeArgs),
+    /// Classify image files with a running server and print top-1 / top-5.
+    Classify(ClassifyArgs),
+    /// Print GetModelInfo of a running server.
+    Info(InfoArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Mlu,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Checkpoint (.pth official format or .safetensors); with --backend mlu, the .magicmind model.
+    /// Without it (and without --random-weights) the official SwinV2-T checkpoint is downloaded.
+    #[arg(long, env = "SWIN_SERVE_MODEL")]
+    model: Option<PathBuf>,
+    /// Serve deterministic random weights (smoke tests, benchmarks); predictions are meaningless.
+    #[arg(long, env = "SWIN_SERVE_RANDOM_WEIGHTS", value_name = "SEED", conflicts_with = "model")]
+    random_weights: Option<u64>,
+    /// Address to listen on.
+    #[arg(long, env = "SWIN_SERVE_LISTEN", default_value = "0.0.0.0:50051")]
+    listen: SocketAddr,
+    /// Engine instances (CPU model replicas sharing weights, or MagicMind contexts + queues).
+    #[arg(long, env = "SWIN_SERVE_INSTANCES", default_value_t = 1)]
+    instances: usize,
+    /// Threads per CPU instance.
+    #[arg(long, env = "SWIN_SERVE_THREADS", default_value_t = default_threads())]
+    threads: usize,
+    /// Largest batch one instance runs at once (queued images are batched up to this).
+    #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = 8)]
+    max_batch: usize,
+    /// Images allowed to wait for a free instance; more get UNAVAILABLE.
+    #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = 256)]
+    queue_capacity: usize,
+    /// Class names, one per line (default: the embedded ImageNet-1k names).
+    #[arg(long, env = "SWIN_SERVE_LABELS")]
+    labels: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, env = "SWIN_SERVE_BACKEND", value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// MLU: MagicMind plugin library (libmagicmind_plugin.so); repeatable.
+    #[arg(long = "plugin-lib", env = "SWIN_SERVE_PLUGIN_LIBS", value_delimiter = ',')]
+    plugin_libs: Vec<PathBuf>,
+    /// MLU: device id.
+    #[arg(long, env = "SWIN_SERVE_DEVICE", default_value_t = 0)]
+    device: i32,
+    /// Image size, when it cannot be inferred from the checkpoint (also the size of --random-weights).
+    #[arg(long, env = "SWIN_SERVE_IMG_SIZE")]
+    img_size: Option<usize>,
+    /// Window size, when it cannot be inferred from the checkpoint (also for --random-weights).
+    #[arg(long, env = "SWIN_SERVE_WINDOW_SIZE")]
+    window_size: Option<usize>,
+    /// Checkpoint URL used when --model is absent.
+    #[arg(long, env = "SWIN_SERVE_MODEL_URL", default_value = download::OFFICIAL_TINY_URL)]
+    model_url: String,
+    /// Download cache directory (default: $XDG_CACHE_HOME/swin-serve or ~/.cache/swin-serve).
+    #[arg(long, env = "SWIN_SERVE_CACHE")]
+    cache_dir: Option<PathBuf>,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "SWIN_SERVE_MAX_MESSAGE_BYTES", default_value_t = 32 << 20)]
+    max_message_bytes: usize,
+    /// Images with more pixels are refused (INVALID_ARGUMENT) before decoding.
+    #[arg(long, env = "SWIN_SERVE_MAX_IMAGE_PIXELS", default_value_t = 89_478_485)]
+    max_image_pixels: u64,
+    /// Most images in one ClassifyBatch call.
+    #[arg(long, env = "SWIN_SERVE_MAX_BATCH_IMAGES", default_value_t = 256)]
+    max_batch_images: usize,
+    /// On SIGTERM, keep serving this many seconds with health NOT_SERVING before refusing new calls.
+    #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = 0.0)]
+    drain_delay_secs: f64,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    /// Server URL.
+    #[arg(long, env = "SWIN_SERVE_URL", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top_k: u32,
+    /// Image files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// Server URL.
+    #[arg(long, env = "SWIN_SERVE_URL", default_value = "http://127.0.0.1:50051")]
+    server: String,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Classify(args) => runtime.block_on(classify(args)),
+        Command::Info(args) => runtime.block_on(info(args)),
+    }
+}
+
+fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
+    let backend = match args.backend {
+        BackendArg::Cpu => Backend::Cpu,
+        BackendArg::Mlu => Backend::Mlu,
+    };
+    let weights = if let Some(seed) = args.random_weights {
+        let mut config = SwinV2Config::tiny_window8_256();
+        if let Some(s) = args.img_size {
+            config.img_size = s;
+        }
+        if let Some(w) = args.window_size {
+            config.window_size = w;
+        }
+        WeightsSource::Random { seed, config }
+    } else if let (Some(path), Backend::Cpu) = (&args.model, backend) {
+        WeightsSource::File(path.clone())
+    } else {
+        WeightsSource::Download {
+            url: args.model_url.clone(),
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(download::default_cache_dir),
+        }
+    };
+    if backend == Backend::Mlu && args.model.is_none() {
+        bail!("--backend mlu needs --model FILE.magicmind (generate it with models/generate_magicmind.py)");
+    }
+    let mut opts = ModelOptions::cpu(weights);
+    opts.backend = backend;
+    opts.img_size = args.img_size;
+    opts.window_size = args.window_size;
+    opts.instances = args.instances;
+    opts.threads = args.threads;
+    opts.max_batch = args.max_batch;
+    opts.queue_capacity = args.queue_capacity;
+    opts.labels = args.labels.clone();
+    opts.max_image_pixels = args.max_image_pixels;
+    opts.mlu_model = (backend == Backend::Mlu).then(|| args.model.clone()).flatten();
+    opts.plugin_libs = args.plugin_libs.clone();
+    opts.device_id = args.device;
+    Ok(opts)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let opts = model_options(&args)?;
+    if !(args.drain_delay_secs.is_finite() && args.drain_delay_secs >= 0.0) {
+        bail!("--drain-delay-secs must be a non-negative number");
+    }
+    let config = ServerConfig {
+        max_message_bytes: args.max_message_bytes,
+        max_batch_images: args.max_batch_images,
+        drain_delay: Duration::from_secs_f64(args.drain_delay_secs),
+    };
+    let listener = server::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    server::serve(
+        listener,
+        config,
+        move || load_model(&opts),
+        server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn connect(
+    url: &str,
+) -> Result<proto::classifier_client::ClassifierClient<tonic::transport::Channel>> {
+    let client = proto::classifier_client::ClassifierClient::connect(url.to_string())
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    Ok(client
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+async fn classify(args: ClassifyArgs) -> Result<()> {
+    let mut client = connect(&args.server).await?;
+    let mut failures = 0;
+    for path in &args.images {
+        let image = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                failures += 1;
+                continue;
+            }
+        };
+        let request = proto::ClassifyRequest {
+            image,
+            top_k: args.top_k.max(5),
+            request_id: path.display().to_string(),
+        };
+        match client.classify(request).await {
+            Ok(response) => print_result(&path.display().to_string(), &response.into_inner(), args.top_k),
+            Err(status) => {
+                eprintln!(
+                    "{}: {:?}: {}",
+                    path.display(),
+                    status.code(),
+                    status.message()
+                );
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} images failed", args.images.len());
+    }
+    Ok(())
+}
+
+/// Print like the lab: top1_cls / top1_prob / top5_cls / top5_prob, then the top-k with labels.
+fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
+    let p = &r.predictions;
+    println!("{name}  [{}]", r.model);
+    if let Some(top1) = p.first() {
+        println!("  top1_cls: {} ({})", top1.class_id, top1.label);
+        println!("  top1_prob: {:.6}", top1.probability);
+    }
+    let top5: Vec<_> = p.iter().take(5).collect();
+    println!(
+        "  top5_cls: [{}]",
+        top5.iter()
+            .map(|x| format!("{} ({})", x.class_id, x.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  top5_prob: [{}]",
+        top5.iter()
+            .map(|x| format!("{:.6}", x.probability))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if k as usize > 5 {
+        for (rank, x) in p.iter().take(k as usize).enumerate() {
+            println!(
+                "  {:>3}. {:>4} {:<30} p={:.6} logit={:.4}",
+                rank + 1,
+                x.class_id,
+                x.label,
+                x.probability,
+                x.logit
+            );
+        }
+    }
+    if let Some(t) = &r.timing {
+        println!(
+            "  time: total {:.1} ms (preprocess {:.1}, queue {:.1}, inference {:.1}, batch {})",
+            t.total_us as f64 / 1e3,
+            t.preprocess_us as f64 / 1e3,
+            t.queue_us as f64 / 1e3,
+            t.inference_us as f64 / 1e3,
+            t.batch_size
+        );
+    }
+}
+
+async fn info(args: InfoArgs) -> Result<()> {
+    let mut client = connect(&args.server).await?;
+    let info = client
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .context("GetModelInfo failed")?
+        .into_inner();
+    println!("{info:#?}");
+    Ok(())
+}

@@ -1,1 +1,287 @@
-//! scheduler (to be written)
+//! The engine pool and its queue: N engine instances (CPU instances, or MagicMind contexts + queues),
+//! each driven by its own worker thread that takes requests from one bounded queue.
+//!
+//! A worker that becomes free takes the oldest waiting image and, without waiting for more, every
+//! other image already queued up to the instance's `max_batch`: under load images are batched, an idle
+//! server answers a single image at once. Requests whose caller has gone away (cancelled RPC) are
+//! dropped before they reach an engine.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::engine::{Engine, EngineDescription, EngineError};
+
+/// Why a request did not get logits.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The queue is full: the server is overloaded (gRPC UNAVAILABLE, retry later).
+    #[error("server overloaded: {capacity} images already queued")]
+    QueueFull {
+        /// Queue capacity.
+        capacity: usize,
+    },
+    /// The pool is shutting down.
+    #[error("engine pool is shutting down")]
+    ShuttingDown,
+    /// The image has the wrong number of values for this model.
+    #[error("preprocessed image has {actual} values, the model takes {expected}")]
+    BadInput {
+        /// Values given.
+        actual: usize,
+        /// Values expected (3·S·S).
+        expected: usize,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Logits of one image and where its time went.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    /// `num_classes` logits.
+    pub logits: Vec<f32>,
+    /// Time spent queued before an instance took it.
+    pub queue_time: Duration,
+    /// Forward-pass time of the batch it ran in.
+    pub inference_time: Duration,
+    /// Size of that batch.
+    pub batch_size: usize,
+}
+
+struct Job {
+    image: Vec<f32>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Inference, EngineError>>,
+}
+
+/// Counters of the pool (monotonic unless noted).
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Images that got logits.
+    pub images_done: AtomicU64,
+    /// Engine batches run.
+    pub batches_run: AtomicU64,
+    /// Images that failed in an engine.
+    pub images_failed: AtomicU64,
+    /// Images dropped because their caller had gone.
+    pub images_cancelled: AtomicU64,
+    /// Images refused because the queue was full.
+    pub images_rejected: AtomicU64,
+    /// Images queued or running now (gauge).
+    pub in_flight: AtomicUsize,
+}
+
+/// A pool of engine instances behind one bounded queue.
+pub struct EnginePool {
+    sender: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    description: EngineDescription,
+    instances: usize,
+    capacity: usize,
+    stats: Arc<PoolStats>,
+}
+
+impl EnginePool {
+    /// Start one worker thread per engine. `queue_capacity` bounds the images waiting for an instance.
+    ///
+    /// # Panics
+    /// When `engines` is empty (a programming error: callers create at least one instance).
+    pub fn new(engines: Vec<Box<dyn Engine>>, queue_capacity: usize) -> Self {
+        assert!(!engines.is_empty(), "an engine pool needs at least one engine");
+        let description = engines[0].describe();
+        let instances = engines.len();
+        let capacity = queue_capacity.max(1);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(capacity);
+        let stats = Arc::new(PoolStats::default());
+        let workers = engines
+            .into_iter()
+            .enumerate()
+            .map(|(i, engine)| {
+                let receiver = receiver.clone();
+                let stats = Arc::clone(&stats);
+                std::thread::Builder::new()
+                    .name(format!("engine-{i}"))
+                    .spawn(move || worker_loop(i, engine, receiver, stats))
+                    .expect("spawning an engine worker thread")
+            })
+            .collect();
+        Self {
+            sender: Some(sender),
+            workers,
+            description,
+            instances,
+            capacity,
+            stats,
+        }
+    }
+
+    /// Description of the (identical) instances.
+    pub fn description(&self) -> &EngineDescription {
+        &self.description
+    }
+
+    /// Number of instances.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+
+    /// Pool counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// Values one preprocessed image has: `3 · input_size²`.
+    pub fn image_len(&self) -> usize {
+        3 * self.description.input_size * self.description.input_size
+    }
+
+    /// Queue one preprocessed image (NCHW f32, `3·S·S` values) and wait for its logits.
+    /// Dropping the returned future before it completes cancels the image if no instance took it yet.
+    pub async fn infer(&self, image: Vec<f32>) -> Result<Inference, SchedulerError> {
+        if image.len() != self.image_len() {
+            return Err(SchedulerError::BadInput {
+                actual: image.len(),
+                expected: self.image_len(),
+            });
+        }
+        let sender = self.sender.as_ref().ok_or(SchedulerError::ShuttingDown)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            image,
+            enqueued: Instant::now(),
+            reply,
+        };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.images_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SchedulerError::QueueFull {
+                    capacity: self.capacity,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(SchedulerError::ShuttingDown),
+        }
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _guard = InFlightGuard(&self.stats);
+        match answer.await {
+            Ok(result) => result.map_err(SchedulerError::from),
+            Err(_) => Err(SchedulerError::ShuttingDown),
+        }
+    }
+
+    /// Stop taking work, let the workers finish what is queued, and join them.
+    pub fn shutdown(&mut self) {
+        self.sender = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for EnginePool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct InFlightGuard<'a>(&'a PoolStats);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn worker_loop(
+    index: usize,
+    mut engine: Box<dyn Engine>,
+    receiver: Receiver<Job>,
+    stats: Arc<PoolStats>,
+) {
+    let desc = engine.describe();
+    let max_batch = desc.max_batch.max(1);
+    let image_len = 3 * desc.input_size * desc.input_size;
+    let mut input = vec![0f32; max_batch * image_len];
+    let mut logits = vec![0f32; max_batch * desc.num_classes];
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    tracing::debug!(instance = index, max_batch, "engine worker started");
+    // `recv` fails only when every sender is gone and the queue is empty: that is shutdown.
+    while let Ok(first) = receiver.recv() {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Drop work whose caller has gone (cancelled RPC, deadline passed).
+        batch.retain(|job| {
+            let alive = !job.reply.is_closed();
+            if !alive {
+                stats.images_cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            alive
+        });
+        if batch.is_empty() {
+            continue;
+        }
+        let n = batch.len();
+        for (slot, job) in input.chunks_exact_mut(image_len).zip(&batch) {
+            slot.copy_from_slice(&job.image);
+        }
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            engine.infer(
+                &input[..n * image_len],
+                n,
+                &mut logits[..n * desc.num_classes],
+            )
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(EngineError::Backend {
+                backend: desc.backend,
+                message: format!("engine panicked: {message}"),
+            })
+        });
+        let inference_time = started.elapsed();
+        stats.batches_run.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => {
+                stats.images_done.fetch_add(n as u64, Ordering::Relaxed);
+                for (job, row) in batch.drain(..).zip(logits.chunks_exact(desc.num_classes)) {
+                    let _ = job.reply.send(Ok(Inference {
+                        logits: row.to_vec(),
+                        queue_time: started.saturating_duration_since(job.enqueued),
+                        inference_time,
+                        batch_size: n,
+                    }));
+                }
+            }
+            Err(err) => {
+                tracing::error!(instance = index, error = %err, batch = n, "engine failed");
+                stats.images_failed.fetch_add(n as u64, Ordering::Relaxed);
+                let message = err.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(EngineError::Backend {
+                        backend: desc.backend,
+                        message: message.clone(),
+                    }));
+                }
+            }
+        }
+    }
+    tracing::debug!(instance = index, "engine worker stopped");
+}

@@ -1,1 +1,222 @@
-//! server (to be written)
+//! The gRPC front: `swin.v1.Classifier`, `grpc.health.v1.Health`, server reflection (v1 and v1alpha),
+//! message size limits and graceful shutdown.
+//!
+//! Lifecycle: the listener is bound and health answers NOT_SERVING while the model loads and warms up;
+//! then health turns SERVING for `""` and `swin.v1.Classifier`. On the shutdown signal health turns
+//! NOT_SERVING again (so load balancers stop routing), new connections are refused, and in-flight
+//! requests finish before [`serve`] returns.
+
+mod classifier;
+pub mod loader;
+mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+pub use classifier::ClassifierService;
+pub use status::{engine_status, preprocess_status, scheduler_status};
+
+use crate::postprocess::Labels;
+use crate::preprocess::PreprocessConfig;
+use crate::proto;
+use crate::scheduler::EnginePool;
+
+/// gRPC service name of the classifier, as health reports it.
+pub const CLASSIFIER_SERVICE_NAME: &str = "swin.v1.Classifier";
+
+/// Server settings that do not depend on the model.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+    /// Most images one ClassifyBatch call may carry.
+    pub max_batch_images: usize,
+    /// After the shutdown signal, keep serving this long with health NOT_SERVING before refusing
+    /// new calls (lets Kubernetes take the pod out of its endpoints first).
+    pub drain_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 << 20,
+            max_batch_images: 256,
+            drain_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A loaded, warmed-up model ready to serve.
+pub struct ServingModel {
+    /// The engine instances and their queue.
+    pub pool: EnginePool,
+    /// Decode limits and the eval transform.
+    pub preprocess: PreprocessConfig,
+    /// Class names.
+    pub labels: Labels,
+    /// What GetModelInfo answers (also gives the model name and class count).
+    pub info: proto::ModelInfo,
+}
+
+/// Error from the model loader supplied to [`serve`].
+pub type LoadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The model could not be loaded.
+    #[error("model loading failed: {0}")]
+    Load(LoadError),
+    /// The gRPC transport failed.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built from the descriptor set.
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The loader task panicked or was cancelled.
+    #[error("model loader task failed: {0}")]
+    LoaderTask(String),
+}
+
+/// The model slot shared by the service and the loader: empty until loading is done.
+pub type ModelSlot = Arc<OnceLock<Arc<ServingModel>>>;
+
+/// Bind `addr` (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serve on `listener` until `shutdown` completes.
+///
+/// `load` runs on a blocking thread while the server already answers health checks (NOT_SERVING)
+/// and Classify calls (UNAVAILABLE, "model is loading"). If it fails, the server stops with
+/// [`ServerError::Load`].
+pub async fn serve<L, S>(
+    listener: TcpListener,
+    config: ServerConfig,
+    load: L,
+    shutdown: S,
+) -> Result<(), ServerError>
+where
+    L: FnOnce() -> Result<ServingModel, LoadError> + Send + 'static,
+    S: Future<Output = ()> + Send + 'static,
+{
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for name in ["", CLASSIFIER_SERVICE_NAME] {
+        health_reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let slot: ModelSlot = Arc::new(OnceLock::new());
+    let classifier = ClassifierService::new(Arc::clone(&slot), config.clone());
+    let classifier = proto::classifier_server::ClassifierServer::new(classifier)
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+
+    // Load in the background; flip health when ready; a failure ends the server.
+    let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<ServerError>();
+    let loader_reporter = health_reporter.clone();
+    let loader_slot = Arc::clone(&slot);
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(load).await {
+            Ok(Ok(model)) => {
+                tracing::info!(
+                    model = %model.info.model,
+                    backend = %model.info.backend,
+                    instances = model.info.engine_instances,
+                    seconds = started.elapsed().as_secs_f32(),
+                    "model loaded and warmed up; serving"
+                );
+                let _ = loader_slot.set(Arc::new(model));
+                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                    loader_reporter
+                        .set_service_status(name, ServingStatus::Serving)
+                        .await;
+                }
+            }
+            Ok(Err(e)) => {
+                let _ = fail_tx.send(ServerError::Load(e));
+            }
+            Err(e) => {
+                let _ = fail_tx.send(ServerError::LoaderTask(e.to_string()));
+            }
+        }
+    });
+
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "gRPC server listening (health NOT_SERVING until the model is ready)");
+
+    let drain_reporter = health_reporter.clone();
+    let drain_delay = config.drain_delay;
+    let (load_failed_tx, mut load_failed_rx) = tokio::sync::oneshot::channel::<ServerError>();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutdown requested: health NOT_SERVING, draining in-flight requests");
+                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                    drain_reporter.set_service_status(name, ServingStatus::NotServing).await;
+                }
+                if !drain_delay.is_zero() {
+                    tokio::time::sleep(drain_delay).await;
+                }
+            }
+            Ok(err) = fail_rx => {
+                tracing::error!(error = %err, "stopping: the model could not be loaded");
+                let _ = load_failed_tx.send(err);
+            }
+        }
+    };
+
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(classifier)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await?;
+
+    if let Ok(err) = load_failed_rx.try_recv() {
+        return Err(err);
+    }
+    tracing::info!("server stopped; all in-flight requests answered");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT"),
+        _ = term => tracing::info!("received SIGTERM"),
+    }
+}

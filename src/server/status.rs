@@ -1,0 +1,58 @@
+//! The gRPC status policy: which error becomes which code.
+//!
+//! | error | code |
+//! |---|---|
+//! | empty image, undecodable/truncated/unknown format, bad `top_k` | INVALID_ARGUMENT |
+//! | image over the pixel or decode-memory limit | INVALID_ARGUMENT (message says which limit) |
+//! | queue full, model still loading, shutting down | UNAVAILABLE (retryable) |
+//! | engine failure | INTERNAL |
+
+use tonic::{Code, Status};
+
+use crate::engine::EngineError;
+use crate::preprocess::PreprocessError;
+use crate::scheduler::SchedulerError;
+
+/// Status for an image that could not be decoded or preprocessed.
+pub fn preprocess_status(err: &PreprocessError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+/// Status for an engine failure.
+pub fn engine_status(err: &EngineError) -> Status {
+    Status::internal(err.to_string())
+}
+
+/// Status for a scheduling failure.
+pub fn scheduler_status(err: &SchedulerError) -> Status {
+    match err {
+        SchedulerError::QueueFull { .. } | SchedulerError::ShuttingDown => {
+            Status::unavailable(err.to_string())
+        }
+        SchedulerError::BadInput { .. } => Status::internal(err.to_string()),
+        SchedulerError::Engine(e) => engine_status(e),
+    }
+}
+
+/// `google.rpc.Code` name of `code`, as ClassifyBatch reports it per entry.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,414 @@
+//! gRPC end to end: the real server in-process on 127.0.0.1:0 with a random-weight SwinV2 model.
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swin_serve::engine::cpu::{CpuEngine, SwinV2Model};
+use swin_serve::engine::Engine;
+use swin_serve::model::{SwinV2Config, Weights};
+use swin_serve::preprocess::{preprocess_into, PreprocessConfig};
+use swin_serve::proto;
+use swin_serve::proto::classifier_client::ClassifierClient;
+use swin_serve::server::loader::{load_model, ModelOptions, WeightsSource};
+use swin_serve::server::{self, ServerConfig};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+const SEED: u64 = 7;
+
+fn config() -> SwinV2Config {
+    SwinV2Config::tiny_window8_256()
+}
+
+/// A test image: a smooth colour pattern, `w`×`h`, encoded as `format`.
+fn test_image(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 255 / w.max(1)) as u8,
+            (y * 255 / h.max(1)) as u8,
+            ((x + y) * 7 % 256) as u8,
+        ])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// A PNG made of the signature and an IHDR chunk only (valid CRC), claiming `w`×`h`.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(b"IHDR");
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    let crc = crc32(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    release_loader: Option<oneshot::Sender<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<(), server::ServerError>>,
+}
+
+async fn start_server(drain_delay: Duration) -> TestServer {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let mut opts = ModelOptions::cpu(WeightsSource::Random {
+        seed: SEED,
+        config: config(),
+    });
+    opts.instances = 2;
+    opts.threads = 1;
+    opts.max_batch = 4;
+    let loader = move || {
+        // Hold loading until the test has seen NOT_SERVING.
+        let _ = release_rx.blocking_recv();
+        load_model(&opts)
+    };
+    let config = ServerConfig {
+        drain_delay,
+        ..ServerConfig::default()
+    };
+    let handle = tokio::spawn(server::serve(listener, config, loader, async move {
+        let _ = stop_rx.await;
+    }));
+    TestServer {
+        addr,
+        release_loader: Some(release_tx),
+        shutdown: Some(stop_tx),
+        handle,
+    }
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    let url = format!("http://{addr}");
+    for _ in 0..100 {
+        if let Ok(c) = Channel::from_shared(url.clone()).unwrap().connect().await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server did not accept connections at {url}");
+}
+
+async fn health(ch: &Channel, service: &str) -> ServingStatus {
+    let r = HealthClient::new(ch.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(r.status).unwrap()
+}
+
+async fn wait_serving(ch: &Channel) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while health(ch, "").await != ServingStatus::Serving {
+        assert!(Instant::now() < deadline, "model never became SERVING");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn classify_request(image: Vec<u8>, top_k: u32) -> proto::ClassifyRequest {
+    proto::ClassifyRequest {
+        image,
+        top_k,
+        request_id: "req".into(),
+    }
+}
+
+/// Logits of the same image computed directly by a CPU engine with the same weights.
+fn direct_logits(image: &[u8]) -> Vec<f32> {
+    let cfg = config();
+    let weights = Weights::random(&cfg, SEED);
+    let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
+    let mut engine = CpuEngine::new(model, 1, 1);
+    let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
+    let mut input = vec![0f32; 3 * cfg.img_size * cfg.img_size];
+    preprocess_into(image, &pre, &mut input).unwrap();
+    let mut logits = vec![0f32; cfg.num_classes];
+    engine.infer(&input, 1, &mut logits).unwrap();
+    logits
+}
+
+fn softmax_f64(logits: &[f32]) -> Vec<f64> {
+    let m = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+    let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_end_to_end() {
+    let mut srv = start_server(Duration::ZERO).await;
+    let ch = channel(srv.addr).await;
+    let mut client = ClassifierClient::new(ch.clone());
+
+    // Loading: health NOT_SERVING, Classify UNAVAILABLE.
+    assert_eq!(health(&ch, "").await, ServingStatus::NotServing);
+    assert_eq!(health(&ch, "swin.v1.Classifier").await, ServingStatus::NotServing);
+    let early = client
+        .classify(classify_request(test_image(64, 64, image::ImageFormat::Png), 5))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::Unavailable);
+
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    assert_eq!(health(&ch, "swin.v1.Classifier").await, ServingStatus::Serving);
+
+    // GetModelInfo.
+    let info = client
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.model, "swinv2_tiny_patch4_window8_256");
+    assert_eq!(info.backend, "cpu");
+    assert_eq!(info.num_classes, 1000);
+    assert_eq!(info.input_size, 256);
+    assert_eq!(info.engine_instances, 2);
+    assert!(info.random_weights);
+    assert_eq!(info.preprocessing.as_ref().unwrap().resize_size, 292);
+    let ops: Vec<_> = info.plugin_ops.iter().map(|p| (p.name.as_str(), p.ok)).collect();
+    assert!(ops.contains(&("MyPlugin::CnnlRoll", true)), "{ops:?}");
+    assert!(ops.contains(&("MyPlugin::PluginReLU", true)), "{ops:?}");
+
+    // Classify: every class, checked against the engine run directly and an independent softmax.
+    let png = test_image(320, 240, image::ImageFormat::Png);
+    let expected = direct_logits(&png);
+    let expected_probs = softmax_f64(&expected);
+    let all = client
+        .classify(classify_request(png.clone(), 1000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.request_id, "req");
+    assert_eq!(all.predictions.len(), 1000);
+    assert_eq!((all.image_width, all.image_height), (320, 240));
+    for w in all.predictions.windows(2) {
+        assert!(w[0].probability >= w[1].probability, "not sorted");
+    }
+    for p in &all.predictions {
+        let id = p.class_id as usize;
+        assert!((p.logit - expected[id]).abs() <= 1e-4 * (1.0 + expected[id].abs()));
+        assert!((p.probability as f64 - expected_probs[id]).abs() < 1e-6);
+    }
+    let sum: f64 = all.predictions.iter().map(|p| p.probability as f64).sum();
+    assert!((sum - 1.0).abs() < 1e-4);
+    let labels = swin_serve::postprocess::Labels::imagenet();
+    assert_eq!(all.predictions[0].label, labels.name(all.predictions[0].class_id as usize));
+
+    // top_k 0 = default 5; top_k 1 ; the same order as the full list.
+    let five = client
+        .classify(classify_request(png.clone(), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(five.predictions.len(), 5);
+    let ids = |r: &proto::ClassifyResponse| r.predictions.iter().map(|p| p.class_id).collect::<Vec<_>>();
+    assert_eq!(ids(&five), ids(&all)[..5].to_vec());
+
+    // Bad inputs: right status, server keeps serving.
+    let jpeg = test_image(300, 200, image::ImageFormat::Jpeg);
+    let mut random = vec![0u8; 4096];
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    for b in random.iter_mut() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        *b = s as u8;
+    }
+    let bomb = png_header_only(30000, 30000);
+    let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("empty", vec![], 5),
+        ("truncated jpeg", jpeg[..jpeg.len() / 2].to_vec(), 5),
+        ("random bytes", random, 5),
+        ("zero-size png header", png_header_only(0, 0), 5),
+        ("30000x30000 png header", bomb, 5),
+        ("top_k 1001", png.clone(), 1001),
+    ];
+    for (name, bytes, k) in cases {
+        let started = Instant::now();
+        let err = client
+            .classify(classify_request(bytes, k))
+            .await
+            .expect_err(name);
+        assert_eq!(err.code(), Code::InvalidArgument, "{name}: {err:?}");
+        assert!(!err.message().is_empty(), "{name}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{name} was slow");
+    }
+    let ok = client.classify(classify_request(jpeg.clone(), 3)).await.unwrap().into_inner();
+    assert_eq!(ok.predictions.len(), 3);
+
+    // ClassifyBatch: order kept, a bad entry fails alone, results equal Classify's.
+    let batch = client
+        .classify_batch(proto::ClassifyBatchRequest {
+            requests: vec![
+                classify_request(png.clone(), 5),
+                classify_request(vec![], 5),
+                classify_request(jpeg.clone(), 3),
+                classify_request(b"not an image".to_vec(), 5),
+                classify_request(png.clone(), 2000),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.results.len(), 5);
+    for (i, r) in batch.results.iter().enumerate() {
+        assert_eq!(r.index as usize, i);
+    }
+    use proto::classify_result::Outcome;
+    match &batch.results[0].outcome {
+        Some(Outcome::Response(r)) => assert_eq!(ids(r), ids(&five)),
+        other => panic!("entry 0: {other:?}"),
+    }
+    match &batch.results[2].outcome {
+        Some(Outcome::Response(r)) => assert_eq!(ids(r), ids(&ok)),
+        other => panic!("entry 2: {other:?}"),
+    }
+    for i in [1, 3, 4] {
+        match &batch.results[i].outcome {
+            Some(Outcome::Error(e)) => {
+                assert_eq!(e.code, Code::InvalidArgument as i32, "entry {i}");
+                assert_eq!(e.code_name, "INVALID_ARGUMENT");
+            }
+            other => panic!("entry {i}: {other:?}"),
+        }
+    }
+
+    // Concurrent load: 12 requests at once all succeed with identical answers.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let mut c = client.clone();
+        let img = png.clone();
+        tasks.push(tokio::spawn(async move {
+            c.classify(classify_request(img, 5)).await.map(|r| r.into_inner())
+        }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        assert_eq!(ids(&r), ids(&five));
+    }
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    srv.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reflection_lists_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let mut srv = start_server(Duration::ZERO).await;
+    let ch = channel(srv.addr).await;
+    let mut client = ServerReflectionClient::new(ch.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let names: Vec<String> = match response.message_response {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    };
+    for expected in [
+        "swin.v1.Classifier",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+
+    // v1alpha answers too (older grpcurl).
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionRequest;
+    let mut alpha = AlphaClient::new(ch.clone());
+    let mut stream = alpha
+        .server_reflection_info(tokio_stream::iter(vec![AlphaReflectionRequest {
+            host: String::new(),
+            message_request: Some(AlphaRequest::FileContainingSymbol("swin.v1.Classifier".into())),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+
+    srv.release_loader.take();
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    // The loader was never released: the server still stops cleanly.
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut srv = start_server(Duration::from_millis(300)).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let client = ClassifierClient::new(ch.clone());
+    let png = test_image(200, 300, image::ImageFormat::Png);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let mut c = client.clone();
+        let img = png.clone();
+        tasks.push(tokio::spawn(async move {
+            c.classify(classify_request(img, 5)).await.map(|r| r.into_inner())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    // While draining, health says NOT_SERVING.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(health(&ch, "").await, ServingStatus::NotServing);
+    for t in tasks {
+        let r = t.await.unwrap().expect("in-flight request lost during shutdown");
+        assert_eq!(r.predictions.len(), 5);
+    }
+    tokio::time::timeout(Duration::from_secs(60), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
