@@ -126,6 +126,20 @@ fn ddp_module_prefix_is_stripped() {
 }
 
 #[test]
+fn legacy_container_is_read_by_pytorch_reader() {
+    let w = check_against_torch("legacy.pth");
+    let hints = ConfigHints {
+        window_size: Some(4),
+        img_size: Some(16),
+        ..Default::default()
+    };
+    assert_eq!(
+        w.infer_config(&hints).unwrap(),
+        expected_config("legacy.pth")
+    );
+}
+
+#[test]
 fn safetensors_with_mixed_dtypes() {
     let w = check_against_torch("model.safetensors");
     assert_eq!(
@@ -431,4 +445,32 @@ fn full_size_tiny_checkpoint_loads_quickly() {
         start.elapsed() - load
     );
     assert_eq!(config, SwinV2Config::tiny_window8_256());
+}
+
+#[test]
+fn window_and_image_size_are_inferred_from_buffer_shapes_for_official_configs() {
+    // A state dict with the official module's keys and shapes (values irrelevant here) gives the
+    // configuration back, including clipped stage windows (small w16 @256: stage 3 window 8;
+    // base w24 @384: stage 3 window 12, stage 2 unshifted).
+    let exp = expected();
+    for (name, layout) in exp["layouts"].as_object().unwrap() {
+        let config = config_from_json(&layout["config"]);
+        let mut weights = Weights::default();
+        for e in layout["entries"].as_array().unwrap() {
+            let shape = usizes(&e[1]);
+            weights.tensors.insert(
+                e[0].as_str().unwrap().to_string(),
+                swin_serve::model::Tensor {
+                    data: vec![0.0; shape.iter().product()],
+                    shape,
+                },
+            );
+        }
+        // Zero-filled position tables carry no pre-training window: hint it.
+        let hints = ConfigHints {
+            pretrained_window_sizes: Some(config.pretrained_window_sizes.clone()),
+            ..Default::default()
+        };
+        assert_eq!(weights.infer_config(&hints).unwrap(), config, "{name}");
+    }
 }
