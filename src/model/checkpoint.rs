@@ -1,7 +1,7 @@
 //! Reading checkpoint files: PyTorch `.pth` (via `pytorch-reader`) and `.safetensors`,
 //! told apart by their first bytes, every tensor converted to f32.
 //!
-//! * PyTorch: the ZIP container `torch.save` writes since 1.6, read by [`super::torch_zip`]
+//! * PyTorch: the ZIP container `torch.save` writes since 1.6, read by our own `torch_zip` module
 //!   (our own tolerant unpickler), and the legacy and plain-pickle containers, read by
 //!   `pytorch-reader`. ZIP files do not go through `pytorch-reader` 0.22 because it refuses
 //!   two kinds of valid checkpoints: (1) those holding a foreign object it cannot rebuild, such as
@@ -176,18 +176,19 @@ fn is_zip(path: &Path) -> bool {
         && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")
 }
 
-/// Read a `torch.save` ZIP checkpoint with the tolerant unpickler of [`super::torch_zip`]
+/// Read a `torch.save` ZIP checkpoint with our tolerant unpickler (module `torch_zip`)
 /// (same state-dict selection and conversions as the `pytorch-reader` path).
 pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
     use super::torch_zip::{materialize, parse_tensors, TorchZip};
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    // One sequential read of the whole file; uncompressed storages are then used in place.
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
     let damaged = |e: String| {
         format_error(
             path,
             format!("not a readable PyTorch checkpoint: {e} (truncated or damaged file?)"),
         )
     };
-    let mut zip = TorchZip::new(std::io::BufReader::new(file)).map_err(damaged)?;
+    let mut zip = TorchZip::new(&bytes).map_err(damaged)?;
     if zip.byteorder().map_err(damaged)?.as_deref() == Some("big") {
         return Err(format_error(
             path,
@@ -200,12 +201,14 @@ pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErro
     let selected = select_state_dict(path, all)?;
     let mut raw = Vec::with_capacity(selected.len());
     for (name, t) in selected {
-        let bytes = zip.storage(&t.storage.key).map_err(damaged)?;
-        raw.push((name, t, bytes));
+        let storage = zip.storage(&t.storage.key).map_err(damaged)?;
+        raw.push((name, t, storage));
     }
     raw.into_par_iter()
-        .map(|(name, t, bytes)| {
-            let data = materialize(&t, &bytes)
+        .map(|(name, t, storage)| {
+            let data = storage
+                .verified()
+                .and_then(|bytes| materialize(&t, bytes))
                 .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
             Ok((
                 name,

@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::rc::Rc;
 
 /// A storage named by a persistent id: `('storage', torch.FloatStorage, key, location, numel)`.
@@ -601,40 +601,84 @@ impl Unpickler {
     }
 }
 
-/// The open archive of a torch ZIP checkpoint: its pickle and storages.
-pub(crate) struct TorchZip<R: Read + Seek> {
-    archive: zip::ZipArchive<R>,
+/// A storage's bytes: borrowed from the file when stored uncompressed (as `torch.save` writes
+/// them), with the CRC-32 the archive records for them still to be checked; else inflated.
+pub(crate) enum StorageBytes<'a> {
+    /// Uncompressed entry: the file's bytes, and the CRC-32 they must have.
+    Stored(&'a [u8], u32),
+    /// Compressed entry, inflated (and checked) by the zip reader.
+    Inflated(Vec<u8>),
+}
+
+impl StorageBytes<'_> {
+    /// The bytes, after checking the recorded CRC-32 of a stored entry.
+    pub fn verified(&self) -> Result<&[u8], String> {
+        match self {
+            StorageBytes::Stored(bytes, crc) => {
+                let actual = crc32fast::hash(bytes);
+                if actual != *crc {
+                    return Err(format!(
+                        "CRC-32 mismatch ({actual:08x}, archive says {crc:08x}): corrupted file"
+                    ));
+                }
+                Ok(bytes)
+            }
+            StorageBytes::Inflated(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// A torch ZIP checkpoint held in memory: its pickle and storages.
+pub(crate) struct TorchZip<'a> {
+    bytes: &'a [u8],
+    archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
     /// Directory holding `data.pkl` and `data/` (the archive's root folder, e.g. `archive/`).
     prefix: String,
 }
 
-impl<R: Read + Seek> TorchZip<R> {
-    pub fn new(reader: R) -> Result<Self, String> {
+impl<'a> TorchZip<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Self, String> {
         // torch.save never prepends data: a known offset of 0 avoids the zip crate's offset
         // detection, which rejects some valid torch archives.
         let config = zip::read::Config {
             archive_offset: zip::read::ArchiveOffset::Known(0),
         };
-        let archive = zip::ZipArchive::with_config(config, reader)
+        let archive = zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes))
             .map_err(|e| format!("not a ZIP archive: {e}"))?;
         let prefix = archive
             .file_names()
             .filter_map(Result::ok)
             .find_map(|n| n.strip_suffix("data.pkl").map(str::to_string))
             .ok_or("ZIP archive has no data.pkl: not a torch.save checkpoint")?;
-        Ok(Self { archive, prefix })
+        Ok(Self {
+            bytes,
+            archive,
+            prefix,
+        })
     }
 
-    fn entry(&mut self, name: &str) -> Result<Vec<u8>, String> {
+    fn entry(&mut self, name: &str) -> Result<StorageBytes<'a>, String> {
         let full = format!("{}{name}", self.prefix);
         let mut f = self
             .archive
             .by_name(&full)
             .map_err(|e| format!("entry {full}: {e}"))?;
-        let mut buf = Vec::with_capacity(f.size() as usize);
+        if f.compression() == zip::CompressionMethod::Stored && !f.encrypted() {
+            if let Some(start) = f.data_start() {
+                let end = start
+                    .checked_add(f.size())
+                    .filter(|&end| end <= self.bytes.len() as u64)
+                    .ok_or_else(|| format!("entry {full} extends past the end of the file"))?;
+                return Ok(StorageBytes::Stored(
+                    &self.bytes[start as usize..end as usize],
+                    f.crc32(),
+                ));
+            }
+        }
+        let mut buf = Vec::with_capacity(f.size().min(1 << 30) as usize);
         f.read_to_end(&mut buf)
             .map_err(|e| format!("entry {full}: {e}"))?;
-        Ok(buf)
+        Ok(StorageBytes::Inflated(buf))
     }
 
     /// Contents of the `byteorder` entry (`little` / `big`), absent in old files.
@@ -643,17 +687,21 @@ impl<R: Read + Seek> TorchZip<R> {
         if self.archive.index_for_name(&full).is_none() {
             return Ok(None);
         }
-        let bytes = self.entry("byteorder")?;
-        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
+        let entry = self.entry("byteorder")?;
+        Ok(Some(
+            String::from_utf8_lossy(entry.verified()?)
+                .trim()
+                .to_string(),
+        ))
     }
 
     /// The pickled object (`data.pkl`).
     pub fn pickle(&mut self) -> Result<Vec<u8>, String> {
-        self.entry("data.pkl")
+        Ok(self.entry("data.pkl")?.verified()?.to_vec())
     }
 
-    /// Raw bytes of storage `key` (`data/{key}`).
-    pub fn storage(&mut self, key: &str) -> Result<Vec<u8>, String> {
+    /// Bytes of storage `key` (`data/{key}`).
+    pub fn storage(&mut self, key: &str) -> Result<StorageBytes<'a>, String> {
         self.entry(&format!("data/{key}"))
     }
 }
