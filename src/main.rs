@@ -220,6 +220,17 @@ async fn connect(
 
 async fn classify(args: ClassifyArgs) -> Result<()> {
     let mut client = connect(&args.server).await?;
+    // Ask for at least 5 classes (the lab prints top-5), but never more than the model has.
+    let num_classes = client
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .context("GetModelInfo failed")?
+        .into_inner()
+        .num_classes;
+    if args.top_k == 0 || args.top_k > num_classes {
+        bail!("--top-k must be in 1..={num_classes} for this model");
+    }
+    let requested = args.top_k.max(5).min(num_classes);
     let mut failures = 0;
     for path in &args.images {
         let image = match std::fs::read(path) {
@@ -232,7 +243,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
         };
         let request = proto::ClassifyRequest {
             image,
-            top_k: args.top_k.max(5),
+            top_k: requested,
             request_id: path.display().to_string(),
         };
         match client.classify(request).await {

@@ -144,12 +144,3 @@ impl Weights {
     }
 }
 
-/// TEMPORARY (lead): infer the config, completing it with CLI hints. Replaced at merge by ConfigHints.
-pub fn infer_config_with(
-    weights: &Weights,
-    img_size: Option<usize>,
-    window_size: Option<usize>,
-) -> Result<SwinV2Config, ModelError> {
-    let _ = (img_size, window_size);
-    weights.infer_config()
-}

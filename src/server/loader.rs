@@ -218,7 +218,11 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
     };
     let config = match &opts.weights {
         WeightsSource::Random { config, .. } => config.clone(),
-        _ => crate::model::weights::infer_config_with(&weights, opts.img_size, opts.window_size)?,
+        _ => weights.infer_config(&crate::model::ConfigHints {
+            img_size: opts.img_size,
+            window_size: opts.window_size,
+            ..Default::default()
+        })?,
     };
     config.validate()?;
     tracing::info!(
