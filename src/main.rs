@@ -19,6 +19,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup
 enum Command {
     /// Load the model and serve `swin.v1.Classifier`, health and reflection.
     Serve(ServeArgs),

@@ -98,7 +98,7 @@ impl SwinV2Config {
                 self.depths, self.num_heads
             ));
         }
-        if self.patch_size == 0 || self.img_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.img_size.is_multiple_of(self.patch_size) {
             return err(format!(
                 "img_size {} is not a multiple of patch_size {}",
                 self.img_size, self.patch_size
@@ -107,13 +107,18 @@ impl SwinV2Config {
         for i in 0..self.num_layers() {
             let res = self.stage_resolution(i);
             let win = self.stage_window(i);
-            if res == 0 || win == 0 || res % win != 0 {
+            if res == 0 || win == 0 || !res.is_multiple_of(win) {
                 return err(format!(
                     "stage {i}: resolution {res} is not a multiple of window {win}"
                 ));
             }
+            if i + 1 < self.num_layers() && !res.is_multiple_of(2) {
+                return err(format!(
+                    "stage {i}: resolution {res} is odd, so patch merging cannot halve it"
+                ));
+            }
             let dim = self.embed_dim << i;
-            if self.num_heads[i] == 0 || dim % self.num_heads[i] != 0 {
+            if self.num_heads[i] == 0 || !dim.is_multiple_of(self.num_heads[i]) {
                 return err(format!(
                     "stage {i}: dim {dim} not divisible by {} heads",
                     self.num_heads[i]
