@@ -155,7 +155,8 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
             config.window_size = w;
         }
         WeightsSource::Random { seed, config }
-    } else if let (Some(path), Backend::Cpu) = (&args.model, backend) {
+    } else if let Some(path) = &args.model {
+        // With --backend mlu the path is the .magicmind model (see `mlu_model` below).
         WeightsSource::File(path.clone())
     } else {
         WeightsSource::Download {
