@@ -12,7 +12,11 @@ use swin_serve::server::loader::{load_model, Backend, ModelOptions, WeightsSourc
 use swin_serve::server::{self, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "swin-serve", version, about = "Swin-Transformer V2 image classification over gRPC")]
+#[command(
+    name = "swin-serve",
+    version,
+    about = "Swin-Transformer V2 image classification over gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,12 @@ struct ServeArgs {
     #[arg(long, env = "SWIN_SERVE_MODEL")]
     model: Option<PathBuf>,
     /// Serve deterministic random weights (smoke tests, benchmarks); predictions are meaningless.
-    #[arg(long, env = "SWIN_SERVE_RANDOM_WEIGHTS", value_name = "SEED", conflicts_with = "model")]
+    #[arg(
+        long,
+        env = "SWIN_SERVE_RANDOM_WEIGHTS",
+        value_name = "SEED",
+        conflicts_with = "model"
+    )]
     random_weights: Option<u64>,
     /// Address to listen on.
     #[arg(long, env = "SWIN_SERVE_LISTEN", default_value = "0.0.0.0:50051")]
@@ -66,7 +75,11 @@ struct ServeArgs {
     #[arg(long, env = "SWIN_SERVE_BACKEND", value_enum, default_value = "cpu")]
     backend: BackendArg,
     /// MLU: MagicMind plugin library (libmagicmind_plugin.so); repeatable.
-    #[arg(long = "plugin-lib", env = "SWIN_SERVE_PLUGIN_LIBS", value_delimiter = ',')]
+    #[arg(
+        long = "plugin-lib",
+        env = "SWIN_SERVE_PLUGIN_LIBS",
+        value_delimiter = ','
+    )]
     plugin_libs: Vec<PathBuf>,
     /// MLU: device id.
     #[arg(long, env = "SWIN_SERVE_DEVICE", default_value_t = 0)]
@@ -87,7 +100,11 @@ struct ServeArgs {
     #[arg(long, env = "SWIN_SERVE_MAX_MESSAGE_BYTES", default_value_t = 32 << 20)]
     max_message_bytes: usize,
     /// Images with more pixels are refused (INVALID_ARGUMENT) before decoding.
-    #[arg(long, env = "SWIN_SERVE_MAX_IMAGE_PIXELS", default_value_t = 89_478_485)]
+    #[arg(
+        long,
+        env = "SWIN_SERVE_MAX_IMAGE_PIXELS",
+        default_value_t = 89_478_485
+    )]
     max_image_pixels: u64,
     /// Most images in one ClassifyBatch call.
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH_IMAGES", default_value_t = 256)]
@@ -180,7 +197,9 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
     opts.queue_capacity = args.queue_capacity;
     opts.labels = args.labels.clone();
     opts.max_image_pixels = args.max_image_pixels;
-    opts.mlu_model = (backend == Backend::Mlu).then(|| args.model.clone()).flatten();
+    opts.mlu_model = (backend == Backend::Mlu)
+        .then(|| args.model.clone())
+        .flatten();
     opts.plugin_libs = args.plugin_libs.clone();
     opts.device_id = args.device;
     Ok(opts)
@@ -249,7 +268,11 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
             request_id: path.display().to_string(),
         };
         match client.classify(request).await {
-            Ok(response) => print_result(&path.display().to_string(), &response.into_inner(), args.top_k),
+            Ok(response) => print_result(
+                &path.display().to_string(),
+                &response.into_inner(),
+                args.top_k,
+            ),
             Err(status) => {
                 eprintln!(
                     "{}: {:?}: {}",

@@ -60,7 +60,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -158,7 +162,9 @@ fn direct_logits(image: &[u8]) -> Vec<f32> {
 }
 
 fn softmax_f64(logits: &[f32]) -> Vec<f64> {
-    let m = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+    let m = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
     let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
     let s: f64 = e.iter().sum();
     e.into_iter().map(|v| v / s).collect()
@@ -172,16 +178,25 @@ async fn grpc_end_to_end() {
 
     // Loading: health NOT_SERVING, Classify UNAVAILABLE.
     assert_eq!(health(&ch, "").await, ServingStatus::NotServing);
-    assert_eq!(health(&ch, "swin.v1.Classifier").await, ServingStatus::NotServing);
+    assert_eq!(
+        health(&ch, "swin.v1.Classifier").await,
+        ServingStatus::NotServing
+    );
     let early = client
-        .classify(classify_request(test_image(64, 64, image::ImageFormat::Png), 5))
+        .classify(classify_request(
+            test_image(64, 64, image::ImageFormat::Png),
+            5,
+        ))
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::Unavailable);
 
     srv.release_loader.take().unwrap().send(()).unwrap();
     wait_serving(&ch).await;
-    assert_eq!(health(&ch, "swin.v1.Classifier").await, ServingStatus::Serving);
+    assert_eq!(
+        health(&ch, "swin.v1.Classifier").await,
+        ServingStatus::Serving
+    );
 
     // GetModelInfo.
     let info = client
@@ -196,7 +211,11 @@ async fn grpc_end_to_end() {
     assert_eq!(info.engine_instances, 2);
     assert!(info.random_weights);
     assert_eq!(info.preprocessing.as_ref().unwrap().resize_size, 292);
-    let ops: Vec<_> = info.plugin_ops.iter().map(|p| (p.name.as_str(), p.ok)).collect();
+    let ops: Vec<_> = info
+        .plugin_ops
+        .iter()
+        .map(|p| (p.name.as_str(), p.ok))
+        .collect();
     assert!(ops.contains(&("MyPlugin::CnnlRoll", true)), "{ops:?}");
     assert!(ops.contains(&("MyPlugin::PluginReLU", true)), "{ops:?}");
 
@@ -223,7 +242,10 @@ async fn grpc_end_to_end() {
     let sum: f64 = all.predictions.iter().map(|p| p.probability as f64).sum();
     assert!((sum - 1.0).abs() < 1e-4);
     let labels = swin_serve::postprocess::Labels::imagenet();
-    assert_eq!(all.predictions[0].label, labels.name(all.predictions[0].class_id as usize));
+    assert_eq!(
+        all.predictions[0].label,
+        labels.name(all.predictions[0].class_id as usize)
+    );
 
     // top_k 0 = default 5; top_k 1 ; the same order as the full list.
     let five = client
@@ -232,7 +254,8 @@ async fn grpc_end_to_end() {
         .unwrap()
         .into_inner();
     assert_eq!(five.predictions.len(), 5);
-    let ids = |r: &proto::ClassifyResponse| r.predictions.iter().map(|p| p.class_id).collect::<Vec<_>>();
+    let ids =
+        |r: &proto::ClassifyResponse| r.predictions.iter().map(|p| p.class_id).collect::<Vec<_>>();
     assert_eq!(ids(&five), ids(&all)[..5].to_vec());
 
     // Bad inputs: right status, server keeps serving.
@@ -262,9 +285,16 @@ async fn grpc_end_to_end() {
             .expect_err(name);
         assert_eq!(err.code(), Code::InvalidArgument, "{name}: {err:?}");
         assert!(!err.message().is_empty(), "{name}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{name} was slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name} was slow"
+        );
     }
-    let ok = client.classify(classify_request(jpeg.clone(), 3)).await.unwrap().into_inner();
+    let ok = client
+        .classify(classify_request(jpeg.clone(), 3))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ok.predictions.len(), 3);
 
     // ClassifyBatch: order kept, a bad entry fails alone, results equal Classify's.
@@ -310,7 +340,9 @@ async fn grpc_end_to_end() {
         let mut c = client.clone();
         let img = png.clone();
         tasks.push(tokio::spawn(async move {
-            c.classify(classify_request(img, 5)).await.map(|r| r.into_inner())
+            c.classify(classify_request(img, 5))
+                .await
+                .map(|r| r.into_inner())
         }));
     }
     for t in tasks {
@@ -353,7 +385,10 @@ async fn reflection_lists_services() {
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
 
     // v1alpha answers too (older grpcurl).
@@ -364,7 +399,9 @@ async fn reflection_lists_services() {
     let mut stream = alpha
         .server_reflection_info(tokio_stream::iter(vec![AlphaReflectionRequest {
             host: String::new(),
-            message_request: Some(AlphaRequest::FileContainingSymbol("swin.v1.Classifier".into())),
+            message_request: Some(AlphaRequest::FileContainingSymbol(
+                "swin.v1.Classifier".into(),
+            )),
         }]))
         .await
         .unwrap()
@@ -394,7 +431,9 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         let mut c = client.clone();
         let img = png.clone();
         tasks.push(tokio::spawn(async move {
-            c.classify(classify_request(img, 5)).await.map(|r| r.into_inner())
+            c.classify(classify_request(img, 5))
+                .await
+                .map(|r| r.into_inner())
         }));
     }
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -403,7 +442,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(health(&ch, "").await, ServingStatus::NotServing);
     for t in tasks {
-        let r = t.await.unwrap().expect("in-flight request lost during shutdown");
+        let r = t
+            .await
+            .unwrap()
+            .expect("in-flight request lost during shutdown");
         assert_eq!(r.predictions.len(), 5);
     }
     tokio::time::timeout(Duration::from_secs(60), srv.handle)

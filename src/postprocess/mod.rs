@@ -140,7 +140,10 @@ mod tests {
 
     /// Straightforward reference: full sort of (prob, id) pairs.
     fn reference_top_k(logits: &[f32], k: usize) -> Vec<usize> {
-        let m = logits.iter().copied().fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
+        let m = logits
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
         let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
         let mut idx: Vec<usize> = (0..logits.len()).collect();
         idx.sort_by(|&a, &b| e[b].partial_cmp(&e[a]).unwrap().then(a.cmp(&b)));
@@ -166,7 +169,9 @@ mod tests {
         for n in [1usize, 2, 7, 1000] {
             let logits: Vec<f32> = (0..n)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 20.0
                 })
                 .collect();
@@ -180,7 +185,10 @@ mod tests {
 
     #[test]
     fn top_k_breaks_ties_by_class_id() {
-        let got: Vec<usize> = top_k(&[0.5, 1.0, 1.0, 1.0], 2).iter().map(|r| r.class_id).collect();
+        let got: Vec<usize> = top_k(&[0.5, 1.0, 1.0, 1.0], 2)
+            .iter()
+            .map(|r| r.class_id)
+            .collect();
         assert_eq!(got, vec![1, 2]);
     }
 

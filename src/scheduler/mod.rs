@@ -94,7 +94,10 @@ impl EnginePool {
     /// # Panics
     /// When `engines` is empty (a programming error: callers create at least one instance).
     pub fn new(engines: Vec<Box<dyn Engine>>, queue_capacity: usize) -> Self {
-        assert!(!engines.is_empty(), "an engine pool needs at least one engine");
+        assert!(
+            !engines.is_empty(),
+            "an engine pool needs at least one engine"
+        );
         let description = engines[0].describe();
         let instances = engines.len();
         let capacity = queue_capacity.max(1);
@@ -284,4 +287,191 @@ fn worker_loop(
         }
     }
     tracing::debug!(instance = index, "engine worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A fake engine: logits[c] = first input value · (c + 1); records batch sizes; can be held
+    /// (blocks until released) or made to panic on a marker input.
+    struct FakeEngine {
+        batches: Arc<Mutex<Vec<usize>>>,
+        gate: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
+        delay: Duration,
+    }
+
+    const SIDE: usize = 2;
+    const CLASSES: usize = 3;
+    const PANIC_MARKER: f32 = -999.0;
+
+    impl Engine for FakeEngine {
+        fn describe(&self) -> EngineDescription {
+            EngineDescription {
+                backend: "fake",
+                input_size: SIDE,
+                num_classes: CLASSES,
+                max_batch: 4,
+                detail: String::new(),
+            }
+        }
+        fn infer(
+            &mut self,
+            input: &[f32],
+            batch: usize,
+            logits: &mut [f32],
+        ) -> Result<(), EngineError> {
+            if let Some(gate) = &self.gate {
+                let (lock, cv) = &**gate;
+                let mut open = lock.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+            }
+            std::thread::sleep(self.delay);
+            self.batches.lock().unwrap().push(batch);
+            let len = 3 * SIDE * SIDE;
+            for b in 0..batch {
+                let x = input[b * len];
+                if x == PANIC_MARKER {
+                    panic!("marker input");
+                }
+                for c in 0..CLASSES {
+                    logits[b * CLASSES + c] = x * (c as f32 + 1.0);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn image(v: f32) -> Vec<f32> {
+        vec![v; 3 * SIDE * SIDE]
+    }
+
+    fn pool(
+        instances: usize,
+        capacity: usize,
+        delay: Duration,
+        gate: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
+    ) -> (EnginePool, Arc<Mutex<Vec<usize>>>) {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let engines = (0..instances)
+            .map(|_| {
+                Box::new(FakeEngine {
+                    batches: Arc::clone(&batches),
+                    gate: gate.clone(),
+                    delay,
+                }) as Box<dyn Engine>
+            })
+            .collect();
+        (EnginePool::new(engines, capacity), batches)
+    }
+
+    fn open(gate: &Arc<(Mutex<bool>, std::sync::Condvar)>) {
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_image_gets_its_own_logits_and_queued_images_are_batched() {
+        let (pool, batches) = pool(1, 64, Duration::from_millis(30), None);
+        let pool = Arc::new(pool);
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let p = Arc::clone(&pool);
+            tasks.push(tokio::spawn(
+                async move { (i, p.infer(image(i as f32)).await) },
+            ));
+        }
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            let r = r.unwrap();
+            assert_eq!(r.logits, vec![i as f32, 2.0 * i as f32, 3.0 * i as f32]);
+            assert!(r.batch_size >= 1 && r.batch_size <= 4);
+        }
+        let b = batches.lock().unwrap().clone();
+        assert_eq!(b.iter().sum::<usize>(), 10);
+        assert!(b.iter().any(|&n| n > 1), "no batching happened: {b:?}");
+        assert!(b.iter().all(|&n| n <= 4), "max_batch exceeded: {b:?}");
+        assert_eq!(pool.stats().images_done.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_queue_is_refused_and_cancelled_work_is_dropped() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (pool, batches) = pool(1, 1, Duration::ZERO, Some(Arc::clone(&gate)));
+        let pool = Arc::new(pool);
+        // First image: taken by the worker, which then blocks on the gate.
+        let p = Arc::clone(&pool);
+        let first = tokio::spawn(async move { p.infer(image(1.0)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Second: fills the queue (capacity 1); its caller goes away.
+        let p = Arc::clone(&pool);
+        let cancelled = tokio::spawn(async move { p.infer(image(2.0)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Third: refused.
+        let third = pool.infer(image(3.0)).await;
+        assert!(
+            matches!(third, Err(SchedulerError::QueueFull { capacity: 1 })),
+            "{third:?}"
+        );
+        cancelled.abort();
+        let _ = cancelled.await;
+        open(&gate);
+        assert_eq!(first.await.unwrap().unwrap().logits[0], 1.0);
+        // The worker drops the cancelled image without running it (wait until it got to it) ...
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.stats().images_cancelled.load(Ordering::Relaxed) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "cancelled image was never dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ... and keeps working; the cancelled image never reached the engine.
+        assert_eq!(pool.infer(image(4.0)).await.unwrap().logits[2], 12.0);
+        assert_eq!(pool.stats().images_cancelled.load(Ordering::Relaxed), 1);
+        assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 2);
+        assert_eq!(pool.stats().images_rejected.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn engine_panic_becomes_an_error_and_the_worker_survives() {
+        let (pool, _) = pool(1, 8, Duration::ZERO, None);
+        let err = pool.infer(image(PANIC_MARKER)).await.unwrap_err();
+        match err {
+            SchedulerError::Engine(EngineError::Backend { message, .. }) => {
+                assert!(message.contains("panicked"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(pool.infer(image(5.0)).await.unwrap().logits[1], 10.0);
+        assert_eq!(pool.stats().images_failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn wrong_image_length_is_refused() {
+        let (pool, _) = pool(1, 8, Duration::ZERO, None);
+        let err = pool.infer(vec![0.0; 5]).await.unwrap_err();
+        assert!(matches!(
+            err,
+            SchedulerError::BadInput {
+                actual: 5,
+                expected: 12
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn shutdown_answers_queued_work_first() {
+        let (mut pool, _) = pool(2, 8, Duration::from_millis(10), None);
+        let r = pool.infer(image(1.5)).await.unwrap();
+        assert_eq!(r.logits[0], 1.5);
+        pool.shutdown();
+        assert!(matches!(
+            pool.infer(image(1.0)).await,
+            Err(SchedulerError::ShuttingDown)
+        ));
+    }
 }

@@ -136,7 +136,9 @@ impl proto::classifier_server::Classifier for ClassifierService {
                 total_us = r.timing.as_ref().map(|t| t.total_us),
                 "classified"
             ),
-            Err(s) => tracing::info!(request_id, bytes, code = ?s.code(), message = s.message(), "classify refused"),
+            Err(s) => {
+                tracing::info!(request_id, bytes, code = ?s.code(), message = s.message(), "classify refused")
+            }
         }
         result.map(Response::new)
     }

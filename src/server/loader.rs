@@ -239,8 +239,11 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
     drop(weights);
     let mut engines: Vec<Box<dyn Engine>> = (0..opts.instances)
         .map(|_| {
-            Box::new(CpuEngine::new(Arc::clone(&model), opts.threads, opts.max_batch))
-                as Box<dyn Engine>
+            Box::new(CpuEngine::new(
+                Arc::clone(&model),
+                opts.threads,
+                opts.max_batch,
+            )) as Box<dyn Engine>
         })
         .collect();
     warm_up(&mut engines)?;
