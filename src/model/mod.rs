@@ -2,12 +2,16 @@
 //! its weights ([`weights`]: official `.pth` checkpoints, `.safetensors`, deterministic random weights),
 //! plus fetching the released checkpoint ([`download`]).
 
+pub mod checkpoint;
 pub mod config;
 pub mod download;
+pub mod infer;
+pub mod layout;
+pub mod random;
 pub mod weights;
 
 pub use config::SwinV2Config;
-pub use weights::{Tensor, Weights};
+pub use weights::{ConfigHints, Tensor, Weights};
 
 /// Errors while reading, checking or fetching a model.
 #[derive(Debug, thiserror::Error)]

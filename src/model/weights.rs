@@ -1,11 +1,19 @@
 //! Model weights keyed by the official state-dict names
 //! (e.g. `layers.0.blocks.1.attn.qkv.weight`), as f32.
-//! OWNER: weights helper — bodies to be written.
+//!
+//! Sources: [`Weights::load`] (official `.pth` or `.safetensors`, see [`super::checkpoint`] for
+//! the formats and conversions) and [`Weights::random`] (deterministic, see [`super::random`]).
+//! [`Weights::infer_config`] recovers the [`SwinV2Config`] from the tensor shapes and checks
+//! every tensor the configuration implies.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
+use super::layout::{is_buffer_name, official_state_dict, EntryKind};
 use super::{ModelError, SwinV2Config};
+
+pub use super::infer::ConfigHints;
 
 /// A dense row-major f32 tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,15 +36,64 @@ pub struct Weights {
 impl Weights {
     /// Load an official `.pth` (zip + pickle; `{'model': state_dict, ...}` or a bare state dict)
     /// or a `.safetensors` file (format detected from content, not extension).
+    ///
+    /// The state dict is taken from the top-level key `model`, else `state_dict`, else the root;
+    /// a `module.` prefix is stripped; every tensor is converted to f32 (integer buffers such as
+    /// `relative_position_index` included); non-tensor entries are ignored. Errors name the file
+    /// and what is wrong with it.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let _ = path;
-        todo!("weights helper")
+        let start = Instant::now();
+        let (format, tensors) = super::checkpoint::read_checkpoint(path)?;
+        let weights = Self {
+            tensors,
+            source: path.display().to_string(),
+        };
+        tracing::info!(
+            path = %path.display(),
+            %format,
+            tensors = weights.tensors.len(),
+            parameters = weights.num_parameters(),
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "loaded checkpoint"
+        );
+        Ok(weights)
     }
 
-    /// Deterministic random weights for `config` (every parameter and buffer the official model has).
+    /// Deterministic random weights for `config`: every parameter the official model has, named and
+    /// shaped as in its state dict (buffers, which the engines derive from the configuration, are
+    /// left out). The same seed gives the same bits on any machine. `source` is `random(seed=N)`.
     pub fn random(config: &SwinV2Config, seed: u64) -> Self {
-        let _ = (config, seed);
-        todo!("weights helper")
+        Self {
+            tensors: super::random::random_parameters(config, seed),
+            source: format!("random(seed={seed})"),
+        }
+    }
+
+    /// Number of learned values (buffers such as `relative_position_index` not counted).
+    pub fn num_parameters(&self) -> usize {
+        self.tensors
+            .iter()
+            .filter(|(name, _)| !is_buffer_name(name))
+            .map(|(_, t)| t.data.len())
+            .sum()
+    }
+
+    /// Check that every tensor `config` implies is present with the right shape (buffers only when
+    /// present: they are optional). The error names the first missing or mis-shaped tensor.
+    pub fn check(&self, config: &SwinV2Config) -> Result<(), ModelError> {
+        config.validate()?;
+        for entry in official_state_dict(config) {
+            match entry.kind {
+                EntryKind::Parameter => {
+                    self.get(&entry.name, &entry.shape)?;
+                }
+                EntryKind::Buffer if self.tensors.contains_key(&entry.name) => {
+                    self.get(&entry.name, &entry.shape)?;
+                }
+                EntryKind::Buffer => {}
+            }
+        }
+        Ok(())
     }
 
     /// The tensor `name`, checked to have `shape`; the error names the tensor.
@@ -59,8 +116,12 @@ impl Weights {
     }
 
     /// Infer the configuration from tensor shapes (embed dim, depths, heads, window, image size,
-    /// classes, qkv bias, ape, patch norm). Fails with a message naming what could not be inferred.
-    pub fn infer_config(&self) -> Result<SwinV2Config, ModelError> {
-        todo!("weights helper")
+    /// classes, qkv bias, ape, patch norm, pretrained window sizes), completed or overridden by
+    /// `hints` (the CLI flags), then validate it and [`check`](Self::check) every tensor.
+    /// Fails with a message naming what could not be inferred and the flag that supplies it.
+    pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
+        let config = super::infer::infer_config(self, hints)?;
+        self.check(&config)?;
+        Ok(config)
     }
 }

@@ -1,0 +1,235 @@
+//! Reading checkpoint files: PyTorch `.pth` (via `pytorch-reader`) and `.safetensors`,
+//! told apart by their first bytes, every tensor converted to f32.
+//!
+//! * PyTorch: the ZIP container `torch.save` writes since 1.6 (plus the legacy and plain-pickle
+//!   containers `pytorch-reader` also reads). The state dict is taken from the top-level key
+//!   `model` (official checkpoints: `{'model': state_dict, 'epoch': …, 'config': …,
+//!   'optimizer': …}`), else `state_dict`, else the root (a bare state dict). Non-tensor entries
+//!   (`epoch`, `config`, …) and tensors under other top-level keys (`optimizer`, …) are ignored.
+//! * safetensors: keys as in the state dict.
+//!
+//! In both, a `module.` prefix (DistributedDataParallel) is stripped. Floating tensors
+//! (f64, f32, f16, bf16) become f32; integer and bool tensors (the `relative_position_index`
+//! buffers, int64) are converted to f32 too (exact below 2^24, which holds for every index
+//! SwinV2 stores), so their shapes stay available to configuration inference.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::{ModelError, Tensor};
+
+/// Container format of a checkpoint, detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointFormat {
+    /// `torch.save` output: ZIP archive (PyTorch ≥ 1.6) or a pickle stream (legacy / plain).
+    Pytorch,
+    /// Hugging Face safetensors: little-endian u64 header length, then a JSON header.
+    Safetensors,
+}
+
+impl std::fmt::Display for CheckpointFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckpointFormat::Pytorch => "PyTorch",
+            CheckpointFormat::Safetensors => "safetensors",
+        })
+    }
+}
+
+fn format_error(path: &Path, message: impl Into<String>) -> ModelError {
+    ModelError::Format {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ModelError {
+    ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Detect the container from the first bytes of `path`.
+pub fn detect_format(path: &Path) -> Result<CheckpointFormat, ModelError> {
+    let mut header = Vec::with_capacity(16);
+    File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut header))
+        .map_err(|e| io_error(path, e))?;
+    if header.is_empty() {
+        return Err(format_error(path, "the file is empty"));
+    }
+    if header.starts_with(b"PK\x03\x04") || header.starts_with(b"PK\x05\x06") {
+        return Ok(CheckpointFormat::Pytorch);
+    }
+    if header.len() >= 9 && header[8] == b'{' {
+        let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+        if len <= 100_000_000 {
+            return Ok(CheckpointFormat::Safetensors);
+        }
+    }
+    // Pickle protocol 2+ opens with PROTO (0x80); legacy torch.save files are pickle streams too.
+    if header[0] == 0x80 {
+        return Ok(CheckpointFormat::Pytorch);
+    }
+    Err(format_error(
+        path,
+        format!(
+            "not a PyTorch checkpoint (ZIP or pickle) nor a safetensors file (first bytes {:02x?})",
+            &header[..header.len().min(8)]
+        ),
+    ))
+}
+
+/// Read every tensor of the checkpoint at `path` as f32, keyed by state-dict name
+/// (top-level `model` selected, `module.` stripped).
+pub fn read_checkpoint(
+    path: &Path,
+) -> Result<(CheckpointFormat, BTreeMap<String, Tensor>), ModelError> {
+    let format = detect_format(path)?;
+    let tensors = match format {
+        CheckpointFormat::Pytorch => read_pytorch(path)?,
+        CheckpointFormat::Safetensors => read_safetensors(path)?,
+    };
+    Ok((format, tensors))
+}
+
+/// The state-dict key for a stored name: `module.` (DDP) stripped.
+fn state_dict_key(name: &str) -> String {
+    name.strip_prefix("module.").unwrap_or(name).to_string()
+}
+
+fn read_pytorch(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| {
+        let hint = match &e {
+            pytorch_reader::PytorchError::Zip(_) => {
+                " (the ZIP container is damaged: truncated or incomplete download?)"
+            }
+            pytorch_reader::PytorchError::Io(_) => " (truncated or unreadable file?)",
+            _ => "",
+        };
+        format_error(
+            path,
+            format!("not a readable PyTorch checkpoint: {e}{hint}"),
+        )
+    })?;
+    let all = reader.into_tensors();
+
+    // The state dict: under `model` (official), `state_dict`, or at the root (bare).
+    let top_level = |k: &String| k.split('.').next().unwrap_or("").to_string();
+    let prefix = ["model.", "state_dict."]
+        .into_iter()
+        .find(|p| all.keys().any(|k| k.starts_with(p)));
+    let mut selected: Vec<(String, pytorch_reader::Tensor)> = match prefix {
+        Some(p) => all
+            .into_iter()
+            .filter_map(|(k, t)| k.strip_prefix(p).map(|s| (state_dict_key(s), t)))
+            .collect(),
+        None => {
+            let looks_like_state_dict = all
+                .keys()
+                .any(|k| state_dict_key(k).starts_with("patch_embed."));
+            if !looks_like_state_dict {
+                let mut groups: Vec<String> = all.keys().map(top_level).collect();
+                groups.sort();
+                groups.dedup();
+                return Err(format_error(
+                    path,
+                    format!(
+                        "no SwinV2 state dict found: expected it under the top-level key 'model' \
+                         (official checkpoints) or a bare state dict with keys like \
+                         `patch_embed.proj.weight`; the file's tensors are under {groups:?}"
+                    ),
+                ));
+            }
+            all.into_iter()
+                .map(|(k, t)| (state_dict_key(&k), t))
+                .collect()
+        }
+    };
+    selected.sort_by(|a, b| a.0.cmp(&b.0));
+
+    // Tensor reads are independent (the reader keeps the archive open and reads at offsets).
+    selected
+        .into_par_iter()
+        .map(|(name, t)| {
+            let bytes = t
+                .read()
+                .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
+            use pytorch_reader::DType as D;
+            let data = match t.dtype() {
+                D::F32 => convert::<4>(&bytes, |b| f32::from_ne_bytes(b)),
+                D::F64 => convert::<8>(&bytes, |b| f64::from_ne_bytes(b) as f32),
+                D::F16 => convert::<2>(&bytes, |b| half::f16::from_ne_bytes(b).to_f32()),
+                D::BF16 => convert::<2>(&bytes, |b| half::bf16::from_ne_bytes(b).to_f32()),
+                D::I64 => convert::<8>(&bytes, |b| i64::from_ne_bytes(b) as f32),
+                D::I32 => convert::<4>(&bytes, |b| i32::from_ne_bytes(b) as f32),
+                D::I16 => convert::<2>(&bytes, |b| i16::from_ne_bytes(b) as f32),
+                D::I8 => convert::<1>(&bytes, |b| i8::from_ne_bytes(b) as f32),
+                D::U64 => convert::<8>(&bytes, |b| u64::from_ne_bytes(b) as f32),
+                D::U32 => convert::<4>(&bytes, |b| u32::from_ne_bytes(b) as f32),
+                D::U16 => convert::<2>(&bytes, |b| u16::from_ne_bytes(b) as f32),
+                D::U8 | D::Bool => convert::<1>(&bytes, |b| b[0] as f32),
+            };
+            Ok((
+                name,
+                Tensor {
+                    shape: t.shape().to_vec(),
+                    data,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    use safetensors::Dtype as D;
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
+    st.tensors()
+        .into_par_iter()
+        .map(|(name, view)| {
+            let b = view.data();
+            let data = match view.dtype() {
+                D::F32 => convert::<4>(b, |b| f32::from_le_bytes(b)),
+                D::F64 => convert::<8>(b, |b| f64::from_le_bytes(b) as f32),
+                D::F16 => convert::<2>(b, |b| half::f16::from_le_bytes(b).to_f32()),
+                D::BF16 => convert::<2>(b, |b| half::bf16::from_le_bytes(b).to_f32()),
+                D::I64 => convert::<8>(b, |b| i64::from_le_bytes(b) as f32),
+                D::I32 => convert::<4>(b, |b| i32::from_le_bytes(b) as f32),
+                D::I16 => convert::<2>(b, |b| i16::from_le_bytes(b) as f32),
+                D::I8 => convert::<1>(b, |b| i8::from_le_bytes(b) as f32),
+                D::U64 => convert::<8>(b, |b| u64::from_le_bytes(b) as f32),
+                D::U32 => convert::<4>(b, |b| u32::from_le_bytes(b) as f32),
+                D::U16 => convert::<2>(b, |b| u16::from_le_bytes(b) as f32),
+                D::U8 | D::BOOL => convert::<1>(b, |b| b[0] as f32),
+                other => {
+                    return Err(format_error(
+                        path,
+                        format!("tensor `{name}` has unsupported dtype {other:?}"),
+                    ))
+                }
+            };
+            Ok((
+                state_dict_key(&name),
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Decode `bytes` as consecutive `N`-byte elements.
+fn convert<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunk of N bytes")))
+        .collect()
+}

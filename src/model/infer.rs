@@ -1,0 +1,297 @@
+//! Recovering a [`SwinV2Config`] from the tensor shapes of a state dict (see
+//! [`Weights::infer_config`](super::Weights::infer_config)), completed by [`ConfigHints`].
+//!
+//! | field | from |
+//! |---|---|
+//! | `embed_dim`, `in_chans`, `patch_size` | `patch_embed.proj.weight` `[E, C, p, p]` |
+//! | `depths` | the `layers.{i}.blocks.{j}` indices |
+//! | `num_heads` | `layers.{i}.blocks.0.attn.logit_scale` `[H, 1, 1]` |
+//! | `mlp_ratio` | `layers.0.blocks.0.mlp.fc1.weight` `[E·r, E]` |
+//! | `window_size` | `relative_coords_table` `[1, 2w-1, 2w-1, 2]` or `relative_position_index` `[w², w²]` buffers (largest stage window) |
+//! | `img_size` | a shifted block's `attn_mask` `[nW, w², w²]`, else `absolute_pos_embed` `[1, N, E]` |
+//! | `num_classes` | `head.weight` `[K, F]` |
+//! | `qkv_bias`, `ape`, `patch_norm` | presence of `attn.q_bias`, `absolute_pos_embed`, `patch_embed.norm.weight` |
+//! | `pretrained_window_sizes` | inverting the log-spaced normalisation of `relative_coords_table` |
+//!
+//! Hints (CLI flags) take precedence over inference; a value neither inferable nor hinted is an
+//! error naming the flag.
+
+use std::collections::BTreeMap;
+
+use super::{ModelError, SwinV2Config, Tensor, Weights};
+
+/// Values given on the command line that complete or override what the tensor shapes say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigHints {
+    /// `--img-size`: input side in pixels.
+    pub img_size: Option<usize>,
+    /// `--window-size`: attention window side.
+    pub window_size: Option<usize>,
+    /// `--num-classes`: classifier outputs.
+    pub num_classes: Option<usize>,
+    /// Window size used in pre-training, per stage (0 = none).
+    pub pretrained_window_sizes: Option<Vec<usize>>,
+}
+
+fn missing(weights: &Weights, what: &str) -> ModelError {
+    ModelError::Format {
+        path: weights.source.clone(),
+        message: format!("cannot infer the model configuration: {what}"),
+    }
+}
+
+/// Exact integer square root, if `n` is a perfect square.
+fn exact_sqrt(n: usize) -> Option<usize> {
+    let r = (n as f64).sqrt().round() as usize;
+    (r * r == n).then_some(r)
+}
+
+/// Stage and block indices of a `layers.{i}.blocks.{j}.…` key.
+fn block_index(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("layers.")?;
+    let (stage, rest) = rest.split_once('.')?;
+    let rest = rest.strip_prefix("blocks.")?;
+    let (block, _) = rest.split_once('.')?;
+    Some((stage.parse().ok()?, block.parse().ok()?))
+}
+
+/// Window side of stage `stage` from its first block's position buffers, if the checkpoint has them.
+fn stage_window_from_buffers(tensors: &BTreeMap<String, Tensor>, stage: usize) -> Option<usize> {
+    let attn = format!("layers.{stage}.blocks.0.attn");
+    if let Some(t) = tensors.get(&format!("{attn}.relative_coords_table")) {
+        if let [1, n, m, 2] = t.shape[..] {
+            if n == m && n % 2 == 1 {
+                return Some(n.div_ceil(2));
+            }
+        }
+    }
+    if let Some(t) = tensors.get(&format!("{attn}.relative_position_index")) {
+        if let [n, m] = t.shape[..] {
+            if n == m {
+                return exact_sqrt(n);
+            }
+        }
+    }
+    None
+}
+
+/// Pre-training window of stage `stage`, by inverting `WindowAttention`'s normalisation of
+/// `relative_coords_table`: entry `[0, 0, 0, 0]` is `x = -(w-1) / (P-1) · 8` mapped to
+/// `sign(x) · log2(|x| + 1) / log2(8)`, where `P` is the pre-training window (or `w` when none).
+/// Returns `Some(0)` when `P == w` (the same table as no pre-training window).
+fn pretrained_window_from_table(
+    tensors: &BTreeMap<String, Tensor>,
+    stage: usize,
+    window: usize,
+) -> Option<usize> {
+    let t = tensors.get(&format!(
+        "layers.{stage}.blocks.0.attn.relative_coords_table"
+    ))?;
+    if window <= 1 {
+        return Some(0);
+    }
+    let v = f64::from(*t.data.first()?).abs();
+    let x = (3.0 * v).exp2() - 1.0; // |x| = (w-1)/(P-1)·8
+    if !(x.is_finite() && x > 0.0) {
+        return None;
+    }
+    let p = (8.0 * (window - 1) as f64 / x).round() as usize + 1;
+    Some(if p == window { 0 } else { p })
+}
+
+/// Image side implied by the first shifted block's `attn_mask` `[nW, w², w²]` in any stage.
+fn img_size_from_masks(
+    tensors: &BTreeMap<String, Tensor>,
+    depths: &[usize],
+    patch_size: usize,
+) -> Option<usize> {
+    for (stage, &depth) in depths.iter().enumerate() {
+        for block in 0..depth {
+            let Some(t) = tensors.get(&format!("layers.{stage}.blocks.{block}.attn_mask")) else {
+                continue;
+            };
+            if let [windows, n, m] = t.shape[..] {
+                if let (Some(per_side), Some(w), true) =
+                    (exact_sqrt(windows), exact_sqrt(n), n == m)
+                {
+                    return Some(((per_side * w) << stage) * patch_size);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Infer the configuration of `weights` (no tensor check: see `Weights::infer_config`).
+pub(crate) fn infer_config(
+    weights: &Weights,
+    hints: &ConfigHints,
+) -> Result<SwinV2Config, ModelError> {
+    let tensors = &weights.tensors;
+    let proj = tensors
+        .get("patch_embed.proj.weight")
+        .ok_or_else(|| missing(weights, "tensor `patch_embed.proj.weight` is missing"))?;
+    let [embed_dim, in_chans, patch_size, patch_w] = proj.shape[..] else {
+        return Err(missing(
+            weights,
+            &format!(
+                "`patch_embed.proj.weight` has shape {:?}, expected [embed_dim, in_chans, patch, patch]",
+                proj.shape
+            ),
+        ));
+    };
+    if patch_size != patch_w || patch_size == 0 {
+        return Err(missing(
+            weights,
+            &format!("patch kernel {patch_size}×{patch_w} is not square"),
+        ));
+    }
+
+    // depths: blocks per `layers.{i}`.
+    let mut blocks_per_stage: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut num_layers = 0;
+    for name in tensors.keys() {
+        if let Some(stage) = name
+            .strip_prefix("layers.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(s, _)| s.parse::<usize>().ok())
+        {
+            num_layers = num_layers.max(stage + 1);
+        }
+        if let Some((stage, block)) = block_index(name) {
+            let e = blocks_per_stage.entry(stage).or_default();
+            *e = (*e).max(block + 1);
+        }
+    }
+    if num_layers == 0 {
+        return Err(missing(weights, "no `layers.{i}.blocks.{j}` tensors found"));
+    }
+    let depths: Vec<usize> = (0..num_layers)
+        .map(|i| blocks_per_stage.get(&i).copied().unwrap_or(0))
+        .collect();
+    if let Some(stage) = depths.iter().position(|&d| d == 0) {
+        return Err(missing(weights, &format!("stage {stage} has no blocks")));
+    }
+
+    let num_heads = (0..num_layers)
+        .map(|i| {
+            let name = format!("layers.{i}.blocks.0.attn.logit_scale");
+            match tensors.get(&name).map(|t| &t.shape[..]) {
+                Some(&[h, 1, 1]) => Ok(h),
+                Some(shape) => Err(missing(
+                    weights,
+                    &format!("`{name}` has shape {shape:?}, expected [num_heads, 1, 1]"),
+                )),
+                None => Err(missing(weights, &format!("tensor `{name}` is missing"))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let fc1 = "layers.0.blocks.0.mlp.fc1.weight";
+    let mlp_ratio = match tensors.get(fc1).map(|t| &t.shape[..]) {
+        Some(&[hidden, dim]) if dim > 0 => hidden as f64 / dim as f64,
+        _ => {
+            return Err(missing(
+                weights,
+                &format!("tensor `{fc1}` is missing or not 2-D"),
+            ))
+        }
+    };
+
+    let stage_windows: Vec<Option<usize>> = (0..num_layers)
+        .map(|i| stage_window_from_buffers(tensors, i))
+        .collect();
+    let window_size = match hints.window_size {
+        Some(w) => w,
+        None => stage_windows
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .ok_or_else(|| {
+                missing(
+                weights,
+                "the window size cannot be inferred (the checkpoint has no `relative_coords_table` \
+                 or `relative_position_index` buffers); pass --window-size",
+            )
+            })?,
+    };
+
+    let img_size = match hints.img_size {
+        Some(s) => s,
+        None => img_size_from_masks(tensors, &depths, patch_size)
+            .or_else(|| {
+                let t = tensors.get("absolute_pos_embed")?;
+                match t.shape[..] {
+                    [1, n, _] => exact_sqrt(n).map(|side| side * patch_size),
+                    _ => None,
+                }
+            })
+            .ok_or_else(|| {
+                missing(
+                    weights,
+                    "the image size cannot be inferred (no shifted block's `attn_mask` buffer and no \
+                     `absolute_pos_embed`); pass --img-size",
+                )
+            })?,
+    };
+
+    let num_classes = match hints.num_classes {
+        Some(k) => k,
+        None => match tensors.get("head.weight").map(|t| &t.shape[..]) {
+            Some(&[k, _]) => k,
+            _ => {
+                return Err(missing(
+                    weights,
+                    "tensor `head.weight` is missing or not 2-D, so the number of classes is \
+                     unknown; pass --num-classes",
+                ))
+            }
+        },
+    };
+
+    let mut config = SwinV2Config {
+        img_size,
+        patch_size,
+        in_chans,
+        num_classes,
+        embed_dim,
+        depths,
+        num_heads,
+        window_size,
+        mlp_ratio,
+        qkv_bias: tensors.contains_key("layers.0.blocks.0.attn.q_bias"),
+        ape: tensors.contains_key("absolute_pos_embed"),
+        patch_norm: tensors.contains_key("patch_embed.norm.weight"),
+        pretrained_window_sizes: vec![0; num_layers],
+    };
+    config.validate()?;
+
+    config.pretrained_window_sizes = match &hints.pretrained_window_sizes {
+        Some(p) => {
+            if p.len() != num_layers {
+                return Err(ModelError::Config(format!(
+                    "{} pretrained window sizes given for {num_layers} stages",
+                    p.len()
+                )));
+            }
+            p.clone()
+        }
+        None => (0..num_layers)
+            .map(|i| {
+                pretrained_window_from_table(tensors, i, config.stage_window(i)).unwrap_or_else(
+                    || {
+                        tracing::warn!(
+                            stage = i,
+                            "no usable `relative_coords_table` buffer: assuming no pre-training \
+                             window (pretrained_window_size = 0)"
+                        );
+                        0
+                    },
+                )
+            })
+            .collect(),
+    };
+    tracing::debug!(?config, "inferred model configuration");
+    Ok(config)
+}
