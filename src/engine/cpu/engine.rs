@@ -64,6 +64,35 @@ impl Buffers {
     }
 }
 
+/// Wall time per kind of operation, summed over one forward pass ([`CpuEngine::profile`]).
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// `(operation, milliseconds)`, in first-seen order.
+    pub entries: Vec<(&'static str, f64)>,
+    last: Option<std::time::Instant>,
+}
+
+impl Profile {
+    fn lap(&mut self, what: &'static str) {
+        let now = std::time::Instant::now();
+        let ms = self
+            .last
+            .map_or(0.0, |t| now.duration_since(t).as_secs_f64() * 1e3);
+        self.last = Some(now);
+        match self.entries.iter_mut().find(|(w, _)| *w == what) {
+            Some(e) => e.1 += ms,
+            None => self.entries.push((what, ms)),
+        }
+    }
+}
+
+/// Record the time since the previous mark under `what`, when profiling.
+fn mark(prof: &mut Option<Profile>, what: &'static str) {
+    if let Some(p) = prof {
+        p.lap(what);
+    }
+}
+
 /// The CPU engine instance: implements [`Engine`] on a shared [`SwinV2Model`].
 pub struct CpuEngine {
     model: Arc<SwinV2Model>,
@@ -113,6 +142,54 @@ impl CpuEngine {
         })
     }
 
+    /// Run one forward pass like [`Engine::infer`] and return the wall time spent per kind of
+    /// operation (patch embed, qkv, attention, proj + norm1, fc1 + GELU, fc2 + norm2, merging, head).
+    pub fn profile(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<Profile, EngineError> {
+        self.check(input, batch, logits)?;
+        let model = &*self.model;
+        let buffers = &mut self.buffers;
+        let mut prof = Some(Profile::default());
+        self.pool
+            .install(|| forward(model, buffers, input, batch, logits, &mut prof));
+        Ok(prof.unwrap_or_default())
+    }
+
+    /// Validate an `infer` call's arguments.
+    fn check(&self, input: &[f32], batch: usize, logits: &[f32]) -> Result<(), EngineError> {
+        let cfg = &self.model.config;
+        if batch == 0 || batch > self.max_batch {
+            return Err(EngineError::InvalidInput(format!(
+                "batch {batch} outside 1..={}",
+                self.max_batch
+            )));
+        }
+        let per_image = cfg.in_chans * cfg.img_size * cfg.img_size;
+        if input.len() != batch * per_image {
+            return Err(EngineError::InvalidInput(format!(
+                "input has {} values, batch {batch} of {}x{}x{} needs {}",
+                input.len(),
+                cfg.in_chans,
+                cfg.img_size,
+                cfg.img_size,
+                batch * per_image
+            )));
+        }
+        if logits.len() != batch * cfg.num_classes {
+            return Err(EngineError::InvalidInput(format!(
+                "logits buffer has {} values, batch {batch} of {} classes needs {}",
+                logits.len(),
+                cfg.num_classes,
+                batch * cfg.num_classes
+            )));
+        }
+        Ok(())
+    }
+
     /// The model this instance runs.
     pub fn model(&self) -> &Arc<SwinV2Model> {
         &self.model
@@ -140,43 +217,26 @@ impl Engine for CpuEngine {
         batch: usize,
         logits: &mut [f32],
     ) -> Result<(), EngineError> {
-        let cfg = &self.model.config;
-        if batch == 0 || batch > self.max_batch {
-            return Err(EngineError::InvalidInput(format!(
-                "batch {batch} outside 1..={}",
-                self.max_batch
-            )));
-        }
-        let per_image = cfg.in_chans * cfg.img_size * cfg.img_size;
-        if input.len() != batch * per_image {
-            return Err(EngineError::InvalidInput(format!(
-                "input has {} values, batch {batch} of {}x{}x{} needs {}",
-                input.len(),
-                cfg.in_chans,
-                cfg.img_size,
-                cfg.img_size,
-                batch * per_image
-            )));
-        }
-        if logits.len() != batch * cfg.num_classes {
-            return Err(EngineError::InvalidInput(format!(
-                "logits buffer has {} values, batch {batch} of {} classes needs {}",
-                logits.len(),
-                cfg.num_classes,
-                batch * cfg.num_classes
-            )));
-        }
+        self.check(input, batch, logits)?;
         let model = &*self.model;
         let buffers = &mut self.buffers;
         self.pool
-            .install(|| forward(model, buffers, input, batch, logits));
+            .install(|| forward(model, buffers, input, batch, logits, &mut None));
         Ok(())
     }
 }
 
 /// `SwinTransformerV2.forward` on `batch` images (inside the instance's pool).
-fn forward(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize, logits: &mut [f32]) {
+fn forward(
+    m: &SwinV2Model,
+    buf: &mut Buffers,
+    input: &[f32],
+    batch: usize,
+    logits: &mut [f32],
+    prof: &mut Option<Profile>,
+) {
     let cfg = &m.config;
+    mark(prof, "start");
     // forward_features: patch_embed (+ ape)
     patch_embed(m, buf, input, batch);
     let l0 = cfg.stage_resolution(0).pow(2);
@@ -189,8 +249,9 @@ fn forward(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize, logi
                 }
             });
     }
+    mark(prof, "patch_embed");
     for layer in &m.layers {
-        basic_layer(layer, buf, batch);
+        basic_layer(layer, buf, batch, prof);
     }
     // norm, avgpool, head
     let nf = cfg.num_features();
@@ -218,6 +279,7 @@ fn forward(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize, logi
         logits,
         head.bias.as_deref().map_or(Epilogue::None, Epilogue::Bias),
     );
+    mark(prof, "norm+pool+head");
 }
 
 /// `PatchEmbed.forward`: flatten each patch in (channel, row, col) order — the conv weight's order —
@@ -270,17 +332,23 @@ fn patch_embed(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize) 
 }
 
 /// `BasicLayer.forward`.
-fn basic_layer(layer: &BasicLayer, buf: &mut Buffers, batch: usize) {
+fn basic_layer(layer: &BasicLayer, buf: &mut Buffers, batch: usize, prof: &mut Option<Profile>) {
     for block in &layer.blocks {
-        swin_block(block, buf, batch);
+        swin_block(block, buf, batch, prof);
     }
     if let Some(d) = &layer.downsample {
         patch_merging(d, buf, batch);
+        mark(prof, "patch_merging");
     }
 }
 
 /// `SwinTransformerBlock.forward`: `x = x + norm1(attn(x))`; `x = x + norm2(mlp(x))`.
-fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
+fn swin_block(
+    blk: &SwinTransformerBlock,
+    buf: &mut Buffers,
+    batch: usize,
+    prof: &mut Option<Profile>,
+) {
     let c = blk.dim;
     let tokens = blk.input_resolution * blk.input_resolution;
     let rows = batch * tokens;
@@ -298,6 +366,7 @@ fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
             .as_deref()
             .map_or(Epilogue::None, Epilogue::Bias),
     );
+    mark(prof, "qkv");
     // roll, window partition, cosine attention with bias and mask, window reverse, roll back
     let args = WindowAttentionArgs {
         batch,
@@ -311,6 +380,7 @@ fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
         mask: blk.attn_mask.as_deref(),
     };
     window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
+    mark(prof, "attention");
     // x = shortcut + norm1(proj(attn))
     let residual = SendPtr(buf.x.as_mut_ptr());
     linear(
@@ -327,6 +397,7 @@ fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
             residual,
         },
     );
+    mark(prof, "proj+norm1");
     // x = x + norm2(fc2(gelu(fc1(x))))
     let (fc1, fc2) = (&blk.mlp.fc1, &blk.mlp.fc2);
     linear(
@@ -338,6 +409,7 @@ fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
         &mut buf.hidden,
         Epilogue::BiasGelu(fc1.bias.as_deref().unwrap_or(&[])),
     );
+    mark(prof, "fc1+gelu");
     let residual = SendPtr(buf.x.as_mut_ptr());
     linear(
         &buf.hidden[..rows * fc1.out_features],
@@ -353,6 +425,7 @@ fn swin_block(blk: &SwinTransformerBlock, buf: &mut Buffers, batch: usize) {
             residual,
         },
     );
+    mark(prof, "fc2+norm2");
 }
 
 /// `PatchMerging.forward`: cat(x0 = [0::2, 0::2], x1 = [1::2, 0::2], x2 = [0::2, 1::2],

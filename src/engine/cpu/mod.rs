@@ -18,5 +18,5 @@ pub mod model;
 pub mod ops;
 pub mod tables;
 
-pub use engine::CpuEngine;
+pub use engine::{CpuEngine, Profile};
 pub use model::SwinV2Model;

@@ -40,21 +40,53 @@ pub enum Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// Apply to rows `first_row..first_row + rows.len()/n` whose values are in `rows`.
+    /// Whether the epilogue needs whole rows (a LayerNorm), so cannot run on a column block.
+    fn needs_full_rows(&self) -> bool {
+        matches!(
+            self,
+            Epilogue::BiasNorm { .. } | Epilogue::BiasNormResidual { .. }
+        )
+    }
+
+    /// Apply to the block of rows `r0..r0+m`, columns `c0..c0+nb` of `y` (row stride `n`).
     ///
     /// # Safety
-    /// For `BiasNormResidual`, `residual` must be valid for those rows and no other thread may touch
-    /// them meanwhile.
-    unsafe fn apply(&self, rows: &mut [f32], n: usize, first_row: usize) {
+    /// `y` must be valid for those rows; no other thread may touch the block (nor, for
+    /// `BiasNormResidual`, the same rows of `residual`). Norm epilogues need `c0 == 0 && nb == n`.
+    unsafe fn apply(&self, y: *mut f32, n: usize, r0: usize, m: usize, c0: usize, nb: usize) {
+        let full = c0 == 0 && nb == n;
+        debug_assert!(full || !self.needs_full_rows());
+        // SAFETY: rows r0..r0+m exist and belong to this task (caller).
+        let rows = || unsafe { std::slice::from_raw_parts_mut(y.add(r0 * n), m * n) };
         match *self {
             Epilogue::None => {}
-            Epilogue::Bias(b) => bias_rows(rows, b),
-            Epilogue::BiasGelu(b) => bias_gelu_rows(rows, b),
+            Epilogue::Bias(b) | Epilogue::BiasGelu(b) => {
+                let gelu = matches!(self, Epilogue::BiasGelu(_));
+                let b = &b[c0..c0 + nb];
+                if full {
+                    if gelu {
+                        bias_gelu_rows(rows(), b)
+                    } else {
+                        bias_rows(rows(), b)
+                    }
+                } else {
+                    for r in r0..r0 + m {
+                        // SAFETY: columns c0..c0+nb of row r belong to this task.
+                        let row = unsafe { std::slice::from_raw_parts_mut(y.add(r * n + c0), nb) };
+                        if gelu {
+                            bias_gelu_rows(row, b)
+                        } else {
+                            bias_rows(row, b)
+                        }
+                    }
+                }
+            }
             Epilogue::BiasNorm {
                 bias,
                 weight,
                 norm_bias,
             } => {
+                let rows = rows();
                 if let Some(b) = bias {
                     bias_rows(rows, b);
                 }
@@ -66,11 +98,10 @@ impl Epilogue<'_> {
                 norm_bias,
                 residual,
             } => {
+                let rows = rows();
                 bias_rows(rows, bias);
                 // SAFETY: the caller guarantees exclusive access to these residual rows.
-                let res = unsafe {
-                    std::slice::from_raw_parts_mut(residual.0.add(first_row * n), rows.len())
-                };
+                let res = unsafe { std::slice::from_raw_parts_mut(residual.0.add(r0 * n), m * n) };
                 add_layer_norm_rows(res, rows, weight, norm_bias);
             }
         }
@@ -122,8 +153,46 @@ pub unsafe fn matmul_wt(
     }
 }
 
-/// Rows per task below which column blocks are used instead of row chunks.
-const MIN_ROWS_PER_TASK: usize = 48;
+/// How one linear layer is split into tasks: row chunks × column blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Rows per task.
+    pub row_chunk: usize,
+    /// Output columns per task.
+    pub col_block: usize,
+}
+
+/// Choose the split of a `[rows, k] · [k, n]` product over `threads` threads.
+///
+/// Many rows: row chunks (whole output rows, so every epilogue fuses; each task packs the weights
+/// once, which is cheap next to its rows). Few rows (small batch, late stages, where the weights
+/// outweigh the activations): column blocks, so the weights are packed once in total.
+pub fn plan(rows: usize, n: usize, threads: usize) -> Split {
+    if threads <= 1 {
+        return Split {
+            row_chunk: rows.max(1),
+            col_block: n.max(1),
+        };
+    }
+    if rows >= ROW_SPLIT_MIN_ROWS {
+        let chunks = (threads * ROW_CHUNKS_PER_THREAD).max(rows.div_ceil(MAX_ROW_CHUNK));
+        Split {
+            row_chunk: rows.div_ceil(chunks).div_ceil(16) * 16,
+            col_block: n,
+        }
+    } else {
+        let blocks = threads * COL_BLOCKS_PER_THREAD;
+        Split {
+            row_chunk: rows.max(1),
+            col_block: (n.div_ceil(blocks).div_ceil(16) * 16).max(16),
+        }
+    }
+}
+
+const ROW_SPLIT_MIN_ROWS: usize = 512;
+const ROW_CHUNKS_PER_THREAD: usize = 2;
+const MAX_ROW_CHUNK: usize = 1024;
+const COL_BLOCKS_PER_THREAD: usize = 2;
 
 /// `y[rows, n] = x[rows, k] · w[n, k]ᵀ`, then `epilogue`, in parallel over the current rayon pool.
 ///
@@ -138,62 +207,48 @@ pub fn linear(
     epilogue: Epilogue<'_>,
 ) {
     assert!(x.len() >= rows * k && w.len() == n * k && y.len() >= rows * n);
-    let y = &mut y[..rows * n];
+    if rows == 0 || n == 0 {
+        return;
+    }
     let threads = rayon::current_num_threads().max(1);
-    if rows >= 2 * threads * MIN_ROWS_PER_TASK || threads == 1 {
-        // Row chunks: ~4 per thread for balance, between 48 and 256 rows.
-        let chunk = rows.div_ceil(threads * 4).clamp(MIN_ROWS_PER_TASK, 256);
-        y.par_chunks_mut(chunk * n)
-            .enumerate()
-            .for_each(|(ci, yc)| {
-                let r0 = ci * chunk;
-                let m = yc.len() / n;
-                // SAFETY: rows r0..r0+m of x exist (asserted above); yc is this task's own chunk.
-                unsafe {
-                    matmul_wt(
-                        m,
-                        n,
-                        k,
-                        x.as_ptr().add(r0 * k),
-                        k,
-                        w.as_ptr(),
-                        yc.as_mut_ptr(),
-                        n,
-                    );
-                    // SAFETY: residual rows r0..r0+m belong to this task only.
-                    epilogue.apply(yc, n, r0);
-                }
-            });
-    } else {
-        // Few rows: split the output columns (weight rows) into blocks of a multiple of 16.
-        let blocks = threads * 2;
-        let block = n.div_ceil(blocks).div_ceil(16) * 16;
-        let yp = SendPtr(y.as_mut_ptr());
-        (0..n.div_ceil(block)).into_par_iter().for_each(|bi| {
-            let c0 = bi * block;
-            let nb = block.min(n - c0);
+    let split = plan(rows, n, threads);
+    let row_chunks = rows.div_ceil(split.row_chunk);
+    let col_blocks = n.div_ceil(split.col_block);
+    let fuse = col_blocks == 1 || !epilogue.needs_full_rows();
+    let yp = SendPtr(y.as_mut_ptr());
+    (0..row_chunks * col_blocks).into_par_iter().for_each(|t| {
+        let (ri, ci) = (t / col_blocks, t % col_blocks);
+        let r0 = ri * split.row_chunk;
+        let m = split.row_chunk.min(rows - r0);
+        let c0 = ci * split.col_block;
+        let nb = split.col_block.min(n - c0);
+        let yp = yp;
+        // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
+        // w rows c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
+        unsafe {
+            matmul_wt(
+                m,
+                nb,
+                k,
+                x.as_ptr().add(r0 * k),
+                k,
+                w.as_ptr().add(c0 * k),
+                yp.0.add(r0 * n + c0),
+                n,
+            );
+            if fuse {
+                epilogue.apply(yp.0, n, r0, m, c0, nb);
+            }
+        }
+    });
+    if !fuse {
+        let chunk = rows.div_ceil(threads);
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|ri| {
+            let r0 = ri * chunk;
             let yp = yp;
-            // SAFETY: columns c0..c0+nb of every row belong to this task only; w rows c0..c0+nb exist.
-            unsafe {
-                matmul_wt(
-                    rows,
-                    nb,
-                    k,
-                    x.as_ptr(),
-                    k,
-                    w.as_ptr().add(c0 * k),
-                    yp.0.add(c0),
-                    n,
-                )
-            };
+            // SAFETY: row chunks are disjoint; the tiles above are complete (the parallel loop joined).
+            unsafe { epilogue.apply(yp.0, n, r0, chunk.min(rows - r0), 0, n) };
         });
-        let chunk = rows.div_ceil(threads).max(1);
-        y.par_chunks_mut(chunk * n)
-            .enumerate()
-            .for_each(|(ci, yc)| {
-                // SAFETY: residual rows of this chunk belong to this task only.
-                unsafe { epilogue.apply(yc, n, ci * chunk) };
-            });
     }
 }
 
