@@ -64,11 +64,12 @@ impl Buffers {
     }
 }
 
-/// Wall time per kind of operation, summed over one forward pass ([`CpuEngine::profile`]).
+/// Wall time per kind of operation and stage, summed over one forward pass ([`CpuEngine::profile`]).
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
-    /// `(operation, milliseconds)`, in first-seen order.
-    pub entries: Vec<(&'static str, f64)>,
+    /// `(stage, operation, milliseconds)` in first-seen order; stage `None` outside the stages.
+    pub entries: Vec<(Option<usize>, &'static str, f64)>,
+    stage: Option<usize>,
     last: Option<std::time::Instant>,
 }
 
@@ -79,10 +80,46 @@ impl Profile {
             .last
             .map_or(0.0, |t| now.duration_since(t).as_secs_f64() * 1e3);
         self.last = Some(now);
-        match self.entries.iter_mut().find(|(w, _)| *w == what) {
-            Some(e) => e.1 += ms,
-            None => self.entries.push((what, ms)),
+        let stage = self.stage;
+        match self
+            .entries
+            .iter_mut()
+            .find(|(s, w, _)| *s == stage && *w == what)
+        {
+            Some(e) => e.2 += ms,
+            None => self.entries.push((stage, what, ms)),
         }
+    }
+
+    /// Milliseconds per operation summed over stages, in first-seen order.
+    pub fn by_operation(&self) -> Vec<(&'static str, f64)> {
+        let mut out: Vec<(&'static str, f64)> = vec![];
+        for &(_, what, ms) in &self.entries {
+            match out.iter_mut().find(|(w, _)| *w == what) {
+                Some(e) => e.1 += ms,
+                None => out.push((what, ms)),
+            }
+        }
+        out
+    }
+
+    /// Milliseconds per stage (`None`: patch embed and head).
+    pub fn by_stage(&self) -> Vec<(Option<usize>, f64)> {
+        let mut out: Vec<(Option<usize>, f64)> = vec![];
+        for &(stage, _, ms) in &self.entries {
+            match out.iter_mut().find(|(s, _)| *s == stage) {
+                Some(e) => e.1 += ms,
+                None => out.push((stage, ms)),
+            }
+        }
+        out
+    }
+}
+
+/// Set the stage that following marks belong to, when profiling.
+fn enter_stage(prof: &mut Option<Profile>, stage: Option<usize>) {
+    if let Some(p) = prof {
+        p.stage = stage;
     }
 }
 
@@ -250,9 +287,11 @@ fn forward(
             });
     }
     mark(prof, "patch_embed");
-    for layer in &m.layers {
+    for (i, layer) in m.layers.iter().enumerate() {
+        enter_stage(prof, Some(i));
         basic_layer(layer, buf, batch, prof);
     }
+    enter_stage(prof, None);
     // norm, avgpool, head
     let nf = cfg.num_features();
     let last = m.layers.last().map_or(0, |l| l.input_resolution.pow(2));

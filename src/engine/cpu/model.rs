@@ -254,7 +254,7 @@ impl SwinV2Model {
                 blocks.push(load_block(weights, config, &prefix, i, j)?);
             }
             let downsample = if i + 1 < config.num_layers() {
-                if res % 2 != 0 {
+                if !res.is_multiple_of(2) {
                     return Err(ModelError::Config(format!(
                         "stage {i}: resolution {res} is odd, patch merging needs it even"
                     )));

@@ -60,20 +60,30 @@ pub fn window_attention(
     out: &mut [f32],
     scratch: &[Mutex<Vec<f32>>],
 ) {
+    window_attention_with(args, qkv, out, scratch, super::has_avx2_fma());
+}
+
+/// [`window_attention`] with the kernel set chosen by the caller (`avx2` only where detected).
+fn window_attention_with(
+    args: &WindowAttentionArgs<'_>,
+    qkv: &[f32],
+    out: &mut [f32],
+    scratch: &[Mutex<Vec<f32>>],
+    avx2: bool,
+) {
     let n = args.window_tokens;
     let windows = args.token_index.len() / n;
     let tasks = args.batch * windows * args.num_heads;
     assert!(qkv.len() >= args.batch * args.tokens * 3 * args.dim);
     assert!(out.len() >= args.batch * args.tokens * args.dim);
     let out = SendPtr(out.as_mut_ptr());
-    let avx2 = super::has_avx2_fma();
+    let avx2 = avx2 && super::has_avx2_fma();
     (0..tasks).into_par_iter().for_each(|t| {
         let h = t % args.num_heads;
         let w = (t / args.num_heads) % windows;
         let b = t / (args.num_heads * windows);
         let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
-        let out = out;
         // SAFETY: task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of image b;
         // the token map is a permutation of the image's rows, so no two tasks write the same element.
         unsafe { window_head(args, qkv, out, &mut guard, b, w, h, avx2) };
@@ -106,6 +116,24 @@ unsafe fn window_head(
     let base = b * a.tokens;
     let scale = a.logit_scale[h];
 
+    let bias = &a.bias[h * n * n..(h + 1) * n * n];
+    let mask = a.mask.map(|m| &m[w * n * n..(w + 1) * n * n]);
+    // Row of the output that window position p goes to (window reverse + roll back).
+    // SAFETY: row (base + tok) exists and its head-h columns belong to this task (see caller).
+    let dst_row = |p: usize| unsafe { out.get().add((base + map[p] as usize) * c + h * hd) };
+
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: AVX2+FMA detected by the caller; every slice is sized for n tokens × hd above.
+        unsafe {
+            gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
+            scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
+            pv_avx2(s, v, &dst_row, n, hd);
+        }
+        return;
+    }
+    let _ = avx2;
+
     // 1. gather + cosine normalisation (logit scale folded into q).
     for (p, &tok) in map.iter().enumerate() {
         let row = &qkv[(base + tok as usize) * 3 * c..][..3 * c];
@@ -122,37 +150,13 @@ unsafe fn window_head(
         }
         v[p * hd..(p + 1) * hd].copy_from_slice(vr);
     }
-
-    // 2. scores + bias (+ mask).
-    let bias = &a.bias[h * n * n..(h + 1) * n * n];
-    let mask = a.mask.map(|m| &m[w * n * n..(w + 1) * n * n]);
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: AVX2+FMA detected by the caller; slices sized above.
-        unsafe { scores_softmax_avx2(q, kt, s, bias, mask, n, hd) };
-    } else {
-        scores_softmax_scalar(q, kt, s, bias, mask, n, hd);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = avx2;
-        scores_softmax_scalar(q, kt, s, bias, mask, n, hd);
-    }
-
+    // 2. scores + bias (+ mask), softmax.
+    scores_softmax_scalar(q, kt, s, bias, mask, n, hd);
     // 3. O = P·v, scattered to the tokens' rows.
-    for (i, &tok) in map.iter().enumerate() {
-        // SAFETY: row (base + tok) exists and its head-h columns belong to this task (see caller).
-        let dst = unsafe {
-            std::slice::from_raw_parts_mut(out.0.add((base + tok as usize) * c + h * hd), hd)
-        };
-        let p = &s[i * n..(i + 1) * n];
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: AVX2+FMA detected; p has n values, v n*hd, dst hd.
-            unsafe { pv_row_avx2(p, v, dst, n, hd) };
-            continue;
-        }
-        pv_row_scalar(p, v, dst, n, hd);
+    for i in 0..n {
+        // SAFETY: see dst_row.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst_row(i), hd) };
+        pv_row_scalar(&s[i * n..(i + 1) * n], v, dst, n, hd);
     }
 }
 
@@ -184,16 +188,20 @@ fn scores_softmax_scalar(
                 *x += qd * k;
             }
         }
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let mut sum = 0.0;
-        for x in row.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
-        }
-        let inv = 1.0 / sum;
-        for x in row.iter_mut() {
-            *x *= inv;
-        }
+        softmax_scalar(row);
+    }
+}
+
+fn softmax_scalar(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut sum = 0.0;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    for x in row.iter_mut() {
+        *x *= inv;
     }
 }
 
@@ -204,6 +212,167 @@ fn pv_row_scalar(p: &[f32], v: &[f32], dst: &mut [f32], n: usize, hd: usize) {
         for (o, &x) in dst.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
             *o += pj * x;
         }
+    }
+}
+
+/// Sum of squares of `x` (8 lanes + scalar tail).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_sq_avx2(x: &[f32]) -> f32 {
+    let end = x.len() - x.len() % 8;
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + 8 <= end <= x.len().
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        acc = _mm256_fmadd_ps(v, v, acc);
+        i += 8;
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: lanes has 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let mut s: f32 = lanes.iter().sum();
+    for &v in &x[end..] {
+        s += v * v;
+    }
+    s
+}
+
+/// Gather q (scaled by `logit_scale / |q|`), kᵀ (`k / |k|`) and v of the window's tokens.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_avx2(
+    qkv: &[f32],
+    map: &[u32],
+    base: usize,
+    c: usize,
+    h: usize,
+    hd: usize,
+    scale: f32,
+    q: &mut [f32],
+    kt: &mut [f32],
+    v: &mut [f32],
+) {
+    let n = map.len();
+    let end = hd - hd % 8;
+    for (p, &tok) in map.iter().enumerate() {
+        let row = &qkv[(base + tok as usize) * 3 * c..][..3 * c];
+        let qr = &row[h * hd..(h + 1) * hd];
+        let kr = &row[c + h * hd..c + (h + 1) * hd];
+        let qs = scale / sum_sq_avx2(qr).sqrt().max(NORM_EPS);
+        let ks = 1.0 / sum_sq_avx2(kr).sqrt().max(NORM_EPS);
+        let qdst = &mut q[p * hd..(p + 1) * hd];
+        let vq = _mm256_set1_ps(qs);
+        let mut d = 0;
+        while d < end {
+            // SAFETY: d + 8 <= end <= hd = qr.len() = qdst.len().
+            unsafe {
+                _mm256_storeu_ps(
+                    qdst.as_mut_ptr().add(d),
+                    _mm256_mul_ps(_mm256_loadu_ps(qr.as_ptr().add(d)), vq),
+                )
+            };
+            d += 8;
+        }
+        for d in end..hd {
+            qdst[d] = qr[d] * qs;
+        }
+        for (d, &x) in kr.iter().enumerate() {
+            kt[d * n + p] = x * ks;
+        }
+        v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
+    }
+}
+
+/// Scores of `R` consecutive rows starting at `i` over columns `j..j + 8*B`:
+/// `S = bias (+ mask) + q·kᵀ`, accumulated in `R*B` registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline]
+unsafe fn score_tile<const R: usize, const B: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+    j: usize,
+) {
+    debug_assert!(i + R <= n && j + 8 * B <= n);
+    let mut acc = [[_mm256_setzero_ps(); B]; R];
+    // SAFETY (all loads/stores): rows i..i+R < n, columns j..j+8B <= n of n×n matrices; kt is hd×n,
+    // q is n×hd.
+    unsafe {
+        for r in 0..R {
+            for b in 0..B {
+                let off = (i + r) * n + j + 8 * b;
+                acc[r][b] = _mm256_loadu_ps(bias.as_ptr().add(off));
+                if let Some(m) = mask {
+                    acc[r][b] = _mm256_add_ps(acc[r][b], _mm256_loadu_ps(m.as_ptr().add(off)));
+                }
+            }
+        }
+        for d in 0..hd {
+            let mut kv = [_mm256_setzero_ps(); B];
+            for (b, k) in kv.iter_mut().enumerate() {
+                *k = _mm256_loadu_ps(kt.as_ptr().add(d * n + j + 8 * b));
+            }
+            for r in 0..R {
+                let qb = _mm256_set1_ps(*q.get_unchecked((i + r) * hd + d));
+                for b in 0..B {
+                    acc[r][b] = _mm256_fmadd_ps(qb, kv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            for b in 0..B {
+                _mm256_storeu_ps(s.as_mut_ptr().add((i + r) * n + j + 8 * b), acc[r][b]);
+            }
+        }
+    }
+}
+
+/// Scores for rows `i..i+R` (all columns), then softmax of each row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn score_rows<const R: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
+    let mut j = 0;
+    // SAFETY: the tiles stay inside the n×n matrix (checked by the loop bounds).
+    unsafe {
+        while j + 32 <= n {
+            score_tile::<R, 4>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 32;
+        }
+        while j + 8 <= n {
+            score_tile::<R, 1>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 8;
+        }
+    }
+    for r in i..i + R {
+        for jj in j..n {
+            let mut x = bias[r * n + jj] + mask.map_or(0.0, |m| m[r * n + jj]);
+            for d in 0..hd {
+                x += q[r * hd + d] * kt[d * n + jj];
+            }
+            s[r * n + jj] = x;
+        }
+        // SAFETY: AVX2+FMA enabled in this function.
+        unsafe { softmax_avx2(&mut s[r * n..(r + 1) * n]) };
     }
 }
 
@@ -218,123 +387,157 @@ unsafe fn scores_softmax_avx2(
     n: usize,
     hd: usize,
 ) {
+    let mut i = 0;
+    // SAFETY: row blocks stay below n.
+    unsafe {
+        while i + 2 <= n {
+            score_rows::<2>(q, kt, s, bias, mask, n, hd, i);
+            i += 2;
+        }
+        if i < n {
+            score_rows::<1>(q, kt, s, bias, mask, n, hd, i);
+        }
+    }
+}
+
+/// Softmax of one row in place (max-subtracted, vector exp).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32]) {
     use super::math::exp_avx2;
+    let n = row.len();
     let end = n - n % 8;
-    for i in 0..n {
-        let row = &mut s[i * n..(i + 1) * n];
-        let qi = &q[i * hd..(i + 1) * hd];
-        let brow = &bias[i * n..(i + 1) * n];
-        let mrow = mask.map(|m| &m[i * n..(i + 1) * n]);
-        let mut j = 0;
-        // SAFETY (all pointer arithmetic below): j + 8 <= end <= n, d < hd, kt has hd*n values.
-        while j < end {
-            let mut acc = _mm256_loadu_ps(brow.as_ptr().add(j));
-            if let Some(m) = mrow {
-                acc = _mm256_add_ps(acc, _mm256_loadu_ps(m.as_ptr().add(j)));
-            }
-            for (d, &qd) in qi.iter().enumerate() {
-                acc = _mm256_fmadd_ps(
-                    _mm256_set1_ps(qd),
-                    _mm256_loadu_ps(kt.as_ptr().add(d * n + j)),
-                    acc,
-                );
-            }
-            _mm256_storeu_ps(row.as_mut_ptr().add(j), acc);
-            j += 8;
-        }
-        for j in end..n {
-            let mut x = brow[j] + mrow.map_or(0.0, |m| m[j]);
-            for (d, &qd) in qi.iter().enumerate() {
-                x += qd * kt[d * n + j];
-            }
-            row[j] = x;
-        }
-        // softmax
+    let p = row.as_mut_ptr();
+    let mut lanes = [0.0f32; 8];
+    // SAFETY (all pointer arithmetic): j + 8 <= end <= n.
+    unsafe {
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
         let mut j = 0;
         while j < end {
-            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row.as_ptr().add(j)));
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(j)));
             j += 8;
         }
-        let mut lanes = [0.0f32; 8];
         _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
         let mut max = lanes.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        for &x in &row[end..] {
-            max = max.max(x);
+        for jj in end..n {
+            max = max.max(*p.add(jj));
         }
         let vm = _mm256_set1_ps(max);
         let mut vsum = _mm256_setzero_ps();
         let mut j = 0;
         while j < end {
-            let e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(row.as_ptr().add(j)), vm));
-            _mm256_storeu_ps(row.as_mut_ptr().add(j), e);
+            let e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p.add(j)), vm));
+            _mm256_storeu_ps(p.add(j), e);
             vsum = _mm256_add_ps(vsum, e);
             j += 8;
         }
         _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
         let mut sum: f32 = lanes.iter().sum();
-        for x in &mut row[end..] {
-            *x = (*x - max).exp();
-            sum += *x;
+        for jj in end..n {
+            let e = (*p.add(jj) - max).exp();
+            *p.add(jj) = e;
+            sum += e;
         }
         let inv = 1.0 / sum;
         let vinv = _mm256_set1_ps(inv);
         let mut j = 0;
         while j < end {
-            let p = row.as_mut_ptr().add(j);
-            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), vinv));
+            _mm256_storeu_ps(p.add(j), _mm256_mul_ps(_mm256_loadu_ps(p.add(j)), vinv));
             j += 8;
         }
-        for x in &mut row[end..] {
-            *x *= inv;
+        for jj in end..n {
+            *p.add(jj) *= inv;
+        }
+    }
+}
+
+/// `O[i, d..d+8B] = Σ_j P[i, j] v[j, d..d+8B]` for rows `i..i+R`, stored at `dst_row(i)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)]
+#[inline]
+unsafe fn pv_tile<const R: usize, const B: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+    d: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); B]; R];
+    // SAFETY (all loads/stores): rows i..i+R < n of the n×n P, rows j < n and columns d..d+8B <= hd
+    // of the n×hd v; dst_row(r) is valid for hd floats owned by this task.
+    unsafe {
+        for j in 0..n {
+            let mut vv = [_mm256_setzero_ps(); B];
+            for (b, x) in vv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(v.as_ptr().add(j * hd + d + 8 * b));
+            }
+            for r in 0..R {
+                let pb = _mm256_set1_ps(*s.get_unchecked((i + r) * n + j));
+                for b in 0..B {
+                    acc[r][b] = _mm256_fmadd_ps(pb, vv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            let o = dst_row(i + r).add(d);
+            for b in 0..B {
+                _mm256_storeu_ps(o.add(8 * b), acc[r][b]);
+            }
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pv_row_avx2(p: &[f32], v: &[f32], dst: &mut [f32], n: usize, hd: usize) {
-    let end = hd - hd % 8;
+#[inline]
+unsafe fn pv_rows<const R: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
     let mut d = 0;
-    // SAFETY (pointer arithmetic): d + 8 <= end <= hd; j < n; v has n*hd values, dst hd.
-    while d + 32 <= end {
-        let mut a0 = _mm256_setzero_ps();
-        let mut a1 = _mm256_setzero_ps();
-        let mut a2 = _mm256_setzero_ps();
-        let mut a3 = _mm256_setzero_ps();
-        for (j, &pj) in p.iter().enumerate().take(n) {
-            let pb = _mm256_set1_ps(pj);
-            let vr = v.as_ptr().add(j * hd + d);
-            a0 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vr), a0);
-            a1 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vr.add(8)), a1);
-            a2 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vr.add(16)), a2);
-            a3 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vr.add(24)), a3);
+    // SAFETY: tiles stay inside hd columns; see pv_tile.
+    unsafe {
+        while d + 32 <= hd {
+            pv_tile::<R, 4>(s, v, dst_row, n, hd, i, d);
+            d += 32;
         }
-        let o = dst.as_mut_ptr().add(d);
-        _mm256_storeu_ps(o, a0);
-        _mm256_storeu_ps(o.add(8), a1);
-        _mm256_storeu_ps(o.add(16), a2);
-        _mm256_storeu_ps(o.add(24), a3);
-        d += 32;
+        while d + 8 <= hd {
+            pv_tile::<R, 1>(s, v, dst_row, n, hd, i, d);
+            d += 8;
+        }
+        for r in i..i + R {
+            let o = dst_row(r);
+            for dd in d..hd {
+                let mut x = 0.0;
+                for j in 0..n {
+                    x += s[r * n + j] * v[j * hd + dd];
+                }
+                *o.add(dd) = x;
+            }
+        }
     }
-    while d < end {
-        let mut a0 = _mm256_setzero_ps();
-        for (j, &pj) in p.iter().enumerate().take(n) {
-            a0 = _mm256_fmadd_ps(
-                _mm256_set1_ps(pj),
-                _mm256_loadu_ps(v.as_ptr().add(j * hd + d)),
-                a0,
-            );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n: usize, hd: usize) {
+    let mut i = 0;
+    // SAFETY: row blocks stay below n.
+    unsafe {
+        while i + 2 <= n {
+            pv_rows::<2>(s, v, dst_row, n, hd, i);
+            i += 2;
         }
-        _mm256_storeu_ps(dst.as_mut_ptr().add(d), a0);
-        d += 8;
-    }
-    for dd in end..hd {
-        let mut x = 0.0;
-        for (j, &pj) in p.iter().enumerate().take(n) {
-            x += pj * v[j * hd + dd];
+        if i < n {
+            pv_rows::<1>(s, v, dst_row, n, hd, i);
         }
-        dst[dd] = x;
     }
 }
 
@@ -402,11 +605,15 @@ mod tests {
             .build()
             .unwrap();
         // (window, heads, head_dim, shifted): covers N = 9, 16, 64 and head dims 6, 8, 32, 40.
-        for &(win, heads, hd, shifted) in &[
-            (3, 2, 6, false),
-            (4, 3, 8, true),
-            (8, 2, 32, true),
-            (4, 1, 40, false),
+        for &(win, heads, hd, shifted, avx2) in &[
+            (3, 2, 6, false, true),
+            (4, 3, 8, true, true),
+            (8, 2, 32, true, true),
+            (4, 1, 40, false, true),
+            (6, 2, 12, true, true),
+            (3, 2, 6, false, false),
+            (6, 2, 12, true, false),
+            (8, 2, 32, true, false),
         ] {
             let res = win * 2;
             let c = heads * hd;
@@ -440,7 +647,7 @@ mod tests {
                 .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
                 .collect();
             let mut out = vec![f32::NAN; batch * tokens * c];
-            pool.install(|| window_attention(&args, &qkv, &mut out, &scratch));
+            pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, avx2));
             for b in 0..batch {
                 for w in 0..tokens / n {
                     for h in 0..heads {

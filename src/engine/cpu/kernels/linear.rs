@@ -101,7 +101,8 @@ impl Epilogue<'_> {
                 let rows = rows();
                 bias_rows(rows, bias);
                 // SAFETY: the caller guarantees exclusive access to these residual rows.
-                let res = unsafe { std::slice::from_raw_parts_mut(residual.0.add(r0 * n), m * n) };
+                let res =
+                    unsafe { std::slice::from_raw_parts_mut(residual.get().add(r0 * n), m * n) };
                 add_layer_norm_rows(res, rows, weight, norm_bias);
             }
         }
@@ -222,7 +223,6 @@ pub fn linear(
         let m = split.row_chunk.min(rows - r0);
         let c0 = ci * split.col_block;
         let nb = split.col_block.min(n - c0);
-        let yp = yp;
         // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
         // w rows c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
         unsafe {
@@ -233,11 +233,11 @@ pub fn linear(
                 x.as_ptr().add(r0 * k),
                 k,
                 w.as_ptr().add(c0 * k),
-                yp.0.add(r0 * n + c0),
+                yp.get().add(r0 * n + c0),
                 n,
             );
             if fuse {
-                epilogue.apply(yp.0, n, r0, m, c0, nb);
+                epilogue.apply(yp.get(), n, r0, m, c0, nb);
             }
         }
     });
@@ -245,9 +245,8 @@ pub fn linear(
         let chunk = rows.div_ceil(threads);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|ri| {
             let r0 = ri * chunk;
-            let yp = yp;
             // SAFETY: row chunks are disjoint; the tiles above are complete (the parallel loop joined).
-            unsafe { epilogue.apply(yp.0, n, r0, chunk.min(rows - r0), 0, n) };
+            unsafe { epilogue.apply(yp.get(), n, r0, chunk.min(rows - r0), 0, n) };
         });
     }
 }

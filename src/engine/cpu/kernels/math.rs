@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 
 const ERF_ALPHA: [f32; 7] = [
     -1.609_603_3e-2,
-    -2.954_599_8e-3,
+    -2.954_6e-3,
     -7.349_906_3e-4,
     -5.692_506_4e-5,
     -2.101_024e-6,
@@ -100,6 +100,9 @@ unsafe fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
 }
 
 /// Eight lanes of [`erf`] (same coefficients, FMA evaluation).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -119,6 +122,9 @@ pub unsafe fn erf_avx2(x: __m256) -> __m256 {
 }
 
 /// Eight lanes of [`gelu`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -133,6 +139,9 @@ pub unsafe fn gelu_avx2(x: __m256) -> __m256 {
 
 /// Eight lanes of `exp(x)` (Cephes scheme; inputs below -87.3 give ≈ 1e-38 instead of smaller values,
 /// which only ever meets softmax after the max is subtracted).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -152,7 +161,7 @@ pub unsafe fn exp_avx2(x: __m256) -> __m256 {
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.000_000_1e-1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
     let r2 = _mm256_mul_ps(r, r);
     y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
     let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(

@@ -27,6 +27,14 @@ pub fn has_avx2_fma() -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct SendPtr<T>(pub *mut T);
 
+impl<T> SendPtr<T> {
+    /// The pointer. (A method, so closures capture the whole `SendPtr`, not its raw field.)
+    #[inline]
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 // SAFETY: the pointer is only dereferenced by kernels that write provably disjoint regions (see each
 // use) while the owning buffer outlives the parallel section.
 unsafe impl<T> Send for SendPtr<T> {}
