@@ -82,5 +82,36 @@ fn main() {
             batch as f64 * 1e3 / med
         );
     }
+    // Where the time goes: the fastest of a few profiled batch-1 passes.
+    let profile = (0..5)
+        .map(|_| {
+            engine
+                .profile(&input[..per_image], 1, &mut logits[..config.num_classes])
+                .unwrap()
+        })
+        .min_by(|a, b| total(a).total_cmp(&total(b)))
+        .unwrap();
+    println!(
+        "batch-1 profile, ms per operation: {}",
+        fmt(&profile.by_operation())
+    );
+    let stages: Vec<(String, f64)> = profile
+        .by_stage()
+        .into_iter()
+        .map(|(s, ms)| (s.map_or("embed/head".into(), |s| format!("stage {s}")), ms))
+        .collect();
+    println!("batch-1 profile, ms per stage: {}", fmt(&stages));
     assert!(logits.iter().all(|v| v.is_finite()), "non-finite logits");
+}
+
+fn total(p: &swin_serve::engine::cpu::Profile) -> f64 {
+    p.entries.iter().map(|e| e.2).sum()
+}
+
+fn fmt<S: std::fmt::Display>(entries: &[(S, f64)]) -> String {
+    entries
+        .iter()
+        .map(|(w, ms)| format!("{w} {ms:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

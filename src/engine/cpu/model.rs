@@ -19,11 +19,13 @@ use crate::model::{ModelError, SwinV2Config, Weights};
 /// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)`).
 pub const CPB_HIDDEN: usize = 512;
 
-/// `nn.Linear`: weight `[out_features, in_features]` (PyTorch layout, read by GEMM as `Wᵀ`), optional bias.
+/// `nn.Linear` (`y = x·Wᵀ + b`). The weight is stored transposed, `Wᵀ` as `[in_features, out_features]`
+/// row-major, done once at load: the GEMM then reads it with unit stride along the output features,
+/// which is markedly faster than PyTorch's `[out, in]` layout for the wide-K layers (fc2, merging).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `[out_features * in_features]`, row-major.
-    pub weight: Vec<f32>,
+    /// `Wᵀ`, `[in_features * out_features]` row-major.
+    pub weight_t: Vec<f32>,
     /// `[out_features]`.
     pub bias: Option<Vec<f32>>,
     /// Input width.
@@ -40,10 +42,9 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self, ModelError> {
-        let weight = w
+        let weight = &w
             .get(&format!("{prefix}.weight"), &[out_features, in_features])?
-            .data
-            .clone();
+            .data;
         let bias = if bias {
             Some(
                 w.get(&format!("{prefix}.bias"), &[out_features])?
@@ -53,12 +54,35 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self {
-            weight,
+        Ok(Self::from_pytorch(weight, bias, in_features, out_features))
+    }
+
+    /// From a PyTorch-layout `[out_features, in_features]` weight.
+    pub fn from_pytorch(
+        weight: &[f32],
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+    ) -> Self {
+        assert_eq!(weight.len(), in_features * out_features);
+        let mut weight_t = vec![0.0f32; weight.len()];
+        for (o, row) in weight.chunks_exact(in_features).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                weight_t[i * out_features + o] = v;
+            }
+        }
+        Self {
+            weight_t,
             bias,
             in_features,
             out_features,
-        })
+        }
+    }
+
+    /// `W[o, i]` in PyTorch's indexing.
+    #[inline]
+    pub fn weight_at(&self, o: usize, i: usize) -> f32 {
+        self.weight_t[i * self.out_features + o]
     }
 }
 
@@ -84,7 +108,8 @@ impl LayerNorm {
 /// `patch_norm`.
 #[derive(Debug, Clone)]
 pub struct PatchEmbed {
-    /// Conv weight viewed as a linear layer `[embed_dim, in_chans*patch*patch]` (same memory order).
+    /// Conv weight viewed as a linear layer from `in_chans*patch*patch` (flattened in the conv weight's
+    /// (channel, row, col) order) to `embed_dim`.
     pub proj: Linear,
     /// LayerNorm after the projection (`patch_norm=True`).
     pub norm: Option<LayerNorm>,
@@ -217,12 +242,12 @@ impl SwinV2Model {
         let (p, e, cin) = (config.patch_size, config.embed_dim, config.in_chans);
         let conv = weights.get("patch_embed.proj.weight", &[e, cin, p, p])?;
         let patch_embed = PatchEmbed {
-            proj: Linear {
-                weight: conv.data.clone(),
-                bias: Some(weights.get("patch_embed.proj.bias", &[e])?.data.clone()),
-                in_features: cin * p * p,
-                out_features: e,
-            },
+            proj: Linear::from_pytorch(
+                &conv.data,
+                Some(weights.get("patch_embed.proj.bias", &[e])?.data.clone()),
+                cin * p * p,
+                e,
+            ),
             norm: if config.patch_norm {
                 Some(LayerNorm::load(weights, "patch_embed.norm", e)?)
             } else {
@@ -296,7 +321,7 @@ impl SwinV2Model {
 
     /// Number of parameters held (after folding).
     pub fn num_parameters(&self) -> usize {
-        let lin = |l: &Linear| l.weight.len() + l.bias.as_ref().map_or(0, Vec::len);
+        let lin = |l: &Linear| l.weight_t.len() + l.bias.as_ref().map_or(0, Vec::len);
         let ln = |n: &LayerNorm| n.weight.len() + n.bias.len();
         let mut total = lin(&self.patch_embed.proj)
             + self.patch_embed.norm.as_ref().map_or(0, ln)
@@ -428,7 +453,7 @@ pub fn fold_cpb(
         let (x0, x1) = (table[2 * r], table[2 * r + 1]);
         for o in 0..CPB_HIDDEN {
             let b = bias_a.get(o).copied().unwrap_or(0.0);
-            hidden[r * CPB_HIDDEN + o] = x0 * fc_a.weight[2 * o] + x1 * fc_a.weight[2 * o + 1] + b;
+            hidden[r * CPB_HIDDEN + o] = x0 * fc_a.weight_at(o, 0) + x1 * fc_a.weight_at(o, 1) + b;
         }
     }
     PluginRelu.forward_inplace(&mut hidden);
@@ -436,11 +461,10 @@ pub fn fold_cpb(
     for r in 0..rows {
         let hrow = &hidden[r * CPB_HIDDEN..(r + 1) * CPB_HIDDEN];
         for h in 0..heads {
-            let wrow = &fc_b.weight[h * CPB_HIDDEN..(h + 1) * CPB_HIDDEN];
             let s: f64 = hrow
                 .iter()
-                .zip(wrow)
-                .map(|(&a, &b)| a as f64 * b as f64)
+                .enumerate()
+                .map(|(j, &a)| a as f64 * fc_b.weight_at(h, j) as f64)
                 .sum();
             per_offset[r * heads + h] = s as f32;
         }

@@ -1,4 +1,4 @@
-//! Linear layers on the `gemm` crate: `y = x · Wᵀ` with `W` in PyTorch's `[out, in]` layout, split into
+//! Linear layers on the `gemm` crate: `y = x · Wᵀ` with `Wᵀ` stored `[in, out]` row-major, split into
 //! row chunks (or column blocks when there are few rows) over the current rayon pool, each chunk running a
 //! single-threaded `gemm` and then its epilogue while the rows are still in cache.
 
@@ -109,19 +109,21 @@ impl Epilogue<'_> {
     }
 }
 
-/// Single-threaded `y[m, n] = x[m, k] · w[n, k]ᵀ` (row strides `ldx`, `ldy`; `w` dense).
+/// Single-threaded `y[m, n] = x[m, k] · wt[k, n]` (row strides `ldx`, `ldw`, `ldy`).
 ///
 /// # Safety
-/// `x` must be valid for `m` rows of stride `ldx` (k values each), `w` for `n*k` values, `y` for `m` rows
-/// of stride `ldy` (n values each), and `y` must not overlap `x` or `w`.
+/// `x` must be valid for `m` rows of stride `ldx` (k values each), `wt` for `k` rows of stride `ldw`
+/// (n values each), `y` for `m` rows of stride `ldy` (n values each), and `y` must not overlap `x` or
+/// `wt`.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn matmul_wt(
+pub unsafe fn matmul(
     m: usize,
     n: usize,
     k: usize,
     x: *const f32,
     ldx: usize,
-    w: *const f32,
+    wt: *const f32,
+    ldw: usize,
     y: *mut f32,
     ldy: usize,
 ) {
@@ -141,9 +143,9 @@ pub unsafe fn matmul_wt(
             x,
             1,
             ldx as isize,
-            w,
-            k as isize,
+            wt,
             1,
+            ldw as isize,
             0.0f32,
             1.0f32,
             false,
@@ -195,19 +197,19 @@ const ROW_CHUNKS_PER_THREAD: usize = 2;
 const MAX_ROW_CHUNK: usize = 1024;
 const COL_BLOCKS_PER_THREAD: usize = 2;
 
-/// `y[rows, n] = x[rows, k] · w[n, k]ᵀ`, then `epilogue`, in parallel over the current rayon pool.
+/// `y[rows, n] = x[rows, k] · wt[k, n]`, then `epilogue`, in parallel over the current rayon pool.
 ///
 /// Panics if the slices are shorter than the shapes say (a planning bug, never input-dependent).
 pub fn linear(
     x: &[f32],
     rows: usize,
     k: usize,
-    w: &[f32],
+    wt: &[f32],
     n: usize,
     y: &mut [f32],
     epilogue: Epilogue<'_>,
 ) {
-    assert!(x.len() >= rows * k && w.len() == n * k && y.len() >= rows * n);
+    assert!(x.len() >= rows * k && wt.len() == n * k && y.len() >= rows * n);
     if rows == 0 || n == 0 {
         return;
     }
@@ -224,15 +226,16 @@ pub fn linear(
         let c0 = ci * split.col_block;
         let nb = split.col_block.min(n - c0);
         // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
-        // w rows c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
+        // wt columns c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
         unsafe {
-            matmul_wt(
+            matmul(
                 m,
                 nb,
                 k,
                 x.as_ptr().add(r0 * k),
                 k,
-                w.as_ptr().add(c0 * k),
+                wt.as_ptr().add(c0),
+                n,
                 yp.get().add(r0 * n + c0),
                 n,
             );
@@ -255,13 +258,13 @@ pub fn linear(
 mod tests {
     use super::*;
 
-    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    fn naive(x: &[f32], rows: usize, k: usize, wt: &[f32], n: usize) -> Vec<f32> {
         let mut y = vec![0.0f32; rows * n];
         for r in 0..rows {
             for j in 0..n {
                 let mut s = 0.0f64;
                 for i in 0..k {
-                    s += x[r * k + i] as f64 * w[j * k + i] as f64;
+                    s += x[r * k + i] as f64 * wt[i * n + j] as f64;
                 }
                 y[r * n + j] = s as f32;
             }
@@ -294,5 +297,79 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fused_epilogues_match_naive_in_both_splits() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // 100 rows: column blocks (norm epilogues in a second pass); 700 rows: row chunks (fused).
+        for &(rows, k, n) in &[(100, 40, 72), (700, 24, 40)] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 97) as f32 * 0.02 - 1.0)
+                .collect();
+            let wt: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 104_729) % 89) as f32 * 0.01 - 0.4)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.05 - 1.0).collect();
+            let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.01).collect();
+            let beta: Vec<f32> = (0..n).map(|i| i as f32 * -0.01).collect();
+            let plain = naive(&x, rows, k, &wt, n);
+            // GELU
+            let mut y = vec![0.0; rows * n];
+            pool.install(|| linear(&x, rows, k, &wt, n, &mut y, Epilogue::BiasGelu(&bias)));
+            for (i, &a) in y.iter().enumerate() {
+                let v = (plain[i] + bias[i % n]) as f64;
+                let want = 0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2));
+                assert!(
+                    (a as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "gelu {i}"
+                );
+            }
+            // residual += LN(y + bias)
+            let res0: Vec<f32> = (0..rows * n).map(|i| (i % 11) as f32 * 0.1).collect();
+            let mut res = res0.clone();
+            let mut scratch = vec![0.0; rows * n];
+            let epi = Epilogue::BiasNormResidual {
+                bias: &bias,
+                weight: &gamma,
+                norm_bias: &beta,
+                residual: SendPtr(res.as_mut_ptr()),
+            };
+            pool.install(|| linear(&x, rows, k, &wt, n, &mut scratch, epi));
+            for r in 0..rows {
+                let row: Vec<f64> = (0..n)
+                    .map(|j| (plain[r * n + j] + bias[j]) as f64)
+                    .collect();
+                let mean = row.iter().sum::<f64>() / n as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+                for j in 0..n {
+                    let want = res0[r * n + j] as f64
+                        + (row[j] - mean) / (var + 1e-5).sqrt() * gamma[j] as f64
+                        + beta[j] as f64;
+                    let got = res[r * n + j] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "ln row {r} col {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// erf by its Maclaurin series (|x| <= 6 here; terms stay within f64 range and precision).
+    fn erf_f64(x: f64) -> f64 {
+        if x.abs() > 5.0 {
+            return x.signum();
+        }
+        let (mut sum, mut term, mut n) = (0.0, x, 0.0);
+        while term.abs() > 1e-17 || n < 5.0 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
     }
 }
