@@ -152,7 +152,7 @@ fn direct_logits(image: &[u8]) -> Vec<f32> {
     let cfg = config();
     let weights = Weights::random(&cfg, SEED);
     let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
-    let mut engine = CpuEngine::new(model, 1, 1);
+    let mut engine = CpuEngine::new(model, 1, 1).unwrap();
     let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
     let mut input = vec![0f32; 3 * cfg.img_size * cfg.img_size];
     preprocess_into(image, &pre, &mut input).unwrap();

@@ -237,15 +237,12 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
 
     let model = Arc::new(SwinV2Model::new(&weights, &config)?);
     drop(weights);
-    let mut engines: Vec<Box<dyn Engine>> = (0..opts.instances)
+    let mut engines = (0..opts.instances)
         .map(|_| {
-            Box::new(CpuEngine::new(
-                Arc::clone(&model),
-                opts.threads,
-                opts.max_batch,
-            )) as Box<dyn Engine>
+            CpuEngine::new(Arc::clone(&model), opts.threads, opts.max_batch)
+                .map(|e| Box::new(e) as Box<dyn Engine>)
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     warm_up(&mut engines)?;
 
     let labels = labels_for(opts, config.num_classes)?;

@@ -1,0 +1,681 @@
+//! Fused window attention of SwinV2 (`WindowAttention.forward` after the qkv linear, before proj), one
+//! task per (image, window, head):
+//!
+//! 1. gather q, k, v of the window's tokens from the `[B*L, 3C]` qkv rows through the block's
+//!    (window, position) → token map (roll + window partition, folded);
+//! 2. cosine attention: `S = normalize(q)·normalize(k)ᵀ · logit_scale[h] + bias[h] (+ mask[w])`, with the
+//!    clamped/exp'd logit scale and the `16·sigmoid(cpb_mlp(…))` table folded at load;
+//! 3. softmax over rows, `O = S·v`;
+//! 4. scatter O to the window tokens' rows of the `[B*L, C]` output, columns of head `h`
+//!    (window reverse + roll back, folded).
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::SendPtr;
+
+/// `F.normalize` epsilon.
+const NORM_EPS: f32 = 1e-12;
+
+/// Shapes and folded tables of one block's window attention.
+#[derive(Clone, Copy)]
+pub struct WindowAttentionArgs<'a> {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Tokens per image (`H*W`).
+    pub tokens: usize,
+    /// Channels `C` (`num_heads * head_dim`).
+    pub dim: usize,
+    /// Heads.
+    pub num_heads: usize,
+    /// Tokens per window (`window_size²`).
+    pub window_tokens: usize,
+    /// `[nW * window_tokens]` token row of each (window, position).
+    pub token_index: &'a [u32],
+    /// `[num_heads]` folded `exp(clamp(logit_scale, max = ln 100))`.
+    pub logit_scale: &'a [f32],
+    /// `[num_heads, N, N]` folded `16·sigmoid(relative position bias)`.
+    pub bias: &'a [f32],
+    /// `[nW, N, N]` shifted-window mask (0 / -100), if the block is shifted.
+    pub mask: Option<&'a [f32]>,
+}
+
+impl WindowAttentionArgs<'_> {
+    /// Scratch floats one task needs: q, kᵀ, v and the score matrix.
+    pub fn scratch_len(window_tokens: usize, head_dim: usize) -> usize {
+        window_tokens * (3 * head_dim + window_tokens)
+    }
+}
+
+/// Run the attention of one block: `qkv` is `[batch*tokens, 3*dim]`, `out` `[batch*tokens, dim]`.
+/// `scratch` holds one buffer per pool thread (indexed by `rayon::current_thread_index`), each at least
+/// [`WindowAttentionArgs::scratch_len`] long.
+pub fn window_attention(
+    args: &WindowAttentionArgs<'_>,
+    qkv: &[f32],
+    out: &mut [f32],
+    scratch: &[Mutex<Vec<f32>>],
+) {
+    window_attention_with(args, qkv, out, scratch, super::has_avx2_fma());
+}
+
+/// [`window_attention`] with the kernel set chosen by the caller (`avx2` only where detected).
+fn window_attention_with(
+    args: &WindowAttentionArgs<'_>,
+    qkv: &[f32],
+    out: &mut [f32],
+    scratch: &[Mutex<Vec<f32>>],
+    avx2: bool,
+) {
+    let n = args.window_tokens;
+    let windows = args.token_index.len() / n;
+    let tasks = args.batch * windows * args.num_heads;
+    assert!(qkv.len() >= args.batch * args.tokens * 3 * args.dim);
+    assert!(out.len() >= args.batch * args.tokens * args.dim);
+    let out = SendPtr(out.as_mut_ptr());
+    let avx2 = avx2 && super::has_avx2_fma();
+    (0..tasks).into_par_iter().for_each(|t| {
+        let h = t % args.num_heads;
+        let w = (t / args.num_heads) % windows;
+        let b = t / (args.num_heads * windows);
+        let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
+        let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of image b;
+        // the token map is a permutation of the image's rows, so no two tasks write the same element.
+        unsafe { window_head(args, qkv, out, &mut guard, b, w, h, avx2) };
+    });
+}
+
+/// One (image, window, head) task.
+///
+/// # Safety
+/// `out` must be valid for `batch*tokens*dim` floats and no other thread may write this task's elements.
+#[allow(clippy::too_many_arguments)]
+unsafe fn window_head(
+    a: &WindowAttentionArgs<'_>,
+    qkv: &[f32],
+    out: SendPtr<f32>,
+    scratch: &mut [f32],
+    b: usize,
+    w: usize,
+    h: usize,
+    avx2: bool,
+) {
+    let n = a.window_tokens;
+    let c = a.dim;
+    let hd = c / a.num_heads;
+    let (q, rest) = scratch.split_at_mut(n * hd);
+    let (kt, rest) = rest.split_at_mut(hd * n);
+    let (v, rest) = rest.split_at_mut(n * hd);
+    let s = &mut rest[..n * n];
+    let map = &a.token_index[w * n..(w + 1) * n];
+    let base = b * a.tokens;
+    let scale = a.logit_scale[h];
+
+    let bias = &a.bias[h * n * n..(h + 1) * n * n];
+    let mask = a.mask.map(|m| &m[w * n * n..(w + 1) * n * n]);
+    // Row of the output that window position p goes to (window reverse + roll back).
+    // SAFETY: row (base + tok) exists and its head-h columns belong to this task (see caller).
+    let dst_row = |p: usize| unsafe { out.get().add((base + map[p] as usize) * c + h * hd) };
+
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: AVX2+FMA detected by the caller; every slice is sized for n tokens × hd above.
+        unsafe {
+            gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
+            scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
+            pv_avx2(s, v, &dst_row, n, hd);
+        }
+        return;
+    }
+    let _ = avx2;
+
+    // 1. gather + cosine normalisation (logit scale folded into q).
+    for (p, &tok) in map.iter().enumerate() {
+        let row = &qkv[(base + tok as usize) * 3 * c..][..3 * c];
+        let qr = &row[h * hd..(h + 1) * hd];
+        let kr = &row[c + h * hd..c + (h + 1) * hd];
+        let vr = &row[2 * c + h * hd..2 * c + (h + 1) * hd];
+        let qs = scale / norm(qr).max(NORM_EPS);
+        for (d, &x) in qr.iter().enumerate() {
+            q[p * hd + d] = x * qs;
+        }
+        let ks = 1.0 / norm(kr).max(NORM_EPS);
+        for (d, &x) in kr.iter().enumerate() {
+            kt[d * n + p] = x * ks;
+        }
+        v[p * hd..(p + 1) * hd].copy_from_slice(vr);
+    }
+    // 2. scores + bias (+ mask), softmax.
+    scores_softmax_scalar(q, kt, s, bias, mask, n, hd);
+    // 3. O = P·v, scattered to the tokens' rows.
+    for i in 0..n {
+        // SAFETY: see dst_row.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst_row(i), hd) };
+        pv_row_scalar(&s[i * n..(i + 1) * n], v, dst, n, hd);
+    }
+}
+
+#[inline]
+fn norm(x: &[f32]) -> f32 {
+    x.iter().map(|&v| v * v).sum::<f32>().sqrt()
+}
+
+fn scores_softmax_scalar(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+) {
+    for i in 0..n {
+        let row = &mut s[i * n..(i + 1) * n];
+        row.copy_from_slice(&bias[i * n..(i + 1) * n]);
+        if let Some(m) = mask {
+            for (x, &mv) in row.iter_mut().zip(&m[i * n..(i + 1) * n]) {
+                *x += mv;
+            }
+        }
+        for d in 0..hd {
+            let qd = q[i * hd + d];
+            for (x, &k) in row.iter_mut().zip(&kt[d * n..(d + 1) * n]) {
+                *x += qd * k;
+            }
+        }
+        softmax_scalar(row);
+    }
+}
+
+fn softmax_scalar(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut sum = 0.0;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+fn pv_row_scalar(p: &[f32], v: &[f32], dst: &mut [f32], n: usize, hd: usize) {
+    dst.fill(0.0);
+    for j in 0..n {
+        let pj = p[j];
+        for (o, &x) in dst.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
+            *o += pj * x;
+        }
+    }
+}
+
+/// Sum of squares of `x` (8 lanes + scalar tail).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_sq_avx2(x: &[f32]) -> f32 {
+    let end = x.len() - x.len() % 8;
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + 8 <= end <= x.len().
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        acc = _mm256_fmadd_ps(v, v, acc);
+        i += 8;
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: lanes has 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let mut s: f32 = lanes.iter().sum();
+    for &v in &x[end..] {
+        s += v * v;
+    }
+    s
+}
+
+/// Gather q (scaled by `logit_scale / |q|`), kᵀ (`k / |k|`) and v of the window's tokens.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_avx2(
+    qkv: &[f32],
+    map: &[u32],
+    base: usize,
+    c: usize,
+    h: usize,
+    hd: usize,
+    scale: f32,
+    q: &mut [f32],
+    kt: &mut [f32],
+    v: &mut [f32],
+) {
+    let n = map.len();
+    let end = hd - hd % 8;
+    for (p, &tok) in map.iter().enumerate() {
+        let row = &qkv[(base + tok as usize) * 3 * c..][..3 * c];
+        let qr = &row[h * hd..(h + 1) * hd];
+        let kr = &row[c + h * hd..c + (h + 1) * hd];
+        let qs = scale / sum_sq_avx2(qr).sqrt().max(NORM_EPS);
+        let ks = 1.0 / sum_sq_avx2(kr).sqrt().max(NORM_EPS);
+        let qdst = &mut q[p * hd..(p + 1) * hd];
+        let vq = _mm256_set1_ps(qs);
+        let mut d = 0;
+        while d < end {
+            // SAFETY: d + 8 <= end <= hd = qr.len() = qdst.len().
+            unsafe {
+                _mm256_storeu_ps(
+                    qdst.as_mut_ptr().add(d),
+                    _mm256_mul_ps(_mm256_loadu_ps(qr.as_ptr().add(d)), vq),
+                )
+            };
+            d += 8;
+        }
+        for d in end..hd {
+            qdst[d] = qr[d] * qs;
+        }
+        for (d, &x) in kr.iter().enumerate() {
+            kt[d * n + p] = x * ks;
+        }
+        v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
+    }
+}
+
+/// Scores of `R` consecutive rows starting at `i` over columns `j..j + 8*B`:
+/// `S = bias (+ mask) + q·kᵀ`, accumulated in `R*B` registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline]
+unsafe fn score_tile<const R: usize, const B: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+    j: usize,
+) {
+    debug_assert!(i + R <= n && j + 8 * B <= n);
+    let mut acc = [[_mm256_setzero_ps(); B]; R];
+    // SAFETY (all loads/stores): rows i..i+R < n, columns j..j+8B <= n of n×n matrices; kt is hd×n,
+    // q is n×hd.
+    unsafe {
+        for r in 0..R {
+            for b in 0..B {
+                let off = (i + r) * n + j + 8 * b;
+                acc[r][b] = _mm256_loadu_ps(bias.as_ptr().add(off));
+                if let Some(m) = mask {
+                    acc[r][b] = _mm256_add_ps(acc[r][b], _mm256_loadu_ps(m.as_ptr().add(off)));
+                }
+            }
+        }
+        for d in 0..hd {
+            let mut kv = [_mm256_setzero_ps(); B];
+            for (b, k) in kv.iter_mut().enumerate() {
+                *k = _mm256_loadu_ps(kt.as_ptr().add(d * n + j + 8 * b));
+            }
+            for r in 0..R {
+                let qb = _mm256_set1_ps(*q.get_unchecked((i + r) * hd + d));
+                for b in 0..B {
+                    acc[r][b] = _mm256_fmadd_ps(qb, kv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            for b in 0..B {
+                _mm256_storeu_ps(s.as_mut_ptr().add((i + r) * n + j + 8 * b), acc[r][b]);
+            }
+        }
+    }
+}
+
+/// Scores for rows `i..i+R` (all columns), then softmax of each row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn score_rows<const R: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
+    let mut j = 0;
+    // SAFETY: the tiles stay inside the n×n matrix (checked by the loop bounds).
+    unsafe {
+        while j + 32 <= n {
+            score_tile::<R, 4>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 32;
+        }
+        while j + 8 <= n {
+            score_tile::<R, 1>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 8;
+        }
+    }
+    for r in i..i + R {
+        for jj in j..n {
+            let mut x = bias[r * n + jj] + mask.map_or(0.0, |m| m[r * n + jj]);
+            for d in 0..hd {
+                x += q[r * hd + d] * kt[d * n + jj];
+            }
+            s[r * n + jj] = x;
+        }
+        // SAFETY: AVX2+FMA enabled in this function.
+        unsafe { softmax_avx2(&mut s[r * n..(r + 1) * n]) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scores_softmax_avx2(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+) {
+    let mut i = 0;
+    // SAFETY: row blocks stay below n.
+    unsafe {
+        while i + 2 <= n {
+            score_rows::<2>(q, kt, s, bias, mask, n, hd, i);
+            i += 2;
+        }
+        if i < n {
+            score_rows::<1>(q, kt, s, bias, mask, n, hd, i);
+        }
+    }
+}
+
+/// Softmax of one row in place (max-subtracted, vector exp).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32]) {
+    use super::math::exp_avx2;
+    let n = row.len();
+    let end = n - n % 8;
+    let p = row.as_mut_ptr();
+    let mut lanes = [0.0f32; 8];
+    // SAFETY (all pointer arithmetic): j + 8 <= end <= n.
+    unsafe {
+        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut j = 0;
+        while j < end {
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(j)));
+            j += 8;
+        }
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
+        let mut max = lanes.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        for jj in end..n {
+            max = max.max(*p.add(jj));
+        }
+        let vm = _mm256_set1_ps(max);
+        let mut vsum = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < end {
+            let e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p.add(j)), vm));
+            _mm256_storeu_ps(p.add(j), e);
+            vsum = _mm256_add_ps(vsum, e);
+            j += 8;
+        }
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
+        let mut sum: f32 = lanes.iter().sum();
+        for jj in end..n {
+            let e = (*p.add(jj) - max).exp();
+            *p.add(jj) = e;
+            sum += e;
+        }
+        let inv = 1.0 / sum;
+        let vinv = _mm256_set1_ps(inv);
+        let mut j = 0;
+        while j < end {
+            _mm256_storeu_ps(p.add(j), _mm256_mul_ps(_mm256_loadu_ps(p.add(j)), vinv));
+            j += 8;
+        }
+        for jj in end..n {
+            *p.add(jj) *= inv;
+        }
+    }
+}
+
+/// `O[i, d..d+8B] = Σ_j P[i, j] v[j, d..d+8B]` for rows `i..i+R`, stored at `dst_row(i)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)]
+#[inline]
+unsafe fn pv_tile<const R: usize, const B: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+    d: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); B]; R];
+    // SAFETY (all loads/stores): rows i..i+R < n of the n×n P, rows j < n and columns d..d+8B <= hd
+    // of the n×hd v; dst_row(r) is valid for hd floats owned by this task.
+    unsafe {
+        for j in 0..n {
+            let mut vv = [_mm256_setzero_ps(); B];
+            for (b, x) in vv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(v.as_ptr().add(j * hd + d + 8 * b));
+            }
+            for r in 0..R {
+                let pb = _mm256_set1_ps(*s.get_unchecked((i + r) * n + j));
+                for b in 0..B {
+                    acc[r][b] = _mm256_fmadd_ps(pb, vv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            let o = dst_row(i + r).add(d);
+            for b in 0..B {
+                _mm256_storeu_ps(o.add(8 * b), acc[r][b]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn pv_rows<const R: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
+    let mut d = 0;
+    // SAFETY: tiles stay inside hd columns; see pv_tile.
+    unsafe {
+        while d + 32 <= hd {
+            pv_tile::<R, 4>(s, v, dst_row, n, hd, i, d);
+            d += 32;
+        }
+        while d + 8 <= hd {
+            pv_tile::<R, 1>(s, v, dst_row, n, hd, i, d);
+            d += 8;
+        }
+        for r in i..i + R {
+            let o = dst_row(r);
+            for dd in d..hd {
+                let mut x = 0.0;
+                for j in 0..n {
+                    x += s[r * n + j] * v[j * hd + dd];
+                }
+                *o.add(dd) = x;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n: usize, hd: usize) {
+    let mut i = 0;
+    // SAFETY: row blocks stay below n.
+    unsafe {
+        while i + 2 <= n {
+            pv_rows::<2>(s, v, dst_row, n, hd, i);
+            i += 2;
+        }
+        if i < n {
+            pv_rows::<1>(s, v, dst_row, n, hd, i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straightforward attention for one head of one window, in f64, from the official formula.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        qkv: &[f32],
+        c: usize,
+        heads: usize,
+        map: &[u32],
+        scale: f32,
+        bias: &[f32],
+        mask: Option<&[f32]>,
+        h: usize,
+    ) -> Vec<Vec<f64>> {
+        let hd = c / heads;
+        let n = map.len();
+        let get = |p: usize, part: usize| -> Vec<f64> {
+            let row = map[p] as usize * 3 * c + part * c + h * hd;
+            qkv[row..row + hd].iter().map(|&x| x as f64).collect()
+        };
+        let unit = |v: Vec<f64>| {
+            let l = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            v.into_iter().map(|x| x / l).collect::<Vec<_>>()
+        };
+        let mut out = vec![];
+        for i in 0..n {
+            let qi = unit(get(i, 0));
+            let mut sc: Vec<f64> = (0..n)
+                .map(|j| {
+                    let kj = unit(get(j, 1));
+                    let dot: f64 = qi.iter().zip(&kj).map(|(a, b)| a * b).sum();
+                    dot * scale as f64
+                        + bias[h * n * n + i * n + j] as f64
+                        + mask.map_or(0.0, |m| m[i * n + j] as f64)
+                })
+                .collect();
+            let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = sc
+                .iter_mut()
+                .map(|x| {
+                    *x = (*x - mx).exp();
+                    *x
+                })
+                .sum();
+            let mut o = vec![0.0; hd];
+            for (j, p) in sc.iter().enumerate() {
+                for (d, vd) in get(j, 2).iter().enumerate() {
+                    o[d] += p / sum * vd;
+                }
+            }
+            out.push(o);
+        }
+        out
+    }
+
+    #[test]
+    fn fused_kernel_matches_reference() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // (window, heads, head_dim, shifted): covers N = 9, 16, 64 and head dims 6, 8, 32, 40.
+        for &(win, heads, hd, shifted, avx2) in &[
+            (3, 2, 6, false, true),
+            (4, 3, 8, true, true),
+            (8, 2, 32, true, true),
+            (4, 1, 40, false, true),
+            (6, 2, 12, true, true),
+            (3, 2, 6, false, false),
+            (6, 2, 12, true, false),
+            (8, 2, 32, true, false),
+        ] {
+            let res = win * 2;
+            let c = heads * hd;
+            let n = win * win;
+            let tokens = res * res;
+            let map = crate::engine::cpu::tables::window_token_index(
+                res,
+                win,
+                if shifted { win / 2 } else { 0 },
+            );
+            let mask =
+                crate::engine::cpu::tables::attn_mask(res, win, if shifted { win / 2 } else { 0 });
+            let batch = 2;
+            let qkv: Vec<f32> = (0..batch * tokens * 3 * c)
+                .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect();
+            let scale: Vec<f32> = (0..heads).map(|h| 3.0 + h as f32 * 20.0).collect();
+            let args = WindowAttentionArgs {
+                batch,
+                tokens,
+                dim: c,
+                num_heads: heads,
+                window_tokens: n,
+                token_index: &map,
+                logit_scale: &scale,
+                bias: &bias,
+                mask: mask.as_deref(),
+            };
+            let scratch: Vec<_> = (0..2)
+                .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
+                .collect();
+            let mut out = vec![f32::NAN; batch * tokens * c];
+            pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, avx2));
+            for b in 0..batch {
+                for w in 0..tokens / n {
+                    for h in 0..heads {
+                        let m = mask.as_ref().map(|m| &m[w * n * n..(w + 1) * n * n]);
+                        let img = &qkv[b * tokens * 3 * c..(b + 1) * tokens * 3 * c];
+                        let want = reference(
+                            img,
+                            c,
+                            heads,
+                            &map[w * n..(w + 1) * n],
+                            scale[h],
+                            &bias,
+                            m,
+                            h,
+                        );
+                        for (i, o) in want.iter().enumerate() {
+                            let tok = b * tokens + map[w * n + i] as usize;
+                            for (d, &x) in o.iter().enumerate() {
+                                let got = out[tok * c + h * hd + d] as f64;
+                                assert!(
+                                    (got - x).abs() < 2e-5,
+                                    "win {win} b {b} w {w} h {h} i {i} d {d}: {got} vs {x}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

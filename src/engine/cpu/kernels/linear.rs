@@ -1,0 +1,375 @@
+//! Linear layers on the `gemm` crate: `y = x · Wᵀ` with `Wᵀ` stored `[in, out]` row-major, split into
+//! row chunks (or column blocks when there are few rows) over the current rayon pool, each chunk running a
+//! single-threaded `gemm` and then its epilogue while the rows are still in cache.
+
+use rayon::prelude::*;
+
+use super::math::{bias_gelu_rows, bias_rows};
+use super::norm::{add_layer_norm_rows, layer_norm_rows};
+use super::SendPtr;
+
+/// What to do with the rows of `x · Wᵀ` once computed.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// Nothing more.
+    None,
+    /// `y += bias`.
+    Bias(&'a [f32]),
+    /// `y = gelu(y + bias)` (exact erf).
+    BiasGelu(&'a [f32]),
+    /// `y = layer_norm(y + bias)` in place (PatchEmbed's and PatchMerging's norm).
+    BiasNorm {
+        /// Linear bias, if the layer has one.
+        bias: Option<&'a [f32]>,
+        /// LayerNorm weight.
+        weight: &'a [f32],
+        /// LayerNorm bias.
+        norm_bias: &'a [f32],
+    },
+    /// `residual += layer_norm(y + bias)`, the res-post-norm of a SwinV2 block; `y` is scratch.
+    BiasNormResidual {
+        /// Linear bias.
+        bias: &'a [f32],
+        /// LayerNorm weight.
+        weight: &'a [f32],
+        /// LayerNorm bias.
+        norm_bias: &'a [f32],
+        /// `[rows, n]` residual stream, updated in place.
+        residual: SendPtr<f32>,
+    },
+}
+
+impl Epilogue<'_> {
+    /// Whether the epilogue needs whole rows (a LayerNorm), so cannot run on a column block.
+    fn needs_full_rows(&self) -> bool {
+        matches!(
+            self,
+            Epilogue::BiasNorm { .. } | Epilogue::BiasNormResidual { .. }
+        )
+    }
+
+    /// Apply to the block of rows `r0..r0+m`, columns `c0..c0+nb` of `y` (row stride `n`).
+    ///
+    /// # Safety
+    /// `y` must be valid for those rows; no other thread may touch the block (nor, for
+    /// `BiasNormResidual`, the same rows of `residual`). Norm epilogues need `c0 == 0 && nb == n`.
+    unsafe fn apply(&self, y: *mut f32, n: usize, r0: usize, m: usize, c0: usize, nb: usize) {
+        let full = c0 == 0 && nb == n;
+        debug_assert!(full || !self.needs_full_rows());
+        // SAFETY: rows r0..r0+m exist and belong to this task (caller).
+        let rows = || unsafe { std::slice::from_raw_parts_mut(y.add(r0 * n), m * n) };
+        match *self {
+            Epilogue::None => {}
+            Epilogue::Bias(b) | Epilogue::BiasGelu(b) => {
+                let gelu = matches!(self, Epilogue::BiasGelu(_));
+                let b = &b[c0..c0 + nb];
+                if full {
+                    if gelu {
+                        bias_gelu_rows(rows(), b)
+                    } else {
+                        bias_rows(rows(), b)
+                    }
+                } else {
+                    for r in r0..r0 + m {
+                        // SAFETY: columns c0..c0+nb of row r belong to this task.
+                        let row = unsafe { std::slice::from_raw_parts_mut(y.add(r * n + c0), nb) };
+                        if gelu {
+                            bias_gelu_rows(row, b)
+                        } else {
+                            bias_rows(row, b)
+                        }
+                    }
+                }
+            }
+            Epilogue::BiasNorm {
+                bias,
+                weight,
+                norm_bias,
+            } => {
+                let rows = rows();
+                if let Some(b) = bias {
+                    bias_rows(rows, b);
+                }
+                layer_norm_rows(rows, weight, norm_bias);
+            }
+            Epilogue::BiasNormResidual {
+                bias,
+                weight,
+                norm_bias,
+                residual,
+            } => {
+                let rows = rows();
+                bias_rows(rows, bias);
+                // SAFETY: the caller guarantees exclusive access to these residual rows.
+                let res =
+                    unsafe { std::slice::from_raw_parts_mut(residual.get().add(r0 * n), m * n) };
+                add_layer_norm_rows(res, rows, weight, norm_bias);
+            }
+        }
+    }
+}
+
+/// Single-threaded `y[m, n] = x[m, k] · wt[k, n]` (row strides `ldx`, `ldw`, `ldy`).
+///
+/// # Safety
+/// `x` must be valid for `m` rows of stride `ldx` (k values each), `wt` for `k` rows of stride `ldw`
+/// (n values each), `y` for `m` rows of stride `ldy` (n values each), and `y` must not overlap `x` or
+/// `wt`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    wt: *const f32,
+    ldw: usize,
+    y: *mut f32,
+    ldy: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: forwarded from the caller; gemm computes dst := beta · lhs · rhs when read_dst is false.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            y,
+            1,
+            ldy as isize,
+            false,
+            x,
+            1,
+            ldx as isize,
+            wt,
+            1,
+            ldw as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// How one linear layer is split into tasks: row chunks × column blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Rows per task.
+    pub row_chunk: usize,
+    /// Output columns per task.
+    pub col_block: usize,
+}
+
+/// Choose the split of a `[rows, k] · [k, n]` product over `threads` threads.
+///
+/// Many rows: row chunks (whole output rows, so every epilogue fuses; each task packs the weights
+/// once, which is cheap next to its rows). Few rows (small batch, late stages, where the weights
+/// outweigh the activations): column blocks, so the weights are packed once in total.
+pub fn plan(rows: usize, n: usize, threads: usize) -> Split {
+    if threads <= 1 {
+        return Split {
+            row_chunk: rows.max(1),
+            col_block: n.max(1),
+        };
+    }
+    if rows >= ROW_SPLIT_MIN_ROWS {
+        let chunks = (threads * ROW_CHUNKS_PER_THREAD).max(rows.div_ceil(MAX_ROW_CHUNK));
+        Split {
+            row_chunk: rows.div_ceil(chunks).div_ceil(16) * 16,
+            col_block: n,
+        }
+    } else {
+        let blocks = threads * COL_BLOCKS_PER_THREAD;
+        Split {
+            row_chunk: rows.max(1),
+            col_block: (n.div_ceil(blocks).div_ceil(16) * 16).max(16),
+        }
+    }
+}
+
+const ROW_SPLIT_MIN_ROWS: usize = 512;
+const ROW_CHUNKS_PER_THREAD: usize = 2;
+const MAX_ROW_CHUNK: usize = 1024;
+const COL_BLOCKS_PER_THREAD: usize = 2;
+
+/// `y[rows, n] = x[rows, k] · wt[k, n]`, then `epilogue`, in parallel over the current rayon pool.
+///
+/// Panics if the slices are shorter than the shapes say (a planning bug, never input-dependent).
+pub fn linear(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wt: &[f32],
+    n: usize,
+    y: &mut [f32],
+    epilogue: Epilogue<'_>,
+) {
+    assert!(x.len() >= rows * k && wt.len() == n * k && y.len() >= rows * n);
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let split = plan(rows, n, threads);
+    let row_chunks = rows.div_ceil(split.row_chunk);
+    let col_blocks = n.div_ceil(split.col_block);
+    let fuse = col_blocks == 1 || !epilogue.needs_full_rows();
+    let yp = SendPtr(y.as_mut_ptr());
+    (0..row_chunks * col_blocks).into_par_iter().for_each(|t| {
+        let (ri, ci) = (t / col_blocks, t % col_blocks);
+        let r0 = ri * split.row_chunk;
+        let m = split.row_chunk.min(rows - r0);
+        let c0 = ci * split.col_block;
+        let nb = split.col_block.min(n - c0);
+        // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
+        // wt columns c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
+        unsafe {
+            matmul(
+                m,
+                nb,
+                k,
+                x.as_ptr().add(r0 * k),
+                k,
+                wt.as_ptr().add(c0),
+                n,
+                yp.get().add(r0 * n + c0),
+                n,
+            );
+            if fuse {
+                epilogue.apply(yp.get(), n, r0, m, c0, nb);
+            }
+        }
+    });
+    if !fuse {
+        let chunk = rows.div_ceil(threads);
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|ri| {
+            let r0 = ri * chunk;
+            // SAFETY: row chunks are disjoint; the tiles above are complete (the parallel loop joined).
+            unsafe { epilogue.apply(yp.get(), n, r0, chunk.min(rows - r0), 0, n) };
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], rows: usize, k: usize, wt: &[f32], n: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for i in 0..k {
+                    s += x[r * k + i] as f64 * wt[i * n + j] as f64;
+                }
+                y[r * n + j] = s as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn row_and_column_splits_match_naive() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for &(rows, k, n) in &[(5, 7, 9), (300, 33, 70), (64, 96, 200), (1000, 16, 24)] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 97) as f32 * 0.01 - 0.5)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 104_729) % 89) as f32 * 0.01 - 0.4)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
+            let mut y = vec![0.0; rows * n];
+            pool.install(|| linear(&x, rows, k, &w, n, &mut y, Epilogue::Bias(&bias)));
+            let want = naive(&x, rows, k, &w, n);
+            for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
+                let b = b + bias[i % n];
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "{rows}x{k}x{n} at {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_epilogues_match_naive_in_both_splits() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // 100 rows: column blocks (norm epilogues in a second pass); 700 rows: row chunks (fused).
+        for &(rows, k, n) in &[(100, 40, 72), (700, 24, 40)] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 97) as f32 * 0.02 - 1.0)
+                .collect();
+            let wt: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 104_729) % 89) as f32 * 0.01 - 0.4)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.05 - 1.0).collect();
+            let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.01).collect();
+            let beta: Vec<f32> = (0..n).map(|i| i as f32 * -0.01).collect();
+            let plain = naive(&x, rows, k, &wt, n);
+            // GELU
+            let mut y = vec![0.0; rows * n];
+            pool.install(|| linear(&x, rows, k, &wt, n, &mut y, Epilogue::BiasGelu(&bias)));
+            for (i, &a) in y.iter().enumerate() {
+                let v = (plain[i] + bias[i % n]) as f64;
+                let want = 0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2));
+                assert!(
+                    (a as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "gelu {i}"
+                );
+            }
+            // residual += LN(y + bias)
+            let res0: Vec<f32> = (0..rows * n).map(|i| (i % 11) as f32 * 0.1).collect();
+            let mut res = res0.clone();
+            let mut scratch = vec![0.0; rows * n];
+            let epi = Epilogue::BiasNormResidual {
+                bias: &bias,
+                weight: &gamma,
+                norm_bias: &beta,
+                residual: SendPtr(res.as_mut_ptr()),
+            };
+            pool.install(|| linear(&x, rows, k, &wt, n, &mut scratch, epi));
+            for r in 0..rows {
+                let row: Vec<f64> = (0..n)
+                    .map(|j| (plain[r * n + j] + bias[j]) as f64)
+                    .collect();
+                let mean = row.iter().sum::<f64>() / n as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+                for j in 0..n {
+                    let want = res0[r * n + j] as f64
+                        + (row[j] - mean) / (var + 1e-5).sqrt() * gamma[j] as f64
+                        + beta[j] as f64;
+                    let got = res[r * n + j] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "ln row {r} col {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// erf by its Maclaurin series (|x| <= 6 here; terms stay within f64 range and precision).
+    fn erf_f64(x: f64) -> f64 {
+        if x.abs() > 5.0 {
+            return x.signum();
+        }
+        let (mut sum, mut term, mut n) = (0.0, x, 0.0);
+        while term.abs() > 1e-17 || n < 5.0 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+}

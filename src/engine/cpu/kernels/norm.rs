@@ -1,0 +1,152 @@
+//! LayerNorm over the last dimension (eps 1e-5, as `nn.LayerNorm` defaults), in place or fused with the
+//! post-norm residual of SwinV2 (`x = x + norm(y)`). Two-pass mean/variance (biased, as PyTorch).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// `nn.LayerNorm` default epsilon, used by every norm in SwinV2.
+pub const LN_EPS: f32 = 1e-5;
+
+/// Rows of `data` (length `weight.len()` each) normalized in place.
+pub fn layer_norm_rows(data: &mut [f32], weight: &[f32], bias: &[f32]) {
+    for row in data.chunks_exact_mut(weight.len()) {
+        let (mean, rstd) = moments(row);
+        for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = (*v - mean) * rstd * w + b;
+        }
+    }
+}
+
+/// `residual[r] += layer_norm(y[r])` for every row `r` (post-norm residual of a SwinV2 block).
+pub fn add_layer_norm_rows(residual: &mut [f32], y: &[f32], weight: &[f32], bias: &[f32]) {
+    let c = weight.len();
+    for (res, row) in residual.chunks_exact_mut(c).zip(y.chunks_exact(c)) {
+        let (mean, rstd) = moments(row);
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2_fma() {
+            // SAFETY: AVX2+FMA detected; all four slices have length c.
+            unsafe { add_normed_avx2(res, row, weight, bias, mean, rstd) };
+            continue;
+        }
+        for (((r, &v), &w), &b) in res.iter_mut().zip(row).zip(weight).zip(bias) {
+            *r += (v - mean) * rstd * w + b;
+        }
+    }
+}
+
+/// Mean and `1/sqrt(var + eps)` of one row.
+#[inline]
+pub fn moments(row: &[f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        // SAFETY: AVX2+FMA detected.
+        return unsafe { moments_avx2(row) };
+    }
+    moments_scalar(row)
+}
+
+/// Scalar version of [`moments`].
+pub fn moments_scalar(row: &[f32]) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + LN_EPS).sqrt())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn moments_avx2(row: &[f32]) -> (f32, f32) {
+    let n = row.len();
+    let end = n - n % 8;
+    let p = row.as_ptr();
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + 8 <= end <= n.
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(p.add(i)));
+        i += 8;
+    }
+    let mut sum = hsum(acc);
+    for &v in &row[end..] {
+        sum += v;
+    }
+    let mean = sum / n as f32;
+    let m = _mm256_set1_ps(mean);
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < end {
+        // SAFETY: as above.
+        let d = _mm256_sub_ps(_mm256_loadu_ps(p.add(i)), m);
+        acc = _mm256_fmadd_ps(d, d, acc);
+        i += 8;
+    }
+    let mut sq = hsum(acc);
+    for &v in &row[end..] {
+        sq += (v - mean) * (v - mean);
+    }
+    (mean, 1.0 / (sq / n as f32 + LN_EPS).sqrt())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_normed_avx2(res: &mut [f32], y: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    let n = w.len();
+    let end = n - n % 8;
+    let m = _mm256_set1_ps(mean);
+    let s = _mm256_set1_ps(rstd);
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + 8 <= end <= n, and every slice has n values.
+        let v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y.as_ptr().add(i)), m), s);
+        let v = _mm256_fmadd_ps(
+            v,
+            _mm256_loadu_ps(w.as_ptr().add(i)),
+            _mm256_loadu_ps(b.as_ptr().add(i)),
+        );
+        let r = res.as_mut_ptr().add(i);
+        _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), v));
+        i += 8;
+    }
+    for j in end..n {
+        res[j] += (y[j] - mean) * rstd * w[j] + b[j];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_residual_norm_matches_plain_formula() {
+        let c = 45;
+        let rows = 7;
+        let y: Vec<f32> = (0..rows * c)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1)
+            .collect();
+        let w: Vec<f32> = (0..c).map(|i| 1.0 + i as f32 * 0.01).collect();
+        let b: Vec<f32> = (0..c).map(|i| i as f32 * -0.02).collect();
+        let x0: Vec<f32> = (0..rows * c).map(|i| i as f32 * 0.001).collect();
+        let mut x = x0.clone();
+        add_layer_norm_rows(&mut x, &y, &w, &b);
+        for r in 0..rows {
+            let row = &y[r * c..(r + 1) * c];
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / c as f64;
+            for j in 0..c {
+                let want = x0[r * c + j] as f64
+                    + (row[j] as f64 - mean) / (var + 1e-5).sqrt() * w[j] as f64
+                    + b[j] as f64;
+                assert!((x[r * c + j] as f64 - want).abs() < 1e-5, "row {r} col {j}");
+            }
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! SwinV2 weights arranged like the official modules (`models/swin_transformer_v2.py`, d19503d7), with
+//! everything that does not depend on the image folded at load time:
+//!
+//! * per block, the continuous position bias `16·sigmoid(cpb_mlp(relative_coords_table))` gathered by
+//!   `relative_position_index` into a `[num_heads, N, N]` table (the MLP's ReLU is the
+//!   `MyPlugin::PluginReLU` op);
+//! * `exp(clamp(logit_scale, max = ln(1/0.01)))` per head;
+//! * the shifted-window `attn_mask` and the (window, position) → token map (roll + partition folded);
+//! * the qkv bias `cat(q_bias, zeros, v_bias)`.
+//!
+//! Tensors are read by their official state-dict keys; a missing or mis-shaped one is an error naming it.
+//! The tables are computed from the configuration like the official `__init__`, so the checkpoint's
+//! buffers (`relative_coords_table`, `relative_position_index`, `attn_mask`) are not needed.
+
+use super::ops::PluginRelu;
+use super::tables;
+use crate::model::{ModelError, SwinV2Config, Weights};
+
+/// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)`).
+pub const CPB_HIDDEN: usize = 512;
+
+/// `nn.Linear` (`y = x·Wᵀ + b`). The weight is stored transposed, `Wᵀ` as `[in_features, out_features]`
+/// row-major, done once at load: the GEMM then reads it with unit stride along the output features,
+/// which is markedly faster than PyTorch's `[out, in]` layout for the wide-K layers (fc2, merging).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `Wᵀ`, `[in_features * out_features]` row-major.
+    pub weight_t: Vec<f32>,
+    /// `[out_features]`.
+    pub bias: Option<Vec<f32>>,
+    /// Input width.
+    pub in_features: usize,
+    /// Output width.
+    pub out_features: usize,
+}
+
+impl Linear {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self, ModelError> {
+        let weight = &w
+            .get(&format!("{prefix}.weight"), &[out_features, in_features])?
+            .data;
+        let bias = if bias {
+            Some(
+                w.get(&format!("{prefix}.bias"), &[out_features])?
+                    .data
+                    .clone(),
+            )
+        } else {
+            None
+        };
+        Ok(Self::from_pytorch(weight, bias, in_features, out_features))
+    }
+
+    /// From a PyTorch-layout `[out_features, in_features]` weight.
+    pub fn from_pytorch(
+        weight: &[f32],
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+    ) -> Self {
+        assert_eq!(weight.len(), in_features * out_features);
+        let mut weight_t = vec![0.0f32; weight.len()];
+        for (o, row) in weight.chunks_exact(in_features).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                weight_t[i * out_features + o] = v;
+            }
+        }
+        Self {
+            weight_t,
+            bias,
+            in_features,
+            out_features,
+        }
+    }
+
+    /// `W[o, i]` in PyTorch's indexing.
+    #[inline]
+    pub fn weight_at(&self, o: usize, i: usize) -> f32 {
+        self.weight_t[i * self.out_features + o]
+    }
+}
+
+/// `nn.LayerNorm(dim)` (eps 1e-5).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// `[dim]`.
+    pub weight: Vec<f32>,
+    /// `[dim]`.
+    pub bias: Vec<f32>,
+}
+
+impl LayerNorm {
+    fn load(w: &Weights, prefix: &str, dim: usize) -> Result<Self, ModelError> {
+        Ok(Self {
+            weight: w.get(&format!("{prefix}.weight"), &[dim])?.data.clone(),
+            bias: w.get(&format!("{prefix}.bias"), &[dim])?.data.clone(),
+        })
+    }
+}
+
+/// `PatchEmbed`: a `patch_size`-strided conv (run as a GEMM over flattened patches), then `norm` when
+/// `patch_norm`.
+#[derive(Debug, Clone)]
+pub struct PatchEmbed {
+    /// Conv weight viewed as a linear layer from `in_chans*patch*patch` (flattened in the conv weight's
+    /// (channel, row, col) order) to `embed_dim`.
+    pub proj: Linear,
+    /// LayerNorm after the projection (`patch_norm=True`).
+    pub norm: Option<LayerNorm>,
+    /// Patch side.
+    pub patch_size: usize,
+    /// Input side.
+    pub img_size: usize,
+    /// Input channels.
+    pub in_chans: usize,
+}
+
+/// `WindowAttention` with its input-independent parts folded.
+#[derive(Debug, Clone)]
+pub struct WindowAttention {
+    /// Channels.
+    pub dim: usize,
+    /// Window side actually used (clamped to the stage resolution).
+    pub window_size: usize,
+    /// Heads.
+    pub num_heads: usize,
+    /// `qkv` with bias `cat(q_bias, zeros, v_bias)` folded in (no bias when `qkv_bias=False`).
+    pub qkv: Linear,
+    /// Output projection.
+    pub proj: Linear,
+    /// `exp(clamp(logit_scale, max = ln 100))`, one per head.
+    pub logit_scale: Vec<f32>,
+    /// `16·sigmoid(cpb_mlp(relative_coords_table))[relative_position_index]`, `[num_heads, N, N]`.
+    pub relative_position_bias: Vec<f32>,
+}
+
+/// `Mlp`: fc1 → GELU → fc2.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// `[hidden, dim]`.
+    pub fc1: Linear,
+    /// `[dim, hidden]`.
+    pub fc2: Linear,
+}
+
+/// `SwinTransformerBlock` (res-post-norm): `x = x + norm1(attn(x))`, `x = x + norm2(mlp(x))`.
+#[derive(Debug, Clone)]
+pub struct SwinTransformerBlock {
+    /// Channels.
+    pub dim: usize,
+    /// Token grid side.
+    pub input_resolution: usize,
+    /// Window side (clamped).
+    pub window_size: usize,
+    /// Cyclic shift (0 for even blocks and when the window covers the whole grid).
+    pub shift_size: usize,
+    /// Post-attention norm.
+    pub norm1: LayerNorm,
+    /// Window attention.
+    pub attn: WindowAttention,
+    /// Post-MLP norm.
+    pub norm2: LayerNorm,
+    /// MLP.
+    pub mlp: Mlp,
+    /// `attn_mask` `[nW, N, N]` (0 / -100) of a shifted block.
+    pub attn_mask: Option<Vec<f32>>,
+    /// (window, position) → token row (roll + window partition folded), `[nW * N]`.
+    pub token_index: Vec<u32>,
+}
+
+/// `PatchMerging`: 2×2 neighbours concatenated (x0, x1, x2, x3), `reduction` (4C → 2C, no bias), `norm`.
+#[derive(Debug, Clone)]
+pub struct PatchMerging {
+    /// Input token grid side.
+    pub input_resolution: usize,
+    /// Input channels.
+    pub dim: usize,
+    /// `[2*dim, 4*dim]`, no bias.
+    pub reduction: Linear,
+    /// Norm over `2*dim` (after the reduction in V2).
+    pub norm: LayerNorm,
+}
+
+/// `BasicLayer`: one stage of blocks, then optional patch merging.
+#[derive(Debug, Clone)]
+pub struct BasicLayer {
+    /// Channels.
+    pub dim: usize,
+    /// Token grid side.
+    pub input_resolution: usize,
+    /// Blocks.
+    pub blocks: Vec<SwinTransformerBlock>,
+    /// Patch merging at the end (all stages but the last).
+    pub downsample: Option<PatchMerging>,
+}
+
+/// A loaded SwinV2 classifier (`SwinTransformerV2`), immutable and shareable through `Arc` between
+/// engine instances: the weights are stored once here.
+#[derive(Debug, Clone)]
+pub struct SwinV2Model {
+    /// Architecture.
+    pub config: SwinV2Config,
+    /// Patch embedding.
+    pub patch_embed: PatchEmbed,
+    /// `absolute_pos_embed` `[num_patches * embed_dim]` when `ape`.
+    pub absolute_pos_embed: Option<Vec<f32>>,
+    /// Stages.
+    pub layers: Vec<BasicLayer>,
+    /// Final norm over `num_features`.
+    pub norm: LayerNorm,
+    /// Classifier `[num_classes, num_features]`.
+    pub head: Linear,
+    /// Where the weights came from.
+    pub source: String,
+}
+
+impl SwinV2Model {
+    /// Build the model from official state-dict tensors, folding the input-independent parts.
+    pub fn new(weights: &Weights, config: &SwinV2Config) -> Result<Self, ModelError> {
+        config.validate()?;
+        if config.in_chans == 0 {
+            return Err(ModelError::Config("in_chans must be at least 1".into()));
+        }
+        if config.pretrained_window_sizes.len() < config.num_layers() {
+            return Err(ModelError::Config(format!(
+                "pretrained_window_sizes {:?} needs one entry per stage ({})",
+                config.pretrained_window_sizes,
+                config.num_layers()
+            )));
+        }
+        if config.pretrained_window_sizes.contains(&1) {
+            return Err(ModelError::Config(
+                "a pretrained window size of 1 divides by zero in relative_coords_table".into(),
+            ));
+        }
+        let (p, e, cin) = (config.patch_size, config.embed_dim, config.in_chans);
+        let conv = weights.get("patch_embed.proj.weight", &[e, cin, p, p])?;
+        let patch_embed = PatchEmbed {
+            proj: Linear::from_pytorch(
+                &conv.data,
+                Some(weights.get("patch_embed.proj.bias", &[e])?.data.clone()),
+                cin * p * p,
+                e,
+            ),
+            norm: if config.patch_norm {
+                Some(LayerNorm::load(weights, "patch_embed.norm", e)?)
+            } else {
+                None
+            },
+            patch_size: p,
+            img_size: config.img_size,
+            in_chans: cin,
+        };
+        let num_patches = config.stage_resolution(0).pow(2);
+        let absolute_pos_embed = if config.ape {
+            Some(
+                weights
+                    .get("absolute_pos_embed", &[1, num_patches, e])?
+                    .data
+                    .clone(),
+            )
+        } else {
+            None
+        };
+
+        let mut layers = Vec::with_capacity(config.num_layers());
+        for i in 0..config.num_layers() {
+            let dim = e << i;
+            let res = config.stage_resolution(i);
+            let mut blocks = Vec::with_capacity(config.depths[i]);
+            for j in 0..config.depths[i] {
+                let prefix = format!("layers.{i}.blocks.{j}");
+                blocks.push(load_block(weights, config, &prefix, i, j)?);
+            }
+            let downsample = if i + 1 < config.num_layers() {
+                if !res.is_multiple_of(2) {
+                    return Err(ModelError::Config(format!(
+                        "stage {i}: resolution {res} is odd, patch merging needs it even"
+                    )));
+                }
+                let prefix = format!("layers.{i}.downsample");
+                Some(PatchMerging {
+                    input_resolution: res,
+                    dim,
+                    reduction: Linear::load(
+                        weights,
+                        &format!("{prefix}.reduction"),
+                        4 * dim,
+                        2 * dim,
+                        false,
+                    )?,
+                    norm: LayerNorm::load(weights, &format!("{prefix}.norm"), 2 * dim)?,
+                })
+            } else {
+                None
+            };
+            layers.push(BasicLayer {
+                dim,
+                input_resolution: res,
+                blocks,
+                downsample,
+            });
+        }
+        let nf = config.num_features();
+        Ok(Self {
+            config: config.clone(),
+            patch_embed,
+            absolute_pos_embed,
+            layers,
+            norm: LayerNorm::load(weights, "norm", nf)?,
+            head: Linear::load(weights, "head", nf, config.num_classes, true)?,
+            source: weights.source.clone(),
+        })
+    }
+
+    /// Number of parameters held (after folding).
+    pub fn num_parameters(&self) -> usize {
+        let lin = |l: &Linear| l.weight_t.len() + l.bias.as_ref().map_or(0, Vec::len);
+        let ln = |n: &LayerNorm| n.weight.len() + n.bias.len();
+        let mut total = lin(&self.patch_embed.proj)
+            + self.patch_embed.norm.as_ref().map_or(0, ln)
+            + self.absolute_pos_embed.as_ref().map_or(0, Vec::len)
+            + ln(&self.norm)
+            + lin(&self.head);
+        for layer in &self.layers {
+            for b in &layer.blocks {
+                total += ln(&b.norm1)
+                    + ln(&b.norm2)
+                    + lin(&b.attn.qkv)
+                    + lin(&b.attn.proj)
+                    + lin(&b.mlp.fc1)
+                    + lin(&b.mlp.fc2);
+            }
+            if let Some(d) = &layer.downsample {
+                total += lin(&d.reduction) + ln(&d.norm);
+            }
+        }
+        total
+    }
+}
+
+/// Load block `j` of stage `i` and fold its tables.
+fn load_block(
+    w: &Weights,
+    config: &SwinV2Config,
+    prefix: &str,
+    i: usize,
+    j: usize,
+) -> Result<SwinTransformerBlock, ModelError> {
+    let dim = config.embed_dim << i;
+    let heads = config.num_heads[i];
+    let res = config.stage_resolution(i);
+    // Official: shift = window//2 on odd blocks; when the grid fits in one window, shift 0 and
+    // window = resolution.
+    let (window, shift) = if res <= config.window_size {
+        (res, 0)
+    } else {
+        (
+            config.window_size,
+            if j % 2 == 1 {
+                config.window_size / 2
+            } else {
+                0
+            },
+        )
+    };
+    let hidden = (dim as f64 * config.mlp_ratio) as usize;
+    let attn_prefix = format!("{prefix}.attn");
+
+    // qkv bias: cat(q_bias, zeros_like(v_bias), v_bias).
+    let mut qkv = Linear::load(w, &format!("{attn_prefix}.qkv"), dim, 3 * dim, false)?;
+    if config.qkv_bias {
+        let q_bias = w.get(&format!("{attn_prefix}.q_bias"), &[dim])?;
+        let v_bias = w.get(&format!("{attn_prefix}.v_bias"), &[dim])?;
+        let mut bias = Vec::with_capacity(3 * dim);
+        bias.extend_from_slice(&q_bias.data);
+        bias.extend(std::iter::repeat_n(0.0, dim));
+        bias.extend_from_slice(&v_bias.data);
+        qkv.bias = Some(bias);
+    }
+
+    // logit scale: exp(clamp(logit_scale, max=log(1/0.01))).
+    let max_log = (1.0f32 / 0.01).ln();
+    let logit_scale = w
+        .get(&format!("{attn_prefix}.logit_scale"), &[heads, 1, 1])?
+        .data
+        .iter()
+        .map(|&s| s.min(max_log).exp())
+        .collect();
+
+    // Continuous position bias, folded.
+    let fc_a = Linear::load(w, &format!("{attn_prefix}.cpb_mlp.0"), 2, CPB_HIDDEN, true)?;
+    let fc_b = Linear::load(
+        w,
+        &format!("{attn_prefix}.cpb_mlp.2"),
+        CPB_HIDDEN,
+        heads,
+        false,
+    )?;
+    let relative_position_bias = fold_cpb(
+        &fc_a,
+        &fc_b,
+        window,
+        config.pretrained_window_sizes[i],
+        heads,
+    );
+
+    Ok(SwinTransformerBlock {
+        dim,
+        input_resolution: res,
+        window_size: window,
+        shift_size: shift,
+        norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim)?,
+        attn: WindowAttention {
+            dim,
+            window_size: window,
+            num_heads: heads,
+            qkv,
+            proj: Linear::load(w, &format!("{attn_prefix}.proj"), dim, dim, true)?,
+            logit_scale,
+            relative_position_bias,
+        },
+        norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
+        mlp: Mlp {
+            fc1: Linear::load(w, &format!("{prefix}.mlp.fc1"), dim, hidden, true)?,
+            fc2: Linear::load(w, &format!("{prefix}.mlp.fc2"), hidden, dim, true)?,
+        },
+        attn_mask: tables::attn_mask(res, window, shift),
+        token_index: tables::window_token_index(res, window, shift),
+    })
+}
+
+/// `16·sigmoid(cpb_mlp(relative_coords_table).view(-1, nH)[relative_position_index])`, permuted to
+/// `[nH, N, N]`. The MLP runs once here: Linear(2, 512) → PluginReLU → Linear(512, nH, no bias).
+pub fn fold_cpb(
+    fc_a: &Linear,
+    fc_b: &Linear,
+    window: usize,
+    pretrained_window: usize,
+    heads: usize,
+) -> Vec<f32> {
+    let table = tables::relative_coords_table(window, pretrained_window);
+    let rows = table.len() / 2;
+    let mut hidden = vec![0.0f32; rows * CPB_HIDDEN];
+    let bias_a = fc_a.bias.as_deref().unwrap_or(&[]);
+    for r in 0..rows {
+        let (x0, x1) = (table[2 * r], table[2 * r + 1]);
+        for o in 0..CPB_HIDDEN {
+            let b = bias_a.get(o).copied().unwrap_or(0.0);
+            hidden[r * CPB_HIDDEN + o] = x0 * fc_a.weight_at(o, 0) + x1 * fc_a.weight_at(o, 1) + b;
+        }
+    }
+    PluginRelu.forward_inplace(&mut hidden);
+    let mut per_offset = vec![0.0f32; rows * heads];
+    for r in 0..rows {
+        let hrow = &hidden[r * CPB_HIDDEN..(r + 1) * CPB_HIDDEN];
+        for h in 0..heads {
+            let s: f64 = hrow
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| a as f64 * fc_b.weight_at(h, j) as f64)
+                .sum();
+            per_offset[r * heads + h] = s as f32;
+        }
+    }
+    let index = tables::relative_position_index(window);
+    let n = window * window;
+    let mut bias = vec![0.0f32; heads * n * n];
+    for h in 0..heads {
+        for (ij, &idx) in index.iter().enumerate() {
+            let x = per_offset[idx * heads + h];
+            bias[h * n * n + ij] = 16.0 / (1.0 + (-x).exp());
+        }
+    }
+    bias
+}

@@ -1,0 +1,283 @@
+//! Parity of the CPU engine with the official PyTorch SwinV2.
+//!
+//! `tests/fixtures/make_reference.py` built the official `SwinTransformerV2` (microsoft/Swin-Transformer
+//! `models/swin_transformer_v2.py`, d19503d7) for small configurations, randomised every parameter,
+//! saved the checkpoints in the official format (`{'model': state_dict, 'epoch', 'config'}`, or a bare
+//! state dict) and the inputs with the logits of the official forward in float64. Here the checkpoints
+//! go through `Weights::load` → `SwinV2Model::new` → `CpuEngine::infer`, and the logits must match to
+//! ≤ 1e-4 relative error (`max|a-b| / max|b|`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use swin_serve::engine::cpu::{tables, CpuEngine, SwinV2Model};
+use swin_serve::engine::{Engine, EngineError};
+use swin_serve::model::{ModelError, SwinV2Config, Weights};
+
+const CONFIGS: [&str; 3] = ["shifted_w4", "clamp_w6_pretrained", "tiny_like_w8"];
+const TOLERANCE: f64 = 1e-4;
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
+}
+
+struct Fixture {
+    config: SwinV2Config,
+    batch: usize,
+    input: Vec<f32>,
+    logits: Vec<f32>,
+    torch_f32_logits: Vec<f32>,
+    weights: Weights,
+}
+
+fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("tensor {name}: {e}"));
+    assert_eq!(t.dtype(), safetensors::Dtype::F32);
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (t.shape().to_vec(), data)
+}
+
+fn list(meta: &HashMap<String, String>, key: &str) -> Vec<usize> {
+    meta[key]
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect()
+}
+
+fn load(name: &str) -> Fixture {
+    let io = std::fs::read(fixture_dir().join(format!("{name}.io.safetensors"))).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&io).unwrap();
+    let meta = header.metadata().clone().expect("config metadata");
+    let num = |k: &str| -> usize { meta[k].parse().unwrap() };
+    let flag = |k: &str| -> bool { meta[k] == "True" };
+    let config = SwinV2Config {
+        img_size: num("img_size"),
+        patch_size: num("patch_size"),
+        in_chans: num("in_chans"),
+        num_classes: num("num_classes"),
+        embed_dim: num("embed_dim"),
+        depths: list(&meta, "depths"),
+        num_heads: list(&meta, "num_heads"),
+        window_size: num("window_size"),
+        mlp_ratio: meta["mlp_ratio"].parse().unwrap(),
+        qkv_bias: flag("qkv_bias"),
+        ape: flag("ape"),
+        patch_norm: flag("patch_norm"),
+        pretrained_window_sizes: list(&meta, "pretrained_window_sizes"),
+    };
+    let st = safetensors::SafeTensors::deserialize(&io).unwrap();
+    let (shape, input) = f32s(&st, "input");
+    let (lshape, logits) = f32s(&st, "logits");
+    let (_, torch_f32_logits) = f32s(&st, "logits_torch_f32");
+    assert_eq!(lshape, vec![shape[0], config.num_classes]);
+    let weights = Weights::load(&fixture_dir().join(format!("{name}.pth")))
+        .unwrap_or_else(|e| panic!("{name}.pth: {e}"));
+    Fixture {
+        config,
+        batch: shape[0],
+        input,
+        logits,
+        torch_f32_logits,
+        weights,
+    }
+}
+
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let max_diff = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .fold(0.0, f64::max);
+    let max_ref = want.iter().map(|&b| (b as f64).abs()).fold(0.0, f64::max);
+    max_diff / max_ref
+}
+
+fn run(
+    model: &Arc<SwinV2Model>,
+    threads: usize,
+    max_batch: usize,
+    input: &[f32],
+    batch: usize,
+) -> Vec<f32> {
+    let mut engine = CpuEngine::new(model.clone(), threads, max_batch).unwrap();
+    let mut logits = vec![f32::NAN; batch * model.config.num_classes];
+    engine.infer(input, batch, &mut logits).unwrap();
+    logits
+}
+
+#[test]
+fn logits_match_official_model() {
+    let mut report = vec![];
+    for name in CONFIGS {
+        let f = load(name);
+        let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+        // Whole batch, 2 threads.
+        let logits = run(&model, 2, f.batch, &f.input, f.batch);
+        let err = rel_err(&logits, &f.logits);
+        let torch_err = rel_err(&f.torch_f32_logits, &f.logits);
+        report.push(format!(
+            "{name}: rel err {err:.2e} (PyTorch f32: {torch_err:.2e}), batch {}",
+            f.batch
+        ));
+        assert!(
+            err <= TOLERANCE,
+            "{name}: relative error {err:.3e} > {TOLERANCE:.0e}"
+        );
+        // One image at a time on one thread, through a second instance sharing the same model: the
+        // result may not depend on batch composition or thread count.
+        let per_image = f.input.len() / f.batch;
+        let classes = f.config.num_classes;
+        for b in 0..f.batch {
+            let one = run(
+                &model,
+                1,
+                1,
+                &f.input[b * per_image..(b + 1) * per_image],
+                1,
+            );
+            let err = rel_err(&one, &f.logits[b * classes..(b + 1) * classes]);
+            assert!(
+                err <= TOLERANCE,
+                "{name} image {b} alone: relative error {err:.3e}"
+            );
+        }
+    }
+    println!("parity with the official SwinV2 (float64 reference):");
+    for line in &report {
+        println!("  {line}");
+    }
+}
+
+/// The tables computed from the configuration equal the buffers the official `__init__` registered.
+#[test]
+fn computed_tables_equal_checkpoint_buffers() {
+    for name in CONFIGS {
+        let f = load(name);
+        let cfg = &f.config;
+        let mut shifted_blocks = 0;
+        for i in 0..cfg.num_layers() {
+            let res = cfg.stage_resolution(i);
+            for j in 0..cfg.depths[i] {
+                let (window, shift) = if res <= cfg.window_size {
+                    (res, 0)
+                } else {
+                    (
+                        cfg.window_size,
+                        if j % 2 == 1 { cfg.window_size / 2 } else { 0 },
+                    )
+                };
+                let prefix = format!("layers.{i}.blocks.{j}");
+                let span = 2 * window - 1;
+                let table = f
+                    .weights
+                    .get(
+                        &format!("{prefix}.attn.relative_coords_table"),
+                        &[1, span, span, 2],
+                    )
+                    .unwrap();
+                let ours = tables::relative_coords_table(window, cfg.pretrained_window_sizes[i]);
+                for (a, b) in ours.iter().zip(&table.data) {
+                    assert!(
+                        (a - b).abs() <= 1e-6,
+                        "{name} {prefix} relative_coords_table"
+                    );
+                }
+                let n = window * window;
+                let index = f
+                    .weights
+                    .get(&format!("{prefix}.attn.relative_position_index"), &[n, n])
+                    .unwrap();
+                let ours: Vec<f32> = tables::relative_position_index(window)
+                    .into_iter()
+                    .map(|v| v as f32)
+                    .collect();
+                assert_eq!(ours, index.data, "{name} {prefix} relative_position_index");
+                let mask_key = format!("{prefix}.attn_mask");
+                match tables::attn_mask(res, window, shift) {
+                    Some(mask) => {
+                        shifted_blocks += 1;
+                        let nw = (res / window).pow(2);
+                        let buf = f.weights.get(&mask_key, &[nw, n, n]).unwrap();
+                        assert_eq!(mask, buf.data, "{name} {mask_key}");
+                    }
+                    None => assert!(
+                        !f.weights.tensors.contains_key(&mask_key),
+                        "{name}: {mask_key} present but the block is not shifted"
+                    ),
+                }
+            }
+        }
+        assert!(shifted_blocks > 0, "{name} has no shifted block");
+    }
+}
+
+/// A missing or mis-shaped tensor is an error that names it.
+#[test]
+fn missing_and_misshaped_tensors_are_named() {
+    let f = load("shifted_w4");
+    let mut w = f.weights.clone();
+    w.tensors.remove("layers.1.blocks.1.attn.cpb_mlp.2.weight");
+    match SwinV2Model::new(&w, &f.config) {
+        Err(ModelError::MissingTensor { name, .. }) => {
+            assert_eq!(name, "layers.1.blocks.1.attn.cpb_mlp.2.weight")
+        }
+        other => panic!("expected MissingTensor, got {other:?}"),
+    }
+    let mut w = f.weights.clone();
+    let t = w
+        .tensors
+        .get_mut("layers.0.downsample.reduction.weight")
+        .unwrap();
+    t.shape = vec![t.shape[1], t.shape[0]];
+    let err = SwinV2Model::new(&w, &f.config).unwrap_err();
+    assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("layers.0.downsample.reduction.weight"),
+        "{err}"
+    );
+    // The buffers are not needed: the model computes them from the configuration.
+    let mut w = f.weights.clone();
+    w.tensors.retain(|k, _| {
+        !(k.ends_with("relative_coords_table")
+            || k.ends_with("relative_position_index")
+            || k.ends_with("attn_mask"))
+    });
+    assert!(SwinV2Model::new(&w, &f.config).is_ok());
+}
+
+#[test]
+fn bad_engine_input_is_refused_without_panic() {
+    let f = load("shifted_w4");
+    let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+    let mut engine = CpuEngine::new(model, 2, 2).unwrap();
+    let per_image = f.input.len() / f.batch;
+    let classes = f.config.num_classes;
+    let mut logits = vec![0.0; 3 * classes];
+    let cases: [(&[f32], usize, usize); 5] = [
+        (&f.input[..per_image], 0, 0),               // batch 0
+        (&f.input[..3 * per_image], 3, 3 * classes), // batch over max_batch
+        (&f.input[..per_image - 1], 1, classes),     // short input
+        (&f.input[..2 * per_image], 1, classes),     // input of another batch size
+        (&f.input[..per_image], 1, classes + 1),     // wrong logits length
+    ];
+    for (input, batch, out) in cases {
+        let r = engine.infer(input, batch, &mut logits[..out]);
+        assert!(matches!(r, Err(EngineError::InvalidInput(_))), "{r:?}");
+    }
+    // Still serves afterwards.
+    engine
+        .infer(&f.input[..per_image], 1, &mut logits[..classes])
+        .unwrap();
+    assert!(rel_err(&logits[..classes], &f.logits[..classes]) <= TOLERANCE);
+    assert!(CpuEngine::new(engine.model().clone(), 0, 1).is_err());
+    assert!(CpuEngine::new(engine.model().clone(), 1, 0).is_err());
+}

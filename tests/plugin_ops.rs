@@ -1,0 +1,178 @@
+//! The lab's plugin ops (`MyPlugin::CnnlRoll`, `MyPlugin::PluginReLU`): the CPU kernels against PyTorch
+//! (`torch.roll` / `torch.relu` outputs written by `tests/fixtures/make_reference.py`) and against
+//! straightforward references on random shapes; plus the startup self-check.
+
+use std::path::PathBuf;
+
+use swin_serve::engine::cpu::ops::{
+    self, relu_reference, roll_reference, CnnlRoll, PluginOp, PluginRelu,
+};
+
+fn plugin_fixture() -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/parity/plugin_ops.safetensors"),
+    )
+    .unwrap()
+}
+
+fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st.tensor(name).unwrap();
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (t.shape().to_vec(), data)
+}
+
+/// Parse `{"shifts": [..], "dims": [..]}` as written by the fixture script (integers only).
+fn attrs(json: &str) -> (Vec<i64>, Vec<i64>) {
+    let field = |key: &str| -> Vec<i64> {
+        let start = json.find(&format!("\"{key}\"")).unwrap();
+        let open = start + json[start..].find('[').unwrap();
+        let close = open + json[open..].find(']').unwrap();
+        json[open + 1..close]
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse().unwrap())
+            .collect()
+    };
+    (field("shifts"), field("dims"))
+}
+
+#[test]
+fn roll_matches_torch_roll() {
+    let bytes = plugin_fixture();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let cases: usize = meta["cases"].parse().unwrap();
+    assert!(cases >= 5);
+    for i in 0..cases {
+        let (shifts, dims) = attrs(&meta[&format!("roll{i}")]);
+        let (shape, input) = f32s(&st, &format!("roll{i}.input"));
+        let (_, want) = f32s(&st, &format!("roll{i}.output"));
+        let mut out = vec![f32::NAN; input.len()];
+        CnnlRoll::new(shifts.clone(), dims.clone())
+            .forward(&input, &shape, &mut out)
+            .unwrap();
+        assert_eq!(
+            out, want,
+            "case {i}: shape {shape:?} shifts {shifts:?} dims {dims:?}"
+        );
+        assert_eq!(
+            roll_reference(&input, &shape, &shifts, &dims),
+            want,
+            "reference, case {i}"
+        );
+    }
+}
+
+#[test]
+fn relu_matches_torch_relu() {
+    let bytes = plugin_fixture();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, input) = f32s(&st, "relu.input");
+    let (_, want) = f32s(&st, "relu.output");
+    let mut out = vec![f32::NAN; input.len()];
+    PluginRelu.forward(&input, &mut out).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&out), bits(&want), "including the sign of zeros");
+    assert_eq!(bits(&relu_reference(&input)), bits(&want));
+}
+
+/// xorshift64*, for random shapes.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn roll_random_shapes_match_reference() {
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    for _ in 0..300 {
+        let rank = 1 + rng.below(5) as usize;
+        let shape: Vec<usize> = (0..rank).map(|_| 1 + rng.below(7) as usize).collect();
+        let n: usize = shape.iter().product();
+        let input: Vec<f32> = (0..n).map(|_| rng.below(1 << 20) as f32).collect();
+        let k = rng.below(rank as u64 + 1) as usize;
+        let (shifts, dims): (Vec<i64>, Vec<i64>) = if k == 0 {
+            (vec![rng.below(200) as i64 - 100], vec![])
+        } else {
+            (0..k)
+                .map(|_| {
+                    let d = rng.below(rank as u64) as i64;
+                    (
+                        rng.below(31) as i64 - 15,
+                        if rng.below(2) == 0 {
+                            d
+                        } else {
+                            d - rank as i64
+                        },
+                    )
+                })
+                .unzip()
+        };
+        let mut out = vec![f32::NAN; n];
+        CnnlRoll::new(shifts.clone(), dims.clone())
+            .forward(&input, &shape, &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            roll_reference(&input, &shape, &shifts, &dims),
+            "shape {shape:?} shifts {shifts:?} dims {dims:?}"
+        );
+    }
+}
+
+#[test]
+fn roll_refuses_bad_attributes() {
+    let x = vec![0.0f32; 6];
+    let mut out = vec![0.0f32; 6];
+    assert!(CnnlRoll::new(vec![1], vec![2])
+        .forward(&x, &[2, 3], &mut out)
+        .is_err());
+    assert!(CnnlRoll::new(vec![1, 2], vec![0])
+        .forward(&x, &[2, 3], &mut out)
+        .is_err());
+    assert!(CnnlRoll::new(vec![1, 1], vec![])
+        .forward(&x, &[2, 3], &mut out)
+        .is_err());
+    assert!(CnnlRoll::new(vec![1], vec![0])
+        .forward(&x[..5], &[2, 3], &mut out)
+        .is_err());
+    assert!(PluginRelu.forward(&x, &mut out[..5]).is_err());
+}
+
+#[test]
+fn self_check_reports_both_ops_ok() {
+    let checks = ops::self_check();
+    let names: Vec<_> = checks
+        .iter()
+        .map(|c| (c.op.as_str(), c.short_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("MyPlugin::CnnlRoll", "roll"),
+            ("MyPlugin::PluginReLU", "relu")
+        ]
+    );
+    for c in &checks {
+        assert!(c.ok, "{}: {}", c.op, c.detail);
+    }
+    assert_eq!(
+        CnnlRoll::new(vec![], vec![]).op_name(),
+        "MyPlugin::CnnlRoll"
+    );
+    assert_eq!(PluginRelu.short_name(), "relu");
+}
