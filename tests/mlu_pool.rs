@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use swin_serve::engine::mlu::runtime::{
-    MluRuntime, ModelInfo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo, TensorDataType,
-    TensorSpec,
+    MluRuntime, ModelInfo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo,
+    TensorDataType, TensorSpec,
 };
-use swin_serve::engine::mlu::{create_engines, create_engines_with, MluEngines, MluOptions, DEFAULT_MUTABLE_MAX_BATCH};
+use swin_serve::engine::mlu::{
+    create_engines, create_engines_with, MluEngines, MluOptions, DEFAULT_MUTABLE_MAX_BATCH,
+};
 use swin_serve::engine::{Engine, EngineError};
 
 // ---------------------------------------------------------------------------------------------
@@ -52,7 +54,11 @@ struct FakeConfig {
 }
 
 fn tensor(name: &str, dims: &[i64]) -> TensorSpec {
-    TensorSpec { name: name.into(), data_type: TensorDataType::Float32, dims: dims.to_vec() }
+    TensorSpec {
+        name: name.into(),
+        data_type: TensorDataType::Float32,
+        dims: dims.to_vec(),
+    }
 }
 
 impl FakeConfig {
@@ -110,6 +116,7 @@ struct Fake {
     /// Inputs of every inference, per slot id: (dims, first value of each image).
     infers_per_slot: Mutex<HashMap<usize, usize>>,
     last_input_dims: Mutex<Option<[i64; 4]>>,
+    last_input: Mutex<Vec<f32>>,
 }
 
 static NEXT_FAKE_ID: AtomicU64 = AtomicU64::new(1);
@@ -133,6 +140,7 @@ impl Fake {
             max_active_infers: AtomicUsize::new(0),
             infers_per_slot: Mutex::default(),
             last_input_dims: Mutex::default(),
+            last_input: Mutex::default(),
         })
     }
 
@@ -150,9 +158,10 @@ impl Fake {
         let n = calls.entry(step).or_insert(0);
         *n += 1;
         match self.config.fail {
-            Some((s, k)) if s == step && k == *n => {
-                Err(RuntimeError::new(RuntimeErrorKind::MagicMind, format!("injected failure of {step:?} call {k}")))
-            }
+            Some((s, k)) if s == step && k == *n => Err(RuntimeError::new(
+                RuntimeErrorKind::MagicMind,
+                format!("injected failure of {step:?} call {k}"),
+            )),
             _ => Ok(()),
         }
     }
@@ -165,7 +174,11 @@ impl Fake {
     fn lifecycle(&self) -> Vec<String> {
         self.events()
             .into_iter()
-            .filter(|e| !e.starts_with("set_device") && !e.starts_with("self_test") && !e.starts_with("infer"))
+            .filter(|e| {
+                !e.starts_with("set_device")
+                    && !e.starts_with("self_test")
+                    && !e.starts_with("infer")
+            })
             .collect()
     }
 
@@ -175,10 +188,18 @@ impl Fake {
 
     fn assert_all_released(&self) {
         let live = self.live.lock().unwrap();
-        assert!(live.plugins.is_empty(), "plugin libraries still open: {:?}", live.plugins);
+        assert!(
+            live.plugins.is_empty(),
+            "plugin libraries still open: {:?}",
+            live.plugins
+        );
         assert_eq!(live.models, 0, "model not destroyed");
         assert_eq!(live.engines, 0, "engine not destroyed");
-        assert!(live.slots.is_empty(), "slots not destroyed: {:?}", live.slots);
+        assert!(
+            live.slots.is_empty(),
+            "slots not destroyed: {:?}",
+            live.slots
+        );
     }
 
     fn current_device(&self) -> Option<i32> {
@@ -199,7 +220,8 @@ impl MluRuntime for Fake {
     type Slot = FakeSlot;
 
     fn open_plugin_library(&self, path: &Path) -> Result<FakePlugin, RuntimeError> {
-        self.step(Step::OpenPlugin).map_err(|e| RuntimeError::new(RuntimeErrorKind::Library, e.message))?;
+        self.step(Step::OpenPlugin)
+            .map_err(|e| RuntimeError::new(RuntimeErrorKind::Library, e.message))?;
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if self.live.lock().unwrap().models > 0 {
             self.violation(format!("plugin {name} opened after the model"));
@@ -224,7 +246,10 @@ impl MluRuntime for Fake {
     fn close_plugin_library(&self, library: FakePlugin) {
         let mut live = self.live.lock().unwrap();
         if live.models > 0 {
-            self.violation(format!("plugin {} closed while the model exists", library.name));
+            self.violation(format!(
+                "plugin {} closed while the model exists",
+                library.name
+            ));
         }
         match live.plugins.iter().rposition(|p| *p == library.name) {
             Some(i) => {
@@ -243,9 +268,13 @@ impl MluRuntime for Fake {
     }
 
     fn set_device(&self, device_id: i32) -> Result<(), RuntimeError> {
-        self.step(Step::SetDevice).map_err(|e| RuntimeError::new(RuntimeErrorKind::Device, e.message))?;
+        self.step(Step::SetDevice)
+            .map_err(|e| RuntimeError::new(RuntimeErrorKind::Device, e.message))?;
         if device_id < 0 || device_id as u32 >= self.config.device_count {
-            return Err(RuntimeError::new(RuntimeErrorKind::Device, "cnrtSetDevice: invalid device"));
+            return Err(RuntimeError::new(
+                RuntimeErrorKind::Device,
+                "cnrtSetDevice: invalid device",
+            ));
         }
         CURRENT_DEVICE.with(|d| d.borrow_mut().insert(self.id, device_id));
         self.event(format!("set_device {device_id}"));
@@ -289,37 +318,70 @@ impl MluRuntime for Fake {
     fn destroy_engine(&self, _engine: FakeEngine) {
         let mut live = self.live.lock().unwrap();
         if !live.slots.is_empty() {
-            self.violation(format!("engine destroyed while contexts {:?} exist", live.slots));
+            self.violation(format!(
+                "engine destroyed while contexts {:?} exist",
+                live.slots
+            ));
         }
         live.engines -= 1;
         drop(live);
         self.event("destroy_engine");
     }
 
-    fn create_slot(&self, _engine: &FakeEngine, config: &SlotConfig) -> Result<(FakeSlot, SlotInfo), RuntimeError> {
+    fn create_slot(
+        &self,
+        _engine: &FakeEngine,
+        config: &SlotConfig,
+    ) -> Result<(FakeSlot, SlotInfo), RuntimeError> {
         self.step(Step::CreateSlot)?;
         if self.current_device() != Some(config.device_id) {
             self.violation("slot created without its device current");
         }
         let fixed = self.config.info.inputs[0].dims[0];
-        let accepted = if fixed > 0 { config.max_batch as i64 == fixed } else { config.max_batch <= self.config.mutable_batch_limit };
+        let accepted = if fixed > 0 {
+            config.max_batch as i64 == fixed
+        } else {
+            config.max_batch <= self.config.mutable_batch_limit
+        };
         if !accepted {
             return Err(RuntimeError::new(
                 RuntimeErrorKind::MagicMind,
-                format!("InferOutputShape: batch {} outside the model's range", config.max_batch),
+                format!(
+                    "InferOutputShape: batch {} outside the model's range",
+                    config.max_batch
+                ),
             ));
         }
         let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        self.event(format!("create_slot {id} batch {} dims {:?}", config.max_batch, config.sample_dims));
+        self.event(format!(
+            "create_slot {id} batch {} dims {:?}",
+            config.max_batch, config.sample_dims
+        ));
         self.live.lock().unwrap().slots.insert(id);
         let output_dims = vec![config.max_batch as i64, self.config.classes];
-        Ok((FakeSlot { id, max_batch: config.max_batch, busy: Arc::new(AtomicBool::new(false)) }, SlotInfo { output_dims }))
+        Ok((
+            FakeSlot {
+                id,
+                max_batch: config.max_batch,
+                busy: Arc::new(AtomicBool::new(false)),
+            },
+            SlotInfo { output_dims },
+        ))
     }
 
-    fn infer(&self, slot: &mut FakeSlot, input: &[f32], input_dims: [i64; 4], output: &mut [f32]) -> Result<(), RuntimeError> {
+    fn infer(
+        &self,
+        slot: &mut FakeSlot,
+        input: &[f32],
+        input_dims: [i64; 4],
+        output: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         if self.current_device().is_none() {
             self.violation("inference on a thread without cnrtSetDevice");
-            return Err(RuntimeError::new(RuntimeErrorKind::Device, "no current device on this thread"));
+            return Err(RuntimeError::new(
+                RuntimeErrorKind::Device,
+                "no current device on this thread",
+            ));
         }
         if slot.busy.swap(true, Ordering::SeqCst) {
             self.violation(format!("slot {} used by two threads at once", slot.id));
@@ -333,7 +395,10 @@ impl MluRuntime for Fake {
             let sample: usize = input_dims[1..].iter().product::<i64>() as usize;
             let classes = self.config.classes as usize;
             if batch > slot.max_batch || (fixed > 0 && batch as i64 != fixed) {
-                return Err(RuntimeError::new(RuntimeErrorKind::InvalidArgument, format!("batch {batch} not accepted")));
+                return Err(RuntimeError::new(
+                    RuntimeErrorKind::InvalidArgument,
+                    format!("batch {batch} not accepted"),
+                ));
             }
             assert_eq!(input.len(), batch * sample, "input length vs dims");
             assert_eq!(output.len(), batch * classes, "output length vs dims");
@@ -342,8 +407,14 @@ impl MluRuntime for Fake {
                 let logits = fake_logits(&input[b * sample..(b + 1) * sample], classes);
                 output[b * classes..(b + 1) * classes].copy_from_slice(&logits);
             }
-            *self.infers_per_slot.lock().unwrap().entry(slot.id).or_insert(0) += 1;
+            *self
+                .infers_per_slot
+                .lock()
+                .unwrap()
+                .entry(slot.id)
+                .or_insert(0) += 1;
             *self.last_input_dims.lock().unwrap() = Some(input_dims);
+            *self.last_input.lock().unwrap() = input.to_vec();
             Ok(())
         })();
         self.active_infers.fetch_sub(1, Ordering::SeqCst);
@@ -413,12 +484,16 @@ fn backend_message(result: Result<MluEngines, EngineError>) -> String {
 /// Deterministic test images: value depends on (seed, index).
 fn images(batch: usize, seed: usize) -> Vec<f32> {
     let sample = 3 * 256 * 256;
-    (0..batch * sample).map(|i| (((i * 7 + seed * 13) % 101) as f32 - 50.0) / 50.0).collect()
+    (0..batch * sample)
+        .map(|i| (((i * 7 + seed * 13) % 101) as f32 - 50.0) / 50.0)
+        .collect()
 }
 
 fn expected_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> {
     let sample = input.len() / batch;
-    (0..batch).flat_map(|b| fake_logits(&input[b * sample..(b + 1) * sample], classes)).collect()
+    (0..batch)
+        .flat_map(|b| fake_logits(&input[b * sample..(b + 1) * sample], classes))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,12 +504,19 @@ fn expected_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> {
 fn creation_and_teardown_follow_the_magicmind_order() {
     let fake = Fake::new(FakeConfig::swin());
     let model = TempModel::new();
-    let mut engines = create_engines_with(Arc::clone(&fake), &options(&model, &["libroll.so", "librelu.so"], 3)).unwrap();
+    let mut engines = create_engines_with(
+        Arc::clone(&fake),
+        &options(&model, &["libroll.so", "librelu.so"], 3),
+    )
+    .unwrap();
     assert_eq!(engines.input_size, 256);
     assert_eq!(engines.num_classes, 1000);
     assert_eq!(engines.engines.len(), 3);
     let d = engines.engines[0].describe();
-    assert_eq!((d.backend, d.input_size, d.num_classes, d.max_batch), ("mlu", 256, 1000, DEFAULT_MUTABLE_MAX_BATCH));
+    assert_eq!(
+        (d.backend, d.input_size, d.num_classes, d.max_batch),
+        ("mlu", 256, 1000, DEFAULT_MUTABLE_MAX_BATCH)
+    );
     assert_eq!(
         fake.lifecycle(),
         [
@@ -460,7 +542,10 @@ fn creation_and_teardown_follow_the_magicmind_order() {
     drop(middle);
     let first = engines.engines.remove(0);
     drop(first);
-    assert!(!fake.lifecycle().contains(&"destroy_engine".to_string()), "engine destroyed while a slot is alive");
+    assert!(
+        !fake.lifecycle().contains(&"destroy_engine".to_string()),
+        "engine destroyed while a slot is alive"
+    );
     drop(engines);
     let teardown: Vec<String> = fake.lifecycle().into_iter().skip(9).collect();
     assert_eq!(
@@ -497,9 +582,15 @@ fn a_failure_at_any_step_releases_what_was_created_in_order() {
         config.fail = Some((step, nth));
         let fake = Fake::new(config);
         let model = TempModel::new();
-        let message = backend_message(create_engines_with(Arc::clone(&fake), &options(&model, &["a.so", "b.so"], 3)));
+        let message = backend_message(create_engines_with(
+            Arc::clone(&fake),
+            &options(&model, &["a.so", "b.so"], 3),
+        ));
         assert!(message.contains(expected), "{step:?}#{nth}: {message}");
-        assert!(message.contains(&format!("injected failure of {step:?} call {nth}")), "{step:?}#{nth}: {message}");
+        assert!(
+            message.contains(&format!("injected failure of {step:?} call {nth}")),
+            "{step:?}#{nth}: {message}"
+        );
         assert_eq!(fake.violations(), Vec::<String>::new(), "{step:?}#{nth}");
         fake.assert_all_released();
         // Whatever was created was destroyed in reverse order.
@@ -523,7 +614,11 @@ fn slots_are_reused_concurrently_without_sharing() {
     config.infer_delay = Duration::from_millis(3);
     let fake = Fake::new(config);
     let model = TempModel::new();
-    let engines = create_engines_with(Arc::clone(&fake), &options(&model, &["libmagicmind_plugin.so"], 4)).unwrap();
+    let engines = create_engines_with(
+        Arc::clone(&fake),
+        &options(&model, &["libmagicmind_plugin.so"], 4),
+    )
+    .unwrap();
     let classes = engines.num_classes;
 
     // A checkout/return pool like the scheduler's: 8 workers share 4 slots.
@@ -545,8 +640,13 @@ fn slots_are_reused_concurrently_without_sharing() {
                     tx.send(engine).unwrap();
                     match result {
                         Ok(()) if logits == expected_logits(&input, batch, classes) => {}
-                        Ok(()) => failures.lock().unwrap().push(format!("worker {worker} iteration {iteration}: wrong logits")),
-                        Err(e) => failures.lock().unwrap().push(format!("worker {worker} iteration {iteration}: {e}")),
+                        Ok(()) => failures.lock().unwrap().push(format!(
+                            "worker {worker} iteration {iteration}: wrong logits"
+                        )),
+                        Err(e) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("worker {worker} iteration {iteration}: {e}")),
                     }
                 }
             });
@@ -555,7 +655,10 @@ fn slots_are_reused_concurrently_without_sharing() {
     assert_eq!(*failures.lock().unwrap(), Vec::<String>::new());
     assert_eq!(fake.violations(), Vec::<String>::new());
     let max_active = fake.max_active_infers.load(Ordering::SeqCst);
-    assert!((2..=4).contains(&max_active), "max concurrent inferences {max_active}");
+    assert!(
+        (2..=4).contains(&max_active),
+        "max concurrent inferences {max_active}"
+    );
     let per_slot = fake.infers_per_slot.lock().unwrap().clone();
     assert_eq!(per_slot.len(), 4, "every slot used: {per_slot:?}");
     assert_eq!(per_slot.values().sum::<usize>(), 8 * 12);
@@ -612,11 +715,16 @@ fn invalid_requests_are_rejected_before_reaching_the_device() {
     ];
     for (result, fragment) in cases {
         match result {
-            Err(EngineError::InvalidInput(message)) => assert!(message.contains(fragment), "{message}"),
+            Err(EngineError::InvalidInput(message)) => {
+                assert!(message.contains(fragment), "{message}")
+            }
             other => panic!("expected InvalidInput containing {fragment:?}, got {other:?}"),
         }
     }
-    assert!(!fake.events().iter().any(|e| e.starts_with("infer")), "a bad request reached the runtime");
+    assert!(
+        !fake.events().iter().any(|e| e.starts_with("infer")),
+        "a bad request reached the runtime"
+    );
 }
 
 #[test]
@@ -630,9 +738,18 @@ fn a_runtime_error_is_reported_and_the_slot_stays_usable() {
     let input = images(1, 3);
     let mut logits = vec![0.0; 1000];
     match engine.infer(&input, 1, &mut logits) {
-        Err(EngineError::Backend { backend: "mlu", message }) => {
-            assert!(message.contains("inference on MLU 0 slot 1/1 failed"), "{message}");
-            assert!(message.contains("injected failure of Infer call 1"), "{message}");
+        Err(EngineError::Backend {
+            backend: "mlu",
+            message,
+        }) => {
+            assert!(
+                message.contains("inference on MLU 0 slot 1/1 failed"),
+                "{message}"
+            );
+            assert!(
+                message.contains("injected failure of Infer call 1"),
+                "{message}"
+            );
         }
         other => panic!("expected a backend error, got {other:?}"),
     }
@@ -648,25 +765,40 @@ fn fixed_batch_models_are_padded_to_their_batch() {
     let fake = Fake::new(config.clone());
     let model = TempModel::new();
     let mut engines = create_engines_with(Arc::clone(&fake), &options(&model, &[], 1)).unwrap();
-    assert!(fake.events().contains(&"create_slot 1 batch 4 dims [3, 256, 256]".to_string()));
+    assert!(fake
+        .events()
+        .contains(&"create_slot 1 batch 4 dims [3, 256, 256]".to_string()));
     let engine = &mut engines.engines[0];
     assert_eq!(engine.describe().max_batch, 4);
     let input = images(3, 9);
     let mut logits = vec![0.0; 3 * 1000];
     engine.infer(&input, 3, &mut logits).unwrap();
-    assert_eq!(*fake.last_input_dims.lock().unwrap(), Some([4, 3, 256, 256]));
+    assert_eq!(
+        *fake.last_input_dims.lock().unwrap(),
+        Some([4, 3, 256, 256])
+    );
     assert_eq!(logits, expected_logits(&input, 3, 1000));
-    // A second, smaller request must not see the previous request's images in the padding.
+    // A second, smaller request: its image first, then zeros (not the previous request's images).
     let input = images(1, 10);
     let mut logits = vec![0.0; 1000];
     engine.infer(&input, 1, &mut logits).unwrap();
     assert_eq!(logits, expected_logits(&input, 1, 1000));
+    let sent = fake.last_input.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4 * input.len());
+    assert_eq!(&sent[..input.len()], &input[..]);
+    assert!(
+        sent[input.len()..].iter().all(|&v| v == 0.0),
+        "padding is not zero"
+    );
 
     let fake = Fake::new(config);
     let mut opts = options(&model, &[], 1);
     opts.max_batch = 8;
     let message = backend_message(create_engines_with(Arc::clone(&fake), &opts));
-    assert!(message.contains("fixed at 4") && message.contains("8"), "{message}");
+    assert!(
+        message.contains("fixed at 4") && message.contains("8"),
+        "{message}"
+    );
     fake.assert_all_released();
 }
 
@@ -678,13 +810,18 @@ fn mutable_batch_uses_the_requested_maximum_and_reports_a_too_large_one() {
     opts.max_batch = 8;
     let engines = create_engines_with(Arc::clone(&fake), &opts).unwrap();
     assert_eq!(engines.engines[1].describe().max_batch, 8);
-    assert!(fake.events().contains(&"create_slot 2 batch 8 dims [3, 256, 256]".to_string()));
+    assert!(fake
+        .events()
+        .contains(&"create_slot 2 batch 8 dims [3, 256, 256]".to_string()));
     drop(engines);
 
     let fake = Fake::new(FakeConfig::swin()); // dim_range up to 32
     opts.max_batch = 64;
     let message = backend_message(create_engines_with(Arc::clone(&fake), &opts));
-    assert!(message.contains("cannot create MLU slot 1 of 2") && message.contains("batch 64"), "{message}");
+    assert!(
+        message.contains("cannot create MLU slot 1 of 2") && message.contains("batch 64"),
+        "{message}"
+    );
     fake.assert_all_released();
 }
 
@@ -716,8 +853,14 @@ fn unsupported_models_are_explained() {
     for (config, fragment) in cases {
         let fake = Fake::new(config);
         let model = TempModel::new();
-        let message = backend_message(create_engines_with(Arc::clone(&fake), &options(&model, &["p.so"], 2)));
-        assert!(message.contains("unsupported MagicMind model") && message.contains(fragment), "{fragment}: {message}");
+        let message = backend_message(create_engines_with(
+            Arc::clone(&fake),
+            &options(&model, &["p.so"], 2),
+        ));
+        assert!(
+            message.contains("unsupported MagicMind model") && message.contains(fragment),
+            "{fragment}: {message}"
+        );
         assert_eq!(fake.violations(), Vec::<String>::new());
         fake.assert_all_released();
     }
@@ -727,25 +870,66 @@ fn unsupported_models_are_explained() {
 fn plugin_self_tests_become_plugin_checks() {
     let model = TempModel::new();
     let config = FakeConfig::swin()
-        .with_self_test("libmagicmind_plugin.so", "MyPlugin::CnnlRoll", SelfTestOutcome::Passed("roll ok".into()))
-        .with_self_test("libmagicmind_plugin.so", "MyPlugin::PluginReLU", SelfTestOutcome::Failed("element 7".into()));
+        .with_self_test(
+            "libmagicmind_plugin.so",
+            "MyPlugin::CnnlRoll",
+            SelfTestOutcome::Passed("roll ok".into()),
+        )
+        .with_self_test(
+            "libmagicmind_plugin.so",
+            "MyPlugin::PluginReLU",
+            SelfTestOutcome::Failed("element 7".into()),
+        );
     let fake = Fake::new(config);
-    let engines = create_engines_with(Arc::clone(&fake), &options(&model, &["liblab.so", "libmagicmind_plugin.so"], 1)).unwrap();
+    let engines = create_engines_with(
+        Arc::clone(&fake),
+        &options(&model, &["liblab.so", "libmagicmind_plugin.so"], 1),
+    )
+    .unwrap();
     let checks = &engines.plugin_checks;
     assert_eq!(checks.len(), 2);
-    assert_eq!((checks[0].op.as_str(), checks[0].short_name.as_str(), checks[0].ok), ("MyPlugin::CnnlRoll", "roll", true));
+    assert_eq!(
+        (
+            checks[0].op.as_str(),
+            checks[0].short_name.as_str(),
+            checks[0].ok
+        ),
+        ("MyPlugin::CnnlRoll", "roll", true)
+    );
     assert!(checks[0].detail.contains("roll ok"), "{}", checks[0].detail);
-    assert_eq!((checks[1].op.as_str(), checks[1].short_name.as_str(), checks[1].ok), ("MyPlugin::PluginReLU", "relu", false));
-    assert!(checks[1].detail.contains("device self-test failed: element 7"), "{}", checks[1].detail);
+    assert_eq!(
+        (
+            checks[1].op.as_str(),
+            checks[1].short_name.as_str(),
+            checks[1].ok
+        ),
+        ("MyPlugin::PluginReLU", "relu", false)
+    );
+    assert!(
+        checks[1]
+            .detail
+            .contains("device self-test failed: element 7"),
+        "{}",
+        checks[1].detail
+    );
     // The library without a self-test was asked first, then skipped.
-    assert!(fake.events().contains(&"self_test liblab.so MyPlugin::CnnlRoll".to_string()));
+    assert!(fake
+        .events()
+        .contains(&"self_test liblab.so MyPlugin::CnnlRoll".to_string()));
 
     let fake = Fake::new(FakeConfig::swin());
-    let engines = create_engines_with(Arc::clone(&fake), &options(&model, &["liblab.so"], 1)).unwrap();
-    assert!(engines.plugin_checks.iter().all(|c| !c.ok && c.detail.contains("no loaded plugin library exports")));
+    let engines =
+        create_engines_with(Arc::clone(&fake), &options(&model, &["liblab.so"], 1)).unwrap();
+    assert!(engines
+        .plugin_checks
+        .iter()
+        .all(|c| !c.ok && c.detail.contains("no loaded plugin library exports")));
     let fake = Fake::new(FakeConfig::swin());
     let engines = create_engines_with(Arc::clone(&fake), &options(&model, &[], 1)).unwrap();
-    assert!(engines.plugin_checks.iter().all(|c| !c.ok && c.detail.contains("no plugin library given")));
+    assert!(engines
+        .plugin_checks
+        .iter()
+        .all(|c| !c.ok && c.detail.contains("no plugin library given")));
 }
 
 #[test]
@@ -755,18 +939,28 @@ fn bad_options_are_explained() {
     let mut opts = options(&model, &[], 1);
     opts.device_id = 2; // the fake has devices 0 and 1
     let message = backend_message(create_engines_with(Arc::clone(&fake), &opts));
-    assert!(message.contains("MLU device 2 does not exist: 2 device(s) visible"), "{message}");
+    assert!(
+        message.contains("MLU device 2 does not exist: 2 device(s) visible"),
+        "{message}"
+    );
 
     opts.device_id = 0;
     opts.model_path = PathBuf::from("/nonexistent/swinv2.magicmind");
     let message = backend_message(create_engines_with(Arc::clone(&fake), &opts));
-    assert!(message.contains("model file not found: /nonexistent/swinv2.magicmind"), "{message}");
+    assert!(
+        message.contains("model file not found: /nonexistent/swinv2.magicmind"),
+        "{message}"
+    );
 
     let mut opts = options(&model, &[], 0);
-    assert!(matches!(create_engines_with(Arc::clone(&fake), &opts), Err(EngineError::InvalidInput(m)) if m.contains("--instances")));
+    assert!(
+        matches!(create_engines_with(Arc::clone(&fake), &opts), Err(EngineError::InvalidInput(m)) if m.contains("--instances"))
+    );
     opts.instances = 1;
     opts.device_id = -1;
-    assert!(matches!(create_engines_with(Arc::clone(&fake), &opts), Err(EngineError::InvalidInput(m)) if m.contains("device id")));
+    assert!(
+        matches!(create_engines_with(Arc::clone(&fake), &opts), Err(EngineError::InvalidInput(m)) if m.contains("device id"))
+    );
     fake.assert_all_released();
 }
 
@@ -783,10 +977,14 @@ fn create_engines_explains_how_the_binary_was_built() {
     if cfg!(feature = "mlu") {
         // Without the SDK the runtime is not linked in; with it, the missing file is reported.
         assert!(
-            message.contains("without the Neuware SDK (set NEUWARE_HOME when building)") || message.contains("model file not found"),
+            message.contains("without the Neuware SDK (set NEUWARE_HOME when building)")
+                || message.contains("model file not found"),
             "{message}"
         );
     } else {
-        assert!(message.contains("built without --features mlu"), "{message}");
+        assert!(
+            message.contains("built without --features mlu"),
+            "{message}"
+        );
     }
 }

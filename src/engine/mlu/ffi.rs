@@ -11,11 +11,17 @@ use std::path::Path;
 use std::ptr::{self, NonNull};
 
 use super::runtime::{
-    MluRuntime, ModelInfo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo, TensorDataType,
-    TensorSpec,
+    MluRuntime, ModelInfo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo,
+    TensorDataType, TensorSpec,
 };
 
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, unsafe_op_in_unsafe_fn)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    unsafe_op_in_unsafe_fn
+)]
 #[allow(clippy::all)]
 mod bindings {
     include!(concat!(env!("OUT_DIR"), "/mm_shim_bindings.rs"));
@@ -66,7 +72,11 @@ fn error_kind(code: i32) -> RuntimeErrorKind {
 }
 
 fn c_text(chars: &[c_char]) -> String {
-    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -75,14 +85,22 @@ fn check(code: i32, error: &MmShimError) -> Result<(), RuntimeError> {
         Ok(())
     } else {
         let message = c_text(&error.message);
-        let message = if message.is_empty() { format!("shim error code {code}") } else { message };
+        let message = if message.is_empty() {
+            format!("shim error code {code}")
+        } else {
+            message
+        };
         Err(RuntimeError::new(error_kind(code), message))
     }
 }
 
 fn path_to_c(path: &Path) -> Result<CString, RuntimeError> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| RuntimeError::new(RuntimeErrorKind::InvalidArgument, format!("path {} contains NUL", path.display())))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        RuntimeError::new(
+            RuntimeErrorKind::InvalidArgument,
+            format!("path {} contains NUL", path.display()),
+        )
+    })
 }
 
 fn data_type(code: i32) -> TensorDataType {
@@ -96,11 +114,24 @@ fn data_type(code: i32) -> TensorDataType {
 }
 
 impl FfiRuntime {
-    fn tensor_spec(&self, model: &FfiModel, is_output: bool, index: i32) -> Result<TensorSpec, RuntimeError> {
+    fn tensor_spec(
+        &self,
+        model: &FfiModel,
+        is_output: bool,
+        index: i32,
+    ) -> Result<TensorSpec, RuntimeError> {
         let mut spec = MmShimTensorSpec::default();
         let mut error = MmShimError::default();
         // SAFETY: `model` is a live shim model; `spec` and `error` are valid for writes.
-        let code = unsafe { mm_shim_model_tensor_spec(model.0.as_ptr(), i32::from(is_output), index, &mut spec, &mut error) };
+        let code = unsafe {
+            mm_shim_model_tensor_spec(
+                model.0.as_ptr(),
+                i32::from(is_output),
+                index,
+                &mut spec,
+                &mut error,
+            )
+        };
         check(code, &error)?;
         let num_dims = (spec.num_dims.max(0) as usize).min(spec.dims.len());
         Ok(TensorSpec {
@@ -120,7 +151,8 @@ impl MluRuntime for FfiRuntime {
     fn open_plugin_library(&self, path: &Path) -> Result<Self::PluginLibrary, RuntimeError> {
         // SAFETY: loading a MagicMind plugin library runs its static initializers, which register
         // its ops with the MagicMind runtime; that is the purpose of the call.
-        unsafe { libloading::Library::new(path) }.map_err(|e| RuntimeError::new(RuntimeErrorKind::Library, e.to_string()))
+        unsafe { libloading::Library::new(path) }
+            .map_err(|e| RuntimeError::new(RuntimeErrorKind::Library, e.to_string()))
     }
 
     fn plugin_self_test(&self, library: &Self::PluginLibrary, op: &str) -> SelfTestOutcome {
@@ -175,20 +207,34 @@ impl MluRuntime for FfiRuntime {
         // SAFETY: `path_c` is NUL-terminated; `model` and `error` are valid for writes.
         let code = unsafe { mm_shim_model_load(path_c.as_ptr(), &mut model, &mut error) };
         check(code, &error)?;
-        NonNull::new(model)
-            .map(FfiModel)
-            .ok_or_else(|| RuntimeError::new(RuntimeErrorKind::Internal, "mm_shim_model_load returned null"))
+        NonNull::new(model).map(FfiModel).ok_or_else(|| {
+            RuntimeError::new(
+                RuntimeErrorKind::Internal,
+                "mm_shim_model_load returned null",
+            )
+        })
     }
 
     fn model_info(&self, model: &Self::Model) -> Result<ModelInfo, RuntimeError> {
         let (mut num_inputs, mut num_outputs) = (0i32, 0i32);
         let mut error = MmShimError::default();
         // SAFETY: `model` is a live shim model; the out-pointers are valid for writes.
-        let code = unsafe { mm_shim_model_io_count(model.0.as_ptr(), &mut num_inputs, &mut num_outputs, &mut error) };
+        let code = unsafe {
+            mm_shim_model_io_count(
+                model.0.as_ptr(),
+                &mut num_inputs,
+                &mut num_outputs,
+                &mut error,
+            )
+        };
         check(code, &error)?;
         Ok(ModelInfo {
-            inputs: (0..num_inputs).map(|i| self.tensor_spec(model, false, i)).collect::<Result<_, _>>()?,
-            outputs: (0..num_outputs).map(|i| self.tensor_spec(model, true, i)).collect::<Result<_, _>>()?,
+            inputs: (0..num_inputs)
+                .map(|i| self.tensor_spec(model, false, i))
+                .collect::<Result<_, _>>()?,
+            outputs: (0..num_outputs)
+                .map(|i| self.tensor_spec(model, true, i))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -203,9 +249,12 @@ impl MluRuntime for FfiRuntime {
         // SAFETY: `model` is a live shim model; `engine` and `error` are valid for writes.
         let code = unsafe { mm_shim_engine_create(model.0.as_ptr(), &mut engine, &mut error) };
         check(code, &error)?;
-        NonNull::new(engine)
-            .map(FfiEngine)
-            .ok_or_else(|| RuntimeError::new(RuntimeErrorKind::Internal, "mm_shim_engine_create returned null"))
+        NonNull::new(engine).map(FfiEngine).ok_or_else(|| {
+            RuntimeError::new(
+                RuntimeErrorKind::Internal,
+                "mm_shim_engine_create returned null",
+            )
+        })
     }
 
     fn destroy_engine(&self, engine: Self::Engine) {
@@ -213,7 +262,11 @@ impl MluRuntime for FfiRuntime {
         unsafe { mm_shim_engine_destroy(engine.0.as_ptr()) }
     }
 
-    fn create_slot(&self, engine: &Self::Engine, config: &SlotConfig) -> Result<(Self::Slot, SlotInfo), RuntimeError> {
+    fn create_slot(
+        &self,
+        engine: &Self::Engine,
+        config: &SlotConfig,
+    ) -> Result<(Self::Slot, SlotInfo), RuntimeError> {
         let mut slot: *mut MmShimSlot = ptr::null_mut();
         let mut out_num_dims = 0i32;
         let mut out_dims = [0i64; MM_SHIM_MAX_DIMS as usize];
@@ -232,14 +285,28 @@ impl MluRuntime for FfiRuntime {
             )
         };
         check(code, &error)?;
-        let slot = NonNull::new(slot)
-            .map(FfiSlot)
-            .ok_or_else(|| RuntimeError::new(RuntimeErrorKind::Internal, "mm_shim_slot_create returned null"))?;
+        let slot = NonNull::new(slot).map(FfiSlot).ok_or_else(|| {
+            RuntimeError::new(
+                RuntimeErrorKind::Internal,
+                "mm_shim_slot_create returned null",
+            )
+        })?;
         let n = (out_num_dims.max(0) as usize).min(out_dims.len());
-        Ok((slot, SlotInfo { output_dims: out_dims[..n].to_vec() }))
+        Ok((
+            slot,
+            SlotInfo {
+                output_dims: out_dims[..n].to_vec(),
+            },
+        ))
     }
 
-    fn infer(&self, slot: &mut Self::Slot, input: &[f32], input_dims: [i64; 4], output: &mut [f32]) -> Result<(), RuntimeError> {
+    fn infer(
+        &self,
+        slot: &mut Self::Slot,
+        input: &[f32],
+        input_dims: [i64; 4],
+        output: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let mut error = MmShimError::default();
         // SAFETY: `slot` is a live shim slot borrowed mutably (one thread); `input` and `output`
         // are valid for their lengths, which are passed; `input_dims` holds 4 values.

@@ -39,7 +39,10 @@ use crate::engine::{Engine, EngineDescription, EngineError, PluginCheck};
 use runtime::{MluRuntime, ModelInfo, RuntimeError, SelfTestOutcome, SlotConfig, TensorDataType};
 
 /// The plugin ops the SwinV2 MagicMind model uses: (registered op name, short name for logs).
-pub const PLUGIN_OPS: [(&str, &str); 2] = [("MyPlugin::CnnlRoll", "roll"), ("MyPlugin::PluginReLU", "relu")];
+pub const PLUGIN_OPS: [(&str, &str); 2] = [
+    ("MyPlugin::CnnlRoll", "roll"),
+    ("MyPlugin::PluginReLU", "relu"),
+];
 
 /// Largest batch used for a model with a mutable batch dimension when `max_batch` is 0 (the
 /// `--max-batch` default of `models/generate_magicmind.py`, the top of its `dim_range`).
@@ -118,15 +121,26 @@ mod sdk {
 }
 
 /// [`create_engines`] on any [`MluRuntime`] (the real one, or a fake in tests).
-pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) -> Result<MluEngines, EngineError> {
+pub fn create_engines_with<R: MluRuntime>(
+    runtime: Arc<R>,
+    opts: &MluOptions,
+) -> Result<MluEngines, EngineError> {
     if opts.instances == 0 {
-        return Err(EngineError::InvalidInput("--instances must be at least 1".into()));
+        return Err(EngineError::InvalidInput(
+            "--instances must be at least 1".into(),
+        ));
     }
     if opts.device_id < 0 {
-        return Err(EngineError::InvalidInput(format!("MLU device id must be >= 0, got {}", opts.device_id)));
+        return Err(EngineError::InvalidInput(format!(
+            "MLU device id must be >= 0, got {}",
+            opts.device_id
+        )));
     }
     if !opts.model_path.is_file() {
-        return Err(backend_error(format!("MagicMind model file not found: {}", opts.model_path.display())));
+        return Err(backend_error(format!(
+            "MagicMind model file not found: {}",
+            opts.model_path.display()
+        )));
     }
 
     // Everything below is released by Shared's Drop, in reverse order, on any early return.
@@ -140,9 +154,12 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
     };
     for path in &opts.plugin_libs {
         let path = resolve_library_path(path);
-        let library = runtime
-            .open_plugin_library(&path)
-            .map_err(|e| backend_error(format!("cannot load MagicMind plugin library {}: {e}", path.display())))?;
+        let library = runtime.open_plugin_library(&path).map_err(|e| {
+            backend_error(format!(
+                "cannot load MagicMind plugin library {}: {e}",
+                path.display()
+            ))
+        })?;
         tracing::info!(library = %path.display(), "MLU plugin library loaded");
         shared.plugins.push((path, library));
     }
@@ -151,7 +168,10 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
         backend_error(format!("cannot query MLU devices (is the Cambricon driver loaded, /dev/cambricon_dev* visible?): {e}"))
     })?;
     if opts.device_id as u32 >= count {
-        return Err(backend_error(format!("MLU device {} does not exist: {count} device(s) visible", opts.device_id)));
+        return Err(backend_error(format!(
+            "MLU device {} does not exist: {count} device(s) visible",
+            opts.device_id
+        )));
     }
     runtime
         .set_device(opts.device_id)
@@ -161,14 +181,27 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
         backend_error(format!(
             "cannot load MagicMind model {}: {e}{}",
             opts.model_path.display(),
-            if opts.plugin_libs.is_empty() { " (no --plugin-lib given: the SwinV2 model needs libmagicmind_plugin.so)" } else { "" }
+            if opts.plugin_libs.is_empty() {
+                " (no --plugin-lib given: the SwinV2 model needs libmagicmind_plugin.so)"
+            } else {
+                ""
+            }
         ))
     })?;
     let info = runtime.model_info(&model);
     shared.model = Some(model);
-    let info = info.map_err(|e| backend_error(format!("cannot read the inputs/outputs of {}: {e}", opts.model_path.display())))?;
-    let mut geometry = Geometry::from_model(&info, opts.max_batch)
-        .map_err(|e| backend_error(format!("unsupported MagicMind model {}: {e}", opts.model_path.display())))?;
+    let info = info.map_err(|e| {
+        backend_error(format!(
+            "cannot read the inputs/outputs of {}: {e}",
+            opts.model_path.display()
+        ))
+    })?;
+    let mut geometry = Geometry::from_model(&info, opts.max_batch).map_err(|e| {
+        backend_error(format!(
+            "unsupported MagicMind model {}: {e}",
+            opts.model_path.display()
+        ))
+    })?;
 
     let engine = runtime
         .create_engine(shared.model.as_ref().expect("model set above"))
@@ -205,7 +238,12 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
         };
         let num_classes = geometry
             .classes_from_slot(&slot_info.output_dims, &info)
-            .map_err(|e| backend_error(format!("unsupported MagicMind model {}: {e}", opts.model_path.display())))?;
+            .map_err(|e| {
+                backend_error(format!(
+                    "unsupported MagicMind model {}: {e}",
+                    opts.model_path.display()
+                ))
+            })?;
         geometry.num_classes = num_classes;
         engine.geometry.num_classes = num_classes;
         slots.push(engine);
@@ -222,7 +260,10 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
         "MLU engines ready"
     );
     Ok(MluEngines {
-        engines: slots.into_iter().map(|e| Box::new(e) as Box<dyn Engine>).collect(),
+        engines: slots
+            .into_iter()
+            .map(|e| Box::new(e) as Box<dyn Engine>)
+            .collect(),
         plugin_checks,
         input_size: geometry.input_size,
         num_classes: geometry.num_classes,
@@ -230,7 +271,10 @@ pub fn create_engines_with<R: MluRuntime>(runtime: Arc<R>, opts: &MluOptions) ->
 }
 
 fn backend_error(message: impl Into<String>) -> EngineError {
-    EngineError::Backend { backend: BACKEND, message: message.into() }
+    EngineError::Backend {
+        backend: BACKEND,
+        message: message.into(),
+    }
 }
 
 /// A plugin path naming an existing file is made absolute: `dlopen` only searches the library
@@ -244,7 +288,10 @@ fn resolve_library_path(path: &Path) -> PathBuf {
     }
 }
 
-fn run_plugin_checks<R: MluRuntime>(runtime: &R, plugins: &[(PathBuf, R::PluginLibrary)]) -> Vec<PluginCheck> {
+fn run_plugin_checks<R: MluRuntime>(
+    runtime: &R,
+    plugins: &[(PathBuf, R::PluginLibrary)],
+) -> Vec<PluginCheck> {
     PLUGIN_OPS
         .iter()
         .map(|&(op, short_name)| {
@@ -308,7 +355,10 @@ impl Geometry {
         }
         let input = &info.inputs[0];
         if input.data_type != TensorDataType::Float32 {
-            return Err(format!("input '{}' must be FLOAT32, it is {:?}", input.name, input.data_type));
+            return Err(format!(
+                "input '{}' must be FLOAT32, it is {:?}",
+                input.name, input.data_type
+            ));
         }
         if info.outputs[0].data_type != TensorDataType::Float32 {
             return Err(format!(
@@ -317,10 +367,16 @@ impl Geometry {
             ));
         }
         let [batch, channels, height, width] = input.dims[..] else {
-            return Err(format!("input '{}' must be NCHW [B, 3, S, S], it has dims {:?}", input.name, input.dims));
+            return Err(format!(
+                "input '{}' must be NCHW [B, 3, S, S], it has dims {:?}",
+                input.name, input.dims
+            ));
         };
         if channels != 3 && channels != -1 {
-            return Err(format!("input '{}' must have 3 channels (NCHW), dims {:?}", input.name, input.dims));
+            return Err(format!(
+                "input '{}' must have 3 channels (NCHW), dims {:?}",
+                input.name, input.dims
+            ));
         }
         let input_size = match (height, width) {
             (-1, -1) => {
@@ -331,12 +387,19 @@ impl Geometry {
             }
             (h, w) if h > 0 && h == w => h as usize,
             _ => {
-                return Err(format!("input '{}' must be square [B, 3, S, S], dims {:?}", input.name, input.dims));
+                return Err(format!(
+                    "input '{}' must be square [B, 3, S, S], dims {:?}",
+                    input.name, input.dims
+                ));
             }
         };
         let (fixed_batch, max_batch, slot_batch) = match batch {
             -1 => {
-                let max = if requested_max_batch == 0 { DEFAULT_MUTABLE_MAX_BATCH } else { requested_max_batch };
+                let max = if requested_max_batch == 0 {
+                    DEFAULT_MUTABLE_MAX_BATCH
+                } else {
+                    requested_max_batch
+                };
                 (None, max, max)
             }
             n if n > 0 => {
@@ -346,12 +409,27 @@ impl Geometry {
                         "the model's batch is fixed at {n}; the requested max batch {requested_max_batch} exceeds it"
                     ));
                 }
-                let max = if requested_max_batch == 0 { n } else { requested_max_batch };
+                let max = if requested_max_batch == 0 {
+                    n
+                } else {
+                    requested_max_batch
+                };
                 (Some(n), max, n)
             }
-            _ => return Err(format!("input '{}' has an invalid batch dimension {batch}", input.name)),
+            _ => {
+                return Err(format!(
+                    "input '{}' has an invalid batch dimension {batch}",
+                    input.name
+                ))
+            }
         };
-        Ok(Self { input_size, fixed_batch, max_batch, slot_batch, num_classes: 0 })
+        Ok(Self {
+            input_size,
+            fixed_batch,
+            max_batch,
+            slot_batch,
+            num_classes: 0,
+        })
     }
 
     /// Number of classes from the output shape `InferOutputShape` gave for `slot_batch` images:
@@ -371,10 +449,15 @@ impl Geometry {
         let classes = output_dims[1] as usize;
         let declared = &info.outputs[0].dims;
         if declared.len() >= 2 && declared[1] > 0 && declared[1] as usize != classes {
-            return Err(format!("the model declares output {declared:?} but infers {output_dims:?}"));
+            return Err(format!(
+                "the model declares output {declared:?} but infers {output_dims:?}"
+            ));
         }
         if self.num_classes != 0 && self.num_classes != classes {
-            return Err(format!("slots disagree on the number of classes: {} vs {classes}", self.num_classes));
+            return Err(format!(
+                "slots disagree on the number of classes: {} vs {classes}",
+                self.num_classes
+            ));
         }
         Ok(classes)
     }
@@ -460,7 +543,12 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
         }
     }
 
-    fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<(), EngineError> {
+    fn infer(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<(), EngineError> {
         let sample_len = self.sample_len();
         let classes = self.geometry.num_classes;
         if batch == 0 || batch > self.geometry.max_batch {
@@ -485,7 +573,9 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
         }
         let device_id = self.shared.device_id;
         let runtime = Arc::clone(&self.shared.runtime);
-        runtime.set_device(device_id).map_err(|e| self.runtime_error("cnrtSetDevice", e))?;
+        runtime
+            .set_device(device_id)
+            .map_err(|e| self.runtime_error("cnrtSetDevice", e))?;
         let size = self.geometry.input_size as i64;
         let slot = self.slot.as_mut().expect("slot lives until drop");
         let result = match self.geometry.fixed_batch {
@@ -494,7 +584,12 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
                 self.staging_input[..input.len()].copy_from_slice(input);
                 self.staging_input[input.len()..].fill(0.0);
                 self.staging_output.resize(n * classes, 0.0);
-                let result = runtime.infer(slot, &self.staging_input, [n as i64, 3, size, size], &mut self.staging_output);
+                let result = runtime.infer(
+                    slot,
+                    &self.staging_input,
+                    [n as i64, 3, size, size],
+                    &mut self.staging_output,
+                );
                 if result.is_ok() {
                     logits.copy_from_slice(&self.staging_output[..batch * classes]);
                 }

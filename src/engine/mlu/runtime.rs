@@ -103,7 +103,10 @@ pub struct RuntimeError {
 impl RuntimeError {
     /// An error of `kind` with `message`.
     pub fn new(kind: RuntimeErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -145,10 +148,20 @@ pub trait MluRuntime: Send + Sync + 'static {
     fn destroy_engine(&self, engine: Self::Engine);
 
     /// Create one slot and size its buffers for `config.max_batch` images.
-    fn create_slot(&self, engine: &Self::Engine, config: &SlotConfig) -> Result<(Self::Slot, SlotInfo), RuntimeError>;
+    fn create_slot(
+        &self,
+        engine: &Self::Engine,
+        config: &SlotConfig,
+    ) -> Result<(Self::Slot, SlotInfo), RuntimeError>;
     /// One inference on `slot`: `input` has shape `input_dims` (NCHW f32), `output` receives the
     /// whole output tensor. The slot's device is current on the calling thread.
-    fn infer(&self, slot: &mut Self::Slot, input: &[f32], input_dims: [i64; 4], output: &mut [f32]) -> Result<(), RuntimeError>;
+    fn infer(
+        &self,
+        slot: &mut Self::Slot,
+        input: &[f32],
+        input_dims: [i64; 4],
+        output: &mut [f32],
+    ) -> Result<(), RuntimeError>;
     /// Destroy a slot (tensors, context, queue, buffers).
     fn destroy_slot(&self, slot: Self::Slot);
 }
