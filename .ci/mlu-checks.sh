@@ -10,7 +10,10 @@
 #   4. the Rust backend's C++ shim (src/engine/mlu/mm_shim.cc) compiles against the stand-ins;
 #   5. cargo check --features mlu (bindgen on mm_shim.h, no SDK) and the Rust pool/lifecycle tests
 #      with a fake runtime (cargo test --features mlu --test mlu_pool);
-#   6. optional: the PyTorch-side checks, when a Python with torch is available and
+#   6. the real FFI path end to end against a TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk):
+#      build.rs compiles and links mm_shim.cc, create_engines runs FfiRuntime → shim → fake
+#      MagicMind/CNRT/CNNL with the plugin library built from the real plugins/ sources;
+#   7. optional: the PyTorch-side checks, when a Python with torch is available and
 #      SWIN_OFFICIAL_SOURCE points at the official Swin-Transformer checkout (torch is too heavy to
 #      install in CI; see plugins/README.md and models/README.md for the commands).
 #
@@ -85,7 +88,20 @@ run_check "stand-in compile src/engine/mlu/mm_shim.cc" \
 run_check "cargo check --features mlu (bindgen, no SDK)" env -u NEUWARE_HOME cargo check --features mlu --lib --bins
 run_check "cargo test --features mlu --test mlu_pool" env -u NEUWARE_HOME cargo test --features mlu --test mlu_pool
 
-# 6. PyTorch side (optional here).
+# 6. Real FFI path against the fake SDK (last: NEUWARE_HOME changes trigger a rebuild of the crate).
+fake_sdk="$BUILD/fake-sdk"
+ffi_test() {
+  local log="$BUILD/mlu_ffi.log"
+  env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" \
+    cargo test --features mlu --test mlu_ffi --test mlu_pool 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if grep -q SKIPPED "$log"; then echo "mlu_ffi was skipped"; return 1; fi
+  return "$rc"
+}
+run_check "build the fake Neuware SDK (TEST-ONLY)" bash tests/neuware_stub/fake_sdk/build_fake_sdk.sh "$fake_sdk"
+run_check "FFI path end to end on the fake SDK (cargo test --features mlu --test mlu_ffi)" ffi_test
+
+# 7. PyTorch side (optional here).
 if "$PYTHON" -c 'import torch' >/dev/null 2>&1 && [ -n "${SWIN_OFFICIAL_SOURCE:-}" ]; then
   run_check "torch-side MyPlugin ops == torch.roll / relu" "$PYTHON" plugins/torch/test_torch_ops.py
   run_check "patched+traced SwinV2 == original (--check)" "$PYTHON" models/generate_magicmind.py \

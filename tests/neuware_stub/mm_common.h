@@ -34,6 +34,10 @@ class Status {
   std::string ToString() const;
   bool operator==(const Status &other) const;
   bool operator!=(const Status &other) const;
+
+ private:  // placeholder storage (used by the fake SDK of the FFI test)
+  error::Code code_ = error::Code::OK;
+  std::string message_;
 };
 std::ostream &operator<<(std::ostream &os, const Status &status);
 
@@ -64,6 +68,9 @@ class Dims {
   std::vector<int64_t> GetDims() const;
   int64_t GetDimsNum() const;
   int64_t GetElementCount() const;
+
+ private:  // placeholder storage (used by the fake SDK of the FFI test)
+  std::vector<int64_t> dims_;
 };
 
 }  // namespace magicmind

@@ -1,7 +1,7 @@
 // TEST-ONLY stand-in for MagicMind mm_plugin.h (see tests/neuware_stub/README.md).
 // Declarations follow magicmind-api.md §2.1 (the lab's plugin files, MagicMind sample_pluginop).
 // The registration macros expand to static registrar objects, which is how such macros are usually
-// built; the real expansion is not public. No definitions.
+// built; the real expansion is not public. No definitions except PluginKernelRegistrar's constructor.
 #ifndef SWIN_SERVE_STUB_MM_PLUGIN_H_
 #define SWIN_SERVE_STUB_MM_PLUGIN_H_
 #include "stub_guard.h"
@@ -69,6 +69,9 @@ class PluginOpDefBuilder {
   template <typename T>
   PluginOpDefBuilder &Default(const T &value);
   PluginOpDefBuilder &ShapeFn(ShapeInferFn fn);
+
+ private:  // placeholder storage (used by the fake SDK of the FFI test)
+  std::string op_name_;
 };
 
 class PluginOpRegistrar {
@@ -79,13 +82,21 @@ class PluginOpRegistrar {
 class PluginKernelDefBuilder {
  public:
   PluginKernelDefBuilder &DeviceType(const std::string &device);
+
+ private:  // placeholder storage (used by the fake SDK of the FFI test)
+  friend PluginKernelDefBuilder CreatePluginKernelDefBuilder(const std::string &op_name);
+  friend void RegisterPluginKernel(const PluginKernelDefBuilder &builder, IPluginKernelFactory *factory);
+  std::string op_name_;
+  std::string device_;
 };
 PluginKernelDefBuilder CreatePluginKernelDefBuilder(const std::string &op_name);
+void RegisterPluginKernel(const PluginKernelDefBuilder &builder, IPluginKernelFactory *factory);
 
+// The only definition in the stand-ins: how a kernel registration macro plausibly expands.
 template <typename Factory>
 class PluginKernelRegistrar {
  public:
-  explicit PluginKernelRegistrar(const PluginKernelDefBuilder &builder);
+  explicit PluginKernelRegistrar(const PluginKernelDefBuilder &builder) { RegisterPluginKernel(builder, new Factory()); }
 };
 
 }  // namespace magicmind

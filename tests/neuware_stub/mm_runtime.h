@@ -62,6 +62,9 @@ class IModel {
    public:
     EngineConfig();
     void SetDeviceType(const std::string &device_type);
+
+   private:  // placeholder storage
+    std::string device_type_;
   };
   virtual Status DeserializeFromFile(const std::string &path) = 0;
   virtual Status DeserializeFromMemory(void *data, size_t size) = 0;
