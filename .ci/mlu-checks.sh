@@ -93,6 +93,7 @@ run_check "cargo test --features mlu --test mlu_pool" env -u NEUWARE_HOME cargo 
 ffi_test() {
   local log="$BUILD/mlu_ffi.log"
   env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" \
+    SWIN_MLU_PLUGIN_LIB="$BUILD/plugins-fake-sdk/libmagicmind_plugin.so" \
     cargo test --features mlu --test mlu_ffi --test mlu_pool 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   if grep -q SKIPPED "$log"; then echo "mlu_ffi was skipped"; return 1; fi

@@ -33,6 +33,14 @@ fn options(sdk: &Path, plugins: bool, instances: usize, max_batch: usize) -> Mlu
     }
 }
 
+/// The plugin library under test: `SWIN_MLU_PLUGIN_LIB` (CI passes the one the CMake SDK branch
+/// built), else the one build_fake_sdk.sh built from the same sources.
+fn plugin_library(sdk: &Path) -> PathBuf {
+    std::env::var_os("SWIN_MLU_PLUGIN_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| sdk.join("plugin/libmagicmind_plugin.so"))
+}
+
 fn error_message<T>(result: Result<T, EngineError>) -> String {
     match result {
         Err(e) => e.to_string(),
