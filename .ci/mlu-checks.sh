@@ -94,12 +94,13 @@ ffi_test() {
   local log="$BUILD/mlu_ffi.log"
   env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" \
     SWIN_MLU_PLUGIN_LIB="$BUILD/plugins-fake-sdk/libmagicmind_plugin.so" \
-    cargo test --features mlu --test mlu_ffi --test mlu_pool 2>&1 | tee "$log"
+    SWIN_MLU_MODEL="$fake_sdk/model/swinv2_fake.magicmind" \
+    cargo test --features mlu --test mlu_ffi --test mlu_device --test mlu_pool 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   if grep -q SKIPPED "$log"; then echo "mlu_ffi was skipped"; return 1; fi
   return "$rc"
 }
-run_check "FFI path end to end on the fake SDK (cargo test --features mlu --test mlu_ffi)" ffi_test
+run_check "FFI path end to end on the fake SDK (cargo test --features mlu --test mlu_ffi --test mlu_device)" ffi_test
 
 # 7. PyTorch side (optional here).
 if "$PYTHON" -c 'import torch' >/dev/null 2>&1 && [ -n "${SWIN_OFFICIAL_SOURCE:-}" ]; then
