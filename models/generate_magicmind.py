@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Generate the MagicMind model of SwinV2 with the MyPlugin ops (the Cambricon lab's step 4).
+
+Pipeline:
+  1. patch the official ``swin_transformer_v2.py`` (path given with --swin-source, never vendored)
+     with the lab's changes (models/swin_patch.py): cpb_mlp ReLU -> MyPlugin::PluginReLU,
+     torch.roll -> MyPlugin::CnnlRoll, AdaptiveAvgPool1d -> AdaptiveAvgPool2d, plus a batch-agnostic
+     window_reverse so that the traced graph keeps a mutable batch;
+  2. load the PyTorch-side op library (plugins/torch, built on the fly if missing) so that
+     ``torch.ops.MyPlugin.*`` exist, build the patched model, load the official checkpoint;
+  3. ``torch.jit.trace`` it with a [1, 3, S, S] float32 input (NCHW, normalized on the host);
+  4. with ``magicmind`` importable (a Cambricon host): load the MagicMind plugin libraries, parse the
+     TorchScript file, build for ``mtp_372`` with ``force_float32`` and a mutable batch dimension
+     (dim_range [1..max_batch]), serialize, and (by default) run it once on the device against the
+     CPU reference.
+
+``--check`` runs anywhere (no MagicMind): patched+traced model vs the original on CPU, with the
+official checkpoint or seeded random weights; logits must agree within 1e-5, the traced graph must
+contain every expected MyPlugin::CnnlRoll / MyPlugin::PluginReLU node and no aten::roll / aten::relu;
+sensitivity controls show that disabling the roll or the ReLU in the original moves the logits far
+more than the tolerance (so a wrong plugin op could not pass).
+
+Examples:
+  python models/generate_magicmind.py --swin-source ~/Swin-Transformer --check
+  python models/generate_magicmind.py --swin-source ~/Swin-Transformer \\
+      --checkpoint swinv2_tiny_patch4_window8_256.pth \\
+      --plugin-lib plugins/build/libmagicmind_plugin.so --out swinv2_tiny_myplugin.magicmind
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "plugins" / "torch"))
+
+import swin_patch  # noqa: E402
+
+#: Official SwinV2 configurations at 256x256 (configs/swinv2/*.yaml of the official repository).
+MODEL_CONFIGS = {
+    "swinv2_tiny_patch4_window8_256": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=8),
+    "swinv2_tiny_patch4_window16_256": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=16),
+    "swinv2_small_patch4_window8_256": dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=8),
+    "swinv2_small_patch4_window16_256": dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=16),
+    "swinv2_base_patch4_window8_256": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=8),
+    "swinv2_base_patch4_window16_256": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=16),
+}
+IMG_SIZE = 256
+NUM_CLASSES = 1000
+TOLERANCE = 1e-5
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def install_timm_fallback() -> bool:
+    """The official file imports DropPath, to_2tuple and trunc_normal_ from timm. If timm is not
+    installed, provide minimal equivalents (DropPath is the identity in eval mode, which is all we run)."""
+    try:
+        import timm.models.layers  # noqa: F401
+        return False
+    except ImportError:
+        pass
+    import torch
+
+    class DropPath(torch.nn.Module):
+        def __init__(self, drop_prob=0.0):
+            super().__init__()
+            self.drop_prob = drop_prob
+
+        def forward(self, x):
+            if self.drop_prob == 0.0 or not self.training:
+                return x
+            keep = 1.0 - self.drop_prob
+            mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+            return x * mask / keep
+
+    def to_2tuple(x):
+        return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+
+    layers = types.ModuleType("timm.models.layers")
+    layers.DropPath, layers.to_2tuple, layers.trunc_normal_ = DropPath, to_2tuple, torch.nn.init.trunc_normal_
+    timm, models = types.ModuleType("timm"), types.ModuleType("timm.models")
+    timm.models, models.layers = models, layers
+    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers})
+    return True
+
+
+def import_file(module_name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_model(module, model_name: str):
+    cfg = MODEL_CONFIGS[model_name]
+    return module.SwinTransformerV2(img_size=IMG_SIZE, patch_size=4, in_chans=3, num_classes=NUM_CLASSES,
+                                    mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0, drop_path_rate=0.0, ape=False,
+                                    patch_norm=True, pretrained_window_sizes=[0, 0, 0, 0], **cfg)
+
+
+def load_checkpoint(path: Path):
+    import torch
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
+
+
+def random_state_dict(model, seed: int):
+    """Seeded random weights that exercise every op. The official init zeroes the res-post-norm
+    weights, which would make every attention branch (and so both rolls) contribute nothing."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if not tensor.is_floating_point() or name.endswith(("relative_coords_table", "attn_mask")):
+            state[name] = tensor.clone()  # buffers derived from the geometry
+        elif name.endswith("logit_scale"):
+            state[name] = tensor + 0.3 * torch.randn(tensor.shape, generator=gen)
+        elif "norm" in name and name.endswith("weight"):
+            state[name] = 1.0 + 0.2 * torch.randn(tensor.shape, generator=gen)
+        elif "cpb_mlp" in name:
+            state[name] = 0.5 * torch.randn(tensor.shape, generator=gen)
+        elif name.endswith("bias"):
+            state[name] = 0.05 * torch.randn(tensor.shape, generator=gen)
+        else:
+            state[name] = 0.02 * torch.randn(tensor.shape, generator=gen)
+    return state
+
+
+def count_expected_plugin_nodes(model) -> tuple[int, int]:
+    """(rolls, relus) the patched forward must record: 2 rolls per block with a shift, 1 ReLU per block."""
+    blocks = [blk for layer in model.layers for blk in layer.blocks]
+    return 2 * sum(1 for blk in blocks if blk.shift_size > 0), len(blocks)
+
+
+def trace(model, batch: int):
+    import torch
+
+    example = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE)
+    with torch.no_grad():
+        return torch.jit.trace(model, example, check_trace=False)
+
+
+def graph_op_counts(traced) -> dict:
+    counts = {}
+    for node in traced.inlined_graph.nodes():
+        counts[node.kind()] = counts.get(node.kind(), 0) + 1
+    return counts
+
+
+def run_check(original, patched, traced, traced_path: Path, args) -> bool:
+    import torch
+
+    ok = True
+    reloaded = torch.jit.load(str(traced_path))  # what the MagicMind parser reads
+    exp_roll, exp_relu = count_expected_plugin_nodes(patched)
+    counts = graph_op_counts(traced)
+    got_roll, got_relu = counts.get("MyPlugin::CnnlRoll", 0), counts.get("MyPlugin::PluginReLU", 0)
+    leftovers = {k: counts[k] for k in ("aten::roll", "aten::relu", "aten::relu_", "aten::adaptive_avg_pool1d") if k in counts}
+    graph_ok = got_roll == exp_roll and got_relu == exp_relu and not leftovers and exp_roll > 0
+    log(f"[check] traced graph: MyPlugin::CnnlRoll x{got_roll} (expected {exp_roll}), "
+        f"MyPlugin::PluginReLU x{got_relu} (expected {exp_relu}), "
+        f"aten::adaptive_avg_pool2d x{counts.get('aten::adaptive_avg_pool2d', 0)}, "
+        f"leftover native ops {leftovers or 'none'} -> {'OK' if graph_ok else 'FAIL'}")
+    ok &= graph_ok
+
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    with torch.no_grad():
+        for batch in args.check_batches:
+            x = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE, generator=gen)
+            reference = original(x)
+            eager = patched(x)
+            scripted = traced(x)
+            d_eager = (eager - reference).abs().max().item()
+            d_traced = max((scripted - reference).abs().max().item(), (reloaded(x) - reference).abs().max().item())
+            same_top1 = bool((scripted.argmax(1) == reference.argmax(1)).all())
+            good = d_eager <= TOLERANCE and d_traced <= TOLERANCE and scripted.shape == (batch, NUM_CLASSES)
+            log(f"[check] batch {batch}: logits {tuple(scripted.shape)}, std {reference.std().item():.4f}; "
+                f"max|patched eager - original| = {d_eager:.3g}, max|patched traced (in memory and reloaded .pt) - original| = {d_traced:.3g} "
+                f"(tol {TOLERANCE:g}), top-1 equal: {same_top1} -> {'OK' if good else 'FAIL'}")
+            ok &= good
+
+        # Sensitivity controls: the same comparison must fail if a plugin op were wrong.
+        x = torch.randn(2, 3, IMG_SIZE, IMG_SIZE, generator=gen)
+        reference = original(x)
+        no_shift = copy.deepcopy(original)
+        for layer in no_shift.layers:
+            for blk in layer.blocks:
+                blk.shift_size = 0  # both torch.roll calls skipped, masks kept
+        d_roll = (no_shift(x) - reference).abs().max().item()
+        no_relu = copy.deepcopy(original)
+        for layer in no_relu.layers:
+            for blk in layer.blocks:
+                blk.attn.cpb_mlp[1] = torch.nn.Identity()
+        d_relu = (no_relu(x) - reference).abs().max().item()
+        sensitive = d_roll > 1000 * TOLERANCE and d_relu > 1000 * TOLERANCE
+        log(f"[check] sensitivity: without the rolls max|diff| = {d_roll:.3g}, without the cpb_mlp ReLU "
+            f"max|diff| = {d_relu:.3g} (both must exceed {1000 * TOLERANCE:g}) -> {'OK' if sensitive else 'FAIL'}")
+        ok &= sensitive
+
+        # Why window_reverse is patched: the unpatched model traced at batch 1 is wrong at batch 3.
+        if max(args.check_batches) > 1:
+            batch = max(args.check_batches)
+            x = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE, generator=gen)
+            d_frozen = (trace(original, batch=1)(x) - original(x)).abs().max().item()
+            log(f"[check] control: the UNPATCHED model traced at batch 1 and run at batch {batch} is off by "
+                f"max|diff| = {d_frozen:.3g} (batch frozen by int() in window_reverse; fixed by the patch)")
+    return ok
+
+
+def build_magicmind(traced_path: Path, args) -> int:
+    """Parse the traced model with the MagicMind PyTorch parser and serialize the built model."""
+    try:
+        import magicmind.python.runtime as mm
+        from magicmind.python.runtime.parser import Parser
+    except ImportError as err:
+        log(f"[build] magicmind is not importable ({err}); the traced model is at {traced_path}. "
+            "Run this script on a Cambricon host with the MagicMind Python package to build the model.")
+        return 2
+
+    keep_alive = []
+    for lib in args.plugin_lib:
+        loader = mm.LoadPluginLibrary()
+        if not loader.load(str(lib)):
+            log(f"[build] mm.LoadPluginLibrary().load({lib}) failed")
+            return 1
+        keep_alive.append(loader)
+        log(f"[build] loaded plugin library {lib}")
+
+    model_kind = getattr(mm, "ModelKind", None) or mm.enums.ModelKind
+    parser = Parser(model_kind.kPytorch)
+    parser.set_model_param("pytorch-input-dtypes", [mm.DataType.FLOAT32])
+    network = mm.Network()
+    status = parser.parse(network, str(traced_path))
+    if not status.ok():
+        log(f"[build] parser.parse failed: {status}")
+        return 1
+    input_tensor = network.get_input(0)
+    if not input_tensor.set_dimension(mm.Dims((-1, 3, IMG_SIZE, IMG_SIZE))).ok():
+        assert input_tensor.set_dimension(mm.Dims((args.max_batch, 3, IMG_SIZE, IMG_SIZE))).ok()
+
+    build_config = {
+        "archs": ["mtp_372"],
+        "graph_shape_mutable": True,
+        "dim_range": {"0": {"min": [1, 3, IMG_SIZE, IMG_SIZE], "max": [args.max_batch, 3, IMG_SIZE, IMG_SIZE]}},
+        "precision_config": {"precision_mode": "force_float32"},
+        "opt_config": {"type64to32_conversion": True, "conv_scale_fold": True},
+    }
+    config = mm.BuilderConfig()
+    if not config.parse_from_string(json.dumps(build_config)).ok():
+        log(f"[build] BuilderConfig rejected {json.dumps(build_config)}")
+        return 1
+    log(f"[build] builder config {json.dumps(build_config)}")
+    t0 = time.time()
+    model = mm.Builder().build_model("swinv2_myplugin", network, config)
+    if model is None:
+        log("[build] build_model returned None")
+        return 1
+    status = model.serialize_to_file(str(args.out))
+    if status is not None and hasattr(status, "ok") and not status.ok():
+        log(f"[build] serialize_to_file failed: {status}")
+        return 1
+    log(f"[build] serialized {args.out} in {time.time() - t0:.1f} s")
+    if args.verify_on_device:
+        return verify_on_device(mm, args)
+    return 0
+
+
+def verify_on_device(mm, args) -> int:
+    """Run the serialized model on device --device (batch 1 and 3) against the CPU reference."""
+    import numpy as np
+    import torch
+
+    dev = mm.Device()
+    dev.id = args.device
+    if not dev.active().ok():
+        log(f"[verify] cannot activate MLU device {args.device}")
+        return 1
+    model = mm.Model()
+    assert model.deserialize_from_file(str(args.out)).ok()
+    engine = model.create_i_engine()
+    context = engine.create_i_context()
+    queue = dev.create_queue()
+    gen = torch.Generator().manual_seed(args.seed + 7)
+    worst = 0.0
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE, generator=gen)
+        with torch.no_grad():
+            reference = args.reference_model(x).numpy()
+        inputs = context.create_inputs()
+        inputs[0].from_numpy(np.ascontiguousarray(x.numpy()))
+        outputs = []
+        assert context.enqueue(inputs, outputs, queue).ok()
+        assert queue.sync().ok()
+        logits = outputs[0].asnumpy()
+        diff = float(np.abs(logits - reference).max())
+        worst = max(worst, diff)
+        log(f"[verify] MLU batch {batch}: logits {logits.shape}, max|MLU - CPU| = {diff:.3g}, "
+            f"top-1 equal: {bool((logits.argmax(1) == reference.argmax(1)).all())}")
+    ok = worst <= args.device_tolerance
+    log(f"[verify] {'OK' if ok else 'FAIL'} (tolerance {args.device_tolerance:g})")
+    return 0 if ok else 1
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--swin-source", type=Path, required=True,
+                    help="official Swin-Transformer checkout (commit d19503d7), its models/ folder, or swin_transformer_v2.py")
+    ap.add_argument("--checkpoint", type=Path, help="official checkpoint (.pth with a 'model' key); random weights if omitted (--check only)")
+    ap.add_argument("--model", default="swinv2_tiny_patch4_window8_256", choices=sorted(MODEL_CONFIGS))
+    ap.add_argument("--torch-ops-lib", type=Path, help="libmyplugin_torch_ops.so (built into plugins/build/torch if omitted)")
+    ap.add_argument("--plugin-lib", type=Path, action="append", default=[],
+                    help="MagicMind plugin library to load before parsing (repeatable), e.g. libmagicmind_plugin.so")
+    ap.add_argument("--out", type=Path, default=Path("swinv2_tiny_myplugin.magicmind"), help="serialized MagicMind model")
+    ap.add_argument("--work-dir", type=Path, default=Path("build/magicmind_gen"), help="patched source and traced .pt go here")
+    ap.add_argument("--max-batch", type=int, default=32, help="upper end of the mutable batch dimension")
+    ap.add_argument("--relu-dim", type=int, nargs=3, default=[4, 1, 1], metavar=("X", "Y", "Z"),
+                    help="PluginReLU `Dim` attribute (BANG task dimensions)")
+    ap.add_argument("--relu-func-type", type=int, default=4, choices=[1, 4, 8, 16],
+                    help="PluginReLU `FuncType` attribute (1 BLOCK, 4 UNION1, 8 UNION2, 16 UNION4)")
+    ap.add_argument("--check", action="store_true", help="CPU check only (no MagicMind): patched+traced vs original")
+    ap.add_argument("--check-batches", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", type=int, default=0, help="MLU used by the on-device verification")
+    ap.add_argument("--no-verify-on-device", dest="verify_on_device", action="store_false",
+                    help="skip running the built model on the MLU against the CPU reference")
+    ap.add_argument("--device-tolerance", type=float, default=1e-3, help="max |MLU - CPU| logit difference (FP32)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_grad_enabled(False)
+    official = swin_patch.find_official_source(args.swin_source)
+    patched_path, patch_log = swin_patch.write_patched(official, args.work_dir, args.relu_dim, args.relu_func_type)
+    for line in patch_log:
+        log(f"[patch] {line}")
+    log(f"[patch] wrote {patched_path}")
+
+    if args.torch_ops_lib is None:
+        import build_torch_ops
+
+        args.torch_ops_lib = build_torch_ops.build(REPO / "plugins" / "build" / "torch")
+    torch.ops.load_library(str(args.torch_ops_lib))
+    log(f"[ops] loaded {args.torch_ops_lib}: torch.ops.MyPlugin.CnnlRoll, torch.ops.MyPlugin.PluginReLU")
+
+    if install_timm_fallback():
+        log("[setup] timm not installed: using minimal DropPath/to_2tuple/trunc_normal_ stand-ins (eval only)")
+    original_module = import_file("swin_transformer_v2_official", official)
+    patched_module = import_file(swin_patch.PATCHED_MODULE_NAME, patched_path)
+    original = build_model(original_module, args.model).eval()
+    patched = build_model(patched_module, args.model).eval()
+    if args.checkpoint:
+        state = load_checkpoint(args.checkpoint)
+        log(f"[weights] checkpoint {args.checkpoint} ({len(state)} tensors)")
+    elif args.check:
+        state = random_state_dict(original, args.seed)
+        log(f"[weights] seeded random weights (seed {args.seed}), {len(state)} tensors")
+    else:
+        log("[weights] --checkpoint is required to build a model (random weights only with --check)")
+        return 2
+    original.load_state_dict(state, strict=True)
+    patched.load_state_dict(state, strict=True)
+
+    t0 = time.time()
+    traced = trace(patched, batch=1)
+    traced_path = args.work_dir / f"trace_{args.model}_myplugin.pt"
+    torch.jit.save(traced, str(traced_path))
+    log(f"[trace] traced with input [1, 3, {IMG_SIZE}, {IMG_SIZE}] in {time.time() - t0:.1f} s -> {traced_path}")
+
+    if args.check:
+        ok = run_check(original, patched, traced, traced_path, args)
+        log(f"[check] {'PASS' if ok else 'FAIL'}")
+        return 0 if ok else 1
+    args.reference_model = original
+    return build_magicmind(traced_path, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
