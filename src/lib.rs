@@ -18,6 +18,5 @@ pub mod proto {
     tonic::include_proto!("swin.v1");
 
     /// Encoded file descriptor set of `swin.v1`, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("swin_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swin_v1_descriptor");
 }

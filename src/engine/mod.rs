@@ -61,6 +61,5 @@ pub trait Engine: Send {
     ///
     /// `input` is NCHW f32, normalized, `batch * 3 * input_size * input_size` values.
     /// `logits` receives `batch * num_classes` values, row-major.
-    fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32])
-        -> Result<(), EngineError>;
+    fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<(), EngineError>;
 }

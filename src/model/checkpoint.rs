@@ -1,8 +1,15 @@
 //! Reading checkpoint files: PyTorch `.pth` (via `pytorch-reader`) and `.safetensors`,
 //! told apart by their first bytes, every tensor converted to f32.
 //!
-//! * PyTorch: the ZIP container `torch.save` writes since 1.6 (plus the legacy and plain-pickle
-//!   containers `pytorch-reader` also reads). The state dict is taken from the top-level key
+//! * PyTorch: the ZIP container `torch.save` writes since 1.6, read by our own `torch_zip` module
+//!   (our own tolerant unpickler), and the legacy and plain-pickle containers, read by
+//!   `pytorch-reader`. ZIP files do not go through `pytorch-reader` 0.22 because it refuses
+//!   two kinds of valid checkpoints: (1) those holding a foreign object it cannot rebuild, such as
+//!   the yacs `CfgNode` the official training script saves under `config` ("unexpected pickle
+//!   opcode SetItems"), and (2) some large ones, which the `zip` 9.8 archive-offset detection it
+//!   relies on rejects ("Invalid Central Directory header"; seen on a 115 MB SwinV2-T
+//!   checkpoint written by `torch.save`; opening with a known offset of 0 reads it fine).
+//!   The state dict is taken from the top-level key
 //!   `model` (official checkpoints: `{'model': state_dict, 'epoch': …, 'config': …,
 //!   'optimizer': …}`), else `state_dict`, else the root (a bare state dict). Non-tensor entries
 //!   (`epoch`, `config`, …) and tensors under other top-level keys (`optimizer`, …) are ignored.
@@ -104,12 +111,21 @@ fn state_dict_key(name: &str) -> String {
 }
 
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    if is_zip(path) {
+        read_torch_zip(path)
+    } else {
+        read_with_pytorch_reader(path)
+    }
+}
+
+/// Read a PyTorch checkpoint with `pytorch-reader` (used for the legacy and plain-pickle
+/// containers; ZIP files go through [`read_torch_zip`], see the module docs for why).
+pub fn read_with_pytorch_reader(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
     let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| {
         let hint = match &e {
-            pytorch_reader::PytorchError::Zip(_) => {
-                " (the ZIP container is damaged: truncated or incomplete download?)"
+            pytorch_reader::PytorchError::Zip(_) | pytorch_reader::PytorchError::Io(_) => {
+                " (truncated or damaged file?)"
             }
-            pytorch_reader::PytorchError::Io(_) => " (truncated or unreadable file?)",
             _ => "",
         };
         format_error(
@@ -117,43 +133,9 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
             format!("not a readable PyTorch checkpoint: {e}{hint}"),
         )
     })?;
-    let all = reader.into_tensors();
+    let selected = select_state_dict(path, reader.into_tensors().into_iter().collect())?;
 
-    // The state dict: under `model` (official), `state_dict`, or at the root (bare).
-    let top_level = |k: &String| k.split('.').next().unwrap_or("").to_string();
-    let prefix = ["model.", "state_dict."]
-        .into_iter()
-        .find(|p| all.keys().any(|k| k.starts_with(p)));
-    let mut selected: Vec<(String, pytorch_reader::Tensor)> = match prefix {
-        Some(p) => all
-            .into_iter()
-            .filter_map(|(k, t)| k.strip_prefix(p).map(|s| (state_dict_key(s), t)))
-            .collect(),
-        None => {
-            let looks_like_state_dict = all
-                .keys()
-                .any(|k| state_dict_key(k).starts_with("patch_embed."));
-            if !looks_like_state_dict {
-                let mut groups: Vec<String> = all.keys().map(top_level).collect();
-                groups.sort();
-                groups.dedup();
-                return Err(format_error(
-                    path,
-                    format!(
-                        "no SwinV2 state dict found: expected it under the top-level key 'model' \
-                         (official checkpoints) or a bare state dict with keys like \
-                         `patch_embed.proj.weight`; the file's tensors are under {groups:?}"
-                    ),
-                ));
-            }
-            all.into_iter()
-                .map(|(k, t)| (state_dict_key(&k), t))
-                .collect()
-        }
-    };
-    selected.sort_by(|a, b| a.0.cmp(&b.0));
-
-    // Tensor reads are independent (the reader keeps the archive open and reads at offsets).
+    // Tensor reads are independent (the reader keeps the file open and reads at offsets).
     selected
         .into_par_iter()
         .map(|(name, t)| {
@@ -162,7 +144,7 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
                 .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
             use pytorch_reader::DType as D;
             let data = match t.dtype() {
-                D::F32 => convert::<4>(&bytes, |b| f32::from_ne_bytes(b)),
+                D::F32 => convert::<4>(&bytes, f32::from_ne_bytes),
                 D::F64 => convert::<8>(&bytes, |b| f64::from_ne_bytes(b) as f32),
                 D::F16 => convert::<2>(&bytes, |b| half::f16::from_ne_bytes(b).to_f32()),
                 D::BF16 => convert::<2>(&bytes, |b| half::bf16::from_ne_bytes(b).to_f32()),
@@ -186,6 +168,103 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
         .collect()
 }
 
+fn is_zip(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")
+}
+
+/// Read a `torch.save` ZIP checkpoint with our tolerant unpickler (module `torch_zip`)
+/// (same state-dict selection and conversions as the `pytorch-reader` path).
+pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    use super::torch_zip::{materialize, parse_tensors, TorchZip};
+    // One sequential read of the whole file; uncompressed storages are then used in place.
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    let damaged = |e: String| {
+        format_error(
+            path,
+            format!("not a readable PyTorch checkpoint: {e} (truncated or damaged file?)"),
+        )
+    };
+    let mut zip = TorchZip::new(&bytes).map_err(damaged)?;
+    if zip.byteorder().map_err(damaged)?.as_deref() == Some("big") {
+        return Err(format_error(
+            path,
+            "the checkpoint was saved on a big-endian machine (not supported)",
+        ));
+    }
+    let pickle = zip.pickle().map_err(damaged)?;
+    let all = parse_tensors(&pickle)
+        .map_err(|e| format_error(path, format!("cannot parse the checkpoint's pickle: {e}")))?;
+    let selected = select_state_dict(path, all)?;
+    let mut raw = Vec::with_capacity(selected.len());
+    for (name, t) in selected {
+        let storage = zip.storage(&t.storage.key).map_err(damaged)?;
+        raw.push((name, t, storage));
+    }
+    raw.into_par_iter()
+        .map(|(name, t, storage)| {
+            let data = storage
+                .verified()
+                .and_then(|bytes| materialize(&t, bytes))
+                .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
+            Ok((
+                name,
+                Tensor {
+                    shape: t.shape,
+                    data,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The state dict among a checkpoint's tensors (dotted paths from the pickle's root): the entries
+/// under `model.` (official), else `state_dict.`, else the root when it looks like a SwinV2 state
+/// dict; `module.` stripped.
+fn select_state_dict<T>(
+    path: &Path,
+    all: Vec<(String, T)>,
+) -> Result<Vec<(String, T)>, ModelError> {
+    let prefix = ["model.", "state_dict."]
+        .into_iter()
+        .find(|p| all.iter().any(|(k, _)| k.starts_with(p)));
+    let mut selected: Vec<(String, T)> = match prefix {
+        Some(p) => all
+            .into_iter()
+            .filter_map(|(k, t)| k.strip_prefix(p).map(|s| (state_dict_key(s), t)))
+            .collect(),
+        None => {
+            if !all
+                .iter()
+                .any(|(k, _)| state_dict_key(k).starts_with("patch_embed."))
+            {
+                let mut groups: Vec<&str> = all
+                    .iter()
+                    .map(|(k, _)| k.split('.').next().unwrap_or(""))
+                    .collect();
+                groups.sort();
+                groups.dedup();
+                return Err(format_error(
+                    path,
+                    format!(
+                        "no SwinV2 state dict found: expected it under the top-level key 'model' \
+                         (official checkpoints) or a bare state dict with keys like \
+                         `patch_embed.proj.weight`; the file's tensors are under {groups:?}"
+                    ),
+                ));
+            }
+            all.into_iter()
+                .map(|(k, t)| (state_dict_key(&k), t))
+                .collect()
+        }
+    };
+    selected.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(selected)
+}
+
 fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
     use safetensors::Dtype as D;
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
@@ -196,7 +275,7 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError>
         .map(|(name, view)| {
             let b = view.data();
             let data = match view.dtype() {
-                D::F32 => convert::<4>(b, |b| f32::from_le_bytes(b)),
+                D::F32 => convert::<4>(b, f32::from_le_bytes),
                 D::F64 => convert::<8>(b, |b| f64::from_le_bytes(b) as f32),
                 D::F16 => convert::<2>(b, |b| half::f16::from_le_bytes(b).to_f32()),
                 D::BF16 => convert::<2>(b, |b| half::bf16::from_le_bytes(b).to_f32()),

@@ -44,7 +44,7 @@ pub fn is_buffer_name(name: &str) -> bool {
 /// Shift of block `block` in stage `stage`, as `BasicLayer` and `SwinTransformerBlock` decide it:
 /// `window_size // 2` for odd blocks, forced to 0 when the stage resolution is not larger than the window.
 pub fn block_shift(config: &SwinV2Config, stage: usize, block: usize) -> usize {
-    if config.stage_resolution(stage) <= config.window_size || block % 2 == 0 {
+    if config.stage_resolution(stage) <= config.window_size || block.is_multiple_of(2) {
         0
     } else {
         config.window_size / 2
@@ -54,45 +54,34 @@ pub fn block_shift(config: &SwinV2Config, stage: usize, block: usize) -> usize {
 /// Every entry of `SwinTransformerV2(config).state_dict()`, in PyTorch's order.
 pub fn official_state_dict(config: &SwinV2Config) -> Vec<StateDictEntry> {
     let mut out = Vec::new();
-    let mut param = |name: String, shape: Vec<usize>| {
-        out.push(StateDictEntry {
-            name,
-            shape,
-            kind: EntryKind::Parameter,
-        })
+    let param = |name: &str, shape: Vec<usize>| StateDictEntry {
+        name: name.to_string(),
+        shape,
+        kind: EntryKind::Parameter,
     };
     let e = config.embed_dim;
     let p = config.patch_size;
     let patches = config.stage_resolution(0);
     if config.ape {
-        param("absolute_pos_embed".into(), vec![1, patches * patches, e]);
+        out.push(param("absolute_pos_embed", vec![1, patches * patches, e]));
     }
-    param(
-        "patch_embed.proj.weight".into(),
+    out.push(param(
+        "patch_embed.proj.weight",
         vec![e, config.in_chans, p, p],
-    );
-    param("patch_embed.proj.bias".into(), vec![e]);
+    ));
+    out.push(param("patch_embed.proj.bias", vec![e]));
     if config.patch_norm {
-        param("patch_embed.norm.weight".into(), vec![e]);
-        param("patch_embed.norm.bias".into(), vec![e]);
+        out.push(param("patch_embed.norm.weight", vec![e]));
+        out.push(param("patch_embed.norm.bias", vec![e]));
     }
-    drop(param);
     for stage in 0..config.num_layers() {
         out.extend(basic_layer_entries(config, stage));
     }
     let f = config.num_features();
-    for (name, shape) in [
-        ("norm.weight", vec![f]),
-        ("norm.bias", vec![f]),
-        ("head.weight", vec![config.num_classes, f]),
-        ("head.bias", vec![config.num_classes]),
-    ] {
-        out.push(StateDictEntry {
-            name: name.into(),
-            shape,
-            kind: EntryKind::Parameter,
-        });
-    }
+    out.push(param("norm.weight", vec![f]));
+    out.push(param("norm.bias", vec![f]));
+    out.push(param("head.weight", vec![config.num_classes, f]));
+    out.push(param("head.bias", vec![config.num_classes]));
     out
 }
 

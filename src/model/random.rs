@@ -88,12 +88,9 @@ fn distribution(name: &str) -> (f64, f64) {
         (0.0, 0.05)
     } else if is_norm && last == "weight" {
         (1.0, 0.1)
-    } else if is_norm && last == "bias" {
-        (0.0, 0.02)
-    } else if last == "bias" || name.ends_with("q_bias") || name.ends_with("v_bias") {
-        (0.0, 0.02)
     } else {
-        // Linear / conv weights and absolute_pos_embed: the official trunc_normal_(std=.02).
+        // Linear / conv weights and absolute_pos_embed: the official trunc_normal_(std=.02);
+        // biases (LayerNorm, linear, q_bias / v_bias, zero officially): small but non-zero.
         (0.0, 0.02)
     }
 }

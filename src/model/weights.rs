@@ -80,9 +80,27 @@ impl Weights {
 
     /// Check that every tensor `config` implies is present with the right shape (buffers only when
     /// present: they are optional). The error names the first missing or mis-shaped tensor.
+    /// Tensors the configuration does not use are ignored (logged as a warning).
     pub fn check(&self, config: &SwinV2Config) -> Result<(), ModelError> {
         config.validate()?;
-        for entry in official_state_dict(config) {
+        let layout = official_state_dict(config);
+        let known: std::collections::HashSet<&str> =
+            layout.iter().map(|e| e.name.as_str()).collect();
+        let unexpected: Vec<&str> = self
+            .tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        if !unexpected.is_empty() {
+            tracing::warn!(
+                count = unexpected.len(),
+                first = ?&unexpected[..unexpected.len().min(5)],
+                source = %self.source,
+                "ignoring tensors the model configuration does not use"
+            );
+        }
+        for entry in layout {
             match entry.kind {
                 EntryKind::Parameter => {
                     self.get(&entry.name, &entry.shape)?;
