@@ -176,3 +176,68 @@ fn self_check_reports_both_ops_ok() {
     );
     assert_eq!(PluginRelu.short_name(), "relu");
 }
+
+/// The fused attention's (window, position) → token map equals the official data movement done with
+/// the plugin roll: `torch.roll(x, (-s, -s), (1, 2))` → `window_partition`; and sending the windows
+/// back through `window_reverse` → `torch.roll(x, (s, s), (1, 2))` restores every token, i.e. scattering
+/// through the same map is the inverse.
+#[test]
+fn fused_index_map_equals_roll_partition_reverse_roll_back() {
+    use swin_serve::engine::cpu::tables::window_token_index;
+    // (batch, resolution, window, shift, channels): SwinV2-T stage shapes (64/32/16, window 8, shift 4)
+    // plus an odd window.
+    for &(b, res, win, shift, c) in &[
+        (2, 64, 8, 4, 3),
+        (1, 32, 8, 4, 2),
+        (2, 16, 8, 4, 1),
+        (1, 12, 6, 3, 2),
+    ] {
+        let shape = [b, res, res, c];
+        let x: Vec<f32> = (0..b * res * res * c).map(|v| v as f32).collect();
+        let mut shifted = vec![0.0; x.len()];
+        CnnlRoll::new(vec![-(shift as i64), -(shift as i64)], vec![1, 2])
+            .forward(&x, &shape, &mut shifted)
+            .unwrap();
+        // window_partition: (B, H/w, w, W/w, w, C) → (B, H/w, W/w, w, w, C)
+        let per = res / win;
+        let mut windows = Vec::with_capacity(x.len());
+        for bi in 0..b {
+            for wh in 0..per {
+                for ww in 0..per {
+                    for ph in 0..win {
+                        for pw in 0..win {
+                            let t = (bi * res + wh * win + ph) * res + ww * win + pw;
+                            windows.extend_from_slice(&shifted[t * c..(t + 1) * c]);
+                        }
+                    }
+                }
+            }
+        }
+        let map = window_token_index(res, win, shift);
+        assert_eq!(map.len(), res * res);
+        let tokens = res * res;
+        for bi in 0..b {
+            for (slot, &tok) in map.iter().enumerate() {
+                let src = (bi * tokens + tok as usize) * c;
+                let got = &windows[(bi * tokens + slot) * c..][..c];
+                assert_eq!(got, &x[src..src + c], "b {bi} res {res} slot {slot}");
+            }
+        }
+        // window_reverse + roll back
+        let mut merged = vec![0.0; x.len()];
+        for bi in 0..b {
+            for slot in 0..tokens {
+                let (wi, p) = (slot / (win * win), slot % (win * win));
+                let (wh, ww) = (wi / per, wi % per);
+                let t = (bi * res + wh * win + p / win) * res + ww * win + p % win;
+                let src = (bi * tokens + slot) * c;
+                merged[t * c..(t + 1) * c].copy_from_slice(&windows[src..src + c]);
+            }
+        }
+        let mut back = vec![0.0; x.len()];
+        CnnlRoll::new(vec![shift as i64, shift as i64], vec![1, 2])
+            .forward(&merged, &shape, &mut back)
+            .unwrap();
+        assert_eq!(back, x);
+    }
+}

@@ -241,9 +241,10 @@ impl Engine for CpuEngine {
             num_classes: self.model.config.num_classes,
             max_batch: self.max_batch,
             detail: format!(
-                "threads={}, kernels={}",
+                "threads={}, kernels={}, gemm={}",
                 self.threads,
-                if has_avx2_fma() { "avx2+fma" } else { "scalar" }
+                if has_avx2_fma() { "avx2+fma" } else { "scalar" },
+                gemm_isa()
             ),
         }
     }
@@ -261,6 +262,20 @@ impl Engine for CpuEngine {
             .install(|| forward(model, buffers, input, batch, logits, &mut None));
         Ok(())
     }
+}
+
+/// Instruction set the `gemm` crate dispatches to on this CPU (its own run-time detection).
+fn gemm_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "generic"
 }
 
 /// `SwinTransformerV2.forward` on `batch` images (inside the instance's pool).

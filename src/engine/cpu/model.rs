@@ -480,3 +480,9 @@ pub fn fold_cpb(
     }
     bias
 }
+
+// One model is shared by every engine instance through `Arc`.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<SwinV2Model>();
+};
