@@ -11,6 +11,14 @@ use swin_serve::proto;
 use swin_serve::server::loader::{load_model, Backend, ModelOptions, WeightsSource};
 use swin_serve::server::{self, ServerConfig};
 
+/// `println!` that does not panic when stdout is a closed pipe (`swin-serve info | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "swin-serve",
@@ -257,7 +265,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
         let image = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
+                eout!("{}: cannot read: {e}", path.display());
                 failures += 1;
                 continue;
             }
@@ -274,7 +282,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
                 args.top_k,
             ),
             Err(status) => {
-                eprintln!(
+                eout!(
                     "{}: {:?}: {}",
                     path.display(),
                     status.code(),
@@ -293,20 +301,20 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
 /// Print like the lab: top1_cls / top1_prob / top5_cls / top5_prob, then the top-k with labels.
 fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
     let p = &r.predictions;
-    println!("{name}  [{}]", r.model);
+    out!("{name}  [{}]", r.model);
     if let Some(top1) = p.first() {
-        println!("  top1_cls: {} ({})", top1.class_id, top1.label);
-        println!("  top1_prob: {:.6}", top1.probability);
+        out!("  top1_cls: {} ({})", top1.class_id, top1.label);
+        out!("  top1_prob: {:.6}", top1.probability);
     }
     let top5: Vec<_> = p.iter().take(5).collect();
-    println!(
+    out!(
         "  top5_cls: [{}]",
         top5.iter()
             .map(|x| format!("{} ({})", x.class_id, x.label))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
+    out!(
         "  top5_prob: [{}]",
         top5.iter()
             .map(|x| format!("{:.6}", x.probability))
@@ -315,7 +323,7 @@ fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
     );
     if k as usize > 5 {
         for (rank, x) in p.iter().take(k as usize).enumerate() {
-            println!(
+            out!(
                 "  {:>3}. {:>4} {:<30} p={:.6} logit={:.4}",
                 rank + 1,
                 x.class_id,
@@ -326,7 +334,7 @@ fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
         }
     }
     if let Some(t) = &r.timing {
-        println!(
+        out!(
             "  time: total {:.1} ms (preprocess {:.1}, queue {:.1}, inference {:.1}, batch {})",
             t.total_us as f64 / 1e3,
             t.preprocess_us as f64 / 1e3,
@@ -344,6 +352,6 @@ async fn info(args: InfoArgs) -> Result<()> {
         .await
         .context("GetModelInfo failed")?
         .into_inner();
-    println!("{info:#?}");
+    out!("{info:#?}");
     Ok(())
 }

@@ -274,6 +274,8 @@ async fn grpc_end_to_end() {
         ("truncated jpeg", jpeg[..jpeg.len() / 2].to_vec(), 5),
         ("random bytes", random, 5),
         ("zero-size png header", png_header_only(0, 0), 5),
+        ("png signature only", b"\x89PNG\r\n\x1a\n".to_vec(), 5),
+        ("jpeg start marker only", vec![0xff, 0xd8, 0xff], 5),
         ("30000x30000 png header", bomb, 5),
         ("top_k 1001", png.clone(), 1001),
     ];
@@ -290,6 +292,12 @@ async fn grpc_end_to_end() {
             "{name} was slow"
         );
     }
+    // Over the 32 MiB message limit: refused by the decoder, connection and server unharmed.
+    let huge = client
+        .classify(classify_request(vec![0u8; 33 << 20], 5))
+        .await
+        .unwrap_err();
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
     let ok = client
         .classify(classify_request(jpeg.clone(), 3))
         .await
