@@ -265,7 +265,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
         let image = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eout!("{}: cannot read: {e}", path.display());
+                eprintln!("{}: cannot read: {e}", path.display());
                 failures += 1;
                 continue;
             }
@@ -282,7 +282,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
                 args.top_k,
             ),
             Err(status) => {
-                eout!(
+                eprintln!(
                     "{}: {:?}: {}",
                     path.display(),
                     status.code(),
