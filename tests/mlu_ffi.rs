@@ -23,7 +23,7 @@ fn options(sdk: &Path, plugins: bool, instances: usize, max_batch: usize) -> Mlu
     MluOptions {
         model_path: sdk.join("model/swinv2_fake.magicmind"),
         plugin_libs: if plugins {
-            vec![sdk.join("plugin/libmagicmind_plugin.so")]
+            vec![plugin_library(sdk)]
         } else {
             vec![]
         },

@@ -64,3 +64,45 @@ pub trait Engine: Send {
     fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32])
         -> Result<(), EngineError>;
 }
+
+/// The shapes an engine's `infer` accepts; [`InferShape::check`] is the argument check both
+/// backends run before touching their buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferShape {
+    /// Values per input image (`channels · size · size`).
+    pub per_image: usize,
+    /// Logits per image.
+    pub num_classes: usize,
+    /// Largest batch.
+    pub max_batch: usize,
+}
+
+impl InferShape {
+    /// `InvalidInput` (never a panic) unless `1 <= batch <= max_batch`,
+    /// `input.len() == batch · per_image` and `logits.len() == batch · num_classes`.
+    pub fn check(&self, input: &[f32], batch: usize, logits: &[f32]) -> Result<(), EngineError> {
+        if batch == 0 || batch > self.max_batch {
+            return Err(EngineError::InvalidInput(format!(
+                "batch {batch} is outside 1..={}",
+                self.max_batch
+            )));
+        }
+        if input.len() != batch * self.per_image {
+            return Err(EngineError::InvalidInput(format!(
+                "input has {} values, a batch of {batch} images of {} values needs {}",
+                input.len(),
+                self.per_image,
+                batch * self.per_image
+            )));
+        }
+        if logits.len() != batch * self.num_classes {
+            return Err(EngineError::InvalidInput(format!(
+                "logits buffer has {} values, a batch of {batch} with {} classes needs {}",
+                logits.len(),
+                self.num_classes,
+                batch * self.num_classes
+            )));
+        }
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use super::kernels::linear::{linear, Epilogue};
 use super::kernels::norm::layer_norm_rows;
 use super::kernels::{has_avx2_fma, SendPtr};
 use super::model::{BasicLayer, PatchMerging, SwinTransformerBlock, SwinV2Model};
-use crate::engine::{Engine, EngineDescription, EngineError};
+use crate::engine::{Engine, EngineDescription, EngineError, InferShape};
 
 /// Activation buffers of one instance, sized for the largest stage at `max_batch`.
 struct Buffers {
@@ -199,32 +199,12 @@ impl CpuEngine {
     /// Validate an `infer` call's arguments.
     fn check(&self, input: &[f32], batch: usize, logits: &[f32]) -> Result<(), EngineError> {
         let cfg = &self.model.config;
-        if batch == 0 || batch > self.max_batch {
-            return Err(EngineError::InvalidInput(format!(
-                "batch {batch} outside 1..={}",
-                self.max_batch
-            )));
+        InferShape {
+            per_image: cfg.in_chans * cfg.img_size * cfg.img_size,
+            num_classes: cfg.num_classes,
+            max_batch: self.max_batch,
         }
-        let per_image = cfg.in_chans * cfg.img_size * cfg.img_size;
-        if input.len() != batch * per_image {
-            return Err(EngineError::InvalidInput(format!(
-                "input has {} values, batch {batch} of {}x{}x{} needs {}",
-                input.len(),
-                cfg.in_chans,
-                cfg.img_size,
-                cfg.img_size,
-                batch * per_image
-            )));
-        }
-        if logits.len() != batch * cfg.num_classes {
-            return Err(EngineError::InvalidInput(format!(
-                "logits buffer has {} values, batch {batch} of {} classes needs {}",
-                logits.len(),
-                cfg.num_classes,
-                batch * cfg.num_classes
-            )));
-        }
-        Ok(())
+        .check(input, batch, logits)
     }
 
     /// The model this instance runs.

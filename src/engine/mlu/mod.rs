@@ -35,7 +35,7 @@ mod ffi;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::{Engine, EngineDescription, EngineError, PluginCheck};
+use crate::engine::{Engine, EngineDescription, EngineError, InferShape, PluginCheck};
 use runtime::{MluRuntime, ModelInfo, RuntimeError, SelfTestOutcome, SlotConfig, TensorDataType};
 
 /// The plugin ops the SwinV2 MagicMind model uses: (registered op name, short name for logs).
@@ -551,26 +551,12 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
     ) -> Result<(), EngineError> {
         let sample_len = self.sample_len();
         let classes = self.geometry.num_classes;
-        if batch == 0 || batch > self.geometry.max_batch {
-            return Err(EngineError::InvalidInput(format!(
-                "batch {batch} is outside 1..={} for this MLU model",
-                self.geometry.max_batch
-            )));
+        InferShape {
+            per_image: sample_len,
+            num_classes: classes,
+            max_batch: self.geometry.max_batch,
         }
-        if input.len() != batch * sample_len {
-            return Err(EngineError::InvalidInput(format!(
-                "input has {} values, expected {batch} x 3 x {s} x {s} = {}",
-                input.len(),
-                batch * sample_len,
-                s = self.geometry.input_size
-            )));
-        }
-        if logits.len() != batch * classes {
-            return Err(EngineError::InvalidInput(format!(
-                "logits buffer has {} values, expected {batch} x {classes}",
-                logits.len()
-            )));
-        }
+        .check(input, batch, logits)?;
         let device_id = self.shared.device_id;
         let runtime = Arc::clone(&self.shared.runtime);
         runtime
