@@ -159,11 +159,15 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Classify(args) => runtime.block_on(classify(args)),
         Command::Info(args) => runtime.block_on(info(args)),
-    }
+    };
+    // Don't wait for a model load or download still running on a blocking thread (e.g. SIGTERM
+    // during the first download): the process is exiting.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn model_options(args: &ServeArgs) -> Result<ModelOptions> {

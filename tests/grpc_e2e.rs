@@ -78,10 +78,6 @@ struct TestServer {
 }
 
 async fn start_server(drain_delay: Duration) -> TestServer {
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut opts = ModelOptions::cpu(WeightsSource::Random {
         seed: SEED,
         config: config(),
@@ -89,6 +85,14 @@ async fn start_server(drain_delay: Duration) -> TestServer {
     opts.instances = 2;
     opts.threads = 1;
     opts.max_batch = 4;
+    start_server_with(opts, drain_delay).await
+}
+
+async fn start_server_with(opts: ModelOptions, drain_delay: Duration) -> TestServer {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let loader = move || {
         // Hold loading until the test has seen NOT_SERVING.
         let _ = release_rx.blocking_recv();
@@ -461,4 +465,60 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .expect("server did not stop")
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serves_an_official_format_checkpoint_with_its_own_config() {
+    // A small official-format checkpoint ({'model': sd, 'epoch', 'config'}): 10 classes, 32×32 input.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parity/shifted_w4.pth");
+    let mut opts = ModelOptions::cpu(WeightsSource::File(path.clone()));
+    opts.threads = 1;
+    let mut srv = start_server_with(opts, Duration::ZERO).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let mut client = ClassifierClient::new(ch.clone());
+    let info = client
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let weights = Weights::load(&path).unwrap();
+    let cfg = weights.infer_config(&Default::default()).unwrap();
+    assert_eq!(info.num_classes as usize, cfg.num_classes);
+    assert_eq!(info.input_size as usize, cfg.img_size);
+    assert_eq!(info.model, cfg.name());
+    assert!(!info.random_weights);
+
+    let png = test_image(90, 60, image::ImageFormat::Png);
+    let r = client
+        .classify(classify_request(png.clone(), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.predictions.len(), 5.min(cfg.num_classes));
+    // No labels file and not ImageNet-1k: generic names.
+    for p in &r.predictions {
+        assert_eq!(p.label, format!("class_{}", p.class_id));
+    }
+    // Logits equal the engine run directly on the same checkpoint.
+    let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
+    let mut engine = CpuEngine::new(model, 1, 1).unwrap();
+    let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
+    let mut input = vec![0f32; 3 * cfg.img_size * cfg.img_size];
+    preprocess_into(&png, &pre, &mut input).unwrap();
+    let mut logits = vec![0f32; cfg.num_classes];
+    engine.infer(&input, 1, &mut logits).unwrap();
+    for p in &r.predictions {
+        assert!((p.logit - logits[p.class_id as usize]).abs() <= 1e-4 * (1.0 + p.logit.abs()));
+    }
+    let too_many = client
+        .classify(classify_request(png, cfg.num_classes as u32 + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    srv.handle.await.unwrap().unwrap();
 }
