@@ -117,6 +117,9 @@ struct ServeArgs {
     /// Most images in one ClassifyBatch call.
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH_IMAGES", default_value_t = 256)]
     max_batch_images: usize,
+    /// Images decoded and preprocessed at once (default: 2 × cores); bounds decode memory.
+    #[arg(long, env = "SWIN_SERVE_MAX_CONCURRENT_DECODES")]
+    max_concurrent_decodes: Option<usize>,
     /// On SIGTERM, keep serving this many seconds with health NOT_SERVING before refusing new calls.
     #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = 0.0)]
     drain_delay_secs: f64,
@@ -222,10 +225,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if !(args.drain_delay_secs.is_finite() && args.drain_delay_secs >= 0.0) {
         bail!("--drain-delay-secs must be a non-negative number");
     }
+    let defaults = ServerConfig::default();
     let config = ServerConfig {
         max_message_bytes: args.max_message_bytes,
         max_batch_images: args.max_batch_images,
         drain_delay: Duration::from_secs_f64(args.drain_delay_secs),
+        max_concurrent_decodes: args
+            .max_concurrent_decodes
+            .unwrap_or(defaults.max_concurrent_decodes),
     };
     let listener = server::bind(args.listen)
         .await

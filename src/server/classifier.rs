@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::status::{code_name, preprocess_status, scheduler_status};
@@ -18,12 +19,18 @@ pub const DEFAULT_TOP_K: u32 = 5;
 pub struct ClassifierService {
     slot: ModelSlot,
     config: ServerConfig,
+    decode_permits: Arc<Semaphore>,
 }
 
 impl ClassifierService {
     /// A service over `slot`.
     pub fn new(slot: ModelSlot, config: ServerConfig) -> Self {
-        Self { slot, config }
+        let decode_permits = Arc::new(Semaphore::new(config.max_concurrent_decodes.max(1)));
+        Self {
+            slot,
+            config,
+            decode_permits,
+        }
     }
 
     fn model(&self) -> Result<Arc<ServingModel>, Status> {
@@ -51,6 +58,7 @@ fn resolve_top_k(requested: u32, num_classes: usize) -> Result<usize, Status> {
 /// One image through the whole path: checks, preprocessing (blocking pool), engine pool, top-k.
 async fn classify_one(
     model: Arc<ServingModel>,
+    decode_permits: Arc<Semaphore>,
     request: proto::ClassifyRequest,
 ) -> Result<proto::ClassifyResponse, Status> {
     let arrived = Instant::now();
@@ -65,7 +73,12 @@ async fn classify_one(
     let image_len = model.pool.image_len();
     let pre_model = Arc::clone(&model);
     let bytes = request.image;
+    let permit = decode_permits
+        .acquire_owned()
+        .await
+        .map_err(|_| Status::unavailable("server is shutting down"))?;
     let (tensor, info) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut tensor = vec![0f32; image_len];
         crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
             .map(|info| (tensor, info))
@@ -127,7 +140,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
         let request = request.into_inner();
         let request_id = request.request_id.clone();
         let bytes = request.image.len();
-        let result = classify_one(model, request).await;
+        let result = classify_one(model, Arc::clone(&self.decode_permits), request).await;
         match &result {
             Ok(r) => tracing::debug!(
                 request_id,
@@ -161,7 +174,13 @@ impl proto::classifier_server::Classifier for ClassifierService {
         let mut tasks = AbortOnDrop(
             requests
                 .into_iter()
-                .map(|r| tokio::spawn(classify_one(Arc::clone(&model), r)))
+                .map(|r| {
+                    tokio::spawn(classify_one(
+                        Arc::clone(&model),
+                        Arc::clone(&self.decode_permits),
+                        r,
+                    ))
+                })
                 .collect(),
         );
         let mut results = Vec::with_capacity(tasks.0.len());

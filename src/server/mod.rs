@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Most images one ClassifyBatch call may carry.
     pub max_batch_images: usize,
+    /// Images decoded and preprocessed at the same time; more wait their turn. Bounds the memory
+    /// that large images can take at once (a decoded image may reach `max_image_pixels · 3` bytes).
+    pub max_concurrent_decodes: usize,
     /// After the shutdown signal, keep serving this long with health NOT_SERVING before refusing
     /// new calls (lets Kubernetes take the pod out of its endpoints first).
     pub drain_delay: Duration,
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
         Self {
             max_message_bytes: 32 << 20,
             max_batch_images: 256,
+            max_concurrent_decodes: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             drain_delay: Duration::ZERO,
         }
     }
