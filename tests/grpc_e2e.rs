@@ -151,6 +151,25 @@ fn classify_request(image: Vec<u8>, top_k: u32) -> proto::ClassifyRequest {
     }
 }
 
+/// `n` concurrent Classify calls (top 5) of `image`, each on its own task.
+fn spawn_classifies(
+    client: &ClassifierClient<Channel>,
+    image: &[u8],
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<proto::ClassifyResponse, tonic::Status>>> {
+    (0..n)
+        .map(|_| {
+            let mut c = client.clone();
+            let img = image.to_vec();
+            tokio::spawn(async move {
+                c.classify(classify_request(img, 5))
+                    .await
+                    .map(|r| r.into_inner())
+            })
+        })
+        .collect()
+}
+
 /// Logits of the same image computed directly by a CPU engine with the same weights.
 fn direct_logits(image: &[u8]) -> Vec<f32> {
     let cfg = config();
@@ -347,16 +366,7 @@ async fn grpc_end_to_end() {
     }
 
     // Concurrent load: 12 requests at once all succeed with identical answers.
-    let mut tasks = Vec::new();
-    for _ in 0..12 {
-        let mut c = client.clone();
-        let img = png.clone();
-        tasks.push(tokio::spawn(async move {
-            c.classify(classify_request(img, 5))
-                .await
-                .map(|r| r.into_inner())
-        }));
-    }
+    let tasks = spawn_classifies(&client, &png, 12);
     for t in tasks {
         let r = t.await.unwrap().unwrap();
         assert_eq!(ids(&r), ids(&five));
@@ -438,16 +448,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     wait_serving(&ch).await;
     let client = ClassifierClient::new(ch.clone());
     let png = test_image(200, 300, image::ImageFormat::Png);
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        let mut c = client.clone();
-        let img = png.clone();
-        tasks.push(tokio::spawn(async move {
-            c.classify(classify_request(img, 5))
-                .await
-                .map(|r| r.into_inner())
-        }));
-    }
+    let tasks = spawn_classifies(&client, &png, 6);
     tokio::time::sleep(Duration::from_millis(30)).await;
     srv.shutdown.take().unwrap().send(()).unwrap();
     // While draining, health says NOT_SERVING.

@@ -202,18 +202,18 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
         return Err(err("--threads must be at least 1"));
     }
     let started = Instant::now();
-    let (weights, random_weights) = match &opts.weights {
-        WeightsSource::File(path) => (Weights::load(path)?, false),
+    let random_weights = matches!(opts.weights, WeightsSource::Random { .. });
+    let weights = match &opts.weights {
+        WeightsSource::File(path) => Weights::load(path)?,
         WeightsSource::Download { url, cache_dir } => {
-            let path = download::fetch(url, cache_dir)?;
-            (Weights::load(&path)?, false)
+            Weights::load(&download::fetch(url, cache_dir)?)?
         }
         WeightsSource::Random { seed, config } => {
             tracing::warn!(
                 seed,
                 "serving RANDOM weights (--random-weights): predictions are meaningless"
             );
-            (Weights::random(config, *seed), true)
+            Weights::random(config, *seed)
         }
     };
     let config = match &opts.weights {
@@ -257,11 +257,7 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
         &checks,
         opts,
         &detail,
-        &if random_weights {
-            format!("random(seed={})", seed_of(&opts.weights))
-        } else {
-            source_of(&opts.weights)
-        },
+        &source_of(&opts.weights),
         random_weights,
         config.num_classes,
     );
@@ -271,13 +267,6 @@ fn load_cpu(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
         labels,
         info,
     })
-}
-
-fn seed_of(w: &WeightsSource) -> u64 {
-    match w {
-        WeightsSource::Random { seed, .. } => *seed,
-        _ => 0,
-    }
 }
 
 fn source_of(w: &WeightsSource) -> String {
