@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use swin_serve::model::SwinV2Config;
+use swin_serve::engine::cpu::CpuOptions;
+use swin_serve::engine::BackendOptions;
+use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions, WeightsSource};
+use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{self, ServerConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -44,13 +46,14 @@ async fn main() {
 
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut opts = ModelOptions::cpu(WeightsSource::Random {
+    let mut cpu = CpuOptions::new(WeightsSource::Random {
         seed: 0,
         config: SwinV2Config::tiny_window8_256(),
     });
-    opts.instances = instances;
-    opts.threads = threads;
-    opts.max_batch = max_batch;
+    cpu.instances = instances;
+    cpu.threads = threads;
+    cpu.max_batch = max_batch;
+    let opts = ModelOptions::new(BackendOptions::Cpu(cpu));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(
         listener,

@@ -5,11 +5,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use swin_serve::model::{download, SwinV2Config};
+use clap::{Args, Parser, Subcommand};
+use swin_serve::engine::cpu::{default_threads, CpuOptions};
+use swin_serve::engine::mlu::MluOptions;
+use swin_serve::engine::{BackendKind, BackendOptions, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
+use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
+use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
-use swin_serve::server::loader::{load_model, Backend, ModelOptions, WeightsSource};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
+use swin_serve::server::loader::{load_model, ModelOptions};
+use swin_serve::server::{
+    self, ServerConfig, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES, DEFAULT_MAX_MESSAGE_BYTES,
+};
 
 /// `println!` that does not panic when stdout is a closed pipe (`swin-serve info | head`).
 macro_rules! out {
@@ -41,12 +48,6 @@ enum Command {
     Info(InfoArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Mlu,
-}
-
 #[derive(Args)]
 struct ServeArgs {
     /// Checkpoint (.pth official format or .safetensors); with --backend mlu, the .magicmind model.
@@ -62,26 +63,26 @@ struct ServeArgs {
     )]
     random_weights: Option<u64>,
     /// Address to listen on.
-    #[arg(long, env = "SWIN_SERVE_LISTEN", default_value = "0.0.0.0:50051")]
+    #[arg(long, env = "SWIN_SERVE_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Engine instances (CPU model replicas sharing weights, or MagicMind contexts + queues).
-    #[arg(long, env = "SWIN_SERVE_INSTANCES", default_value_t = 1)]
+    #[arg(long, env = "SWIN_SERVE_INSTANCES", default_value_t = DEFAULT_INSTANCES)]
     instances: usize,
     /// Threads per CPU instance.
     #[arg(long, env = "SWIN_SERVE_THREADS", default_value_t = default_threads())]
     threads: usize,
     /// Largest batch one instance runs at once (queued images are batched up to this).
-    #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = 8)]
+    #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
     /// Images allowed to wait for a free instance; more get UNAVAILABLE.
-    #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = 256)]
+    #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     queue_capacity: usize,
     /// Class names, one per line (default: the embedded ImageNet-1k names).
     #[arg(long, env = "SWIN_SERVE_LABELS")]
     labels: Option<PathBuf>,
     /// Backend.
-    #[arg(long, env = "SWIN_SERVE_BACKEND", value_enum, default_value = "cpu")]
-    backend: BackendArg,
+    #[arg(long, env = "SWIN_SERVE_BACKEND", value_enum, default_value_t = BackendKind::Cpu)]
+    backend: BackendKind,
     /// MLU: MagicMind plugin library (libmagicmind_plugin.so); repeatable.
     #[arg(
         long = "plugin-lib",
@@ -105,17 +106,13 @@ struct ServeArgs {
     #[arg(long, env = "SWIN_SERVE_CACHE")]
     cache_dir: Option<PathBuf>,
     /// Largest gRPC message accepted or sent, in bytes.
-    #[arg(long, env = "SWIN_SERVE_MAX_MESSAGE_BYTES", default_value_t = 32 << 20)]
+    #[arg(long, env = "SWIN_SERVE_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
     /// Images with more pixels are refused (INVALID_ARGUMENT) before decoding.
-    #[arg(
-        long,
-        env = "SWIN_SERVE_MAX_IMAGE_PIXELS",
-        default_value_t = 89_478_485
-    )]
+    #[arg(long, env = "SWIN_SERVE_MAX_IMAGE_PIXELS", default_value_t = PIL_MAX_IMAGE_PIXELS)]
     max_image_pixels: u64,
     /// Most images in one ClassifyBatch call.
-    #[arg(long, env = "SWIN_SERVE_MAX_BATCH_IMAGES", default_value_t = 256)]
+    #[arg(long, env = "SWIN_SERVE_MAX_BATCH_IMAGES", default_value_t = DEFAULT_MAX_BATCH_IMAGES)]
     max_batch_images: usize,
     /// Images decoded and preprocessed at once (default: 2 × cores); bounds decode memory.
     #[arg(long, env = "SWIN_SERVE_MAX_CONCURRENT_DECODES")]
@@ -123,10 +120,6 @@ struct ServeArgs {
     /// On SIGTERM, keep serving this many seconds with health NOT_SERVING before refusing new calls.
     #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = 0.0)]
     drain_delay_secs: f64,
-}
-
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[derive(Args)]
@@ -175,10 +168,41 @@ fn main() -> Result<()> {
 
 fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
     let backend = match args.backend {
-        BackendArg::Cpu => Backend::Cpu,
-        BackendArg::Mlu => Backend::Mlu,
+        BackendKind::Cpu => BackendOptions::Cpu(CpuOptions {
+            weights: weights_source(args),
+            hints: ConfigHints {
+                img_size: args.img_size,
+                window_size: args.window_size,
+                ..Default::default()
+            },
+            instances: args.instances,
+            threads: args.threads,
+            max_batch: args.max_batch,
+        }),
+        BackendKind::Mlu => {
+            let Some(model_path) = args.model.clone() else {
+                bail!("--backend mlu needs --model FILE.magicmind (generate it with models/generate_magicmind.py)");
+            };
+            BackendOptions::Mlu(MluOptions {
+                model_path,
+                plugin_libs: args.plugin_libs.clone(),
+                device_id: args.device,
+                instances: args.instances,
+                max_batch: args.max_batch,
+            })
+        }
     };
-    let weights = if let Some(seed) = args.random_weights {
+    Ok(ModelOptions {
+        backend,
+        queue_capacity: args.queue_capacity,
+        labels: args.labels.clone(),
+        max_image_pixels: args.max_image_pixels,
+    })
+}
+
+/// CPU: `--random-weights`, else `--model`, else the download of `--model-url`.
+fn weights_source(args: &ServeArgs) -> WeightsSource {
+    if let Some(seed) = args.random_weights {
         let mut config = SwinV2Config::tiny_window8_256();
         if let Some(s) = args.img_size {
             config.img_size = s;
@@ -188,7 +212,6 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
         }
         WeightsSource::Random { seed, config }
     } else if let Some(path) = &args.model {
-        // With --backend mlu the path is the .magicmind model (see `mlu_model` below).
         WeightsSource::File(path.clone())
     } else {
         WeightsSource::Download {
@@ -198,26 +221,7 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
                 .clone()
                 .unwrap_or_else(download::default_cache_dir),
         }
-    };
-    if backend == Backend::Mlu && args.model.is_none() {
-        bail!("--backend mlu needs --model FILE.magicmind (generate it with models/generate_magicmind.py)");
     }
-    let mut opts = ModelOptions::cpu(weights);
-    opts.backend = backend;
-    opts.img_size = args.img_size;
-    opts.window_size = args.window_size;
-    opts.instances = args.instances;
-    opts.threads = args.threads;
-    opts.max_batch = args.max_batch;
-    opts.queue_capacity = args.queue_capacity;
-    opts.labels = args.labels.clone();
-    opts.max_image_pixels = args.max_image_pixels;
-    opts.mlu_model = (backend == Backend::Mlu)
-        .then(|| args.model.clone())
-        .flatten();
-    opts.plugin_libs = args.plugin_libs.clone();
-    opts.device_id = args.device;
-    Ok(opts)
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -225,14 +229,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if !(args.drain_delay_secs.is_finite() && args.drain_delay_secs >= 0.0) {
         bail!("--drain-delay-secs must be a non-negative number");
     }
-    let defaults = ServerConfig::default();
     let config = ServerConfig {
         max_message_bytes: args.max_message_bytes,
         max_batch_images: args.max_batch_images,
         drain_delay: Duration::from_secs_f64(args.drain_delay_secs),
         max_concurrent_decodes: args
             .max_concurrent_decodes
-            .unwrap_or(defaults.max_concurrent_decodes),
+            .unwrap_or_else(server::default_max_concurrent_decodes),
     };
     let listener = server::bind(args.listen)
         .await

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swin_serve::engine::cpu::{CpuEngine, SwinV2Model};
-use swin_serve::engine::Engine;
-use swin_serve::model::{SwinV2Config, Weights};
+use swin_serve::engine::cpu::{CpuEngine, CpuOptions, SwinV2Model};
+use swin_serve::engine::{BackendOptions, Engine};
+use swin_serve::model::{SwinV2Config, Weights, WeightsSource};
 use swin_serve::preprocess::{preprocess_into, PreprocessConfig};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions, WeightsSource};
+use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{self, ServerConfig};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -78,14 +78,14 @@ struct TestServer {
 }
 
 async fn start_server(drain_delay: Duration) -> TestServer {
-    let mut opts = ModelOptions::cpu(WeightsSource::Random {
+    let mut cpu = CpuOptions::new(WeightsSource::Random {
         seed: SEED,
         config: config(),
     });
-    opts.instances = 2;
-    opts.threads = 1;
-    opts.max_batch = 4;
-    start_server_with(opts, drain_delay).await
+    cpu.instances = 2;
+    cpu.threads = 1;
+    cpu.max_batch = 4;
+    start_server_with(ModelOptions::new(BackendOptions::Cpu(cpu)), drain_delay).await
 }
 
 async fn start_server_with(opts: ModelOptions, drain_delay: Duration) -> TestServer {
@@ -177,7 +177,7 @@ fn direct_logits(image: &[u8]) -> Vec<f32> {
     let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
     let mut engine = CpuEngine::new(model, 1, 1).unwrap();
     let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
-    let mut input = vec![0f32; 3 * cfg.img_size * cfg.img_size];
+    let mut input = vec![0f32; pre.tensor_len()];
     preprocess_into(image, &pre, &mut input).unwrap();
     let mut logits = vec![0f32; cfg.num_classes];
     engine.infer(&input, 1, &mut logits).unwrap();
@@ -473,9 +473,10 @@ async fn serves_an_official_format_checkpoint_with_its_own_config() {
     // A small official-format checkpoint ({'model': sd, 'epoch', 'config'}): 10 classes, 32×32 input.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/parity/shifted_w4.pth");
-    let mut opts = ModelOptions::cpu(WeightsSource::File(path.clone()));
-    opts.threads = 1;
-    let mut srv = start_server_with(opts, Duration::ZERO).await;
+    let mut cpu = CpuOptions::new(WeightsSource::File(path.clone()));
+    cpu.threads = 1;
+    let mut srv =
+        start_server_with(ModelOptions::new(BackendOptions::Cpu(cpu)), Duration::ZERO).await;
     let ch = channel(srv.addr).await;
     srv.release_loader.take().unwrap().send(()).unwrap();
     wait_serving(&ch).await;
@@ -507,7 +508,7 @@ async fn serves_an_official_format_checkpoint_with_its_own_config() {
     let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
     let mut engine = CpuEngine::new(model, 1, 1).unwrap();
     let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
-    let mut input = vec![0f32; 3 * cfg.img_size * cfg.img_size];
+    let mut input = vec![0f32; pre.tensor_len()];
     preprocess_into(&png, &pre, &mut input).unwrap();
     let mut logits = vec![0f32; cfg.num_classes];
     engine.infer(&input, 1, &mut logits).unwrap();

@@ -20,7 +20,7 @@ use swin_serve::engine::mlu::runtime::{
 use swin_serve::engine::mlu::{
     create_engines, create_engines_with, MluEngines, MluOptions, DEFAULT_MUTABLE_MAX_BATCH,
 };
-use swin_serve::engine::{Engine, EngineError};
+use swin_serve::engine::{BackendKind, Engine, EngineError};
 
 // ---------------------------------------------------------------------------------------------
 // The fake runtime
@@ -473,7 +473,7 @@ fn options(model: &TempModel, plugins: &[&str], instances: usize) -> MluOptions 
 fn backend_message(result: Result<MluEngines, EngineError>) -> String {
     match result {
         Err(EngineError::Backend { backend, message }) => {
-            assert_eq!(backend, "mlu");
+            assert_eq!(backend, BackendKind::Mlu);
             message
         }
         Err(other) => panic!("expected a backend error, got {other:?}"),
@@ -515,7 +515,7 @@ fn creation_and_teardown_follow_the_magicmind_order() {
     let d = engines.engines[0].describe();
     assert_eq!(
         (d.backend, d.input_size, d.num_classes, d.max_batch),
-        ("mlu", 256, 1000, DEFAULT_MUTABLE_MAX_BATCH)
+        (BackendKind::Mlu, 256, 1000, DEFAULT_MUTABLE_MAX_BATCH)
     );
     assert_eq!(
         fake.lifecycle(),
@@ -739,7 +739,7 @@ fn a_runtime_error_is_reported_and_the_slot_stays_usable() {
     let mut logits = vec![0.0; 1000];
     match engine.infer(&input, 1, &mut logits) {
         Err(EngineError::Backend {
-            backend: "mlu",
+            backend: BackendKind::Mlu,
             message,
         }) => {
             assert!(

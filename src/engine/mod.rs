@@ -2,9 +2,178 @@
 //!
 //! * [`cpu`]: the native SwinV2 forward pass (default, embedded).
 //! * [`mlu`]: Cambricon MLU370 through MagicMind (cargo feature `mlu`).
+//!
+//! Backend selection lives here and nowhere else: [`build`] turns [`BackendOptions`] into
+//! [`Engines`], the same shape for every backend (the instances, plus a plain [`BackendInfo`] that
+//! the server converts into its GetModelInfo message), after the plugin self-checks and a warm-up.
 
 pub mod cpu;
 pub mod mlu;
+
+use std::time::Instant;
+
+use crate::model::ModelError;
+
+/// Default number of engine instances (`--instances`).
+pub const DEFAULT_INSTANCES: usize = 1;
+
+/// Default largest batch an instance runs at once (`--max-batch`).
+pub const DEFAULT_MAX_BATCH: usize = 8;
+
+/// Which backend runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The native CPU engine (default).
+    Cpu,
+    /// Cambricon MLU370 through MagicMind (needs a build with `--features mlu`).
+    Mlu,
+}
+
+impl BackendKind {
+    /// `cpu` or `mlu`, as logs, errors and GetModelInfo spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Mlu => "mlu",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to build: one variant per backend, each with only the options that backend reads.
+#[derive(Debug, Clone)]
+pub enum BackendOptions {
+    /// The native CPU engine.
+    Cpu(cpu::CpuOptions),
+    /// MagicMind on an MLU370.
+    Mlu(mlu::MluOptions),
+}
+
+impl BackendOptions {
+    /// The backend these options select.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendOptions::Cpu(_) => BackendKind::Cpu,
+            BackendOptions::Mlu(_) => BackendKind::Mlu,
+        }
+    }
+
+    /// Engine instances to create.
+    pub fn instances(&self) -> usize {
+        match self {
+            BackendOptions::Cpu(o) => o.instances,
+            BackendOptions::Mlu(o) => o.instances,
+        }
+    }
+
+    /// Largest batch per instance.
+    pub fn max_batch(&self) -> usize {
+        match self {
+            BackendOptions::Cpu(o) => o.max_batch,
+            BackendOptions::Mlu(o) => o.max_batch,
+        }
+    }
+}
+
+/// What the built model is, independent of the wire format (the server turns it into `ModelInfo`).
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    /// Backend that runs it.
+    pub kind: BackendKind,
+    /// Model name (`swinv2_…` from the configuration, or the MagicMind file stem).
+    pub model_name: String,
+    /// Architecture, when the backend knows it (CPU: from the checkpoint; MLU: opaque model).
+    pub config: Option<crate::model::SwinV2Config>,
+    /// What every instance accepts and returns.
+    pub description: EngineDescription,
+    /// Threads per instance (CPU); `None` where the backend has no such setting (MLU).
+    pub threads_per_instance: Option<usize>,
+    /// Result of each plugin op's self-check.
+    pub plugin_checks: Vec<PluginCheck>,
+    /// Where the weights came from (file, URL, `random(seed=N)`, MagicMind file).
+    pub weights_source: String,
+    /// Whether the weights are deterministic random ones.
+    pub random_weights: bool,
+}
+
+/// Built, self-checked and warmed-up engine instances, the same shape for every backend.
+pub struct Engines {
+    /// One per `--instances`, each ready to run.
+    pub instances: Vec<Box<dyn Engine>>,
+    /// What they run.
+    pub info: BackendInfo,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("instances", &self.instances.len())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Build the engines `opts` selects: read the model, self-check the plugin ops, create the
+/// instances, and warm each one up with a zero batch (so first requests do not pay for page
+/// faults, and broken weights are found before serving).
+pub fn build(opts: &BackendOptions) -> Result<Engines, EngineError> {
+    if opts.instances() == 0 || opts.max_batch() == 0 {
+        return Err(EngineError::Options(
+            "--instances and --max-batch must be at least 1".into(),
+        ));
+    }
+    let mut engines = match opts {
+        BackendOptions::Cpu(o) => cpu::build(o)?,
+        BackendOptions::Mlu(o) => mlu::build(o)?,
+    };
+    warm_up(&mut engines.instances)?;
+    Ok(engines)
+}
+
+/// Log every plugin self-check; the first failure is an error.
+pub fn require_plugin_checks(checks: &[PluginCheck]) -> Result<(), EngineError> {
+    for c in checks {
+        if c.ok {
+            tracing::info!(op = %c.op, detail = %c.detail, "plugin {}: ok", c.short_name);
+        } else {
+            tracing::error!(op = %c.op, detail = %c.detail, "plugin {}: FAILED", c.short_name);
+        }
+    }
+    match checks.iter().find(|c| !c.ok) {
+        Some(bad) => Err(EngineError::PluginCheck {
+            op: bad.op.clone(),
+            detail: bad.detail.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Run one zero batch through every instance.
+fn warm_up(engines: &mut [Box<dyn Engine>]) -> Result<(), EngineError> {
+    for (i, engine) in engines.iter_mut().enumerate() {
+        let d = engine.describe();
+        let input = vec![0f32; d.image_len()];
+        let mut logits = vec![0f32; d.num_classes];
+        let started = Instant::now();
+        engine.infer(&input, 1, &mut logits)?;
+        if logits.iter().any(|v| !v.is_finite()) {
+            return Err(EngineError::WarmUp(format!(
+                "warm-up of instance {i} produced non-finite logits: the weights are broken"
+            )));
+        }
+        tracing::info!(
+            instance = i,
+            ms = started.elapsed().as_secs_f32() * 1e3,
+            "warm-up done"
+        );
+    }
+    Ok(())
+}
 
 /// What an engine failed at.
 #[derive(Debug, thiserror::Error)]
@@ -12,14 +181,31 @@ pub enum EngineError {
     /// The caller passed a batch the engine cannot take (wrong length, batch 0 or over the maximum).
     #[error("invalid engine input: {0}")]
     InvalidInput(String),
+    /// Options no engine can be built with (zero instances, zero threads, …).
+    #[error("{0}")]
+    Options(String),
     /// The backend itself failed (device error, runtime error).
     #[error("{backend} engine failed: {message}")]
     Backend {
-        /// "cpu" or "mlu".
-        backend: &'static str,
+        /// Backend that failed.
+        backend: BackendKind,
         /// What went wrong.
         message: String,
     },
+    /// The model (checkpoint, configuration, download) could not be read.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A plugin op failed its self-check.
+    #[error("plugin op {op} failed its self-check: {detail}")]
+    PluginCheck {
+        /// Registered op name.
+        op: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// The warm-up batch showed the model is unusable.
+    #[error("{0}")]
+    WarmUp(String),
 }
 
 /// The result of one plugin op's self-check (run at load time, reported in logs and GetModelInfo).
@@ -35,11 +221,13 @@ pub struct PluginCheck {
     pub detail: String,
 }
 
-/// Static description of an engine instance.
-#[derive(Debug, Clone)]
+/// Static description of an engine instance: what one `infer` call accepts and returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineDescription {
-    /// `cpu` or `mlu`.
-    pub backend: &'static str,
+    /// Backend of the instance.
+    pub backend: BackendKind,
+    /// Input channels (3 for every model the server can feed: preprocessing makes RGB).
+    pub channels: usize,
     /// Square input side in pixels (e.g. 256).
     pub input_size: usize,
     /// Number of output classes.
@@ -50,49 +238,33 @@ pub struct EngineDescription {
     pub detail: String,
 }
 
-/// One execution instance: the CPU analogue of a MagicMind `IContext` + `cnrtQueue`.
-///
-/// Instances are owned by the [`crate::scheduler`] pool, which hands each request batch to a free one.
-pub trait Engine: Send {
-    /// Static description.
-    fn describe(&self) -> EngineDescription;
+impl EngineDescription {
+    /// Values one input image has: `channels · input_size · input_size` (NCHW f32).
+    pub fn image_len(&self) -> usize {
+        self.channels * self.input_size * self.input_size
+    }
 
-    /// Run the model on `batch` images.
-    ///
-    /// `input` is NCHW f32, normalized, `batch * 3 * input_size * input_size` values.
-    /// `logits` receives `batch * num_classes` values, row-major.
-    fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32])
-        -> Result<(), EngineError>;
-}
-
-/// The shapes an engine's `infer` accepts; [`InferShape::check`] is the argument check both
-/// backends run before touching their buffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InferShape {
-    /// Values per input image (`channels · size · size`).
-    pub per_image: usize,
-    /// Logits per image.
-    pub num_classes: usize,
-    /// Largest batch.
-    pub max_batch: usize,
-}
-
-impl InferShape {
-    /// `InvalidInput` (never a panic) unless `1 <= batch <= max_batch`,
-    /// `input.len() == batch · per_image` and `logits.len() == batch · num_classes`.
-    pub fn check(&self, input: &[f32], batch: usize, logits: &[f32]) -> Result<(), EngineError> {
+    /// The argument check every backend runs before touching its buffers: `InvalidInput` (never a
+    /// panic) unless `1 <= batch <= max_batch`, `input.len() == batch · image_len()` and
+    /// `logits.len() == batch · num_classes`.
+    pub fn check_infer_args(
+        &self,
+        input: &[f32],
+        batch: usize,
+        logits: &[f32],
+    ) -> Result<(), EngineError> {
+        let per_image = self.image_len();
         if batch == 0 || batch > self.max_batch {
             return Err(EngineError::InvalidInput(format!(
                 "batch {batch} is outside 1..={}",
                 self.max_batch
             )));
         }
-        if input.len() != batch * self.per_image {
+        if input.len() != batch * per_image {
             return Err(EngineError::InvalidInput(format!(
-                "input has {} values, a batch of {batch} images of {} values needs {}",
+                "input has {} values, a batch of {batch} images of {per_image} values needs {}",
                 input.len(),
-                self.per_image,
-                batch * self.per_image
+                batch * per_image
             )));
         }
         if logits.len() != batch * self.num_classes {
@@ -105,4 +277,19 @@ impl InferShape {
         }
         Ok(())
     }
+}
+
+/// One execution instance: the CPU analogue of a MagicMind `IContext` + `cnrtQueue`.
+///
+/// Instances are owned by the [`crate::scheduler`] pool, which hands each request batch to a free one.
+pub trait Engine: Send {
+    /// Static description.
+    fn describe(&self) -> EngineDescription;
+
+    /// Run the model on `batch` images.
+    ///
+    /// `input` is NCHW f32, normalized, `batch * describe().image_len()` values.
+    /// `logits` receives `batch * num_classes` values, row-major.
+    fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32])
+        -> Result<(), EngineError>;
 }

@@ -78,6 +78,27 @@ impl SwinV2Config {
         self.embed_dim << (self.num_layers().saturating_sub(1))
     }
 
+    /// Channels of stage `i`: `embed_dim * 2^i`.
+    pub fn stage_dim(&self, i: usize) -> usize {
+        self.embed_dim << i
+    }
+
+    /// Hidden width of the MLPs of stage `i`: `int(dim * mlp_ratio)`.
+    pub fn mlp_hidden(&self, i: usize) -> usize {
+        (self.stage_dim(i) as f64 * self.mlp_ratio) as usize
+    }
+
+    /// Cyclic shift of block `block` in stage `stage`, as `BasicLayer` and `SwinTransformerBlock`
+    /// decide it: `window_size // 2` for odd blocks, forced to 0 when the stage resolution is not
+    /// larger than the window.
+    pub fn block_shift(&self, stage: usize, block: usize) -> usize {
+        if self.stage_resolution(stage) <= self.window_size || block.is_multiple_of(2) {
+            0
+        } else {
+            self.window_size / 2
+        }
+    }
+
     /// Token grid side of stage `i` (`patches_resolution // 2^i`).
     pub fn stage_resolution(&self, i: usize) -> usize {
         (self.img_size / self.patch_size) >> i
@@ -117,7 +138,7 @@ impl SwinV2Config {
                     "stage {i}: resolution {res} is odd, so patch merging cannot halve it"
                 ));
             }
-            let dim = self.embed_dim << i;
+            let dim = self.stage_dim(i);
             if self.num_heads[i] == 0 || !dim.is_multiple_of(self.num_heads[i]) {
                 return err(format!(
                     "stage {i}: dim {dim} not divisible by {} heads",

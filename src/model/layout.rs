@@ -9,7 +9,11 @@
 //! `logit_scale`, `q_bias`/`v_bias`, the `relative_coords_table` and `relative_position_index`
 //! buffers, `cpb_mlp`, `qkv`, `proj`.
 
+use super::keys::{self, ModulePath};
 use super::SwinV2Config;
+
+/// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)` in `WindowAttention`).
+pub const CPB_HIDDEN: usize = 512;
 
 /// Whether a state-dict entry is a learned parameter or a buffer derived from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,135 +45,108 @@ pub fn is_buffer_name(name: &str) -> bool {
     )
 }
 
-/// Shift of block `block` in stage `stage`, as `BasicLayer` and `SwinTransformerBlock` decide it:
-/// `window_size // 2` for odd blocks, forced to 0 when the stage resolution is not larger than the window.
-pub fn block_shift(config: &SwinV2Config, stage: usize, block: usize) -> usize {
-    if config.stage_resolution(stage) <= config.window_size || block.is_multiple_of(2) {
-        0
-    } else {
-        config.window_size / 2
+/// Entries in PyTorch's order, named through [`ModulePath`].
+#[derive(Default)]
+struct Entries(Vec<StateDictEntry>);
+
+impl Entries {
+    fn add(&mut self, module: &ModulePath, leaf: &str, shape: Vec<usize>, kind: EntryKind) {
+        self.0.push(StateDictEntry {
+            name: module.key(leaf),
+            shape,
+            kind,
+        });
+    }
+
+    fn param(&mut self, module: &ModulePath, leaf: &str, shape: Vec<usize>) {
+        self.add(module, leaf, shape, EntryKind::Parameter);
+    }
+
+    fn buffer(&mut self, module: &ModulePath, leaf: &str, shape: Vec<usize>) {
+        self.add(module, leaf, shape, EntryKind::Buffer);
+    }
+
+    /// `nn.Linear(in, out, bias)` at `module`.
+    fn linear(&mut self, module: &ModulePath, in_features: usize, out_features: usize, bias: bool) {
+        self.param(module, "weight", vec![out_features, in_features]);
+        if bias {
+            self.param(module, "bias", vec![out_features]);
+        }
+    }
+
+    /// `nn.LayerNorm(dim)` at `module`.
+    fn layer_norm(&mut self, module: &ModulePath, dim: usize) {
+        self.param(module, "weight", vec![dim]);
+        self.param(module, "bias", vec![dim]);
     }
 }
 
 /// Every entry of `SwinTransformerV2(config).state_dict()`, in PyTorch's order.
 pub fn official_state_dict(config: &SwinV2Config) -> Vec<StateDictEntry> {
-    let mut out = Vec::new();
-    let param = |name: &str, shape: Vec<usize>| StateDictEntry {
-        name: name.to_string(),
-        shape,
-        kind: EntryKind::Parameter,
-    };
+    let mut out = Entries::default();
+    let root = ModulePath::root();
     let e = config.embed_dim;
     let p = config.patch_size;
     let patches = config.stage_resolution(0);
     if config.ape {
-        out.push(param("absolute_pos_embed", vec![1, patches * patches, e]));
+        out.param(&root, "absolute_pos_embed", vec![1, patches * patches, e]);
     }
-    out.push(param(
-        "patch_embed.proj.weight",
-        vec![e, config.in_chans, p, p],
-    ));
-    out.push(param("patch_embed.proj.bias", vec![e]));
+    let patch_embed = root.pp("patch_embed");
+    let proj = patch_embed.pp("proj");
+    out.param(&proj, "weight", vec![e, config.in_chans, p, p]);
+    out.param(&proj, "bias", vec![e]);
     if config.patch_norm {
-        out.push(param("patch_embed.norm.weight", vec![e]));
-        out.push(param("patch_embed.norm.bias", vec![e]));
+        out.layer_norm(&patch_embed.pp("norm"), e);
     }
     for stage in 0..config.num_layers() {
-        out.extend(basic_layer_entries(config, stage));
+        basic_layer_entries(config, stage, &mut out);
     }
     let f = config.num_features();
-    out.push(param("norm.weight", vec![f]));
-    out.push(param("norm.bias", vec![f]));
-    out.push(param("head.weight", vec![config.num_classes, f]));
-    out.push(param("head.bias", vec![config.num_classes]));
-    out
+    out.layer_norm(&root.pp("norm"), f);
+    out.linear(&root.pp("head"), f, config.num_classes, true);
+    out.0
 }
 
 /// Entries of `layers.{stage}` (`BasicLayer`): its blocks, then its `downsample` (`PatchMerging`).
-fn basic_layer_entries(config: &SwinV2Config, stage: usize) -> Vec<StateDictEntry> {
-    let mut out = Vec::new();
-    let mut add = |name: String, shape: Vec<usize>, kind: EntryKind| {
-        out.push(StateDictEntry { name, shape, kind })
-    };
-    let dim = config.embed_dim << stage;
+fn basic_layer_entries(config: &SwinV2Config, stage: usize, out: &mut Entries) {
+    let dim = config.stage_dim(stage);
     let heads = config.num_heads[stage];
     let res = config.stage_resolution(stage);
     let win = config.stage_window(stage);
     let tokens = win * win;
-    let hidden = (dim as f64 * config.mlp_ratio) as usize;
-    let pf = |s: &str| format!("layers.{stage}.{s}");
+    let hidden = config.mlp_hidden(stage);
     for block in 0..config.depths[stage] {
-        let b = |s: &str| pf(&format!("blocks.{block}.{s}"));
-        if block_shift(config, stage, block) > 0 {
+        let b = keys::block(stage, block);
+        if config.block_shift(stage, block) > 0 {
             let windows = (res / win) * (res / win);
-            add(
-                b("attn_mask"),
-                vec![windows, tokens, tokens],
-                EntryKind::Buffer,
-            );
+            out.buffer(&b, "attn_mask", vec![windows, tokens, tokens]);
         }
-        add(b("norm1.weight"), vec![dim], EntryKind::Parameter);
-        add(b("norm1.bias"), vec![dim], EntryKind::Parameter);
-        add(
-            b("attn.logit_scale"),
-            vec![heads, 1, 1],
-            EntryKind::Parameter,
-        );
+        out.layer_norm(&b.pp("norm1"), dim);
+        let attn = b.pp("attn");
+        out.param(&attn, "logit_scale", vec![heads, 1, 1]);
         if config.qkv_bias {
-            add(b("attn.q_bias"), vec![dim], EntryKind::Parameter);
-            add(b("attn.v_bias"), vec![dim], EntryKind::Parameter);
+            out.param(&attn, "q_bias", vec![dim]);
+            out.param(&attn, "v_bias", vec![dim]);
         }
-        add(
-            b("attn.relative_coords_table"),
+        out.buffer(
+            &attn,
+            "relative_coords_table",
             vec![1, 2 * win - 1, 2 * win - 1, 2],
-            EntryKind::Buffer,
         );
-        add(
-            b("attn.relative_position_index"),
-            vec![tokens, tokens],
-            EntryKind::Buffer,
-        );
-        add(
-            b("attn.cpb_mlp.0.weight"),
-            vec![512, 2],
-            EntryKind::Parameter,
-        );
-        add(b("attn.cpb_mlp.0.bias"), vec![512], EntryKind::Parameter);
-        add(
-            b("attn.cpb_mlp.2.weight"),
-            vec![heads, 512],
-            EntryKind::Parameter,
-        );
-        add(
-            b("attn.qkv.weight"),
-            vec![3 * dim, dim],
-            EntryKind::Parameter,
-        );
-        add(b("attn.proj.weight"), vec![dim, dim], EntryKind::Parameter);
-        add(b("attn.proj.bias"), vec![dim], EntryKind::Parameter);
-        add(b("norm2.weight"), vec![dim], EntryKind::Parameter);
-        add(b("norm2.bias"), vec![dim], EntryKind::Parameter);
-        add(b("mlp.fc1.weight"), vec![hidden, dim], EntryKind::Parameter);
-        add(b("mlp.fc1.bias"), vec![hidden], EntryKind::Parameter);
-        add(b("mlp.fc2.weight"), vec![dim, hidden], EntryKind::Parameter);
-        add(b("mlp.fc2.bias"), vec![dim], EntryKind::Parameter);
+        out.buffer(&attn, "relative_position_index", vec![tokens, tokens]);
+        let cpb = attn.pp("cpb_mlp");
+        out.linear(&cpb.pp(0), 2, CPB_HIDDEN, true);
+        out.linear(&cpb.pp(2), CPB_HIDDEN, heads, false);
+        out.linear(&attn.pp("qkv"), dim, 3 * dim, false);
+        out.linear(&attn.pp("proj"), dim, dim, true);
+        out.layer_norm(&b.pp("norm2"), dim);
+        let mlp = b.pp("mlp");
+        out.linear(&mlp.pp("fc1"), dim, hidden, true);
+        out.linear(&mlp.pp("fc2"), hidden, dim, true);
     }
     if stage + 1 < config.num_layers() {
-        add(
-            pf("downsample.reduction.weight"),
-            vec![2 * dim, 4 * dim],
-            EntryKind::Parameter,
-        );
-        add(
-            pf("downsample.norm.weight"),
-            vec![2 * dim],
-            EntryKind::Parameter,
-        );
-        add(
-            pf("downsample.norm.bias"),
-            vec![2 * dim],
-            EntryKind::Parameter,
-        );
+        let down = keys::stage(stage).pp("downsample");
+        out.linear(&down.pp("reduction"), 4 * dim, 2 * dim, false);
+        out.layer_norm(&down.pp("norm"), 2 * dim);
     }
-    out
 }

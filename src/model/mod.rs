@@ -1,18 +1,24 @@
-//! What describes a SwinV2 network independent of where it runs: its configuration ([`config`]) and
-//! its weights ([`weights`]: official `.pth` checkpoints, `.safetensors`, deterministic random weights),
-//! plus fetching the released checkpoint ([`download`]).
+//! What describes a SwinV2 network independent of where it runs: its configuration ([`config`],
+//! recovered from a checkpoint by [`config_from_shapes`]), the official state-dict layout
+//! ([`layout`]), its weights ([`weights`]: official `.pth` checkpoints read by [`checkpoint`],
+//! `.safetensors`, deterministic [`random`] weights) and where they come from ([`source`]: a file,
+//! the released checkpoint fetched by [`download`], or random).
 
 pub mod checkpoint;
 pub mod config;
+pub mod config_from_shapes;
 pub mod download;
-pub mod infer;
+pub mod keys;
 pub mod layout;
 pub mod random;
+pub mod source;
 mod torch_zip;
 pub mod weights;
 
 pub use config::SwinV2Config;
-pub use weights::{ConfigHints, Tensor, Weights};
+pub use config_from_shapes::ConfigHints;
+pub use source::WeightsSource;
+pub use weights::{Tensor, Weights, WeightsView};
 
 /// Errors while reading, checking or fetching a model.
 #[derive(Debug, thiserror::Error)]

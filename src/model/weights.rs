@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use super::keys::ModulePath;
 use super::layout::{is_buffer_name, official_state_dict, EntryKind};
-use super::{ModelError, SwinV2Config};
-
-pub use super::infer::ConfigHints;
+use super::{ConfigHints, ModelError, SwinV2Config};
 
 /// A dense row-major f32 tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,13 +132,59 @@ impl Weights {
         Ok(t)
     }
 
+    /// A view of every tensor, from the root module (see [`WeightsView::pp`]).
+    pub fn view(&self) -> WeightsView<'_> {
+        WeightsView {
+            weights: self,
+            path: ModulePath::root(),
+        }
+    }
+
     /// Infer the configuration from tensor shapes (embed dim, depths, heads, window, image size,
     /// classes, qkv bias, ape, patch norm, pretrained window sizes), completed or overridden by
     /// `hints` (the CLI flags), then validate it and [`check`](Self::check) every tensor.
     /// Fails with a message naming what could not be inferred and the flag that supplies it.
     pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
-        let config = super::infer::infer_config(self, hints)?;
+        let config = super::config_from_shapes::infer_config(self, hints)?;
         self.check(&config)?;
         Ok(config)
+    }
+}
+
+/// The tensors under one module path: candle's `VarBuilder::pp` for a state dict. A module's loader
+/// receives the view of its own path and names only its leaves (`view.get("weight", &[o, i])`).
+#[derive(Debug, Clone)]
+pub struct WeightsView<'a> {
+    weights: &'a Weights,
+    path: ModulePath,
+}
+
+impl<'a> WeightsView<'a> {
+    /// The view of the child module `name` (a submodule name or a `ModuleList` index).
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        Self {
+            weights: self.weights,
+            path: self.path.pp(name),
+        }
+    }
+
+    /// The module path of this view.
+    pub fn path(&self) -> &ModulePath {
+        &self.path
+    }
+
+    /// The tensor `leaf` of this module, checked to have `shape`; the error names the full key.
+    pub fn get(&self, leaf: &str, shape: &[usize]) -> Result<&'a Tensor, ModelError> {
+        self.weights.get(&self.path.key(leaf), shape)
+    }
+
+    /// The tensor `leaf` of this module, whatever its shape, if present.
+    pub fn tensor(&self, leaf: &str) -> Option<&'a Tensor> {
+        self.weights.tensors.get(&self.path.key(leaf))
+    }
+
+    /// Where the weights came from.
+    pub fn source(&self) -> &'a str {
+        &self.weights.source
     }
 }

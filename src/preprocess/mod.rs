@@ -41,6 +41,8 @@ pub use resize::{center_crop_offset, resize_center_crop, resized_size};
 pub const IMAGENET_DEFAULT_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet std of timm's `IMAGENET_DEFAULT_STD`, used by the official Swin code.
 pub const IMAGENET_DEFAULT_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Channels of the tensor preprocessing produces (RGB).
+pub const CHANNELS: usize = 3;
 /// Pillow's `Image.MAX_IMAGE_PIXELS` (`int(1024 * 1024 * 1024 // 4 // 3)`).
 pub const PIL_MAX_IMAGE_PIXELS: u64 = 89_478_485;
 /// Default cap on what a decoder may allocate for one image: 512 MiB (enough for
@@ -81,9 +83,9 @@ impl PreprocessConfig {
         }
     }
 
-    /// Length of the NCHW tensor of one image: `3 × crop_size × crop_size`.
+    /// Length of the NCHW tensor of one image: `CHANNELS × crop_size × crop_size`.
     pub fn tensor_len(&self) -> usize {
-        3 * self.crop_size as usize * self.crop_size as usize
+        CHANNELS * self.crop_size as usize * self.crop_size as usize
     }
 
     /// Checks that the parameters describe a transform that can run.

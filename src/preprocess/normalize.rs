@@ -22,7 +22,7 @@ pub fn normalize_into(crop: &RgbImage, cfg: &PreprocessConfig, out: &mut [f32]) 
     );
     assert_eq!(
         out.len(),
-        3 * side * side,
+        cfg.tensor_len(),
         "output must hold 3 x crop_size x crop_size floats"
     );
 

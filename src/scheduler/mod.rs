@@ -17,6 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineDescription, EngineError};
 
+/// Default images allowed to wait for a free instance (`--queue-capacity`).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
 /// Why a request did not get logits.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -34,7 +37,7 @@ pub enum SchedulerError {
     BadInput {
         /// Values given.
         actual: usize,
-        /// Values expected (3·S·S).
+        /// Values expected ([`EnginePool::image_len`]).
         expected: usize,
     },
     /// The engine failed.
@@ -140,12 +143,12 @@ impl EnginePool {
         &self.stats
     }
 
-    /// Values one preprocessed image has: `3 · input_size²`.
+    /// Values one preprocessed image has ([`EngineDescription::image_len`]).
     pub fn image_len(&self) -> usize {
-        3 * self.description.input_size * self.description.input_size
+        self.description.image_len()
     }
 
-    /// Queue one preprocessed image (NCHW f32, `3·S·S` values) and wait for its logits.
+    /// Queue one preprocessed image (NCHW f32, [`Self::image_len`] values) and wait for its logits.
     /// Dropping the returned future before it completes cancels the image if no instance took it yet.
     pub async fn infer(&self, image: Vec<f32>) -> Result<Inference, SchedulerError> {
         if image.len() != self.image_len() {
@@ -210,7 +213,7 @@ fn worker_loop(
 ) {
     let desc = engine.describe();
     let max_batch = desc.max_batch.max(1);
-    let image_len = 3 * desc.input_size * desc.input_size;
+    let image_len = desc.image_len();
     let mut input = vec![0f32; max_batch * image_len];
     let mut logits = vec![0f32; max_batch * desc.num_classes];
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
@@ -303,13 +306,15 @@ mod tests {
     }
 
     const SIDE: usize = 2;
+    const IMAGE_LEN: usize = 3 * SIDE * SIDE;
     const CLASSES: usize = 3;
     const PANIC_MARKER: f32 = -999.0;
 
     impl Engine for FakeEngine {
         fn describe(&self) -> EngineDescription {
             EngineDescription {
-                backend: "fake",
+                backend: crate::engine::BackendKind::Cpu,
+                channels: 3,
                 input_size: SIDE,
                 num_classes: CLASSES,
                 max_batch: 4,
@@ -331,9 +336,8 @@ mod tests {
             }
             std::thread::sleep(self.delay);
             self.batches.lock().unwrap().push(batch);
-            let len = 3 * SIDE * SIDE;
             for b in 0..batch {
-                let x = input[b * len];
+                let x = input[b * IMAGE_LEN];
                 if x == PANIC_MARKER {
                     panic!("marker input");
                 }
@@ -346,7 +350,7 @@ mod tests {
     }
 
     fn image(v: f32) -> Vec<f32> {
-        vec![v; 3 * SIDE * SIDE]
+        vec![v; IMAGE_LEN]
     }
 
     fn pool(

@@ -8,6 +8,7 @@
 
 mod classifier;
 pub mod loader;
+mod model_info;
 mod status;
 
 use std::future::Future;
@@ -30,6 +31,20 @@ use crate::scheduler::EnginePool;
 /// gRPC service name of the classifier, as health reports it.
 pub const CLASSIFIER_SERVICE_NAME: &str = "swin.v1.Classifier";
 
+/// Default address to listen on (`--listen`).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:50051";
+
+/// Default largest request or response message (`--max-message-bytes`): 32 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 << 20;
+
+/// Default most images in one ClassifyBatch call (`--max-batch-images`).
+pub const DEFAULT_MAX_BATCH_IMAGES: usize = 256;
+
+/// Default images decoded at once (`--max-concurrent-decodes`): two per core.
+pub fn default_max_concurrent_decodes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
 /// Server settings that do not depend on the model.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -48,9 +63,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            max_message_bytes: 32 << 20,
-            max_batch_images: 256,
-            max_concurrent_decodes: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_batch_images: DEFAULT_MAX_BATCH_IMAGES,
+            max_concurrent_decodes: default_max_concurrent_decodes(),
             drain_delay: Duration::ZERO,
         }
     }

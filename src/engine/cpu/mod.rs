@@ -1,5 +1,8 @@
 //! The native CPU engine: the SwinV2 forward pass on `gemm` + fused kernels, buffers planned at load.
 //!
+//! * [`build`] is the backend's entry point (called by [`crate::engine::build`]): it reads the
+//!   weights ([`CpuOptions::weights`]), self-checks the plugin ops, folds the model once and makes
+//!   `instances` engines sharing it.
 //! * [`SwinV2Model::new`] reads the official state-dict tensors and folds what does not depend on the
 //!   image (CPB bias tables, logit scales, shift masks, roll/partition index maps, qkv bias); it is
 //!   immutable and shared through `Arc` by all instances.
@@ -9,14 +12,100 @@
 //!   [`ops::self_check`].
 //!
 //! Module map, side by side with the official `models/swin_transformer_v2.py`:
-//! [`model`] (module structs and load-time folding), [`tables`] (buffers of the `__init__`s),
-//! [`engine`] (`forward` of each module), [`kernels`] (GEMM + epilogues, LayerNorm, GELU, attention).
+//! [`modules`] (module structs and load-time folding), [`tables`] (buffers of the `__init__`s),
+//! [`forward`] (`forward` of each module), [`instance`] (one engine instance: thread pool and
+//! planned buffers), [`profile`] (time per operation), [`kernels`] (GEMM + epilogues, LayerNorm,
+//! GELU, attention).
 
-pub mod engine;
+pub mod forward;
+pub mod instance;
 pub mod kernels;
-pub mod model;
+pub mod modules;
 pub mod ops;
+pub mod profile;
 pub mod tables;
 
-pub use engine::{CpuEngine, Profile};
-pub use model::SwinV2Model;
+use std::sync::Arc;
+
+pub use instance::CpuEngine;
+pub use modules::SwinV2Model;
+pub use profile::Profile;
+
+use super::{
+    require_plugin_checks, BackendInfo, BackendKind, Engine, EngineError, Engines,
+    DEFAULT_INSTANCES, DEFAULT_MAX_BATCH,
+};
+use crate::model::{ConfigHints, WeightsSource};
+
+/// Default threads per instance (`--threads`): every core the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Options of the CPU backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuOptions {
+    /// Where the weights come from.
+    pub weights: WeightsSource,
+    /// Image and window size, when the checkpoint lacks the buffers they are inferred from.
+    pub hints: ConfigHints,
+    /// Engine instances (model replicas sharing one copy of the weights).
+    pub instances: usize,
+    /// Threads per instance.
+    pub threads: usize,
+    /// Largest batch one instance runs at once.
+    pub max_batch: usize,
+}
+
+impl CpuOptions {
+    /// The defaults (`--instances`, `--threads`, `--max-batch`) for the given weights.
+    pub fn new(weights: WeightsSource) -> Self {
+        Self {
+            weights,
+            hints: ConfigHints::default(),
+            instances: DEFAULT_INSTANCES,
+            threads: default_threads(),
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+}
+
+/// Read the weights, self-check the plugin ops, fold the model and create the instances.
+pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
+    if opts.threads == 0 {
+        return Err(EngineError::Options("--threads must be at least 1".into()));
+    }
+    if opts.instances == 0 {
+        return Err(EngineError::Options(
+            "--instances must be at least 1".into(),
+        ));
+    }
+    let (weights, config) = opts.weights.load(&opts.hints)?;
+    let plugin_checks = ops::self_check();
+    require_plugin_checks(&plugin_checks)?;
+    let model = Arc::new(SwinV2Model::new(&weights, &config)?);
+    drop(weights);
+    let instances = (0..opts.instances)
+        .map(|_| {
+            CpuEngine::new(Arc::clone(&model), opts.threads, opts.max_batch)
+                .map(|e| Box::new(e) as Box<dyn Engine>)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let description = instances
+        .first()
+        .map(|e| e.describe())
+        .ok_or_else(|| EngineError::Options("--instances must be at least 1".into()))?;
+    Ok(Engines {
+        instances,
+        info: BackendInfo {
+            kind: BackendKind::Cpu,
+            model_name: config.name(),
+            config: Some(config),
+            description,
+            threads_per_instance: Some(opts.threads),
+            plugin_checks,
+            weights_source: opts.weights.describe(),
+            random_weights: opts.weights.is_random(),
+        },
+    })
+}

@@ -35,7 +35,7 @@ mod ffi;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::{Engine, EngineDescription, EngineError, InferShape, PluginCheck};
+use crate::engine::{BackendKind, Engine, EngineDescription, EngineError, PluginCheck};
 use runtime::{MluRuntime, ModelInfo, RuntimeError, SelfTestOutcome, SlotConfig, TensorDataType};
 
 /// The plugin ops the SwinV2 MagicMind model uses: (registered op name, short name for logs).
@@ -51,7 +51,10 @@ pub const DEFAULT_MUTABLE_MAX_BATCH: usize = 32;
 /// Input side assumed when the model leaves H and W mutable (the lab's SwinV2 is 256×256).
 pub const DEFAULT_INPUT_SIZE: usize = 256;
 
-const BACKEND: &str = "mlu";
+const BACKEND: BackendKind = BackendKind::Mlu;
+
+/// Input channels: [`Geometry`] accepts only `[B, 3, S, S]` models (or a mutable channel dim, fed 3).
+const CHANNELS: usize = 3;
 
 /// Options of the MLU backend (`--backend mlu --model … --plugin-lib … --device … --instances …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -509,7 +512,7 @@ pub struct MluEngine<R: MluRuntime> {
 
 impl<R: MluRuntime> MluEngine<R> {
     fn sample_len(&self) -> usize {
-        3 * self.geometry.input_size * self.geometry.input_size
+        CHANNELS * self.geometry.input_size * self.geometry.input_size
     }
 
     fn runtime_error(&self, what: &str, e: RuntimeError) -> EngineError {
@@ -526,6 +529,7 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
     fn describe(&self) -> EngineDescription {
         EngineDescription {
             backend: BACKEND,
+            channels: CHANNELS,
             input_size: self.geometry.input_size,
             num_classes: self.geometry.num_classes,
             max_batch: self.geometry.max_batch,
@@ -551,12 +555,15 @@ impl<R: MluRuntime> Engine for MluEngine<R> {
     ) -> Result<(), EngineError> {
         let sample_len = self.sample_len();
         let classes = self.geometry.num_classes;
-        InferShape {
-            per_image: sample_len,
+        EngineDescription {
+            backend: BACKEND,
+            channels: CHANNELS,
+            input_size: self.geometry.input_size,
             num_classes: classes,
             max_batch: self.geometry.max_batch,
+            detail: String::new(),
         }
-        .check(input, batch, logits)?;
+        .check_infer_args(input, batch, logits)?;
         let device_id = self.shared.device_id;
         let runtime = Arc::clone(&self.shared.runtime);
         runtime
@@ -598,4 +605,34 @@ impl<R: MluRuntime> Drop for MluEngine<R> {
         }
         // `shared` drops after this: the last slot takes the engine, the model and the libraries with it.
     }
+}
+
+/// The backend's entry point (called by [`crate::engine::build`]): [`create_engines`], its plugin
+/// self-checks required to pass, described like every backend.
+pub fn build(opts: &MluOptions) -> Result<crate::engine::Engines, EngineError> {
+    let mlu = create_engines(opts)?;
+    crate::engine::require_plugin_checks(&mlu.plugin_checks)?;
+    let description = mlu
+        .engines
+        .first()
+        .map(|e| e.describe())
+        .ok_or_else(|| backend_error("no engine slot was created"))?;
+    let model_name = opts
+        .model_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "magicmind".into());
+    Ok(crate::engine::Engines {
+        instances: mlu.engines,
+        info: crate::engine::BackendInfo {
+            kind: crate::engine::BackendKind::Mlu,
+            model_name,
+            config: None,
+            description,
+            threads_per_instance: None,
+            plugin_checks: mlu.plugin_checks,
+            weights_source: opts.model_path.display().to_string(),
+            random_weights: false,
+        },
+    })
 }

@@ -18,7 +18,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{ModelError, SwinV2Config, Tensor, Weights};
+use super::keys;
+use super::{ModelError, SwinV2Config, Weights, WeightsView};
 
 /// Values given on the command line that complete or override what the tensor shapes say.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,32 +41,28 @@ fn missing(weights: &Weights, what: &str) -> ModelError {
     }
 }
 
+/// `layers.{stage}.blocks.0.attn`: the attention of a stage's first block.
+fn first_attention(weights: &Weights, stage: usize) -> WeightsView<'_> {
+    weights.view().pp(keys::block(stage, 0).pp("attn"))
+}
+
 /// Exact integer square root, if `n` is a perfect square.
 fn exact_sqrt(n: usize) -> Option<usize> {
     let r = (n as f64).sqrt().round() as usize;
     (r * r == n).then_some(r)
 }
 
-/// Stage and block indices of a `layers.{i}.blocks.{j}.…` key.
-fn block_index(name: &str) -> Option<(usize, usize)> {
-    let rest = name.strip_prefix("layers.")?;
-    let (stage, rest) = rest.split_once('.')?;
-    let rest = rest.strip_prefix("blocks.")?;
-    let (block, _) = rest.split_once('.')?;
-    Some((stage.parse().ok()?, block.parse().ok()?))
-}
-
 /// Window side of stage `stage` from its first block's position buffers, if the checkpoint has them.
-fn stage_window_from_buffers(tensors: &BTreeMap<String, Tensor>, stage: usize) -> Option<usize> {
-    let attn = format!("layers.{stage}.blocks.0.attn");
-    if let Some(t) = tensors.get(&format!("{attn}.relative_coords_table")) {
+fn stage_window_from_buffers(weights: &Weights, stage: usize) -> Option<usize> {
+    let attn = first_attention(weights, stage);
+    if let Some(t) = attn.tensor("relative_coords_table") {
         if let [1, n, m, 2] = t.shape[..] {
             if n == m && n % 2 == 1 {
                 return Some(n.div_ceil(2));
             }
         }
     }
-    if let Some(t) = tensors.get(&format!("{attn}.relative_position_index")) {
+    if let Some(t) = attn.tensor("relative_position_index") {
         if let [n, m] = t.shape[..] {
             if n == m {
                 return exact_sqrt(n);
@@ -79,14 +76,8 @@ fn stage_window_from_buffers(tensors: &BTreeMap<String, Tensor>, stage: usize) -
 /// `relative_coords_table`: entry `[0, 0, 0, 0]` is `x = -(w-1) / (P-1) · 8` mapped to
 /// `sign(x) · log2(|x| + 1) / log2(8)`, where `P` is the pre-training window (or `w` when none).
 /// Returns `Some(0)` when `P == w` (the same table as no pre-training window).
-fn pretrained_window_from_table(
-    tensors: &BTreeMap<String, Tensor>,
-    stage: usize,
-    window: usize,
-) -> Option<usize> {
-    let t = tensors.get(&format!(
-        "layers.{stage}.blocks.0.attn.relative_coords_table"
-    ))?;
+fn pretrained_window_from_table(weights: &Weights, stage: usize, window: usize) -> Option<usize> {
+    let t = first_attention(weights, stage).tensor("relative_coords_table")?;
     if window <= 1 {
         return Some(0);
     }
@@ -100,14 +91,11 @@ fn pretrained_window_from_table(
 }
 
 /// Image side implied by the first shifted block's `attn_mask` `[nW, w², w²]` in any stage.
-fn img_size_from_masks(
-    tensors: &BTreeMap<String, Tensor>,
-    depths: &[usize],
-    patch_size: usize,
-) -> Option<usize> {
+fn img_size_from_masks(weights: &Weights, depths: &[usize], patch_size: usize) -> Option<usize> {
+    let root = weights.view();
     for (stage, &depth) in depths.iter().enumerate() {
         for block in 0..depth {
-            let Some(t) = tensors.get(&format!("layers.{stage}.blocks.{block}.attn_mask")) else {
+            let Some(t) = root.pp(keys::block(stage, block)).tensor("attn_mask") else {
                 continue;
             };
             if let [windows, n, m] = t.shape[..] {
@@ -128,8 +116,11 @@ pub(crate) fn infer_config(
     hints: &ConfigHints,
 ) -> Result<SwinV2Config, ModelError> {
     let tensors = &weights.tensors;
-    let proj = tensors
-        .get("patch_embed.proj.weight")
+    let root = weights.view();
+    let proj = root
+        .pp("patch_embed")
+        .pp("proj")
+        .tensor("weight")
         .ok_or_else(|| missing(weights, "tensor `patch_embed.proj.weight` is missing"))?;
     let [embed_dim, in_chans, patch_size, patch_w] = proj.shape[..] else {
         return Err(missing(
@@ -151,14 +142,10 @@ pub(crate) fn infer_config(
     let mut blocks_per_stage: BTreeMap<usize, usize> = BTreeMap::new();
     let mut num_layers = 0;
     for name in tensors.keys() {
-        if let Some(stage) = name
-            .strip_prefix("layers.")
-            .and_then(|r| r.split_once('.'))
-            .and_then(|(s, _)| s.parse::<usize>().ok())
-        {
+        if let Some(stage) = keys::stage_index(name) {
             num_layers = num_layers.max(stage + 1);
         }
-        if let Some((stage, block)) = block_index(name) {
+        if let Some((stage, block)) = keys::block_index(name) {
             let e = blocks_per_stage.entry(stage).or_default();
             *e = (*e).max(block + 1);
         }
@@ -175,8 +162,9 @@ pub(crate) fn infer_config(
 
     let num_heads = (0..num_layers)
         .map(|i| {
-            let name = format!("layers.{i}.blocks.0.attn.logit_scale");
-            match tensors.get(&name).map(|t| &t.shape[..]) {
+            let attn = first_attention(weights, i);
+            let name = attn.path().key("logit_scale");
+            match attn.tensor("logit_scale").map(|t| &t.shape[..]) {
                 Some(&[h, 1, 1]) => Ok(h),
                 Some(shape) => Err(missing(
                     weights,
@@ -187,8 +175,9 @@ pub(crate) fn infer_config(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    let fc1 = "layers.0.blocks.0.mlp.fc1.weight";
-    let mlp_ratio = match tensors.get(fc1).map(|t| &t.shape[..]) {
+    let fc1_module = keys::block(0, 0).pp("mlp").pp("fc1");
+    let fc1 = fc1_module.key("weight");
+    let mlp_ratio = match root.pp(&fc1_module).tensor("weight").map(|t| &t.shape[..]) {
         Some(&[hidden, dim]) if dim > 0 => hidden as f64 / dim as f64,
         _ => {
             return Err(missing(
@@ -199,7 +188,7 @@ pub(crate) fn infer_config(
     };
 
     let stage_windows: Vec<Option<usize>> = (0..num_layers)
-        .map(|i| stage_window_from_buffers(tensors, i))
+        .map(|i| stage_window_from_buffers(weights, i))
         .collect();
     let window_size = match hints.window_size {
         Some(w) => w,
@@ -219,9 +208,9 @@ pub(crate) fn infer_config(
 
     let img_size = match hints.img_size {
         Some(s) => s,
-        None => img_size_from_masks(tensors, &depths, patch_size)
+        None => img_size_from_masks(weights, &depths, patch_size)
             .or_else(|| {
-                let t = tensors.get("absolute_pos_embed")?;
+                let t = root.tensor("absolute_pos_embed")?;
                 match t.shape[..] {
                     [1, n, _] => exact_sqrt(n).map(|side| side * patch_size),
                     _ => None,
@@ -238,7 +227,7 @@ pub(crate) fn infer_config(
 
     let num_classes = match hints.num_classes {
         Some(k) => k,
-        None => match tensors.get("head.weight").map(|t| &t.shape[..]) {
+        None => match root.pp("head").tensor("weight").map(|t| &t.shape[..]) {
             Some(&[k, _]) => k,
             _ => {
                 return Err(missing(
@@ -260,9 +249,9 @@ pub(crate) fn infer_config(
         num_heads,
         window_size,
         mlp_ratio,
-        qkv_bias: tensors.contains_key("layers.0.blocks.0.attn.q_bias"),
-        ape: tensors.contains_key("absolute_pos_embed"),
-        patch_norm: tensors.contains_key("patch_embed.norm.weight"),
+        qkv_bias: first_attention(weights, 0).tensor("q_bias").is_some(),
+        ape: root.tensor("absolute_pos_embed").is_some(),
+        patch_norm: root.pp("patch_embed").pp("norm").tensor("weight").is_some(),
         pretrained_window_sizes: vec![0; num_layers],
     };
     config.validate()?;
@@ -279,7 +268,7 @@ pub(crate) fn infer_config(
         }
         None => (0..num_layers)
             .map(|i| {
-                pretrained_window_from_table(tensors, i, config.stage_window(i)).unwrap_or_else(
+                pretrained_window_from_table(weights, i, config.stage_window(i)).unwrap_or_else(
                     || {
                         tracing::warn!(
                             stage = i,

@@ -14,10 +14,9 @@
 
 use super::ops::PluginRelu;
 use super::tables;
-use crate::model::{ModelError, SwinV2Config, Weights};
+use crate::model::{ModelError, SwinV2Config, Weights, WeightsView};
 
-/// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)`).
-pub const CPB_HIDDEN: usize = 512;
+pub use crate::model::layout::CPB_HIDDEN;
 
 /// `nn.Linear` (`y = x·Wᵀ + b`). The weight is stored transposed, `Wᵀ` as `[in_features, out_features]`
 /// row-major, done once at load: the GEMM then reads it with unit stride along the output features,
@@ -35,22 +34,16 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// `weight` `[out, in]` and, when `bias`, `bias` `[out]` of the module at `vb`.
     fn load(
-        w: &Weights,
-        prefix: &str,
+        vb: &WeightsView,
         in_features: usize,
         out_features: usize,
         bias: bool,
     ) -> Result<Self, ModelError> {
-        let weight = &w
-            .get(&format!("{prefix}.weight"), &[out_features, in_features])?
-            .data;
+        let weight = &vb.get("weight", &[out_features, in_features])?.data;
         let bias = if bias {
-            Some(
-                w.get(&format!("{prefix}.bias"), &[out_features])?
-                    .data
-                    .clone(),
-            )
+            Some(vb.get("bias", &[out_features])?.data.clone())
         } else {
             None
         };
@@ -96,10 +89,10 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn load(w: &Weights, prefix: &str, dim: usize) -> Result<Self, ModelError> {
+    fn load(vb: &WeightsView, dim: usize) -> Result<Self, ModelError> {
         Ok(Self {
-            weight: w.get(&format!("{prefix}.weight"), &[dim])?.data.clone(),
-            bias: w.get(&format!("{prefix}.bias"), &[dim])?.data.clone(),
+            weight: vb.get("weight", &[dim])?.data.clone(),
+            bias: vb.get("bias", &[dim])?.data.clone(),
         })
     }
 }
@@ -239,17 +232,20 @@ impl SwinV2Model {
                 "a pretrained window size of 1 divides by zero in relative_coords_table".into(),
             ));
         }
+        let vb = weights.view();
         let (p, e, cin) = (config.patch_size, config.embed_dim, config.in_chans);
-        let conv = weights.get("patch_embed.proj.weight", &[e, cin, p, p])?;
+        let vb_embed = vb.pp("patch_embed");
+        let vb_proj = vb_embed.pp("proj");
+        let conv = vb_proj.get("weight", &[e, cin, p, p])?;
         let patch_embed = PatchEmbed {
             proj: Linear::from_pytorch(
                 &conv.data,
-                Some(weights.get("patch_embed.proj.bias", &[e])?.data.clone()),
+                Some(vb_proj.get("bias", &[e])?.data.clone()),
                 cin * p * p,
                 e,
             ),
             norm: if config.patch_norm {
-                Some(LayerNorm::load(weights, "patch_embed.norm", e)?)
+                Some(LayerNorm::load(&vb_embed.pp("norm"), e)?)
             } else {
                 None
             },
@@ -260,8 +256,7 @@ impl SwinV2Model {
         let num_patches = config.stage_resolution(0).pow(2);
         let absolute_pos_embed = if config.ape {
             Some(
-                weights
-                    .get("absolute_pos_embed", &[1, num_patches, e])?
+                vb.get("absolute_pos_embed", &[1, num_patches, e])?
                     .data
                     .clone(),
             )
@@ -271,12 +266,12 @@ impl SwinV2Model {
 
         let mut layers = Vec::with_capacity(config.num_layers());
         for i in 0..config.num_layers() {
-            let dim = e << i;
+            let vb_layer = vb.pp("layers").pp(i);
+            let dim = config.stage_dim(i);
             let res = config.stage_resolution(i);
             let mut blocks = Vec::with_capacity(config.depths[i]);
             for j in 0..config.depths[i] {
-                let prefix = format!("layers.{i}.blocks.{j}");
-                blocks.push(load_block(weights, config, &prefix, i, j)?);
+                blocks.push(load_block(&vb_layer.pp("blocks").pp(j), config, i, j)?);
             }
             let downsample = if i + 1 < config.num_layers() {
                 if !res.is_multiple_of(2) {
@@ -284,18 +279,12 @@ impl SwinV2Model {
                         "stage {i}: resolution {res} is odd, patch merging needs it even"
                     )));
                 }
-                let prefix = format!("layers.{i}.downsample");
+                let vb_down = vb_layer.pp("downsample");
                 Some(PatchMerging {
                     input_resolution: res,
                     dim,
-                    reduction: Linear::load(
-                        weights,
-                        &format!("{prefix}.reduction"),
-                        4 * dim,
-                        2 * dim,
-                        false,
-                    )?,
-                    norm: LayerNorm::load(weights, &format!("{prefix}.norm"), 2 * dim)?,
+                    reduction: Linear::load(&vb_down.pp("reduction"), 4 * dim, 2 * dim, false)?,
+                    norm: LayerNorm::load(&vb_down.pp("norm"), 2 * dim)?,
                 })
             } else {
                 None
@@ -313,8 +302,8 @@ impl SwinV2Model {
             patch_embed,
             absolute_pos_embed,
             layers,
-            norm: LayerNorm::load(weights, "norm", nf)?,
-            head: Linear::load(weights, "head", nf, config.num_classes, true)?,
+            norm: LayerNorm::load(&vb.pp("norm"), nf)?,
+            head: Linear::load(&vb.pp("head"), nf, config.num_classes, true)?,
             source: weights.source.clone(),
         })
     }
@@ -345,39 +334,26 @@ impl SwinV2Model {
     }
 }
 
-/// Load block `j` of stage `i` and fold its tables.
+/// Load block `j` of stage `i` (the module at `vb`) and fold its tables.
 fn load_block(
-    w: &Weights,
+    vb: &WeightsView,
     config: &SwinV2Config,
-    prefix: &str,
     i: usize,
     j: usize,
 ) -> Result<SwinTransformerBlock, ModelError> {
-    let dim = config.embed_dim << i;
+    let dim = config.stage_dim(i);
     let heads = config.num_heads[i];
     let res = config.stage_resolution(i);
-    // Official: shift = window//2 on odd blocks; when the grid fits in one window, shift 0 and
-    // window = resolution.
-    let (window, shift) = if res <= config.window_size {
-        (res, 0)
-    } else {
-        (
-            config.window_size,
-            if j % 2 == 1 {
-                config.window_size / 2
-            } else {
-                0
-            },
-        )
-    };
-    let hidden = (dim as f64 * config.mlp_ratio) as usize;
-    let attn_prefix = format!("{prefix}.attn");
+    // Official: when the grid fits in one window, window = resolution and no shift.
+    let (window, shift) = (config.stage_window(i), config.block_shift(i, j));
+    let hidden = config.mlp_hidden(i);
+    let vb_attn = vb.pp("attn");
 
     // qkv bias: cat(q_bias, zeros_like(v_bias), v_bias).
-    let mut qkv = Linear::load(w, &format!("{attn_prefix}.qkv"), dim, 3 * dim, false)?;
+    let mut qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, false)?;
     if config.qkv_bias {
-        let q_bias = w.get(&format!("{attn_prefix}.q_bias"), &[dim])?;
-        let v_bias = w.get(&format!("{attn_prefix}.v_bias"), &[dim])?;
+        let q_bias = vb_attn.get("q_bias", &[dim])?;
+        let v_bias = vb_attn.get("v_bias", &[dim])?;
         let mut bias = Vec::with_capacity(3 * dim);
         bias.extend_from_slice(&q_bias.data);
         bias.extend(std::iter::repeat_n(0.0, dim));
@@ -387,22 +363,17 @@ fn load_block(
 
     // logit scale: exp(clamp(logit_scale, max=log(1/0.01))).
     let max_log = (1.0f32 / 0.01).ln();
-    let logit_scale = w
-        .get(&format!("{attn_prefix}.logit_scale"), &[heads, 1, 1])?
+    let logit_scale = vb_attn
+        .get("logit_scale", &[heads, 1, 1])?
         .data
         .iter()
         .map(|&s| s.min(max_log).exp())
         .collect();
 
     // Continuous position bias, folded.
-    let fc_a = Linear::load(w, &format!("{attn_prefix}.cpb_mlp.0"), 2, CPB_HIDDEN, true)?;
-    let fc_b = Linear::load(
-        w,
-        &format!("{attn_prefix}.cpb_mlp.2"),
-        CPB_HIDDEN,
-        heads,
-        false,
-    )?;
+    let vb_cpb = vb_attn.pp("cpb_mlp");
+    let fc_a = Linear::load(&vb_cpb.pp(0), 2, CPB_HIDDEN, true)?;
+    let fc_b = Linear::load(&vb_cpb.pp(2), CPB_HIDDEN, heads, false)?;
     let relative_position_bias = fold_cpb(
         &fc_a,
         &fc_b,
@@ -416,20 +387,20 @@ fn load_block(
         input_resolution: res,
         window_size: window,
         shift_size: shift,
-        norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim)?,
+        norm1: LayerNorm::load(&vb.pp("norm1"), dim)?,
         attn: WindowAttention {
             dim,
             window_size: window,
             num_heads: heads,
             qkv,
-            proj: Linear::load(w, &format!("{attn_prefix}.proj"), dim, dim, true)?,
+            proj: Linear::load(&vb_attn.pp("proj"), dim, dim, true)?,
             logit_scale,
             relative_position_bias,
         },
-        norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim)?,
+        norm2: LayerNorm::load(&vb.pp("norm2"), dim)?,
         mlp: Mlp {
-            fc1: Linear::load(w, &format!("{prefix}.mlp.fc1"), dim, hidden, true)?,
-            fc2: Linear::load(w, &format!("{prefix}.mlp.fc2"), hidden, dim, true)?,
+            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true)?,
+            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
         },
         attn_mask: tables::attn_mask(res, window, shift),
         token_index: tables::window_token_index(res, window, shift),
@@ -486,3 +457,53 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<SwinV2Model>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layout::{official_state_dict, EntryKind};
+
+    /// Two stages (shifted and unshifted blocks, patch merging), q/v biases, ape and patch norm:
+    /// every kind of module the loader reads.
+    fn small_config() -> SwinV2Config {
+        SwinV2Config {
+            img_size: 32,
+            patch_size: 2,
+            in_chans: 3,
+            num_classes: 5,
+            embed_dim: 8,
+            depths: vec![2, 1],
+            num_heads: vec![2, 4],
+            window_size: 4,
+            mlp_ratio: 2.0,
+            qkv_bias: true,
+            ape: true,
+            patch_norm: true,
+            pretrained_window_sizes: vec![0, 0],
+        }
+    }
+
+    #[test]
+    fn the_loader_reads_every_parameter_of_the_official_layout() {
+        let config = small_config();
+        let weights = Weights::random(&config, 3);
+        let parameters: Vec<_> = official_state_dict(&config)
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Parameter)
+            .collect();
+        assert_eq!(weights.tensors.len(), parameters.len());
+        SwinV2Model::new(&weights, &config).expect("all parameters present");
+        // Each parameter is needed: without it, loading fails and names exactly that key.
+        for entry in &parameters {
+            let mut without = weights.clone();
+            without.tensors.remove(&entry.name);
+            match SwinV2Model::new(&without, &config) {
+                Err(ModelError::MissingTensor { name, expected }) => {
+                    assert_eq!(name, entry.name);
+                    assert_eq!(expected, entry.shape);
+                }
+                other => panic!("without {}: {other:?}", entry.name),
+            }
+        }
+    }
+}

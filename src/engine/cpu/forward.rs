@@ -1,0 +1,253 @@
+//! The `forward`s of the official modules (`models/swin_transformer_v2.py`), run inside an
+//! instance's thread pool on its planned [`Buffers`](super::instance::Buffers).
+
+use rayon::prelude::*;
+
+use super::instance::Buffers;
+use super::kernels::attention::{window_attention, WindowAttentionArgs};
+use super::kernels::linear::{linear, Epilogue};
+use super::kernels::norm::layer_norm_rows;
+use super::kernels::SendPtr;
+use super::modules::{BasicLayer, PatchMerging, SwinTransformerBlock, SwinV2Model};
+use super::profile::{enter_stage, mark, Profile};
+
+/// `SwinTransformerV2.forward` on `batch` images (inside the instance's pool).
+pub(super) fn forward(
+    m: &SwinV2Model,
+    buf: &mut Buffers,
+    input: &[f32],
+    batch: usize,
+    logits: &mut [f32],
+    prof: &mut Option<Profile>,
+) {
+    let cfg = &m.config;
+    mark(prof, "start");
+    // forward_features: patch_embed (+ ape)
+    patch_embed(m, buf, input, batch);
+    let l0 = cfg.stage_resolution(0).pow(2);
+    if let Some(ape) = &m.absolute_pos_embed {
+        buf.x[..batch * l0 * cfg.embed_dim]
+            .par_chunks_mut(l0 * cfg.embed_dim)
+            .for_each(|img| {
+                for (v, &a) in img.iter_mut().zip(ape) {
+                    *v += a;
+                }
+            });
+    }
+    mark(prof, "patch_embed");
+    for (i, layer) in m.layers.iter().enumerate() {
+        enter_stage(prof, Some(i));
+        basic_layer(layer, buf, batch, prof);
+    }
+    enter_stage(prof, None);
+    // norm, avgpool, head
+    let nf = cfg.num_features();
+    let last = m.layers.last().map_or(0, |l| l.input_resolution.pow(2));
+    let x = &mut buf.x[..batch * last * nf];
+    x.par_chunks_mut(nf * 64.min(last.max(1)))
+        .for_each(|rows| layer_norm_rows(rows, &m.norm.weight, &m.norm.bias));
+    for (b, pooled) in buf.pooled.chunks_exact_mut(nf).take(batch).enumerate() {
+        pooled.fill(0.0);
+        for row in x[b * last * nf..(b + 1) * last * nf].chunks_exact(nf) {
+            for (p, &v) in pooled.iter_mut().zip(row) {
+                *p += v;
+            }
+        }
+        let inv = 1.0 / last as f32;
+        pooled.iter_mut().for_each(|p| *p *= inv);
+    }
+    let head = &m.head;
+    linear(
+        &buf.pooled,
+        batch,
+        nf,
+        &head.weight_t,
+        head.out_features,
+        logits,
+        head.bias.as_deref().map_or(Epilogue::None, Epilogue::Bias),
+    );
+    mark(prof, "norm+pool+head");
+}
+
+/// `PatchEmbed.forward`: flatten each patch in (channel, row, col) order — the conv weight's order —
+/// and run the projection as a GEMM, then the optional norm.
+fn patch_embed(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize) {
+    let pe = &m.patch_embed;
+    let (p, s, cin) = (pe.patch_size, pe.img_size, pe.in_chans);
+    let grid = s / p;
+    let k = cin * p * p;
+    let patches = &mut buf.hidden[..batch * grid * grid * k];
+    patches
+        .par_chunks_mut(grid * k)
+        .enumerate()
+        .for_each(|(row_id, dst)| {
+            let (b, ph) = (row_id / grid, row_id % grid);
+            let img = &input[b * cin * s * s..(b + 1) * cin * s * s];
+            for pw in 0..grid {
+                let patch = &mut dst[pw * k..(pw + 1) * k];
+                for c in 0..cin {
+                    for kh in 0..p {
+                        let src = c * s * s + (ph * p + kh) * s + pw * p;
+                        patch[(c * p + kh) * p..(c * p + kh + 1) * p]
+                            .copy_from_slice(&img[src..src + p]);
+                    }
+                }
+            }
+        });
+    let epilogue = match &pe.norm {
+        Some(n) => Epilogue::BiasNorm {
+            bias: pe.proj.bias.as_deref(),
+            weight: &n.weight,
+            norm_bias: &n.bias,
+        },
+        None => pe
+            .proj
+            .bias
+            .as_deref()
+            .map_or(Epilogue::None, Epilogue::Bias),
+    };
+    let rows = batch * grid * grid;
+    linear(
+        &buf.hidden[..rows * k],
+        rows,
+        k,
+        &pe.proj.weight_t,
+        pe.proj.out_features,
+        &mut buf.x,
+        epilogue,
+    );
+}
+
+/// `BasicLayer.forward`.
+fn basic_layer(layer: &BasicLayer, buf: &mut Buffers, batch: usize, prof: &mut Option<Profile>) {
+    for block in &layer.blocks {
+        swin_block(block, buf, batch, prof);
+    }
+    if let Some(d) = &layer.downsample {
+        patch_merging(d, buf, batch);
+        mark(prof, "patch_merging");
+    }
+}
+
+/// `SwinTransformerBlock.forward`: `x = x + norm1(attn(x))`; `x = x + norm2(mlp(x))`.
+fn swin_block(
+    blk: &SwinTransformerBlock,
+    buf: &mut Buffers,
+    batch: usize,
+    prof: &mut Option<Profile>,
+) {
+    let c = blk.dim;
+    let tokens = blk.input_resolution * blk.input_resolution;
+    let rows = batch * tokens;
+    let attn = &blk.attn;
+    // qkv = F.linear(x, qkv.weight, cat(q_bias, 0, v_bias))
+    linear(
+        &buf.x[..rows * c],
+        rows,
+        c,
+        &attn.qkv.weight_t,
+        3 * c,
+        &mut buf.qkv,
+        attn.qkv
+            .bias
+            .as_deref()
+            .map_or(Epilogue::None, Epilogue::Bias),
+    );
+    mark(prof, "qkv");
+    // roll, window partition, cosine attention with bias and mask, window reverse, roll back
+    let args = WindowAttentionArgs {
+        batch,
+        tokens,
+        dim: c,
+        num_heads: attn.num_heads,
+        window_tokens: blk.window_size * blk.window_size,
+        token_index: &blk.token_index,
+        logit_scale: &attn.logit_scale,
+        bias: &attn.relative_position_bias,
+        mask: blk.attn_mask.as_deref(),
+    };
+    window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
+    mark(prof, "attention");
+    // x = shortcut + norm1(proj(attn))
+    let residual = SendPtr(buf.x.as_mut_ptr());
+    linear(
+        &buf.attn[..rows * c],
+        rows,
+        c,
+        &attn.proj.weight_t,
+        c,
+        &mut buf.tmp,
+        Epilogue::BiasNormResidual {
+            bias: attn.proj.bias.as_deref().unwrap_or(&[]),
+            weight: &blk.norm1.weight,
+            norm_bias: &blk.norm1.bias,
+            residual,
+        },
+    );
+    mark(prof, "proj+norm1");
+    // x = x + norm2(fc2(gelu(fc1(x))))
+    let (fc1, fc2) = (&blk.mlp.fc1, &blk.mlp.fc2);
+    linear(
+        &buf.x[..rows * c],
+        rows,
+        c,
+        &fc1.weight_t,
+        fc1.out_features,
+        &mut buf.hidden,
+        Epilogue::BiasGelu(fc1.bias.as_deref().unwrap_or(&[])),
+    );
+    mark(prof, "fc1+gelu");
+    let residual = SendPtr(buf.x.as_mut_ptr());
+    linear(
+        &buf.hidden[..rows * fc1.out_features],
+        rows,
+        fc1.out_features,
+        &fc2.weight_t,
+        c,
+        &mut buf.tmp,
+        Epilogue::BiasNormResidual {
+            bias: fc2.bias.as_deref().unwrap_or(&[]),
+            weight: &blk.norm2.weight,
+            norm_bias: &blk.norm2.bias,
+            residual,
+        },
+    );
+    mark(prof, "fc2+norm2");
+}
+
+/// `PatchMerging.forward`: cat(x0 = [0::2, 0::2], x1 = [1::2, 0::2], x2 = [0::2, 1::2],
+/// x3 = [1::2, 1::2]) → reduction → norm.
+fn patch_merging(pm: &PatchMerging, buf: &mut Buffers, batch: usize) {
+    let (r, c) = (pm.input_resolution, pm.dim);
+    let half = r / 2;
+    let x = &buf.x;
+    let gathered = &mut buf.qkv[..batch * half * half * 4 * c];
+    gathered
+        .par_chunks_mut(half * 4 * c)
+        .enumerate()
+        .for_each(|(row_id, dst)| {
+            let (b, i) = (row_id / half, row_id % half);
+            let img = &x[b * r * r * c..(b + 1) * r * r * c];
+            for j in 0..half {
+                let out = &mut dst[j * 4 * c..(j + 1) * 4 * c];
+                for (q, (dh, dw)) in [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().enumerate() {
+                    let t = (2 * i + dh) * r + 2 * j + dw;
+                    out[q * c..(q + 1) * c].copy_from_slice(&img[t * c..(t + 1) * c]);
+                }
+            }
+        });
+    let rows = batch * half * half;
+    linear(
+        &buf.qkv[..rows * 4 * c],
+        rows,
+        4 * c,
+        &pm.reduction.weight_t,
+        2 * c,
+        &mut buf.x,
+        Epilogue::BiasNorm {
+            bias: None,
+            weight: &pm.norm.weight,
+            norm_bias: &pm.norm.bias,
+        },
+    );
+}

@@ -1,0 +1,181 @@
+//! [`CpuEngine`]: one execution instance of the native SwinV2 forward pass: its own rayon pool and its
+//! own activation buffers, planned for `max_batch` at construction (no allocation per request).
+
+use std::sync::{Arc, Mutex};
+
+use super::forward::forward;
+use super::kernels::attention::WindowAttentionArgs;
+use super::kernels::has_avx2_fma;
+use super::modules::SwinV2Model;
+use super::profile::Profile;
+use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
+
+/// Activation buffers of one instance, sized for the largest stage at `max_batch`.
+pub(super) struct Buffers {
+    /// Residual stream `[B*L, C]`.
+    pub(super) x: Vec<f32>,
+    /// `[B*L, 3C]` qkv; also the gathered 2×2 neighbours of patch merging `[B*L/4, 4C]`.
+    pub(super) qkv: Vec<f32>,
+    /// `[B*L, C]` attention output (before proj).
+    pub(super) attn: Vec<f32>,
+    /// `[B*L, C]` proj / fc2 output before the post-norm.
+    pub(super) tmp: Vec<f32>,
+    /// `[B*L, hidden]` MLP hidden; also the flattened patches `[B*L0, in_chans*p*p]`.
+    pub(super) hidden: Vec<f32>,
+    /// `[B, num_features]` pooled features.
+    pub(super) pooled: Vec<f32>,
+    /// One attention scratch per pool thread.
+    pub(super) attn_scratch: Vec<Mutex<Vec<f32>>>,
+}
+
+impl Buffers {
+    fn plan(model: &SwinV2Model, max_batch: usize, threads: usize) -> Self {
+        let cfg = &model.config;
+        let (mut x, mut qkv, mut hidden, mut scratch) = (0, 0, 0, 0);
+        for layer in &model.layers {
+            let l = layer.input_resolution * layer.input_resolution;
+            x = x.max(l * layer.dim);
+            qkv = qkv.max(3 * l * layer.dim);
+            for b in &layer.blocks {
+                hidden = hidden.max(l * b.mlp.fc1.out_features);
+                let n = b.window_size * b.window_size;
+                scratch = scratch.max(WindowAttentionArgs::scratch_len(
+                    n,
+                    b.dim / b.attn.num_heads,
+                ));
+            }
+        }
+        let l0 = cfg.stage_resolution(0).pow(2);
+        hidden = hidden.max(l0 * cfg.in_chans * cfg.patch_size * cfg.patch_size);
+        let zeros = |n: usize| vec![0.0f32; n * max_batch];
+        Self {
+            x: zeros(x),
+            qkv: zeros(qkv),
+            attn: zeros(x),
+            tmp: zeros(x),
+            hidden: zeros(hidden),
+            pooled: zeros(cfg.num_features()),
+            attn_scratch: (0..threads)
+                .map(|_| Mutex::new(vec![0.0; scratch]))
+                .collect(),
+        }
+    }
+}
+
+/// The CPU engine instance: implements [`Engine`] on a shared [`SwinV2Model`].
+pub struct CpuEngine {
+    model: Arc<SwinV2Model>,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    description: EngineDescription,
+    buffers: Buffers,
+}
+
+impl std::fmt::Debug for CpuEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuEngine")
+            .field("model", &self.model.config.name())
+            .field("threads", &self.threads)
+            .field("max_batch", &self.description.max_batch)
+            .finish()
+    }
+}
+
+impl CpuEngine {
+    /// An instance with its own pool of `threads` threads and buffers for batches up to `max_batch`.
+    pub fn new(
+        model: Arc<SwinV2Model>,
+        threads: usize,
+        max_batch: usize,
+    ) -> Result<Self, EngineError> {
+        if threads == 0 || max_batch == 0 {
+            return Err(EngineError::Options(format!(
+                "threads ({threads}) and max_batch ({max_batch}) must be at least 1"
+            )));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("swin-cpu-{i}"))
+            .build()
+            .map_err(|e| EngineError::Backend {
+                backend: BackendKind::Cpu,
+                message: format!("cannot start {threads} engine threads: {e}"),
+            })?;
+        let buffers = Buffers::plan(&model, max_batch, threads);
+        let description = EngineDescription {
+            backend: BackendKind::Cpu,
+            channels: model.config.in_chans,
+            input_size: model.config.img_size,
+            num_classes: model.config.num_classes,
+            max_batch,
+            detail: format!(
+                "threads={threads}, kernels={}, gemm={}",
+                if has_avx2_fma() { "avx2+fma" } else { "scalar" },
+                gemm_isa()
+            ),
+        };
+        Ok(Self {
+            model,
+            pool,
+            threads,
+            description,
+            buffers,
+        })
+    }
+
+    /// Run one forward pass like [`Engine::infer`] and return the wall time spent per kind of
+    /// operation (patch embed, qkv, attention, proj + norm1, fc1 + GELU, fc2 + norm2, merging, head).
+    pub fn profile(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<Profile, EngineError> {
+        self.description.check_infer_args(input, batch, logits)?;
+        let model = &*self.model;
+        let buffers = &mut self.buffers;
+        let mut prof = Some(Profile::default());
+        self.pool
+            .install(|| forward(model, buffers, input, batch, logits, &mut prof));
+        Ok(prof.unwrap_or_default())
+    }
+
+    /// The model this instance runs.
+    pub fn model(&self) -> &Arc<SwinV2Model> {
+        &self.model
+    }
+}
+
+impl Engine for CpuEngine {
+    fn describe(&self) -> EngineDescription {
+        self.description.clone()
+    }
+
+    fn infer(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<(), EngineError> {
+        self.description.check_infer_args(input, batch, logits)?;
+        let model = &*self.model;
+        let buffers = &mut self.buffers;
+        self.pool
+            .install(|| forward(model, buffers, input, batch, logits, &mut None));
+        Ok(())
+    }
+}
+
+/// Instruction set the `gemm` crate dispatches to on this CPU (its own run-time detection).
+fn gemm_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "generic"
+}

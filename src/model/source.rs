@@ -1,0 +1,81 @@
+//! Where the weights come from: a local file, the released checkpoint (downloaded into a cache),
+//! or deterministic random weights. [`WeightsSource::load`] reads them and settles the
+//! configuration; [`WeightsSource::describe`] says where they came from for logs and GetModelInfo.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{download, ConfigHints, ModelError, SwinV2Config, Weights};
+
+/// Where the weights come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightsSource {
+    /// A local `.pth` or `.safetensors` file.
+    File(PathBuf),
+    /// The released checkpoint at `url`, cached in `cache_dir`.
+    Download {
+        /// Checkpoint URL.
+        url: String,
+        /// Cache directory.
+        cache_dir: PathBuf,
+    },
+    /// Deterministic random weights of the given config (smoke tests, benchmarks).
+    Random {
+        /// Seed.
+        seed: u64,
+        /// Architecture.
+        config: SwinV2Config,
+    },
+}
+
+impl WeightsSource {
+    /// Read the weights and settle the configuration: inferred from the tensor shapes and
+    /// completed by `hints` for a checkpoint (every tensor checked), the given one for random
+    /// weights. The configuration is validated either way.
+    pub fn load(&self, hints: &ConfigHints) -> Result<(Weights, SwinV2Config), ModelError> {
+        let started = Instant::now();
+        let (weights, config) = match self {
+            WeightsSource::File(path) => {
+                let weights = Weights::load(path)?;
+                let config = weights.infer_config(hints)?;
+                (weights, config)
+            }
+            WeightsSource::Download { url, cache_dir } => {
+                let weights = Weights::load(&download::fetch(url, cache_dir)?)?;
+                let config = weights.infer_config(hints)?;
+                (weights, config)
+            }
+            WeightsSource::Random { seed, config } => {
+                tracing::warn!(
+                    seed,
+                    "serving RANDOM weights (--random-weights): predictions are meaningless"
+                );
+                (Weights::random(config, *seed), config.clone())
+            }
+        };
+        config.validate()?;
+        tracing::info!(
+            model = %config.name(),
+            source = %weights.source,
+            seconds = started.elapsed().as_secs_f32(),
+            "weights read"
+        );
+        Ok((weights, config))
+    }
+
+    /// Whether these are deterministic random weights.
+    pub fn is_random(&self) -> bool {
+        matches!(self, WeightsSource::Random { .. })
+    }
+
+    /// Where the weights come from, for logs and GetModelInfo.
+    pub fn describe(&self) -> String {
+        match self {
+            WeightsSource::File(p) => p.display().to_string(),
+            WeightsSource::Download { url, cache_dir } => {
+                format!("{url} (cached in {})", cache_dir.display())
+            }
+            WeightsSource::Random { seed, .. } => format!("random(seed={seed})"),
+        }
+    }
+}
