@@ -9,8 +9,8 @@
 #   3. the CMake SDK branch (cncc custom command, libmagicmind_plugin.so link) builds against a
 #      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind);
 #   4. the Rust backend's C++ shim (src/engine/mlu/mm_shim.cc) compiles against the stand-ins;
-#   5. cargo check --features mlu (bindgen on mm_shim.h, no SDK) and the Rust pool/lifecycle tests
-#      with a fake runtime (cargo test --features mlu --test mlu_pool);
+#   5. cargo clippy --features mlu (bindgen on mm_shim.h, no SDK; skipped when .ci/run already ran
+#      it) and the Rust pool/lifecycle tests with a fake runtime (cargo test --features mlu --test mlu_pool);
 #   6. the real FFI path end to end against a TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk):
 #      build.rs compiles and links mm_shim.cc, create_engines runs FfiRuntime → shim → fake
 #      MagicMind/CNRT/CNNL with the plugin library built from the real plugins/ sources;
@@ -18,7 +18,8 @@
 #      SWIN_OFFICIAL_SOURCE points at the official Swin-Transformer checkout (torch is too heavy to
 #      install in CI; see plugins/README.md and models/README.md for the commands).
 #
-# Installs cmake, g++ and libclang-dev with apt-get when they are missing (CI runs as root on Debian).
+# Installs cmake, g++ and libclang-dev with apt-get when they are missing (.ci/prerequisites.sh; CI
+# runs as root on Debian).
 # Exits non-zero if any check failed; prints a summary table either way.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,28 +39,8 @@ run_check() { # name, command...
   if "$@"; then record "$name" PASS; else record "$name" FAIL; fi
 }
 
-have_libclang() {
-  [ -n "${LIBCLANG_PATH:-}" ] && return 0
-  ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so' && return 0
-  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null
-}
-
 section "prerequisites"
-missing=()
-command -v g++ >/dev/null || missing+=(g++)
-command -v cmake >/dev/null || missing+=(cmake)
-have_libclang || missing+=(libclang-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "cannot install ${missing[*]} (need root and apt-get)"
-  fi
-fi
-g++ --version | head -1
-cmake --version | head -1
+bash "$ROOT/.ci/prerequisites.sh" || echo "prerequisites missing: the checks below that need them will fail"
 mkdir -p "$BUILD"
 
 # 1. Plugin sources against the stand-in headers.
@@ -85,8 +66,13 @@ run_check "cmake build libmagicmind_plugin.so (fake NEUWARE_HOME)" cmake --build
 run_check "stand-in compile src/engine/mlu/mm_shim.cc" \
   g++ -std=c++14 -fsyntax-only "${STUB_FLAGS[@]}" -Isrc/engine/mlu src/engine/mlu/mm_shim.cc
 
-# 5. Rust: bindgen + type check with the feature, pool/lifecycle tests on the fake runtime.
-run_check "cargo check --features mlu (bindgen, no SDK)" env -u NEUWARE_HOME cargo check --features mlu --lib --bins
+# 5. Rust: bindgen + type check and lints with the feature (.ci/run does it before the tests and
+#    sets MLU_CHECKS_CLIPPY_DONE), pool/lifecycle tests on the fake runtime. The crate is built at
+#    opt-level 0 here: these tests check logic, and its dependencies are shared with `cargo test`.
+export CARGO_PROFILE_TEST_OPT_LEVEL=0
+if [ -z "${MLU_CHECKS_CLIPPY_DONE:-}" ]; then
+  run_check "cargo clippy --features mlu (bindgen, no SDK)" env -u NEUWARE_HOME cargo clippy --all-targets --features mlu -- -D warnings
+fi
 run_check "cargo test --features mlu --test mlu_pool" env -u NEUWARE_HOME cargo test --features mlu --test mlu_pool
 
 # 6. Real FFI path against the fake SDK (last: NEUWARE_HOME changes trigger a rebuild of the crate).
