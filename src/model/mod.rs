@@ -8,7 +8,7 @@ pub mod download;
 pub mod infer;
 pub mod layout;
 pub mod random;
-mod torch_zip;
+mod torch;
 pub mod weights;
 
 pub use config::SwinV2Config;
