@@ -1,10 +1,11 @@
 //! Reading checkpoint files: PyTorch `.pth` (via `pytorch-reader`) and `.safetensors`,
 //! told apart by their first bytes, every tensor converted to f32.
 //!
-//! * PyTorch: the ZIP container `torch.save` writes since 1.6, read by our own `torch_zip` module
-//!   (our own tolerant unpickler), and the legacy and plain-pickle containers, read by
-//!   `pytorch-reader`. ZIP files do not go through `pytorch-reader` 0.22 because it refuses
-//!   two kinds of valid checkpoints: (1) those holding a foreign object it cannot rebuild, such as
+//! * PyTorch: the ZIP container `torch.save` writes since 1.6, read by our own `torch` module
+//!   (ZIP container, tolerant unpickler, strided tensors), and the legacy and plain-pickle
+//!   containers, read by `pytorch-reader`. ZIP files do not go through `pytorch-reader` 0.22
+//!   because it refuses two kinds of valid checkpoints: (1) those holding a foreign object it
+//!   cannot rebuild, such as
 //!   the yacs `CfgNode` the official training script saves under `config` ("unexpected pickle
 //!   opcode SetItems"), and (2) some large ones, which the `zip` 9.8 archive-offset detection it
 //!   relies on rejects ("Invalid Central Directory header"; seen on a 115 MB SwinV2-T
@@ -27,6 +28,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::torch::TorchFileError;
 use super::{ModelError, Tensor};
 
 /// Container format of a checkpoint, detected from its first bytes.
@@ -52,6 +54,29 @@ fn format_error(path: &Path, message: impl Into<String>) -> ModelError {
         path: path.display().to_string(),
         message: message.into(),
     }
+}
+
+/// The stage of [`read_torch_zip`] a [`TorchFileError`] comes from (it decides the wording).
+enum TorchStage<'a> {
+    /// Opening the archive, reading `byteorder`, `data.pkl` or a storage entry.
+    Archive,
+    /// Unpickling `data.pkl`.
+    Pickle,
+    /// Checking and materialising the named tensor.
+    Tensor(&'a str),
+}
+
+/// The [`ModelError::Format`] for a failure of the torch ZIP reader.
+fn torch_error(path: &Path, stage: TorchStage<'_>, e: TorchFileError) -> ModelError {
+    let message = match (stage, &e) {
+        (_, TorchFileError::BigEndian) => e.to_string(),
+        (TorchStage::Archive, _) => {
+            format!("not a readable PyTorch checkpoint: {e} (truncated or damaged file?)")
+        }
+        (TorchStage::Pickle, _) => format!("cannot parse the checkpoint's pickle: {e}"),
+        (TorchStage::Tensor(name), _) => format!("cannot read tensor `{name}`: {e}"),
+    };
+    format_error(path, message)
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> ModelError {
@@ -176,28 +201,17 @@ fn is_zip(path: &Path) -> bool {
         && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")
 }
 
-/// Read a `torch.save` ZIP checkpoint with our tolerant unpickler (module `torch_zip`)
+/// Read a `torch.save` ZIP checkpoint with our tolerant reader (module `torch`)
 /// (same state-dict selection and conversions as the `pytorch-reader` path).
 pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
-    use super::torch_zip::{materialize, parse_tensors, TorchZip};
+    use super::torch::{materialize, parse_tensors, TorchZip};
     // One sequential read of the whole file; uncompressed storages are then used in place.
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    let damaged = |e: String| {
-        format_error(
-            path,
-            format!("not a readable PyTorch checkpoint: {e} (truncated or damaged file?)"),
-        )
-    };
+    let damaged = |e| torch_error(path, TorchStage::Archive, e);
     let mut zip = TorchZip::new(&bytes).map_err(damaged)?;
-    if zip.byteorder().map_err(damaged)?.as_deref() == Some("big") {
-        return Err(format_error(
-            path,
-            "the checkpoint was saved on a big-endian machine (not supported)",
-        ));
-    }
+    zip.check_byteorder().map_err(damaged)?;
     let pickle = zip.pickle().map_err(damaged)?;
-    let all = parse_tensors(&pickle)
-        .map_err(|e| format_error(path, format!("cannot parse the checkpoint's pickle: {e}")))?;
+    let all = parse_tensors(&pickle).map_err(|e| torch_error(path, TorchStage::Pickle, e))?;
     let selected = select_state_dict(path, all)?;
     let mut raw = Vec::with_capacity(selected.len());
     for (name, t) in selected {
@@ -209,7 +223,7 @@ pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErro
             let data = storage
                 .verified()
                 .and_then(|bytes| materialize(&t, bytes))
-                .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
+                .map_err(|e| torch_error(path, TorchStage::Tensor(&name), e))?;
             Ok((
                 name,
                 Tensor {

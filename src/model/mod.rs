@@ -12,7 +12,7 @@ pub mod keys;
 pub mod layout;
 pub mod random;
 pub mod source;
-mod torch_zip;
+mod torch;
 pub mod weights;
 
 pub use config::SwinV2Config;

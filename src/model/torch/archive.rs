@@ -1,0 +1,331 @@
+//! The ZIP container `torch.save` writes: `{root}/data.pkl` (the pickled object),
+//! `{root}/byteorder` (`little` / `big`, absent in old files) and one entry `{root}/data/{key}`
+//! per storage, stored uncompressed.
+
+use std::io::Read;
+
+use super::TorchFileError;
+
+/// A storage's bytes: borrowed from the file when stored uncompressed (as `torch.save` writes
+/// them), with the CRC-32 the archive records for them still to be checked; else inflated.
+pub(crate) enum StorageBytes<'a> {
+    /// Uncompressed entry: the file's bytes, and the CRC-32 they must have.
+    Stored(&'a [u8], u32),
+    /// Compressed entry, inflated (and checked) by the zip reader.
+    Inflated(Vec<u8>),
+}
+
+impl StorageBytes<'_> {
+    /// The bytes, after checking the recorded CRC-32 of a stored entry.
+    pub fn verified(&self) -> Result<&[u8], TorchFileError> {
+        match self {
+            StorageBytes::Stored(bytes, crc) => {
+                let actual = crc32fast::hash(bytes);
+                if actual != *crc {
+                    return Err(TorchFileError::CrcMismatch {
+                        actual,
+                        expected: *crc,
+                    });
+                }
+                Ok(bytes)
+            }
+            StorageBytes::Inflated(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// A torch ZIP checkpoint held in memory: its pickle and storages.
+pub(crate) struct TorchZip<'a> {
+    bytes: &'a [u8],
+    archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    /// Directory holding `data.pkl` and `data/` (the archive's root folder, e.g. `archive/`).
+    prefix: String,
+}
+
+impl<'a> TorchZip<'a> {
+    /// Open the archive and find its root folder (the first entry named `…data.pkl`).
+    pub fn new(bytes: &'a [u8]) -> Result<Self, TorchFileError> {
+        // torch.save never prepends data: a known offset of 0 avoids the zip crate's offset
+        // detection, which rejects some valid torch archives.
+        let config = zip::read::Config {
+            archive_offset: zip::read::ArchiveOffset::Known(0),
+        };
+        let archive = zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes))
+            .map_err(TorchFileError::NotZip)?;
+        let prefix = archive
+            .file_names()
+            .filter_map(Result::ok)
+            .find_map(|n| n.strip_suffix("data.pkl").map(str::to_string))
+            .ok_or(TorchFileError::NoDataPkl)?;
+        Ok(Self {
+            bytes,
+            archive,
+            prefix,
+        })
+    }
+
+    fn entry(&mut self, name: &str) -> Result<StorageBytes<'a>, TorchFileError> {
+        let full = format!("{}{name}", self.prefix);
+        let bytes = self.bytes;
+        let mut f = match self.archive.by_name(&full) {
+            Ok(f) => f,
+            Err(source) => return Err(TorchFileError::Entry { name: full, source }),
+        };
+        if f.compression() == zip::CompressionMethod::Stored && !f.encrypted() {
+            if let Some(start) = f.data_start() {
+                let data = usize::try_from(start).ok().and_then(|start| {
+                    let end = start.checked_add(usize::try_from(f.size()).ok()?)?;
+                    bytes.get(start..end)
+                });
+                return match data {
+                    Some(data) => Ok(StorageBytes::Stored(data, f.crc32())),
+                    None => Err(TorchFileError::EntryPastEnd { name: full }),
+                };
+            }
+        }
+        let mut buf = Vec::with_capacity(f.size().min(1 << 30) as usize);
+        if let Err(source) = f.read_to_end(&mut buf) {
+            return Err(TorchFileError::EntryRead { name: full, source });
+        }
+        Ok(StorageBytes::Inflated(buf))
+    }
+
+    /// Contents of the `byteorder` entry (`little` / `big`), absent in old files.
+    fn byteorder(&mut self) -> Result<Option<String>, TorchFileError> {
+        let full = format!("{}byteorder", self.prefix);
+        if self.archive.index_for_name(&full).is_none() {
+            return Ok(None);
+        }
+        let entry = self.entry("byteorder")?;
+        Ok(Some(
+            String::from_utf8_lossy(entry.verified()?)
+                .trim()
+                .to_string(),
+        ))
+    }
+
+    /// Refuse checkpoints whose `byteorder` entry says `big` ([`TorchFileError::BigEndian`]);
+    /// any other content, or none, means little-endian.
+    pub fn check_byteorder(&mut self) -> Result<(), TorchFileError> {
+        match self.byteorder()?.as_deref() {
+            Some("big") => Err(TorchFileError::BigEndian),
+            _ => Ok(()),
+        }
+    }
+
+    /// The pickled object (`data.pkl`).
+    pub fn pickle(&mut self) -> Result<Vec<u8>, TorchFileError> {
+        Ok(self.entry("data.pkl")?.verified()?.to_vec())
+    }
+
+    /// Bytes of storage `key` (`data/{key}`).
+    pub fn storage(&mut self, key: &str) -> Result<StorageBytes<'a>, TorchFileError> {
+        self.entry(&format!("data/{key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+
+    use super::*;
+
+    const PICKLE: &[u8] = b"\x80\x02}q\x00.";
+
+    /// A ZIP archive of `(name, contents, method)` entries, written in order.
+    fn zip_of(entries: &[(&str, &[u8], CompressionMethod)]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for &(name, data, method) in entries {
+            w.start_file(
+                name,
+                SimpleFileOptions::default().compression_method(method),
+            )
+            .unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    /// A torch-like archive under `archive/` with storage `0` (stored) and `1` (deflated).
+    fn torch_like() -> Vec<u8> {
+        zip_of(&[
+            ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
+            ("archive/byteorder", b"little", CompressionMethod::Stored),
+            (
+                "archive/data/0",
+                &[1, 2, 3, 4, 5],
+                CompressionMethod::Stored,
+            ),
+            ("archive/data/1", &[9; 300], CompressionMethod::Deflated),
+            ("archive/version", b"3\n", CompressionMethod::Stored),
+        ])
+    }
+
+    /// Where `needle` first occurs in `hay`.
+    fn find(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len())
+            .position(|w| w == needle)
+            .expect("needle present")
+    }
+
+    #[test]
+    fn reads_pickle_byteorder_and_storages() {
+        let bytes = torch_like();
+        let mut z = TorchZip::new(&bytes).unwrap();
+        assert_eq!(z.prefix, "archive/");
+        assert_eq!(z.byteorder().unwrap().as_deref(), Some("little"));
+        z.check_byteorder().unwrap();
+        assert_eq!(z.pickle().unwrap(), PICKLE);
+        let s0 = z.storage("0").unwrap();
+        assert!(matches!(s0, StorageBytes::Stored(..)));
+        assert_eq!(s0.verified().unwrap(), [1, 2, 3, 4, 5]);
+        // Stored entries are borrowed from the file itself.
+        let StorageBytes::Stored(slice, _) = s0 else {
+            unreachable!()
+        };
+        let at = slice.as_ptr() as usize - bytes.as_ptr() as usize;
+        assert_eq!(&bytes[at..at + 5], [1, 2, 3, 4, 5]);
+        let s1 = z.storage("1").unwrap();
+        assert!(matches!(s1, StorageBytes::Inflated(_)));
+        assert_eq!(s1.verified().unwrap(), [9; 300]);
+    }
+
+    #[test]
+    fn root_folder_is_taken_from_data_pkl() {
+        for (pkl, storage) in [
+            ("data.pkl", "data/0"),
+            ("my_model/data.pkl", "my_model/data/0"),
+            ("a/b/data.pkl", "a/b/data/0"),
+        ] {
+            let bytes = zip_of(&[
+                (pkl, PICKLE, CompressionMethod::Stored),
+                (storage, &[7], CompressionMethod::Stored),
+            ]);
+            let mut z = TorchZip::new(&bytes).unwrap();
+            assert_eq!(z.pickle().unwrap(), PICKLE, "{pkl}");
+            assert_eq!(z.storage("0").unwrap().verified().unwrap(), [7], "{pkl}");
+        }
+    }
+
+    #[test]
+    fn deflated_pickle_is_inflated() {
+        let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Deflated)]);
+        let mut z = TorchZip::new(&bytes).unwrap();
+        assert_eq!(z.pickle().unwrap(), PICKLE);
+    }
+
+    #[test]
+    fn missing_data_pkl_is_refused() {
+        let bytes = zip_of(&[
+            ("archive/data.pickle", PICKLE, CompressionMethod::Stored),
+            ("archive/data/0", &[1], CompressionMethod::Stored),
+        ]);
+        let err = TorchZip::new(&bytes).err().expect("refused");
+        assert!(matches!(err, TorchFileError::NoDataPkl), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "ZIP archive has no data.pkl: not a torch.save checkpoint"
+        );
+    }
+
+    #[test]
+    fn not_a_zip_is_refused() {
+        for bytes in [&b""[..], b"PK\x03\x04 truncated", &[0x80, 0x02, b'.']] {
+            let err = TorchZip::new(bytes).err().expect("refused");
+            assert!(matches!(err, TorchFileError::NotZip(_)), "{err:?}");
+            assert!(err.to_string().starts_with("not a ZIP archive: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_storage_entry_names_the_entry() {
+        let bytes = torch_like();
+        let mut z = TorchZip::new(&bytes).unwrap();
+        let err = z.storage("7").err().expect("refused");
+        match &err {
+            TorchFileError::Entry { name, source } => {
+                assert_eq!(name, "archive/data/7");
+                assert!(matches!(source, zip::result::ZipError::FileNotFound));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string().starts_with("entry archive/data/7: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn crc_mismatch_of_a_stored_entry_is_refused() {
+        let mut bytes = torch_like();
+        // Damage storage 0's data (after its local header), not the archive structure.
+        let at = find(&bytes, &[1, 2, 3, 4, 5]);
+        bytes[at + 2] ^= 0xff;
+        let mut z = TorchZip::new(&bytes).unwrap();
+        let s0 = z.storage("0").unwrap();
+        let expected = crc32fast::hash(&[1, 2, 3, 4, 5]);
+        let actual = crc32fast::hash(&[1, 2, 3 ^ 0xff, 4, 5]);
+        match s0.verified() {
+            Err(TorchFileError::CrcMismatch {
+                actual: a,
+                expected: e,
+            }) => assert_eq!((a, e), (actual, expected)),
+            other => panic!("{:?}", other.map(<[u8]>::to_vec)),
+        }
+        // The pickle is checked too.
+        let mut bytes = torch_like();
+        let at = find(&bytes, PICKLE);
+        bytes[at + 3] ^= 0x01;
+        let mut z = TorchZip::new(&bytes).unwrap();
+        let err = z.pickle().unwrap_err();
+        assert!(matches!(err, TorchFileError::CrcMismatch { .. }), "{err:?}");
+        assert!(err.to_string().contains("CRC-32 mismatch"), "{err}");
+    }
+
+    #[test]
+    fn big_endian_byteorder_is_refused_and_others_accepted() {
+        for (contents, big) in [
+            (&b"big"[..], true),
+            (b"big\n", true),
+            (b"little", false),
+            (b"little\n", false),
+            (b"", false),
+        ] {
+            let bytes = zip_of(&[
+                ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
+                ("archive/byteorder", contents, CompressionMethod::Stored),
+            ]);
+            let mut z = TorchZip::new(&bytes).unwrap();
+            let result = z.check_byteorder();
+            assert_eq!(
+                matches!(result, Err(TorchFileError::BigEndian)),
+                big,
+                "{contents:?}: {result:?}"
+            );
+            assert_eq!(result.is_ok(), !big);
+        }
+        // Old files have no byteorder entry: little-endian.
+        let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Stored)]);
+        let mut z = TorchZip::new(&bytes).unwrap();
+        assert_eq!(z.byteorder().unwrap(), None);
+        z.check_byteorder().unwrap();
+    }
+
+    #[test]
+    fn stored_entry_past_the_end_of_the_file_is_refused() {
+        let bytes = torch_like();
+        // Keep the central directory (the archive opens) but claim storage 0 lies beyond the
+        // end: the local header's data start is computed from the header the archive points at.
+        let mut z = TorchZip::new(&bytes).unwrap();
+        let short = &bytes[..];
+        z.bytes = &short[..find(&bytes, &[1, 2, 3, 4, 5]) + 2];
+        let err = z.storage("0").err().expect("refused");
+        assert!(
+            matches!(&err, TorchFileError::EntryPastEnd { name } if name == "archive/data/0"),
+            "{err:?}"
+        );
+    }
+}
