@@ -198,8 +198,8 @@ fn libjpeg_message(cinfo: &mut jpeg_common_struct) -> String {
         // SAFETY: libjpeg's message table has `last_jpeg_message + 1` entries, each null or a
         // static NUL-terminated string.
         let text = unsafe { *err.jpeg_message_table.add(code as usize) };
-        // SAFETY: checked non-null; static NUL-terminated string.
         (!text.is_null()).then(|| {
+            // SAFETY: checked non-null; static NUL-terminated string.
             unsafe { CStr::from_ptr(text) }
                 .to_string_lossy()
                 .into_owned()

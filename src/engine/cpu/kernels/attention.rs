@@ -34,7 +34,9 @@ pub struct WindowAttentionArgs<'a> {
     pub num_heads: usize,
     /// Tokens per window (`window_size²`).
     pub window_tokens: usize,
-    /// `[nW * window_tokens]` token row of each (window, position).
+    /// `[nW * window_tokens]` token row of each (window, position). Must be a permutation of
+    /// `0..tokens` (as `tables::window_token_index` builds it): outputs are written through it
+    /// unchecked, from several threads.
     pub token_index: &'a [u32],
     /// `[num_heads]` folded `exp(clamp(logit_scale, max = ln 100))`.
     pub logit_scale: &'a [f32],
@@ -84,8 +86,10 @@ fn window_attention_with(
         let b = t / (args.num_heads * windows);
         let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of image b;
-        // the token map is a permutation of the image's rows, so no two tasks write the same element.
+        // SAFETY: `out` holds batch*tokens*dim floats (asserted above) and `avx2` implies detection
+        // (line above). Task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of
+        // image b; the token map (tables::window_token_index) is a permutation of 0..tokens, so the
+        // rows exist and no two tasks write the same element. The map is trusted, not checked here.
         unsafe { window_head(args, qkv, out, &mut guard, b, w, h, avx2) };
     });
 }
@@ -93,7 +97,10 @@ fn window_attention_with(
 /// One (image, window, head) task.
 ///
 /// # Safety
-/// `out` must be valid for `batch*tokens*dim` floats and no other thread may write this task's elements.
+/// `out` must be valid for writes of `batch*tokens*dim` floats; every entry of `a.token_index` must be
+/// below `a.tokens`; no other thread may access this task's elements of `out` (columns
+/// `h*hd..(h+1)*hd` of the rows of window `w` of image `b`) during the call; `avx2` may be true only
+/// where the CPU supports AVX2 and FMA.
 #[allow(clippy::too_many_arguments)]
 unsafe fn window_head(
     a: &WindowAttentionArgs<'_>,
@@ -124,7 +131,9 @@ unsafe fn window_head(
 
     #[cfg(target_arch = "x86_64")]
     if avx2 {
-        // SAFETY: AVX2+FMA detected by the caller; every slice is sized for n tokens × hd above.
+        // SAFETY: AVX2 and FMA were detected at run time (caller); q, kt, v and s were split from
+        // the scratch at n×hd, hd×n, n×hd and n×n floats, bias and mask sliced at n×n above, and
+        // dst_row(p) is valid for hd floats owned by this task (see dst_row).
         unsafe {
             gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
             scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
@@ -218,7 +227,7 @@ fn pv_row_scalar(p: &[f32], v: &[f32], dst: &mut [f32], n: usize, hd: usize) {
 /// Sum of squares of `x` (8 lanes + scalar tail).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sum_sq_avx2(x: &[f32]) -> f32 {
+fn sum_sq_avx2(x: &[f32]) -> f32 {
     let end = x.len() - x.len() % 8;
     let mut acc = _mm256_setzero_ps();
     let mut i = 0;
@@ -242,7 +251,7 @@ unsafe fn sum_sq_avx2(x: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gather_avx2(
+fn gather_avx2(
     qkv: &[f32],
     map: &[u32],
     base: usize,
@@ -287,6 +296,11 @@ unsafe fn gather_avx2(
 
 /// Scores of `R` consecutive rows starting at `i` over columns `j..j + 8*B`:
 /// `S = bias (+ mask) + q·kᵀ`, accumulated in `R*B` registers.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `i + R <= n` and `j + 8*B <= n`; `bias`, `s` (and `mask`)
+/// must hold at least `n*n` floats, `q` at least `n*hd` and `kt` at least `hd*n` (all are read or
+/// written unchecked).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
@@ -304,8 +318,8 @@ unsafe fn score_tile<const R: usize, const B: usize>(
 ) {
     debug_assert!(i + R <= n && j + 8 * B <= n);
     let mut acc = [[_mm256_setzero_ps(); B]; R];
-    // SAFETY (all loads/stores): rows i..i+R < n, columns j..j+8B <= n of n×n matrices; kt is hd×n,
-    // q is n×hd.
+    // SAFETY: (all loads/stores) rows i..i+R < n, columns j..j+8B <= n of the n×n bias, mask and s;
+    // rows d < hd of the hd×n kt; rows i..i+R of the n×hd q (caller).
     unsafe {
         for r in 0..R {
             for b in 0..B {
@@ -337,6 +351,9 @@ unsafe fn score_tile<const R: usize, const B: usize>(
 }
 
 /// Scores for rows `i..i+R` (all columns), then softmax of each row.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `i + R <= n`; the slices are sized as [`score_tile`] requires.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -352,7 +369,8 @@ unsafe fn score_rows<const R: usize>(
     i: usize,
 ) {
     let mut j = 0;
-    // SAFETY: the tiles stay inside the n×n matrix (checked by the loop bounds).
+    // SAFETY: i + R <= n and the slice sizes come from the caller; the loop bounds keep
+    // j + 32 <= n, resp. j + 8 <= n.
     unsafe {
         while j + 32 <= n {
             score_tile::<R, 4>(q, kt, s, bias, mask, n, hd, i, j);
@@ -371,11 +389,15 @@ unsafe fn score_rows<const R: usize>(
             }
             s[r * n + jj] = x;
         }
-        // SAFETY: AVX2+FMA enabled in this function.
-        unsafe { softmax_avx2(&mut s[r * n..(r + 1) * n]) };
+        softmax_avx2(&mut s[r * n..(r + 1) * n]);
     }
 }
 
+/// `S = softmax(bias (+ mask) + q·kᵀ)` over the rows of the `n×n` score matrix `s`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `bias`, `s` (and `mask`) must hold at least `n*n` floats, `q`
+/// at least `n*hd` and `kt` at least `hd*n`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn scores_softmax_avx2(
@@ -388,7 +410,7 @@ unsafe fn scores_softmax_avx2(
     hd: usize,
 ) {
     let mut i = 0;
-    // SAFETY: row blocks stay below n.
+    // SAFETY: the loop bounds keep i + 2 <= n, resp. i + 1 <= n; slice sizes from the caller.
     unsafe {
         while i + 2 <= n {
             score_rows::<2>(q, kt, s, bias, mask, n, hd, i);
@@ -403,13 +425,14 @@ unsafe fn scores_softmax_avx2(
 /// Softmax of one row in place (max-subtracted, vector exp).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_avx2(row: &mut [f32]) {
+fn softmax_avx2(row: &mut [f32]) {
     use super::math::exp_avx2;
     let n = row.len();
     let end = n - n % 8;
     let p = row.as_mut_ptr();
     let mut lanes = [0.0f32; 8];
-    // SAFETY (all pointer arithmetic): j + 8 <= end <= n.
+    // SAFETY: (all pointer accesses) p = row.as_mut_ptr(); vector accesses at j with
+    // j + 8 <= end <= n = row.len(), scalar ones at jj < n.
     unsafe {
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
         let mut j = 0;
@@ -452,6 +475,11 @@ unsafe fn softmax_avx2(row: &mut [f32]) {
 }
 
 /// `O[i, d..d+8B] = Σ_j P[i, j] v[j, d..d+8B]` for rows `i..i+R`, stored at `dst_row(i)`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `i + R <= n` and `d + 8*B <= hd`; `s` must hold at least
+/// `n*n` floats and `v` at least `n*hd`; for every `r` in `i..i+R`, `dst_row(r)` must be valid for
+/// writes of `hd` floats that no other thread accesses during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::needless_range_loop)]
@@ -466,8 +494,8 @@ unsafe fn pv_tile<const R: usize, const B: usize>(
     d: usize,
 ) {
     let mut acc = [[_mm256_setzero_ps(); B]; R];
-    // SAFETY (all loads/stores): rows i..i+R < n of the n×n P, rows j < n and columns d..d+8B <= hd
-    // of the n×hd v; dst_row(r) is valid for hd floats owned by this task.
+    // SAFETY: (all loads/stores) rows i..i+R < n of the n×n P, rows j < n and columns d..d+8B <= hd
+    // of the n×hd v; dst_row(r) is valid for hd floats owned by this task (caller).
     unsafe {
         for j in 0..n {
             let mut vv = [_mm256_setzero_ps(); B];
@@ -490,6 +518,10 @@ unsafe fn pv_tile<const R: usize, const B: usize>(
     }
 }
 
+/// `O = P·v` for rows `i..i+R` (all `hd` columns), stored at `dst_row(r)`.
+///
+/// # Safety
+/// As [`pv_tile`], with `i + R <= n` and no condition on the columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -502,7 +534,8 @@ unsafe fn pv_rows<const R: usize>(
     i: usize,
 ) {
     let mut d = 0;
-    // SAFETY: tiles stay inside hd columns; see pv_tile.
+    // SAFETY: the loop bounds keep d + 32 <= hd, resp. d + 8 <= hd, and the tail writes columns
+    // dd < hd of dst_row(r), valid for hd floats; the rest comes from the caller (see pv_tile).
     unsafe {
         while d + 32 <= hd {
             pv_tile::<R, 4>(s, v, dst_row, n, hd, i, d);
@@ -525,11 +558,17 @@ unsafe fn pv_rows<const R: usize>(
     }
 }
 
+/// `O = P·v` for all `n` rows, row `r` stored at `dst_row(r)`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `s` must hold at least `n*n` floats and `v` at least `n*hd`;
+/// for every `r < n`, `dst_row(r)` must be valid for writes of `hd` floats that no other thread
+/// accesses during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n: usize, hd: usize) {
     let mut i = 0;
-    // SAFETY: row blocks stay below n.
+    // SAFETY: the loop bounds keep i + 2 <= n, resp. i + 1 <= n; the rest comes from the caller.
     unsafe {
         while i + 2 <= n {
             pv_rows::<2>(s, v, dst_row, n, hd, i);

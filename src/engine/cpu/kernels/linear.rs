@@ -34,7 +34,8 @@ pub enum Epilogue<'a> {
         weight: &'a [f32],
         /// LayerNorm bias.
         norm_bias: &'a [f32],
-        /// `[rows, n]` residual stream, updated in place.
+        /// `[rows, n]` residual stream, updated in place. Must be valid for `rows * n` floats that
+        /// nothing else accesses during the call: [`linear`] writes it unchecked.
         residual: SendPtr<f32>,
     },
 }
@@ -51,8 +52,10 @@ impl Epilogue<'_> {
     /// Apply to the block of rows `r0..r0+m`, columns `c0..c0+nb` of `y` (row stride `n`).
     ///
     /// # Safety
-    /// `y` must be valid for those rows; no other thread may touch the block (nor, for
-    /// `BiasNormResidual`, the same rows of `residual`). Norm epilogues need `c0 == 0 && nb == n`.
+    /// `y` must be valid for reads and writes of rows `r0..r0+m` (`n` floats each) and, for
+    /// `BiasNormResidual`, `residual` likewise; no other thread may access the block (nor the same
+    /// rows of `residual`) during the call. Norm epilogues need `c0 == 0 && nb == n`, and bias
+    /// epilogues `c0 + nb <= n`.
     unsafe fn apply(&self, y: *mut f32, n: usize, r0: usize, m: usize, c0: usize, nb: usize) {
         let full = c0 == 0 && nb == n;
         debug_assert!(full || !self.needs_full_rows());
@@ -226,7 +229,8 @@ pub fn linear(
         let c0 = ci * split.col_block;
         let nb = split.col_block.min(n - c0);
         // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
-        // wt columns c0..c0+nb; y (and the residual) rows r0..r0+m were asserted to exist.
+        // wt columns c0..c0+nb, y rows r0..r0+m (asserted above); the residual of
+        // `BiasNormResidual` holds rows·n floats by that variant's contract (not checked here).
         unsafe {
             matmul(
                 m,

@@ -77,20 +77,25 @@ pub fn bias_rows(data: &mut [f32], bias: &[f32]) {
     }
 }
 
+/// AVX2+FMA version of [`bias_gelu_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
+fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
     let n = bias.len();
     let vec_end = n - n % 8;
     for row in data.chunks_exact_mut(n) {
         let mut i = 0;
         while i < vec_end {
             // SAFETY: i + 8 <= vec_end <= n = row.len() = bias.len().
-            let x = _mm256_add_ps(
-                _mm256_loadu_ps(row.as_ptr().add(i)),
-                _mm256_loadu_ps(bias.as_ptr().add(i)),
-            );
-            _mm256_storeu_ps(row.as_mut_ptr().add(i), gelu_avx2(x));
+            let x = unsafe {
+                _mm256_add_ps(
+                    _mm256_loadu_ps(row.as_ptr().add(i)),
+                    _mm256_loadu_ps(bias.as_ptr().add(i)),
+                )
+            };
+            let y = gelu_avx2(x);
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(i), y) };
             i += 8;
         }
         for j in vec_end..n {
@@ -102,11 +107,12 @@ unsafe fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
 /// Eight lanes of [`erf`] (same coefficients, FMA evaluation).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
+/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn erf_avx2(x: __m256) -> __m256 {
+pub fn erf_avx2(x: __m256) -> __m256 {
     let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
     let x2 = _mm256_mul_ps(x, x);
     let mut p = _mm256_set1_ps(ERF_ALPHA[6]);
@@ -124,11 +130,12 @@ pub unsafe fn erf_avx2(x: __m256) -> __m256 {
 /// Eight lanes of [`gelu`].
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
+/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn gelu_avx2(x: __m256) -> __m256 {
+pub fn gelu_avx2(x: __m256) -> __m256 {
     let e = erf_avx2(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
@@ -141,11 +148,12 @@ pub unsafe fn gelu_avx2(x: __m256) -> __m256 {
 /// which only ever meets softmax after the max is subtracted).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
+/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn exp_avx2(x: __m256) -> __m256 {
+pub fn exp_avx2(x: __m256) -> __m256 {
     let x = _mm256_min_ps(
         _mm256_max_ps(x, _mm256_set1_ps(-87.336_54)),
         _mm256_set1_ps(88.376_26),
@@ -222,7 +230,7 @@ mod tests {
         let wide: Vec<f32> = (0..16_000).map(|i| (i as f32 - 8000.0) * 0.01).collect();
         for chunk in wide.chunks_exact(8) {
             let mut out = [0.0f32; 8];
-            // SAFETY: AVX2+FMA detected above; chunk has 8 values.
+            // SAFETY: AVX2 and FMA were detected at run time (above); `chunk` and `out` hold 8 floats.
             unsafe {
                 _mm256_storeu_ps(out.as_mut_ptr(), exp_avx2(_mm256_loadu_ps(chunk.as_ptr())))
             };

@@ -20,11 +20,13 @@ pub fn layer_norm_rows(data: &mut [f32], weight: &[f32], bias: &[f32]) {
 /// `residual[r] += layer_norm(y[r])` for every row `r` (post-norm residual of a SwinV2 block).
 pub fn add_layer_norm_rows(residual: &mut [f32], y: &[f32], weight: &[f32], bias: &[f32]) {
     let c = weight.len();
+    assert!(bias.len() >= c, "LayerNorm bias shorter than its weight");
     for (res, row) in residual.chunks_exact_mut(c).zip(y.chunks_exact(c)) {
         let (mean, rstd) = moments(row);
         #[cfg(target_arch = "x86_64")]
         if super::has_avx2_fma() {
-            // SAFETY: AVX2+FMA detected; all four slices have length c.
+            // SAFETY: AVX2 and FMA were detected at run time; `res`, `row` (chunks of c) and
+            // `weight` have length c, `bias` at least c (asserted above).
             unsafe { add_normed_avx2(res, row, weight, bias, mean, rstd) };
             continue;
         }
@@ -39,7 +41,7 @@ pub fn add_layer_norm_rows(residual: &mut [f32], y: &[f32], weight: &[f32], bias
 pub fn moments(row: &[f32]) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
-        // SAFETY: AVX2+FMA detected.
+        // SAFETY: AVX2 and FMA were detected at run time.
         return unsafe { moments_avx2(row) };
     }
     moments_scalar(row)
@@ -53,26 +55,28 @@ pub fn moments_scalar(row: &[f32]) -> (f32, f32) {
     (mean, 1.0 / (var + LN_EPS).sqrt())
 }
 
+/// Sum of the eight lanes of `v`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: __m256) -> f32 {
+fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
 }
 
+/// AVX2+FMA version of [`moments`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn moments_avx2(row: &[f32]) -> (f32, f32) {
+fn moments_avx2(row: &[f32]) -> (f32, f32) {
     let n = row.len();
     let end = n - n % 8;
     let p = row.as_ptr();
     let mut acc = _mm256_setzero_ps();
     let mut i = 0;
     while i < end {
-        // SAFETY: i + 8 <= end <= n.
-        acc = _mm256_add_ps(acc, _mm256_loadu_ps(p.add(i)));
+        // SAFETY: i + 8 <= end <= n = row.len().
+        acc = _mm256_add_ps(acc, unsafe { _mm256_loadu_ps(p.add(i)) });
         i += 8;
     }
     let mut sum = hsum(acc);
@@ -85,7 +89,7 @@ unsafe fn moments_avx2(row: &[f32]) -> (f32, f32) {
     let mut i = 0;
     while i < end {
         // SAFETY: as above.
-        let d = _mm256_sub_ps(_mm256_loadu_ps(p.add(i)), m);
+        let d = _mm256_sub_ps(unsafe { _mm256_loadu_ps(p.add(i)) }, m);
         acc = _mm256_fmadd_ps(d, d, acc);
         i += 8;
     }
@@ -96,6 +100,11 @@ unsafe fn moments_avx2(row: &[f32]) -> (f32, f32) {
     (mean, 1.0 / (sq / n as f32 + LN_EPS).sqrt())
 }
 
+/// `res[j] += (y[j] - mean) · rstd · w[j] + b[j]` for `j < w.len()`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `res`, `y` and `b` must each hold at least `w.len()`
+/// values (the vector loop reads and writes them unchecked).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn add_normed_avx2(res: &mut [f32], y: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
@@ -105,15 +114,17 @@ unsafe fn add_normed_avx2(res: &mut [f32], y: &[f32], w: &[f32], b: &[f32], mean
     let s = _mm256_set1_ps(rstd);
     let mut i = 0;
     while i < end {
-        // SAFETY: i + 8 <= end <= n, and every slice has n values.
-        let v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y.as_ptr().add(i)), m), s);
-        let v = _mm256_fmadd_ps(
-            v,
-            _mm256_loadu_ps(w.as_ptr().add(i)),
-            _mm256_loadu_ps(b.as_ptr().add(i)),
-        );
-        let r = res.as_mut_ptr().add(i);
-        _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), v));
+        // SAFETY: i + 8 <= end <= n = w.len(), and res, y and b hold at least n values (caller).
+        unsafe {
+            let v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y.as_ptr().add(i)), m), s);
+            let v = _mm256_fmadd_ps(
+                v,
+                _mm256_loadu_ps(w.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+            );
+            let r = res.as_mut_ptr().add(i);
+            _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), v));
+        }
         i += 8;
     }
     for j in end..n {
