@@ -5,9 +5,8 @@ use rayon::prelude::*;
 
 use super::instance::Buffers;
 use super::kernels::attention::{window_attention, WindowAttentionArgs};
-use super::kernels::linear::{linear, Epilogue};
+use super::kernels::linear::{linear, Epilogue, ResidualRows};
 use super::kernels::norm::layer_norm_rows;
-use super::kernels::SendPtr;
 use super::modules::{BasicLayer, PatchMerging, SwinTransformerBlock, SwinV2Model};
 use super::profile::{enter_stage, mark, Profile};
 
@@ -169,7 +168,7 @@ fn swin_block(
     window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
     mark(prof, "attention");
     // x = shortcut + norm1(proj(attn))
-    let residual = SendPtr(buf.x.as_mut_ptr());
+    let residual = ResidualRows::new(&mut buf.x[..rows * c]);
     linear(
         &buf.attn[..rows * c],
         rows,
@@ -197,7 +196,7 @@ fn swin_block(
         Epilogue::BiasGelu(fc1.bias.as_deref().unwrap_or(&[])),
     );
     mark(prof, "fc1+gelu");
-    let residual = SendPtr(buf.x.as_mut_ptr());
+    let residual = ResidualRows::new(&mut buf.x[..rows * c]);
     linear(
         &buf.hidden[..rows * fc1.out_features],
         rows,

@@ -12,6 +12,7 @@
 //! The tables are computed from the configuration like the official `__init__`, so the checkpoint's
 //! buffers (`relative_coords_table`, `relative_position_index`, `attn_mask`) are not needed.
 
+use super::kernels::attention::TokenPermutation;
 use super::ops::PluginRelu;
 use super::tables;
 use crate::model::{ModelError, SwinV2Config, Weights, WeightsView};
@@ -164,7 +165,7 @@ pub struct SwinTransformerBlock {
     /// `attn_mask` `[nW, N, N]` (0 / -100) of a shifted block.
     pub attn_mask: Option<Vec<f32>>,
     /// (window, position) → token row (roll + window partition folded), `[nW * N]`.
-    pub token_index: Vec<u32>,
+    pub token_index: TokenPermutation,
 }
 
 /// `PatchMerging`: 2×2 neighbours concatenated (x0, x1, x2, x3), `reduction` (4C → 2C, no bias), `norm`.
@@ -403,7 +404,12 @@ fn load_block(
             fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
         },
         attn_mask: tables::attn_mask(res, window, shift),
-        token_index: tables::window_token_index(res, window, shift),
+        token_index: TokenPermutation::new(tables::window_token_index(res, window, shift))
+            .ok_or_else(|| {
+                ModelError::Config(format!(
+                    "stage {i}: the window token map of a {res}×{res} grid is not a permutation"
+                ))
+            })?,
     })
 }
 

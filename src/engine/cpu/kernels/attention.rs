@@ -21,6 +21,36 @@ use super::SendPtr;
 /// `F.normalize` epsilon.
 const NORM_EPS: f32 = 1e-12;
 
+/// A (window, position) → token map that is a permutation of `0..tokens`, checked once when made,
+/// so that the attention kernel can scatter every task's output through it without checks (no row
+/// out of range, no two tasks on one row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPermutation(Vec<u32>);
+
+impl TokenPermutation {
+    /// `map` if it holds every value of `0..map.len()` exactly once.
+    pub fn new(map: Vec<u32>) -> Option<Self> {
+        let mut seen = vec![false; map.len()];
+        for &t in &map {
+            let slot = seen.get_mut(t as usize)?;
+            if std::mem::replace(slot, true) {
+                return None;
+            }
+        }
+        Some(Self(map))
+    }
+
+    /// The map.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// Tokens it permutes.
+    pub fn tokens(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Shapes and folded tables of one block's window attention.
 #[derive(Clone, Copy)]
 pub struct WindowAttentionArgs<'a> {
@@ -34,10 +64,9 @@ pub struct WindowAttentionArgs<'a> {
     pub num_heads: usize,
     /// Tokens per window (`window_size²`).
     pub window_tokens: usize,
-    /// `[nW * window_tokens]` token row of each (window, position). Must be a permutation of
-    /// `0..tokens` (as `tables::window_token_index` builds it): outputs are written through it
-    /// unchecked, from several threads.
-    pub token_index: &'a [u32],
+    /// `[nW * window_tokens]` token row of each (window, position): a permutation of `0..tokens`
+    /// (outputs are written through it, from several threads).
+    pub token_index: &'a TokenPermutation,
     /// `[num_heads]` folded `exp(clamp(logit_scale, max = ln 100))`.
     pub logit_scale: &'a [f32],
     /// `[num_heads, N, N]` folded `16·sigmoid(relative position bias)`.
@@ -74,7 +103,16 @@ fn window_attention_with(
     avx2: bool,
 ) {
     let n = args.window_tokens;
-    let windows = args.token_index.len() / n;
+    assert_eq!(
+        args.token_index.tokens(),
+        args.tokens,
+        "token map of another grid"
+    );
+    assert!(
+        n > 0 && args.tokens.is_multiple_of(n),
+        "windows must tile the grid"
+    );
+    let windows = args.tokens / n;
     let tasks = args.batch * windows * args.num_heads;
     assert!(qkv.len() >= args.batch * args.tokens * 3 * args.dim);
     assert!(out.len() >= args.batch * args.tokens * args.dim);
@@ -88,8 +126,8 @@ fn window_attention_with(
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `out` holds batch*tokens*dim floats (asserted above) and `avx2` implies detection
         // (line above). Task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of
-        // image b; the token map (tables::window_token_index) is a permutation of 0..tokens, so the
-        // rows exist and no two tasks write the same element. The map is trusted, not checked here.
+        // image b; the token map is a permutation of 0..tokens (`TokenPermutation`, length asserted
+        // above), so the rows exist and no two tasks write the same element.
         unsafe { window_head(args, qkv, out, &mut guard, b, w, h, avx2) };
     });
 }
@@ -119,7 +157,7 @@ unsafe fn window_head(
     let (kt, rest) = rest.split_at_mut(hd * n);
     let (v, rest) = rest.split_at_mut(n * hd);
     let s = &mut rest[..n * n];
-    let map = &a.token_index[w * n..(w + 1) * n];
+    let map = &a.token_index.as_slice()[w * n..(w + 1) * n];
     let base = b * a.tokens;
     let scale = a.logit_scale[h];
 
@@ -584,6 +622,18 @@ unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n:
 mod tests {
     use super::*;
 
+    #[test]
+    fn token_permutation_accepts_only_permutations() {
+        assert!(TokenPermutation::new(vec![2, 0, 3, 1]).is_some());
+        assert!(TokenPermutation::new(vec![]).is_some());
+        assert!(TokenPermutation::new(vec![0, 1, 1, 3]).is_none()); // duplicate
+        assert!(TokenPermutation::new(vec![0, 1, 2, 4]).is_none()); // out of range
+        for (res, win, shift) in [(8, 4, 0), (8, 4, 2), (16, 8, 4), (6, 6, 0)] {
+            let map = crate::engine::cpu::tables::window_token_index(res, win, shift);
+            assert_eq!(TokenPermutation::new(map).unwrap().tokens(), res * res);
+        }
+    }
+
     /// Straightforward attention for one head of one window, in f64, from the official formula.
     #[allow(clippy::too_many_arguments)]
     fn reference(
@@ -658,11 +708,12 @@ mod tests {
             let c = heads * hd;
             let n = win * win;
             let tokens = res * res;
-            let map = crate::engine::cpu::tables::window_token_index(
+            let map = TokenPermutation::new(crate::engine::cpu::tables::window_token_index(
                 res,
                 win,
                 if shifted { win / 2 } else { 0 },
-            );
+            ))
+            .unwrap();
             let mask =
                 crate::engine::cpu::tables::attn_mask(res, win, if shifted { win / 2 } else { 0 });
             let batch = 2;
@@ -696,14 +747,14 @@ mod tests {
                             img,
                             c,
                             heads,
-                            &map[w * n..(w + 1) * n],
+                            &map.as_slice()[w * n..(w + 1) * n],
                             scale[h],
                             &bias,
                             m,
                             h,
                         );
                         for (i, o) in want.iter().enumerate() {
-                            let tok = b * tokens + map[w * n + i] as usize;
+                            let tok = b * tokens + map.as_slice()[w * n + i] as usize;
                             for (d, &x) in o.iter().enumerate() {
                                 let got = out[tok * c + h * hd + d] as f64;
                                 assert!(

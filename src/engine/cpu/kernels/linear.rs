@@ -2,6 +2,8 @@
 //! row chunks (or column blocks when there are few rows) over the current rayon pool, each chunk running a
 //! single-threaded `gemm` and then its epilogue while the rows are still in cache.
 
+use std::marker::PhantomData;
+
 use rayon::prelude::*;
 
 use super::math::{bias_gelu_rows, bias_rows};
@@ -34,10 +36,30 @@ pub enum Epilogue<'a> {
         weight: &'a [f32],
         /// LayerNorm bias.
         norm_bias: &'a [f32],
-        /// `[rows, n]` residual stream, updated in place. Must be valid for `rows * n` floats that
-        /// nothing else accesses during the call: [`linear`] writes it unchecked.
-        residual: SendPtr<f32>,
+        /// `[rows, n]` residual stream, updated in place ([`linear`] checks its length).
+        residual: ResidualRows<'a>,
     },
+}
+
+/// The residual stream of [`Epilogue::BiasNormResidual`], updated in place by the tasks of one
+/// [`linear`] call, each on its own rows. It is made from an exclusive borrow, so nothing else can
+/// read or write those floats while the epilogue exists; it is `Copy` so every task can hold it.
+#[derive(Clone, Copy)]
+pub struct ResidualRows<'a> {
+    ptr: SendPtr<f32>,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> ResidualRows<'a> {
+    /// The residual rows `rows` (row-major, `n` floats a row).
+    pub fn new(rows: &'a mut [f32]) -> Self {
+        Self {
+            ptr: SendPtr(rows.as_mut_ptr()),
+            len: rows.len(),
+            _borrow: PhantomData,
+        }
+    }
 }
 
 impl Epilogue<'_> {
@@ -53,8 +75,8 @@ impl Epilogue<'_> {
     ///
     /// # Safety
     /// `y` must be valid for reads and writes of rows `r0..r0+m` (`n` floats each) and, for
-    /// `BiasNormResidual`, `residual` likewise; no other thread may access the block (nor the same
-    /// rows of `residual`) during the call. Norm epilogues need `c0 == 0 && nb == n`, and bias
+    /// `BiasNormResidual`, `residual` must hold those rows too (`(r0 + m) · n <= residual.len`); no
+    /// other thread may access the block (nor the same rows of `residual`) during the call. Norm epilogues need `c0 == 0 && nb == n`, and bias
     /// epilogues `c0 + nb <= n`.
     unsafe fn apply(&self, y: *mut f32, n: usize, r0: usize, m: usize, c0: usize, nb: usize) {
         let full = c0 == 0 && nb == n;
@@ -103,9 +125,12 @@ impl Epilogue<'_> {
             } => {
                 let rows = rows();
                 bias_rows(rows, bias);
-                // SAFETY: the caller guarantees exclusive access to these residual rows.
-                let res =
-                    unsafe { std::slice::from_raw_parts_mut(residual.get().add(r0 * n), m * n) };
+                debug_assert!((r0 + m) * n <= residual.len);
+                // SAFETY: the rows exist (caller) and belong to this task alone: `ResidualRows`
+                // comes from an exclusive borrow and tasks own disjoint row ranges.
+                let res = unsafe {
+                    std::slice::from_raw_parts_mut(residual.ptr.get().add(r0 * n), m * n)
+                };
                 add_layer_norm_rows(res, rows, weight, norm_bias);
             }
         }
@@ -213,6 +238,9 @@ pub fn linear(
     epilogue: Epilogue<'_>,
 ) {
     assert!(x.len() >= rows * k && wt.len() == n * k && y.len() >= rows * n);
+    if let Epilogue::BiasNormResidual { residual, .. } = &epilogue {
+        assert!(residual.len >= rows * n, "residual shorter than rows · n");
+    }
     if rows == 0 || n == 0 {
         return;
     }
@@ -229,8 +257,8 @@ pub fn linear(
         let c0 = ci * split.col_block;
         let nb = split.col_block.min(n - c0);
         // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
-        // wt columns c0..c0+nb, y rows r0..r0+m (asserted above); the residual of
-        // `BiasNormResidual` holds rows·n floats by that variant's contract (not checked here).
+        // wt columns c0..c0+nb, y rows r0..r0+m and the residual of `BiasNormResidual` rows·n
+        // floats (asserted above).
         unsafe {
             matmul(
                 m,
@@ -340,7 +368,7 @@ mod tests {
                 bias: &bias,
                 weight: &gamma,
                 norm_bias: &beta,
-                residual: SendPtr(res.as_mut_ptr()),
+                residual: ResidualRows::new(&mut res),
             };
             pool.install(|| linear(&x, rows, k, &wt, n, &mut scratch, epi));
             for r in 0..rows {
