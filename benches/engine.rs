@@ -5,6 +5,8 @@
 //! Compare with ONNX Runtime / PyTorch measured in the same sitting:
 //! `python ../shared/bench/peers.py --threads 2 --official PATH/swin_transformer_v2.py --runs 10`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,12 +14,7 @@ use swin_serve::engine::cpu::{CpuEngine, SwinV2Model};
 use swin_serve::engine::Engine;
 use swin_serve::model::{SwinV2Config, Weights};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env_usize;
 
 fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {
     ms.sort_by(f64::total_cmp);

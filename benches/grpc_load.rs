@@ -5,6 +5,8 @@
 //! `cargo bench --bench grpc_load` (env: `SWIN_LOAD_INSTANCES` 1, `SWIN_LOAD_THREADS` 2,
 //! `SWIN_LOAD_MAX_BATCH` 8, `SWIN_LOAD_CLIENTS` 16, `SWIN_LOAD_REQUESTS` 160).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
@@ -20,12 +22,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env_usize;
 
 fn jpeg() -> Vec<u8> {
     let img = image::RgbImage::from_fn(640, 480, |x, y| {

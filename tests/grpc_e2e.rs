@@ -1,5 +1,7 @@
 //! gRPC end to end: the real server in-process on 127.0.0.1:0 with a random-weight SwinV2 model.
 
+mod common;
+
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+
+use common::crc32;
 
 const SEED: u64 = 7;
 
@@ -53,21 +57,6 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     png.extend_from_slice(&ihdr);
     png.extend_from_slice(&crc.to_be_bytes());
     png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 struct TestServer {

@@ -14,8 +14,11 @@
 //! was skipped. It says nothing about the real SDK: it checks our side of the boundary.
 #![cfg(feature = "mlu")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::fake_mlu::expected_sdk_logits;
 use swin_serve::engine::mlu::{create_engines, MluOptions};
 use swin_serve::engine::EngineError;
 
@@ -46,20 +49,6 @@ fn error_message<T>(result: Result<T, EngineError>) -> String {
         Err(e) => e.to_string(),
         Ok(_) => panic!("expected an error"),
     }
-}
-
-/// The fake model: logit k of image b = k + 0.001 * sum(image b).
-fn expected_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> {
-    let sample = input.len() / batch;
-    (0..batch)
-        .flat_map(|b| {
-            let sum: f64 = input[b * sample..(b + 1) * sample]
-                .iter()
-                .map(|&v| f64::from(v))
-                .sum();
-            (0..classes).map(move |k| (k as f64 + 0.001 * sum) as f32)
-        })
-        .collect()
 }
 
 fn live_device_allocations(sdk: &Path) -> i32 {
@@ -133,7 +122,7 @@ fn ffi_path_runs_end_to_end_on_the_fake_sdk() {
                     engine
                         .infer(&input, batch, &mut logits)
                         .expect("inference through the shim");
-                    let expected = expected_logits(&input, batch, 1000);
+                    let expected = expected_sdk_logits(&input, batch, 1000);
                     for (got, want) in logits.iter().zip(&expected) {
                         assert!(
                             (got - want).abs() <= 1e-3 * want.abs().max(1.0),

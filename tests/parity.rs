@@ -7,6 +7,8 @@
 //! go through `Weights::load` → `SwinV2Model::new` → `CpuEngine::infer`, and the logits must match to
 //! ≤ 1e-4 relative error (`max|a-b| / max|b|`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,11 +17,13 @@ use swin_serve::engine::cpu::{tables, CpuEngine, SwinV2Model};
 use swin_serve::engine::{Engine, EngineError};
 use swin_serve::model::{ModelError, SwinV2Config, Weights};
 
+use common::f32s;
+
 const CONFIGS: [&str; 3] = ["shifted_w4", "clamp_w6_pretrained", "tiny_like_w8"];
 const TOLERANCE: f64 = 1e-4;
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
+    common::fixture_dir("parity")
 }
 
 struct Fixture {
@@ -29,19 +33,6 @@ struct Fixture {
     logits: Vec<f32>,
     torch_f32_logits: Vec<f32>,
     weights: Weights,
-}
-
-fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("tensor {name}: {e}"));
-    assert_eq!(t.dtype(), safetensors::Dtype::F32);
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (t.shape().to_vec(), data)
 }
 
 fn list(meta: &HashMap<String, String>, key: &str) -> Vec<usize> {

@@ -2,28 +2,15 @@
 //! (`torch.roll` / `torch.relu` outputs written by `tests/fixtures/make_reference.py`) and against
 //! straightforward references on random shapes; plus the startup self-check.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{f32s, fixture_dir};
 use swin_serve::engine::cpu::ops::{
     self, relu_reference, roll_reference, CnnlRoll, PluginOp, PluginRelu,
 };
 
 fn plugin_fixture() -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/parity/plugin_ops.safetensors"),
-    )
-    .unwrap()
-}
-
-fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st.tensor(name).unwrap();
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (t.shape().to_vec(), data)
+    std::fs::read(fixture_dir("parity").join("plugin_ops.safetensors")).unwrap()
 }
 
 /// Parse `{"shifts": [..], "dims": [..]}` as written by the fixture script (integers only).

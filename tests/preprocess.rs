@@ -4,10 +4,11 @@
 //! Fixtures: `tests/fixtures/preprocess/`, written by `tests/fixtures/make_preprocess_reference.py`
 //! (see its docstring for the manifest format). Run with `--nocapture` to see the per-image figures.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -15,6 +16,8 @@ use swin_serve::preprocess::{
     decode_rgb8, normalize_into, preprocess_into, resize_center_crop, resized_size,
     PreprocessConfig, PreprocessError,
 };
+
+use common::{crc32, fixture_dir};
 
 // ---------------------------------------------------------------------------------------------
 // A per-thread allocation meter, to show that refused images cost (almost) no memory.
@@ -75,12 +78,9 @@ fn peak_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preprocess")
-}
-
 fn read_input(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_dir().join("inputs").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(fixture_dir("preprocess").join("inputs").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 #[derive(Debug, Default)]
@@ -110,7 +110,8 @@ struct Manifest {
 }
 
 fn manifest() -> Manifest {
-    let text = std::fs::read_to_string(fixture_dir().join("manifest.txt")).expect("manifest.txt");
+    let text = std::fs::read_to_string(fixture_dir("preprocess").join("manifest.txt"))
+        .expect("manifest.txt");
     let mut decoded = BTreeMap::new();
     let mut crops: Vec<CropRef> = Vec::new();
     for line in text
@@ -169,7 +170,7 @@ fn manifest() -> Manifest {
 
 fn reference_crop(c: &CropRef) -> RgbImage {
     // Grey crops are stored as 8-bit grey (R = G = B); replication restores them exactly.
-    image::open(fixture_dir().join("crops").join(&c.crop_file))
+    image::open(fixture_dir("preprocess").join("crops").join(&c.crop_file))
         .expect("crop png")
         .to_rgb8()
 }
@@ -406,21 +407,6 @@ fn normalized_tensor_matches_torchvision() {
 
 // ---------------------------------------------------------------------------------------------
 // Decode limits.
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
 
 fn png_chunk(out: &mut Vec<u8>, tag: &[u8; 4], payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::ptr::{self, NonNull};
 
 use super::runtime::{
-    MluRuntime, ModelInfo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo,
+    MluRuntime, ModelIo, RuntimeError, RuntimeErrorKind, SelfTestOutcome, SlotConfig, SlotInfo,
     TensorDataType, TensorSpec,
 };
 
@@ -216,7 +216,7 @@ impl MluRuntime for FfiRuntime {
         })
     }
 
-    fn model_info(&self, model: &Self::Model) -> Result<ModelInfo, RuntimeError> {
+    fn model_info(&self, model: &Self::Model) -> Result<ModelIo, RuntimeError> {
         let (mut num_inputs, mut num_outputs) = (0i32, 0i32);
         let mut error = MmShimError::default();
         // SAFETY: `model` is a live shim model; the out-pointers are valid for writes.
@@ -229,7 +229,7 @@ impl MluRuntime for FfiRuntime {
             )
         };
         check(code, &error)?;
-        Ok(ModelInfo {
+        Ok(ModelIo {
             inputs: (0..num_inputs)
                 .map(|i| self.tensor_spec(model, false, i))
                 .collect::<Result<_, _>>()?,

@@ -39,7 +39,7 @@ pub struct TensorSpec {
 
 /// The inputs and outputs of a deserialized model.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelInfo {
+pub struct ModelIo {
     /// Model inputs, in order.
     pub inputs: Vec<TensorSpec>,
     /// Model outputs, in order.
@@ -138,7 +138,7 @@ pub trait MluRuntime: Send + Sync + 'static {
     /// `CreateIModel` + `DeserializeFromFile`.
     fn load_model(&self, path: &Path) -> Result<Self::Model, RuntimeError>;
     /// Inputs and outputs the model declares.
-    fn model_info(&self, model: &Self::Model) -> Result<ModelInfo, RuntimeError>;
+    fn model_info(&self, model: &Self::Model) -> Result<ModelIo, RuntimeError>;
     /// `IModel::Destroy`.
     fn destroy_model(&self, model: Self::Model);
 

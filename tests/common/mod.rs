@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests (`mod common;` in each test file). Each test binary
+//! uses a subset, hence `dead_code` is allowed here.
+#![allow(dead_code)]
+
+pub mod fake_mlu;
+
+use std::path::PathBuf;
+
+/// `tests/fixtures/<name>` (e.g. `parity`, `preprocess`).
+pub fn fixture_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A little-endian FLOAT32 tensor of a safetensors file: (shape, values). Panics with the tensor's
+/// name when it is missing, and when it is not F32.
+pub fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("tensor {name}: {e}"));
+    assert_eq!(t.dtype(), safetensors::Dtype::F32);
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (t.shape().to_vec(), data)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as PNG chunks use it), bit by bit.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
