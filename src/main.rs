@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use swin_serve::engine::cpu::{default_threads, CpuOptions};
-use swin_serve::engine::mlu::MluOptions;
+use swin_serve::engine::mlu::{MluOptions, DEFAULT_DEVICE};
 use swin_serve::engine::{BackendKind, BackendOptions, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
 use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
@@ -15,8 +15,16 @@ use swin_serve::proto;
 use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{
-    self, ServerConfig, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES, DEFAULT_MAX_MESSAGE_BYTES,
+    self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOP_K,
 };
+
+/// Server the `classify` and `info` clients talk to by default.
+const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:50051";
+
+/// Largest message the clients send or accept (an image larger than the server's limit gets its
+/// OUT_OF_RANGE answer rather than a client-side error).
+const CLIENT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// `println!` that does not panic when stdout is a closed pipe (`swin-serve info | head`).
 macro_rules! out {
@@ -91,7 +99,7 @@ struct ServeArgs {
     )]
     plugin_libs: Vec<PathBuf>,
     /// MLU: device id.
-    #[arg(long, env = "SWIN_SERVE_DEVICE", default_value_t = 0)]
+    #[arg(long, env = "SWIN_SERVE_DEVICE", default_value_t = DEFAULT_DEVICE)]
     device: i32,
     /// Image size, when it cannot be inferred from the checkpoint (also the size of --random-weights).
     #[arg(long, env = "SWIN_SERVE_IMG_SIZE")]
@@ -118,17 +126,17 @@ struct ServeArgs {
     #[arg(long, env = "SWIN_SERVE_MAX_CONCURRENT_DECODES")]
     max_concurrent_decodes: Option<usize>,
     /// On SIGTERM, keep serving this many seconds with health NOT_SERVING before refusing new calls.
-    #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = 0.0)]
+    #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = DEFAULT_DRAIN_DELAY.as_secs_f64())]
     drain_delay_secs: f64,
 }
 
 #[derive(Args)]
 struct ClassifyArgs {
     /// Server URL.
-    #[arg(long, env = "SWIN_SERVE_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "SWIN_SERVE_URL", default_value = DEFAULT_SERVER_URL)]
     server: String,
     /// Classes to print per image.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DEFAULT_TOP_K)]
     top_k: u32,
     /// Image files.
     #[arg(required = true)]
@@ -138,7 +146,7 @@ struct ClassifyArgs {
 #[derive(Args)]
 struct InfoArgs {
     /// Server URL.
-    #[arg(long, env = "SWIN_SERVE_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "SWIN_SERVE_URL", default_value = DEFAULT_SERVER_URL)]
     server: String,
 }
 
@@ -257,8 +265,8 @@ async fn connect(
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
     Ok(client
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+        .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES))
 }
 
 async fn classify(args: ClassifyArgs) -> Result<()> {

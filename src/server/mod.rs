@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
-pub use classifier::ClassifierService;
+pub use classifier::{ClassifierService, DEFAULT_TOP_K};
 pub use status::{engine_status, preprocess_status, scheduler_status};
 
 use crate::postprocess::Labels;
@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 << 20;
 
 /// Default most images in one ClassifyBatch call (`--max-batch-images`).
 pub const DEFAULT_MAX_BATCH_IMAGES: usize = 256;
+
+/// Default time to keep answering after SIGTERM with health NOT_SERVING (`--drain-delay-secs`).
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 
 /// Default images decoded at once (`--max-concurrent-decodes`): two per core.
 pub fn default_max_concurrent_decodes() -> usize {
@@ -66,7 +69,7 @@ impl Default for ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_batch_images: DEFAULT_MAX_BATCH_IMAGES,
             max_concurrent_decodes: default_max_concurrent_decodes(),
-            drain_delay: Duration::ZERO,
+            drain_delay: DEFAULT_DRAIN_DELAY,
         }
     }
 }

@@ -55,6 +55,9 @@ const BACKEND: BackendKind = BackendKind::Mlu;
 /// Input channels: [`geometry`] accepts only `[B, 3, S, S]` models (or a mutable channel dim, fed 3).
 const CHANNELS: usize = 3;
 
+/// Default MLU device ordinal (`--device`).
+pub const DEFAULT_DEVICE: i32 = 0;
+
 /// Options of the MLU backend (`--backend mlu --model … --plugin-lib … --device … --instances …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MluOptions {
