@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::forward::forward;
 use super::kernels::attention::WindowAttentionArgs;
-use super::kernels::has_avx2_fma;
+use super::kernels::{denormals, has_avx2_fma};
 use super::modules::SwinV2Model;
 use super::profile::Profile;
 use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
@@ -93,9 +93,16 @@ impl CpuEngine {
                 "threads ({threads}) and max_batch ({max_batch}) must be at least 1"
             )));
         }
+        // Every kernel runs on these threads: flush denormals there (see `kernels::denormals`).
+        let flush = denormals::flush_requested();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("swin-cpu-{i}"))
+            .start_handler(move |_| {
+                if flush {
+                    denormals::flush_denormals_in_this_thread();
+                }
+            })
             .build()
             .map_err(|e| EngineError::Backend {
                 backend: BackendKind::Cpu,
@@ -109,9 +116,10 @@ impl CpuEngine {
             num_classes: model.config.num_classes,
             max_batch,
             detail: format!(
-                "threads={threads}, kernels={}, gemm={}",
+                "threads={threads}, kernels={}, gemm={}, denormals={}",
                 if has_avx2_fma() { "avx2+fma" } else { "scalar" },
-                gemm_isa()
+                gemm_isa(),
+                if flush { "flushed" } else { "kept" }
             ),
         };
         Ok(Self {

@@ -687,6 +687,104 @@ mod tests {
         out
     }
 
+    /// Window attention with SwinV2's largest logit scale (100) and the shift mask: many softmax
+    /// terms fall in f32's denormal range. With denormals flushed (as in the engine's threads) and
+    /// kept, both kernel paths match the f64 reference within the parity bound.
+    #[test]
+    fn softmax_in_the_denormal_range_is_unchanged_by_flushing() {
+        let (res, win, heads, hd) = (16usize, 8usize, 2usize, 16usize);
+        let (n, tokens, c) = (win * win, res * res, heads * hd);
+        let map = TokenPermutation::new(crate::engine::cpu::tables::window_token_index(
+            res,
+            win,
+            win / 2,
+        ))
+        .unwrap();
+        let mask = crate::engine::cpu::tables::attn_mask(res, win, win / 2).unwrap();
+        let qkv: Vec<f32> = (0..tokens * 3 * c)
+            .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
+            .collect();
+        let bias: Vec<f32> = (0..heads * n * n).map(|i| (i % 17) as f32).collect();
+        let scale = vec![100.0f32; heads];
+        let args = WindowAttentionArgs {
+            batch: 1,
+            tokens,
+            dim: c,
+            num_heads: heads,
+            window_tokens: n,
+            token_index: &map,
+            logit_scale: &scale,
+            bias: &bias,
+            mask: Some(&mask),
+        };
+        // The f64 reference, and how many softmax terms exp(s - max) are f32 denormals.
+        let mut want = vec![0.0f64; tokens * c];
+        let mut denormal_terms = 0usize;
+        for w in 0..tokens / n {
+            let rows = &map.as_slice()[w * n..(w + 1) * n];
+            let m = &mask[w * n * n..(w + 1) * n * n];
+            for h in 0..heads {
+                for (i, o) in reference(&qkv, c, heads, rows, 100.0, &bias, Some(m), h)
+                    .iter()
+                    .enumerate()
+                {
+                    let tok = rows[i] as usize;
+                    want[tok * c + h * hd..tok * c + (h + 1) * hd].copy_from_slice(o);
+                }
+                let unit = |t: usize, part: usize| -> Vec<f64> {
+                    let row = &qkv[t * 3 * c + part * c + h * hd..][..hd];
+                    let l = row.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+                    row.iter().map(|&x| x as f64 / l).collect()
+                };
+                for i in 0..n {
+                    let q = unit(rows[i] as usize, 0);
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| {
+                            let k = unit(rows[j] as usize, 1);
+                            100.0 * q.iter().zip(&k).map(|(a, b)| a * b).sum::<f64>()
+                                + bias[h * n * n + i * n + j] as f64
+                                + m[i * n + j] as f64
+                        })
+                        .collect();
+                    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    denormal_terms += s
+                        .iter()
+                        .map(|x| (x - mx).exp() as f32)
+                        .filter(|p| *p != 0.0 && p.abs() < f32::MIN_POSITIVE)
+                        .count();
+                }
+            }
+        }
+        assert!(
+            denormal_terms > 100,
+            "the inputs must drive the softmax into the denormal range ({denormal_terms} terms)"
+        );
+        for flush in [true, false] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .start_handler(move |_| {
+                    if flush {
+                        super::super::denormals::flush_denormals_in_this_thread();
+                    }
+                })
+                .build()
+                .unwrap();
+            for avx2 in [true, false] {
+                let scratch: Vec<_> = (0..2)
+                    .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
+                    .collect();
+                let mut out = vec![f32::NAN; tokens * c];
+                pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, avx2));
+                for (i, (&got, &x)) in out.iter().zip(&want).enumerate() {
+                    assert!(
+                        (got as f64 - x).abs() <= 1e-4 * (1.0 + x.abs()),
+                        "flush {flush} avx2 {avx2} at {i}: {got} vs {x}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn fused_kernel_matches_reference() {
         let pool = rayon::ThreadPoolBuilder::new()

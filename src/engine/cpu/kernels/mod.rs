@@ -4,6 +4,7 @@
 //! `is_x86_feature_detected!` and a portable scalar version (also the reference in unit tests).
 
 pub mod attention;
+pub mod denormals;
 pub mod linear;
 pub mod math;
 pub mod norm;
