@@ -16,7 +16,7 @@ use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOP_K,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 
 /// Server the `classify` and `info` clients talk to by default.
@@ -128,6 +128,9 @@ struct ServeArgs {
     /// On SIGTERM, keep serving this many seconds with health NOT_SERVING before refusing new calls.
     #[arg(long, env = "SWIN_SERVE_DRAIN_DELAY_SECS", default_value_t = DEFAULT_DRAIN_DELAY.as_secs_f64())]
     drain_delay_secs: f64,
+    /// After the drain delay, the longest shutdown waits for open calls and streams before closing them.
+    #[arg(long, env = "SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    shutdown_timeout: f64,
 }
 
 #[derive(Args)]
@@ -234,13 +237,17 @@ fn weights_source(args: &ServeArgs) -> WeightsSource {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let opts = model_options(&args)?;
-    if !(args.drain_delay_secs.is_finite() && args.drain_delay_secs >= 0.0) {
+    let Ok(drain_delay) = Duration::try_from_secs_f64(args.drain_delay_secs) else {
         bail!("--drain-delay-secs must be a non-negative number");
-    }
+    };
+    let Ok(shutdown_timeout) = Duration::try_from_secs_f64(args.shutdown_timeout) else {
+        bail!("--shutdown-timeout must be a non-negative number of seconds");
+    };
     let config = ServerConfig {
         max_message_bytes: args.max_message_bytes,
         max_batch_images: args.max_batch_images,
-        drain_delay: Duration::from_secs_f64(args.drain_delay_secs),
+        drain_delay,
+        shutdown_timeout,
         max_concurrent_decodes: args
             .max_concurrent_decodes
             .unwrap_or_else(server::default_max_concurrent_decodes),

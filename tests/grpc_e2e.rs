@@ -78,6 +78,25 @@ async fn start_server(drain_delay: Duration) -> TestServer {
 }
 
 async fn start_server_with(opts: ModelOptions, drain_delay: Duration) -> TestServer {
+    let config = ServerConfig {
+        drain_delay,
+        ..ServerConfig::default()
+    };
+    start_server_with_config(opts, config).await
+}
+
+fn random_model_options() -> ModelOptions {
+    let mut cpu = CpuOptions::new(WeightsSource::Random {
+        seed: SEED,
+        config: config(),
+    });
+    cpu.instances = 2;
+    cpu.threads = 1;
+    cpu.max_batch = 4;
+    ModelOptions::new(BackendOptions::Cpu(cpu))
+}
+
+async fn start_server_with_config(opts: ModelOptions, config: ServerConfig) -> TestServer {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (release_tx, release_rx) = oneshot::channel::<()>();
@@ -86,10 +105,6 @@ async fn start_server_with(opts: ModelOptions, drain_delay: Duration) -> TestSer
         // Hold loading until the test has seen NOT_SERVING.
         let _ = release_rx.blocking_recv();
         load_model(&opts)
-    };
-    let config = ServerConfig {
-        drain_delay,
-        ..ServerConfig::default()
     };
     let handle = tokio::spawn(server::serve(listener, config, loader, async move {
         let _ = stop_rx.await;
@@ -512,4 +527,166 @@ async fn serves_an_official_format_checkpoint_with_its_own_config() {
 
     srv.shutdown.take().unwrap().send(()).unwrap();
     srv.handle.await.unwrap().unwrap();
+}
+
+/// Opens a health Watch stream on `service` and returns it with its first answer.
+async fn watch(
+    ch: &Channel,
+    service: &str,
+) -> (
+    tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    ServingStatus,
+) {
+    let mut stream = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().expect("a first status");
+    (stream, ServingStatus::try_from(first.status).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_ends_health_watch_streams() {
+    // A shutdown timeout far beyond the guard below: the server must stop because the Watch
+    // streams end, not because the timeout closed them.
+    let config = ServerConfig {
+        shutdown_timeout: Duration::from_secs(600),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_server_with_config(random_model_options(), config).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let (mut all, first_all) = watch(&ch, "").await;
+    let (mut classifier, first_classifier) = watch(&ch, "swin.v1.Classifier").await;
+    assert_eq!(first_all, ServingStatus::Serving);
+    assert_eq!(first_classifier, ServingStatus::Serving);
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    for stream in [&mut all, &mut classifier] {
+        let mut seen = vec![];
+        while let Some(r) = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("Watch stream neither answered nor ended")
+            .expect("Watch stream ends without an error status")
+        {
+            seen.push(ServingStatus::try_from(r.status).unwrap());
+        }
+        assert_eq!(seen.last(), Some(&ServingStatus::NotServing), "{seen:?}");
+    }
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop with Watch streams open")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_timeout_closes_streams_a_client_keeps_open() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let config = ServerConfig {
+        shutdown_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_server_with_config(random_model_options(), config).await;
+    let ch = channel(srv.addr).await;
+    // A reflection stream whose client never closes its side.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    })
+    .await
+    .unwrap();
+    let mut stream = ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+
+    srv.release_loader.take();
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop with a client stream held open")
+        .unwrap()
+        .unwrap();
+    // `serve` has returned: the binary's `main` then shuts its runtime down, which closes the
+    // connection still held (checked end to end in `sigterm_ends_the_process_with_streams_open`).
+    drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_ends_the_process_with_streams_open() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swin-serve"))
+        .args(["serve", "--random-weights", "0", "--img-size", "64"])
+        .args([
+            "--window-size",
+            "4",
+            "--threads",
+            "1",
+            "--shutdown-timeout",
+            "2",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ch = channel(addr).await;
+    wait_serving(&ch).await;
+    // A health Watch (ended by shutdown) and a reflection stream the client never closes (closed
+    // by the shutdown timeout).
+    let (_watch, status) = watch(&ch, "").await;
+    assert_eq!(status, ServingStatus::Serving);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    })
+    .await
+    .unwrap();
+    let mut reflection = ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reflection.message().await.unwrap().is_some());
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("swin-serve did not exit after SIGTERM with streams open");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    drop(tx);
 }

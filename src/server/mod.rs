@@ -3,8 +3,10 @@
 //!
 //! Lifecycle: the listener is bound and health answers NOT_SERVING while the model loads and warms up;
 //! then health turns SERVING for `""` and `swin.v1.Classifier`. On the shutdown signal health turns
-//! NOT_SERVING again (so load balancers stop routing), new connections are refused, and in-flight
-//! requests finish before [`serve`] returns.
+//! NOT_SERVING again (so load balancers stop routing) and the server keeps answering for the drain
+//! delay; then health Watch streams are ended, new connections are refused, and in-flight requests
+//! finish before [`serve`] returns, or are closed once the shutdown timeout has passed: a client that
+//! holds a stream open cannot keep the process alive.
 
 mod classifier;
 pub mod loader;
@@ -43,6 +45,10 @@ pub const DEFAULT_MAX_BATCH_IMAGES: usize = 256;
 /// Default time to keep answering after SIGTERM with health NOT_SERVING (`--drain-delay-secs`).
 pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 
+/// Default bound on the wait for open calls after the drain delay (`--shutdown-timeout`); with the
+/// default drain delay it fits Kubernetes' default 30 s termination grace period.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Default images decoded at once (`--max-concurrent-decodes`): two per core.
 pub fn default_max_concurrent_decodes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
@@ -61,6 +67,9 @@ pub struct ServerConfig {
     /// After the shutdown signal, keep serving this long with health NOT_SERVING before refusing
     /// new calls (lets Kubernetes take the pod out of its endpoints first).
     pub drain_delay: Duration,
+    /// After the drain delay, the longest the server waits for open calls and streams (health
+    /// Watch, reflection, a stalled client) before it closes them and returns: shutdown always ends.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +79,7 @@ impl Default for ServerConfig {
             max_batch_images: DEFAULT_MAX_BATCH_IMAGES,
             max_concurrent_decodes: default_max_concurrent_decodes(),
             drain_delay: DEFAULT_DRAIN_DELAY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -185,9 +195,10 @@ where
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "gRPC server listening (health NOT_SERVING until the model is ready)");
 
-    let drain_reporter = health_reporter.clone();
+    let mut drain_reporter = health_reporter.clone();
     let drain_delay = config.drain_delay;
     let (load_failed_tx, mut load_failed_rx) = tokio::sync::oneshot::channel::<ServerError>();
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         tokio::select! {
             _ = shutdown => {
@@ -198,26 +209,56 @@ where
                 if !drain_delay.is_zero() {
                     tokio::time::sleep(drain_delay).await;
                 }
+                // End every health Watch stream (their senders go with the entries; watchers have
+                // seen NOT_SERVING): a client watching health must not hold the shutdown open.
+                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                    drain_reporter.clear_service_status(name).await;
+                }
             }
             Ok(err) = fail_rx => {
                 tracing::error!(error = %err, "stopping: the model could not be loaded");
                 let _ = load_failed_tx.send(err);
             }
         }
+        let _ = stopping_tx.send(());
     };
 
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(classifier)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+    // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
+    // remaining ones (a stalled upload, a reflection stream left open) are closed.
+    let shutdown_timeout = config.shutdown_timeout;
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(shutdown_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let all_answered = tokio::select! {
+        served = server => {
+            served?;
+            true
+        }
+        _ = deadline => {
+            tracing::warn!(
+                seconds = shutdown_timeout.as_secs_f32(),
+                "shutdown timeout: closing the calls still open"
+            );
+            false
+        }
+    };
 
     if let Ok(err) = load_failed_rx.try_recv() {
         return Err(err);
     }
-    tracing::info!("server stopped; all in-flight requests answered");
+    if all_answered {
+        tracing::info!("server stopped; all in-flight requests answered");
+    }
     Ok(())
 }
 
