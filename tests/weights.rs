@@ -474,3 +474,45 @@ fn window_and_image_size_are_inferred_from_buffer_shapes_for_official_configs() 
         assert_eq!(weights.infer_config(&hints).unwrap(), config, "{name}");
     }
 }
+
+/// Loads a hostile checkpoint on a thread with a small stack (a recursion that grows with the
+/// file would overflow it) and a hang guard; returns the error message.
+fn hostile_load_error(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hostile")
+        .join(name);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let result = Weights::load(&path)
+                .and_then(|w| w.infer_config(&ConfigHints::default()).map(|_| ()));
+            let _ = tx.send(result.map_err(|e| e.to_string()));
+        })
+        .unwrap();
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{name}: no answer within 60 s (hang) or the thread died"));
+    result.expect_err("a hostile checkpoint must be refused")
+}
+
+#[test]
+fn hostile_checkpoints_are_refused_with_an_error() {
+    // Made by tests/fixtures/make_hostile_checkpoints.py (no torch needed).
+    for (name, expected) in [
+        // A list appended to itself 200 times: the walk used to be exponential.
+        ("self_append_list.pth", "no SwinV2 state dict found"),
+        // torch.zeros(1).expand(2**40): used to allocate 4 TiB and abort.
+        ("expand_2_40.pth", "refusing to expand broadcast views"),
+        // A stage index of 2^40: used to size a Vec by it and abort.
+        ("huge_layer_index.pth", "layers.1099511627776"),
+        // 200 000 nested tuples: dropping them used to recurse once per level.
+        ("deep_tuples.pth", "no SwinV2 state dict found"),
+    ] {
+        let message = hostile_load_error(name);
+        assert!(
+            message.contains(expected),
+            "{name}: expected `{expected}` in: {message}"
+        );
+    }
+}

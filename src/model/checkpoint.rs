@@ -213,6 +213,7 @@ pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErro
     let pickle = zip.pickle().map_err(damaged)?;
     let all = parse_tensors(&pickle).map_err(|e| torch_error(path, TorchStage::Pickle, e))?;
     let selected = select_state_dict(path, all)?;
+    check_expansion(path, bytes.len(), &selected)?;
     let mut raw = Vec::with_capacity(selected.len());
     for (name, t) in selected {
         let storage = zip.storage(&t.storage.key).map_err(damaged)?;
@@ -233,6 +234,43 @@ pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErro
             ))
         })
         .collect()
+}
+
+/// Bytes of f32 the tensors of a checkpoint may expand to beyond `4 ×` the file: every stored
+/// element becomes one f32, so real checkpoints stay under `4 × file` (4 only for 1-byte storages);
+/// more can only come from broadcast views (stride 0), which a hostile file can make enormous
+/// (`torch.zeros(1).expand(2**40)` is a legal 4-byte storage).
+const EXPANSION_ALLOWANCE: u64 = 64 << 20;
+
+/// Refuse a checkpoint whose tensors would take more than `4 × file + EXPANSION_ALLOWANCE` bytes of
+/// f32 once read, before anything is allocated.
+fn check_expansion(
+    path: &Path,
+    file_len: usize,
+    tensors: &[(String, super::torch::TensorRef)],
+) -> Result<(), ModelError> {
+    let limit = (file_len as u64)
+        .saturating_mul(4)
+        .saturating_add(EXPANSION_ALLOWANCE);
+    let mut total: u64 = 0;
+    for (name, t) in tensors {
+        let bytes = t
+            .numel()
+            .and_then(|n| (n as u64).checked_mul(4))
+            .unwrap_or(u64::MAX);
+        total = total.saturating_add(bytes);
+        if total > limit {
+            return Err(format_error(
+                path,
+                format!(
+                    "its tensors would take more than {limit} bytes as f32 (at `{name}`, shape {:?}), \
+                     far more than a {file_len}-byte file holds: refusing to expand broadcast views",
+                    t.shape
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The state dict among a checkpoint's tensors (dotted paths from the pickle's root): the entries

@@ -16,7 +16,7 @@
 //! Hints (CLI flags) take precedence over inference; a value neither inferable nor hinted is an
 //! error naming the flag.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::keys;
 use super::{ModelError, SwinV2Config, Weights, WeightsView};
@@ -138,26 +138,50 @@ pub(crate) fn infer_config(
         ));
     }
 
-    // depths: blocks per `layers.{i}`.
-    let mut blocks_per_stage: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut num_layers = 0;
+    // depths: blocks per `layers.{i}`. Indices come from the file: they must run 0..n without gaps
+    // (checked before anything is sized by them, so `layers.1099511627776.…` is an error, not an
+    // allocation of 2^40 stages).
+    let mut blocks_per_stage: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    let mut stages: BTreeSet<usize> = BTreeSet::new();
     for name in tensors.keys() {
         if let Some(stage) = keys::stage_index(name) {
-            num_layers = num_layers.max(stage + 1);
+            stages.insert(stage);
         }
         if let Some((stage, block)) = keys::block_index(name) {
-            let e = blocks_per_stage.entry(stage).or_default();
-            *e = (*e).max(block + 1);
+            blocks_per_stage.entry(stage).or_default().insert(block);
         }
     }
-    if num_layers == 0 {
+    if stages.is_empty() {
         return Err(missing(weights, "no `layers.{i}.blocks.{j}` tensors found"));
     }
-    let depths: Vec<usize> = (0..num_layers)
-        .map(|i| blocks_per_stage.get(&i).copied().unwrap_or(0))
-        .collect();
-    if let Some(stage) = depths.iter().position(|&d| d == 0) {
+    let num_layers = stages.len();
+    let last_stage = stages.last().copied().unwrap_or(0);
+    if last_stage != num_layers - 1 {
+        let gap = (0..num_layers).find(|i| !stages.contains(i)).unwrap_or(0);
+        return Err(missing(
+            weights,
+            &format!(
+                "the `layers.{{i}}` indices do not run 0..{num_layers}: there is no `layers.{gap}` \
+                 but there is a `layers.{last_stage}`"
+            ),
+        ));
+    }
+    if let Some(stage) = (0..num_layers).find(|i| !blocks_per_stage.contains_key(i)) {
         return Err(missing(weights, &format!("stage {stage} has no blocks")));
+    }
+    let mut depths = Vec::with_capacity(num_layers);
+    for (stage, blocks) in blocks_per_stage.range(..num_layers) {
+        let depth = blocks.len();
+        if blocks.last() != Some(&(depth - 1)) {
+            return Err(missing(
+                weights,
+                &format!(
+                    "the blocks of stage {stage} are not numbered 0..{depth} (up to `blocks.{}`)",
+                    blocks.last().copied().unwrap_or(0)
+                ),
+            ));
+        }
+        depths.push(depth);
     }
 
     let num_heads = (0..num_layers)

@@ -16,7 +16,7 @@ mod strided;
 
 pub(crate) use archive::TorchZip;
 pub(crate) use pickle::parse_tensors;
-pub(crate) use strided::materialize;
+pub(crate) use strided::{materialize, TensorRef};
 
 /// What is wrong with a `torch.save` ZIP checkpoint.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@
 //! being memoized reads back filled.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::strided::{StorageDtype, StorageId, TensorRef};
@@ -240,42 +240,95 @@ impl Value {
 pub(crate) fn parse_tensors(pickle: &[u8]) -> Result<Vec<(String, TensorRef)>, TorchFileError> {
     let root = Unpickler::default().run(pickle)?;
     let mut out = Vec::new();
-    walk(&root, &mut Vec::new(), &mut out, 0);
+    walk(&root, &mut Vec::new(), &mut out, 0, &mut HashSet::new());
     Ok(out)
 }
 
 /// Containers nested deeper than this are not searched for tensors.
 const MAX_WALK_DEPTH: usize = 200;
 
-fn walk(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, TensorRef)>, depth: usize) {
+/// Collect the tensors under `v` with their dotted paths. Each container is entered once (`seen`
+/// holds their addresses): a pickle can make a container hold itself many times (memo references),
+/// which would otherwise make the walk exponential. A container reached again is skipped; a real
+/// state dict never holds one container under two keys.
+fn walk(
+    v: &Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<(String, TensorRef)>,
+    depth: usize,
+    seen: &mut HashSet<usize>,
+) {
     if depth > MAX_WALK_DEPTH {
         return;
     }
     match v {
         Value::Dict(items) => {
+            if !seen.insert(Rc::as_ptr(items) as *const () as usize) {
+                return;
+            }
             for (k, v) in items.borrow().iter() {
                 if let Some(k) = k.key_string() {
                     path.push(k);
-                    walk(v, path, out, depth + 1);
+                    walk(v, path, out, depth + 1, seen);
                     path.pop();
                 }
             }
         }
         Value::List(items) => {
+            if !seen.insert(Rc::as_ptr(items) as *const () as usize) {
+                return;
+            }
             for (i, v) in items.borrow().iter().enumerate() {
                 path.push(i.to_string());
-                walk(v, path, out, depth + 1);
+                walk(v, path, out, depth + 1, seen);
                 path.pop();
             }
         }
         Value::Tuple(items) => {
+            if !seen.insert(Rc::as_ptr(items) as *const () as usize) {
+                return;
+            }
             for (i, v) in items.iter().enumerate() {
                 path.push(i.to_string());
-                walk(v, path, out, depth + 1);
+                walk(v, path, out, depth + 1, seen);
                 path.pop();
             }
         }
         Value::Tensor(t) => out.push((path.join("."), (**t).clone())),
+        _ => {}
+    }
+}
+
+impl Drop for Value {
+    /// Iterative, so that dropping a deeply nested value (100 000 nested tuples are 100 kB of
+    /// pickle) cannot overflow the stack: children this value owns alone are moved to a work list
+    /// and dropped from there, each with no children left.
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            take_children(&mut v, &mut pending);
+        }
+    }
+}
+
+/// Move the children of `v` out into `into`, when `v` is their only owner.
+fn take_children(v: &mut Value, into: &mut Vec<Value>) {
+    match v {
+        Value::Tuple(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                into.append(items);
+            }
+        }
+        Value::List(items) if Rc::strong_count(items) == 1 => {
+            into.append(&mut items.borrow_mut());
+        }
+        Value::Dict(items) if Rc::strong_count(items) == 1 => {
+            for (k, v) in items.borrow_mut().drain(..) {
+                into.push(k);
+                into.push(v);
+            }
+        }
         _ => {}
     }
 }
@@ -701,8 +754,8 @@ impl Unpickler {
                 STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.push(Self::global(&m, &n)),
+                    match (&module, &name) {
+                        (Value::Str(m), Value::Str(n)) => self.push(Self::global(m, n)),
                         _ => return Err(TorchFileError::StackGlobalNotStrings),
                     }
                 }
@@ -718,7 +771,7 @@ impl Unpickler {
                 NEWOBJ => {
                     let _args = self.pop()?;
                     let cls = self.pop()?;
-                    self.push(match cls {
+                    self.push(match &cls {
                         Value::Class(m, n) if n == "OrderedDict" && m == "collections" => {
                             Value::Dict(Rc::default())
                         }
@@ -730,7 +783,7 @@ impl Unpickler {
                     let _kwargs = self.pop()?;
                     let _args = self.pop()?;
                     let cls = self.pop()?;
-                    self.push(match cls {
+                    self.push(match &cls {
                         Value::Class(m, n) => Value::Opaque(format!("{m}.{n}")),
                         _ => Value::Opaque("object".into()),
                     });

@@ -84,6 +84,15 @@ pub(crate) struct TensorRef {
     pub stride: Vec<usize>,
 }
 
+impl TensorRef {
+    /// Elements of the view (`None` if the product overflows).
+    pub(crate) fn numel(&self) -> Option<usize> {
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+    }
+}
+
 /// Gather the elements of the strided view `t` from its storage bytes, as f32, in row-major
 /// order of `t.shape`.
 pub(crate) fn materialize(t: &TensorRef, storage: &[u8]) -> Result<Vec<f32>, TorchFileError> {
