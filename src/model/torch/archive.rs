@@ -42,6 +42,14 @@ pub(crate) struct TorchZip<'a> {
     prefix: String,
 }
 
+/// Most bytes one compressed entry of an archive of `archive_len` bytes may inflate to: 32× the
+/// archive plus 64 MiB (float data compresses ~1.1×, pickles ~10×; a ZIP bomb reaches 1000×).
+fn max_inflated(archive_len: usize) -> u64 {
+    (archive_len as u64)
+        .saturating_mul(32)
+        .saturating_add(64 << 20)
+}
+
 impl<'a> TorchZip<'a> {
     /// Open the archive and find its root folder (the first entry named `…data.pkl`).
     pub fn new(bytes: &'a [u8]) -> Result<Self, TorchFileError> {
@@ -83,9 +91,23 @@ impl<'a> TorchZip<'a> {
                 };
             }
         }
-        let mut buf = Vec::with_capacity(f.size().min(1 << 30) as usize);
-        if let Err(source) = f.read_to_end(&mut buf) {
+        // Compressed (torch itself stores entries uncompressed; a re-zipped file compresses): never
+        // inflate past the declared size, nor past what any real checkpoint's ratio allows.
+        let limit = f.size().min(max_inflated(bytes.len()));
+        let too_large = |name: String| TorchFileError::EntryTooLarge {
+            name,
+            limit,
+            archive: bytes.len(),
+        };
+        if f.size() > limit {
+            return Err(too_large(full));
+        }
+        let mut buf = Vec::new();
+        if let Err(source) = (&mut f).take(limit + 1).read_to_end(&mut buf) {
             return Err(TorchFileError::EntryRead { name: full, source });
+        }
+        if buf.len() as u64 > limit {
+            return Err(too_large(full));
         }
         Ok(StorageBytes::Inflated(buf))
     }
@@ -215,6 +237,25 @@ mod tests {
         let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Deflated)]);
         let mut z = TorchZip::new(&bytes).unwrap();
         assert_eq!(z.pickle().unwrap(), PICKLE);
+    }
+
+    #[test]
+    fn a_zip_bomb_entry_is_refused_before_it_is_inflated() {
+        // 100 MiB of zeros deflate to ~100 kB: far past 32 × the archive + 64 MiB.
+        let zeros = vec![0u8; 100 << 20];
+        let bytes = zip_of(&[
+            ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
+            ("archive/data/0", &zeros, CompressionMethod::Deflated),
+        ]);
+        assert!(bytes.len() < 1 << 20);
+        let mut zip = TorchZip::new(&bytes).unwrap();
+        match zip.storage("0") {
+            Err(TorchFileError::EntryTooLarge { limit, .. }) => {
+                assert!(limit < 100 << 20);
+            }
+            Err(other) => panic!("expected EntryTooLarge, got {other}"),
+            Ok(_) => panic!("a ZIP bomb was inflated"),
+        }
     }
 
     #[test]

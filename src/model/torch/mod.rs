@@ -148,6 +148,19 @@ pub(crate) enum TorchFileError {
         /// Full entry name.
         name: String,
     },
+    /// A compressed entry would inflate far beyond what the archive can hold (a ZIP bomb), or
+    /// past the size its header declares.
+    #[error(
+        "entry {name} inflates to more than {limit} bytes (compressed archive of {archive} bytes)"
+    )]
+    EntryTooLarge {
+        /// Full entry name.
+        name: String,
+        /// Bytes allowed.
+        limit: u64,
+        /// Size of the whole archive.
+        archive: usize,
+    },
     /// A stored entry's bytes do not have the CRC-32 the archive records.
     #[error("CRC-32 mismatch ({actual:08x}, archive says {expected:08x}): corrupted file")]
     CrcMismatch {
