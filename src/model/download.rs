@@ -72,8 +72,34 @@ pub fn cache_file_name(url: &str) -> String {
 
 fn download_error(url: &str, why: impl std::fmt::Display) -> ModelError {
     ModelError::Download(format!(
-        "could not fetch the model checkpoint from {url}: {why}; {OFFLINE_HINT}"
+        "could not fetch the model checkpoint from {}: {why}; {OFFLINE_HINT}",
+        redact_url(url)
     ))
+}
+
+/// `url` as logs, errors and GetModelInfo may show it: without credentials (`user:password@`) and
+/// without its query string or fragment (signed URLs carry their signature there), each replaced
+/// by `…`.
+pub fn redact_url(url: &str) -> String {
+    let (base, had_query) = match url.find(['?', '#']) {
+        Some(i) => (&url[..i], true),
+        None => (url, false),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rfind('@') {
+                Some(at) => format!("{scheme}://…@{}{path}", &authority[at + 1..]),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if had_query {
+        out.push_str("?…");
+    }
+    out
 }
 
 /// Return the cached file for `url` in `cache_dir`, downloading it first if absent
@@ -91,7 +117,7 @@ pub fn fetch(url: &str, cache_dir: &Path) -> Result<PathBuf, ModelError> {
         )
     })?;
     let partial = target.with_file_name(format!("{}.part", cache_file_name(url)));
-    tracing::info!(%url, path = %target.display(), "downloading checkpoint");
+    tracing::info!(url = %redact_url(url), path = %target.display(), "downloading checkpoint");
     match download_to(url, &partial) {
         Ok(bytes) => {
             std::fs::rename(&partial, &target).map_err(|e| {
@@ -248,6 +274,30 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_signatures() {
+        for (url, shown) in [
+            (OFFICIAL_TINY_URL, OFFICIAL_TINY_URL),
+            (
+                "https://user:secret@host.example/m/model.pth",
+                "https://…@host.example/m/model.pth",
+            ),
+            (
+                "https://host.example/model.pth?X-Amz-Signature=abc&X-Amz-Credential=k",
+                "https://host.example/model.pth?…",
+            ),
+            (
+                "http://a:b@127.0.0.1:8080/x.pth#frag",
+                "http://…@127.0.0.1:8080/x.pth?…",
+            ),
+            ("https://host.example", "https://host.example"),
+            ("not a url?token=1", "not a url?…"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("secret") && !redact_url(url).contains("abc"));
+        }
+    }
 
     #[test]
     fn cache_names_come_from_the_last_path_segment() {

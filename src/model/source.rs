@@ -68,12 +68,17 @@ impl WeightsSource {
         matches!(self, WeightsSource::Random { .. })
     }
 
-    /// Where the weights come from, for logs and GetModelInfo.
+    /// Where the weights come from, for logs and GetModelInfo (a URL without its credentials and
+    /// query string: see [`download::redact_url`]).
     pub fn describe(&self) -> String {
         match self {
             WeightsSource::File(p) => p.display().to_string(),
             WeightsSource::Download { url, cache_dir } => {
-                format!("{url} (cached in {})", cache_dir.display())
+                format!(
+                    "{} (cached in {})",
+                    download::redact_url(url),
+                    cache_dir.display()
+                )
             }
             WeightsSource::Random { seed, .. } => format!("random(seed={seed})"),
         }
