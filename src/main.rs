@@ -110,6 +110,10 @@ struct ServeArgs {
     /// Checkpoint URL used when --model is absent.
     #[arg(long, env = "SWIN_SERVE_MODEL_URL", default_value = download::OFFICIAL_TINY_URL)]
     model_url: String,
+    /// Expected SHA-256 of the downloaded checkpoint (64 hex digits): a download or cached file with
+    /// another digest is refused. Without it, a download must load as a complete checkpoint.
+    #[arg(long, env = "SWIN_SERVE_MODEL_SHA256", value_name = "HEX", value_parser = download::parse_sha256)]
+    model_sha256: Option<[u8; 32]>,
     /// Download cache directory (default: $XDG_CACHE_HOME/swin-serve or ~/.cache/swin-serve).
     #[arg(long, env = "SWIN_SERVE_CACHE")]
     cache_dir: Option<PathBuf>,
@@ -231,6 +235,7 @@ fn weights_source(args: &ServeArgs) -> WeightsSource {
                 .cache_dir
                 .clone()
                 .unwrap_or_else(download::default_cache_dir),
+            sha256: args.model_sha256,
         }
     }
 }

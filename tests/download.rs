@@ -7,7 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use swin_serve::model::download::{default_cache_dir, fetch, CACHE_DIR_ENV};
+use swin_serve::model::download::{
+    default_cache_dir, fetch, fetch_with, FetchOptions, CACHE_DIR_ENV,
+};
 use swin_serve::model::{ConfigHints, ModelError, Weights};
 
 fn fixture_bytes() -> Vec<u8> {
@@ -33,7 +35,11 @@ impl Server {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let _ = serve(stream, &body, &counter);
+                // A thread per connection: `/stall/` holds its connection open.
+                let (body, counter) = (body.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &body, &counter);
+                });
             }
         });
         Self { base, hits }
@@ -85,6 +91,21 @@ fn serve(
                 body.len()
             )?;
             stream.write_all(&body[..body.len() / 2])?;
+        }
+        "/to-http/model.pth" => {
+            stream.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: http://example.invalid/model.pth\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+        }
+        "/stall/model.pth" => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            stream.write_all(&body[..100])?;
+            stream.flush()?;
+            std::thread::sleep(std::time::Duration::from_secs(30));
         }
         _ => {
             stream.write_all(
@@ -190,4 +211,98 @@ fn cache_dir_comes_from_the_environment() {
     std::env::remove_var(CACHE_DIR_ENV);
     std::env::set_var("XDG_CACHE_HOME", "/xdg");
     assert_eq!(default_cache_dir(), PathBuf::from("/xdg/swin-serve"));
+}
+
+#[test]
+fn plain_http_is_refused_unless_loopback_and_so_are_redirects_to_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let err = fetch("http://example.com/model.pth", cache.path()).unwrap_err();
+    assert!(err.to_string().contains("plain http is refused"), "{err}");
+    let err = fetch("ftp://example.com/model.pth", cache.path()).unwrap_err();
+    assert!(err.to_string().contains("only https"), "{err}");
+
+    let server = Server::start();
+    let url = format!("{}/to-http/model.pth", server.base);
+    let err = fetch(&url, cache.path()).unwrap_err();
+    assert_offline_hint(&err, &url);
+    assert!(
+        err.to_string()
+            .contains("redirected to http://example.invalid"),
+        "{err}"
+    );
+    assert!(files_in(cache.path()).is_empty());
+}
+
+#[test]
+fn a_stalled_body_times_out_and_leaves_nothing() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("{}/stall/model.pth", server.base);
+    let opts = FetchOptions {
+        body_timeout: std::time::Duration::from_millis(500),
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err = fetch_with(&url, cache.path(), &opts).unwrap_err();
+    assert_offline_hint(&err, &url);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "not bounded by the timeout"
+    );
+    assert!(files_in(cache.path()).is_empty());
+}
+
+#[test]
+fn an_oversized_body_is_refused_before_it_is_read() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("{}/files/model.pth", server.base);
+    let opts = FetchOptions {
+        max_bytes: 1000,
+        ..FetchOptions::default()
+    };
+    let err = fetch_with(&url, cache.path(), &opts).unwrap_err();
+    assert_offline_hint(&err, &url);
+    assert!(
+        err.to_string().contains("more than the 1000 allowed"),
+        "{err}"
+    );
+    assert!(files_in(cache.path()).is_empty());
+}
+
+#[test]
+fn a_wrong_digest_is_refused_and_the_right_one_accepted() {
+    use sha2::Digest;
+    let server = Server::start();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("{}/files/model.pth", server.base);
+    let wrong = FetchOptions {
+        sha256: Some([0u8; 32]),
+        ..FetchOptions::default()
+    };
+    let err = fetch_with(&url, cache.path(), &wrong).unwrap_err();
+    assert!(err.to_string().contains("--model-sha256"), "{err}");
+    assert!(files_in(cache.path()).is_empty(), "nothing kept");
+
+    let right = FetchOptions {
+        sha256: Some(sha2::Sha256::digest(fixture_bytes()).into()),
+        ..FetchOptions::default()
+    };
+    let path = fetch_with(&url, cache.path(), &right).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), fixture_bytes());
+}
+
+#[test]
+fn a_bad_cached_file_is_downloaded_again() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("{}/files/model.pth", server.base);
+    // A truncated checkpoint left in the cache (an interrupted copy, a full disk).
+    std::fs::write(cache.path().join("model.pth"), &fixture_bytes()[..500]).unwrap();
+    let path = fetch(&url, cache.path()).unwrap();
+    assert_eq!(server.hits("/files/model.pth"), 1);
+    assert_eq!(std::fs::read(&path).unwrap(), fixture_bytes());
+    // A good cached file is used as it is.
+    fetch(&url, cache.path()).unwrap();
+    assert_eq!(server.hits("/files/model.pth"), 1);
 }

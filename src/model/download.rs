@@ -27,7 +27,8 @@ const OFFLINE_HINT: &str = "pass --model PATH (a local .pth or .safetensors chec
      --random-weights SEED (a deterministic random model) to start without downloading";
 
 /// Default cache directory: `$SWIN_SERVE_CACHE`, else `$XDG_CACHE_HOME/swin-serve`, else `~/.cache/swin-serve`
-/// (else `swin-serve` under the system temporary directory when no home is known).
+/// (else `.cache/swin-serve` under the working directory when no home is known: never a shared,
+/// world-writable directory such as `/tmp`, where another user could plant the checkpoint).
 pub fn default_cache_dir() -> PathBuf {
     let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(dir) = non_empty(CACHE_DIR_ENV) {
@@ -39,7 +40,7 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(home) = non_empty("HOME") {
         return PathBuf::from(home).join(".cache").join("swin-serve");
     }
-    std::env::temp_dir().join("swin-serve")
+    PathBuf::from(".cache").join("swin-serve")
 }
 
 /// File name under which `url` is cached: its last path segment (query and fragment dropped),
@@ -68,6 +69,28 @@ pub fn cache_file_name(url: &str) -> String {
     } else {
         name
     }
+}
+
+/// The absolute URL a `Location` header points to from `base` (absolute URLs, `//host/…` and
+/// `/path`; anything else replaces the last path segment).
+fn resolve_location(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("https", base));
+    if let Some(network) = location.strip_prefix("//") {
+        return format!("{scheme}://{network}");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority.len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    format!("{scheme}://{authority}{dir}/{location}")
 }
 
 fn download_error(url: &str, why: impl std::fmt::Display) -> ModelError {
@@ -102,13 +125,152 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Most bytes a download may have (`Content-Length` above it is refused before the body is read).
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 4 << 30;
+
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 10;
+
+/// Limits and checks of a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Expected SHA-256 of the file (`--model-sha256`): a download or cached file with another
+    /// digest is refused (and a cached one replaced). Without it, a file must load as a complete
+    /// checkpoint before it is used or replaces anything.
+    pub sha256: Option<[u8; 32]>,
+    /// Largest download, in bytes.
+    pub max_bytes: u64,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Time for the server to answer a request with its headers.
+    pub response_timeout: Duration,
+    /// Time for the whole body to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            sha256: None,
+            max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            connect_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Parse a SHA-256 digest written as 64 hex digits.
+pub fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "a SHA-256 digest is 64 hex digits, got {} characters",
+            hex.len()
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `url` may be fetched: `https`, or plain `http` to a loopback address (127.0.0.0/8,
+/// `localhost`, `[::1]`: local mirrors and tests). Applied to every redirect too.
+fn check_scheme(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit('@').next().unwrap_or("");
+        let host = if let Some(v6) = host_port.strip_prefix('[') {
+            v6.split(']').next().unwrap_or("")
+        } else {
+            host_port.split(':').next().unwrap_or("")
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            return Ok(());
+        }
+        return Err(
+            "plain http is refused (only https, or http to a loopback address); \
+             a redirect to http is refused too"
+                .into(),
+        );
+    }
+    Err("only https URLs can be downloaded".into())
+}
+
+/// SHA-256 of the file at `path`.
+fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+/// Check a downloaded or cached file: its digest when one is expected, else that it loads as a
+/// complete checkpoint (container, every tensor, CRCs).
+fn verify(url: &str, path: &Path, opts: &FetchOptions) -> Result<(), ModelError> {
+    match opts.sha256 {
+        Some(expected) => {
+            let actual = file_sha256(path)
+                .map_err(|e| download_error(url, format!("cannot read {}: {e}", path.display())))?;
+            if actual != expected {
+                return Err(download_error(
+                    url,
+                    format!(
+                        "{} has SHA-256 {}, expected {} (--model-sha256)",
+                        path.display(),
+                        hex(&actual),
+                        hex(&expected)
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        None => super::Weights::load(path)
+            .map(drop)
+            .map_err(|e| download_error(url, format!("the file is not a usable checkpoint: {e}"))),
+    }
+}
+
 /// Return the cached file for `url` in `cache_dir`, downloading it first if absent
 /// (to a temporary name, renamed when complete). Errors name `--model PATH` and `--random-weights`.
 pub fn fetch(url: &str, cache_dir: &Path) -> Result<PathBuf, ModelError> {
+    fetch_with(url, cache_dir, &FetchOptions::default())
+}
+
+/// [`fetch`] with explicit limits and checks: https only (loopback http allowed), every redirect
+/// checked the same way, timeouts, a size cap; the cached file is verified before use (and
+/// downloaded again when it fails), the download before it replaces anything.
+pub fn fetch_with(url: &str, cache_dir: &Path, opts: &FetchOptions) -> Result<PathBuf, ModelError> {
+    check_scheme(url).map_err(|why| download_error(url, why))?;
     let target = cache_dir.join(cache_file_name(url));
     if target.is_file() {
-        tracing::info!(path = %target.display(), "using cached checkpoint");
-        return Ok(target);
+        match verify(url, &target, opts) {
+            Ok(()) => {
+                tracing::info!(path = %target.display(), "using cached checkpoint");
+                return Ok(target);
+            }
+            Err(e) => {
+                tracing::warn!(path = %target.display(), error = %e, "cached checkpoint is bad: downloading it again");
+                std::fs::remove_file(&target).map_err(|e| {
+                    download_error(url, format!("cannot remove {}: {e}", target.display()))
+                })?;
+            }
+        }
     }
     std::fs::create_dir_all(cache_dir).map_err(|e| {
         download_error(
@@ -118,15 +280,18 @@ pub fn fetch(url: &str, cache_dir: &Path) -> Result<PathBuf, ModelError> {
     })?;
     let partial = target.with_file_name(format!("{}.part", cache_file_name(url)));
     tracing::info!(url = %redact_url(url), path = %target.display(), "downloading checkpoint");
-    match download_to(url, &partial) {
+    let result = download_to(url, &partial, opts).and_then(|bytes| {
+        verify(url, &partial, opts)?;
+        std::fs::rename(&partial, &target).map_err(|e| {
+            download_error(
+                url,
+                format!("cannot move the download into {}: {e}", target.display()),
+            )
+        })?;
+        Ok(bytes)
+    });
+    match result {
         Ok(bytes) => {
-            std::fs::rename(&partial, &target).map_err(|e| {
-                let _ = std::fs::remove_file(&partial);
-                download_error(
-                    url,
-                    format!("cannot move the download into {}: {e}", target.display()),
-                )
-            })?;
             tracing::info!(path = %target.display(), bytes, "checkpoint downloaded");
             Ok(target)
         }
@@ -137,25 +302,76 @@ pub fn fetch(url: &str, cache_dir: &Path) -> Result<PathBuf, ModelError> {
     }
 }
 
-/// Download `url` into `path` (created or truncated), returning the byte count.
-fn download_to(url: &str, path: &Path) -> Result<u64, ModelError> {
+/// Download `url` into `path` (a new file: an old one is removed first, and a link there is not
+/// followed), returning the byte count.
+fn download_to(url: &str, path: &Path, opts: &FetchOptions) -> Result<u64, ModelError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .max_redirects(10)
+        .timeout_connect(Some(opts.connect_timeout))
+        .timeout_recv_response(Some(opts.response_timeout))
+        .timeout_recv_body(Some(opts.body_timeout))
+        .max_redirects(0)
         .user_agent(concat!("swin-serve/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::StatusCode(code) => {
-            download_error(url, format!("the server answered HTTP {code}"))
+    // Redirects by hand, so that each target is checked like the first URL.
+    let mut current = url.to_string();
+    let mut response = None;
+    for _ in 0..=MAX_REDIRECTS {
+        let r = agent.get(&current).call().map_err(|e| match e {
+            ureq::Error::StatusCode(code) => {
+                download_error(url, format!("the server answered HTTP {code}"))
+            }
+            other => download_error(url, other),
+        })?;
+        if !r.status().is_redirection() {
+            response = Some(r);
+            break;
         }
-        other => download_error(url, other),
-    })?;
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| download_error(url, "a redirect without a Location header"))?;
+        current = resolve_location(&current, location);
+        check_scheme(&current).map_err(|why| {
+            download_error(
+                url,
+                format!("redirected to {}: {why}", redact_url(&current)),
+            )
+        })?;
+    }
+    let mut response = response
+        .ok_or_else(|| download_error(url, format!("more than {MAX_REDIRECTS} redirects")))?;
     let total = response.body().content_length();
-    let mut reader = response.body_mut().as_reader();
+    if let Some(total) = total.filter(|&t| t > opts.max_bytes) {
+        return Err(download_error(
+            url,
+            format!(
+                "the file has {total} bytes, more than the {} allowed",
+                opts.max_bytes
+            ),
+        ));
+    }
+    let mut reader = response
+        .body_mut()
+        .with_config()
+        .limit(opts.max_bytes.saturating_add(1))
+        .reader();
 
-    let file = File::create(path)
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(download_error(
+                url,
+                format!("cannot remove {}: {e}", path.display()),
+            ))
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
         .map_err(|e| download_error(url, format!("cannot create {}: {e}", path.display())))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let progress = Progress::new(url, total);
@@ -177,6 +393,13 @@ fn download_to(url: &str, path: &Path) -> Result<u64, ModelError> {
         out.write_all(&buf[..n])
             .map_err(|e| download_error(url, format!("cannot write {}: {e}", path.display())))?;
         received += n as u64;
+        if received > opts.max_bytes {
+            progress.abandon();
+            return Err(download_error(
+                url,
+                format!("the file exceeds the {} bytes allowed", opts.max_bytes),
+            ));
+        }
         progress.advance(received);
     }
     if let Some(total) = total {

@@ -18,6 +18,8 @@ pub enum WeightsSource {
         url: String,
         /// Cache directory.
         cache_dir: PathBuf,
+        /// Expected SHA-256 of the file (`--model-sha256`).
+        sha256: Option<[u8; 32]>,
     },
     /// Deterministic random weights of the given config (smoke tests, benchmarks).
     Random {
@@ -40,8 +42,16 @@ impl WeightsSource {
                 let config = weights.infer_config(hints)?;
                 (weights, config)
             }
-            WeightsSource::Download { url, cache_dir } => {
-                let weights = Weights::load(&download::fetch(url, cache_dir)?)?;
+            WeightsSource::Download {
+                url,
+                cache_dir,
+                sha256,
+            } => {
+                let options = download::FetchOptions {
+                    sha256: *sha256,
+                    ..Default::default()
+                };
+                let weights = Weights::load(&download::fetch_with(url, cache_dir, &options)?)?;
                 let config = weights.infer_config(hints)?;
                 (weights, config)
             }
@@ -73,7 +83,7 @@ impl WeightsSource {
     pub fn describe(&self) -> String {
         match self {
             WeightsSource::File(p) => p.display().to_string(),
-            WeightsSource::Download { url, cache_dir } => {
+            WeightsSource::Download { url, cache_dir, .. } => {
                 format!(
                     "{} (cached in {})",
                     download::redact_url(url),
