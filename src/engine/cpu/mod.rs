@@ -80,6 +80,16 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
             "--instances must be at least 1".into(),
         ));
     }
+    let cores = default_threads();
+    if opts.instances.saturating_mul(opts.threads) > cores {
+        tracing::warn!(
+            instances = opts.instances,
+            threads = opts.threads,
+            cores,
+            "--instances × --threads exceeds the cores this process may use: the engine threads \
+             will contend for them (slower than --threads cores/instances); see README"
+        );
+    }
     let (weights, config) = opts.weights.load(&opts.hints)?;
     let plugin_checks = ops::self_check();
     require_plugin_checks(&plugin_checks)?;
