@@ -135,13 +135,16 @@ struct ServeArgs {
     /// After the drain delay, the longest shutdown waits for open calls and streams before closing them.
     #[arg(long, env = "SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
+    /// Bearer tokens, one per line: every RPC but grpc.health.v1 needs `authorization: Bearer
+    /// <token>` with one of them (UNAUTHENTICATED otherwise). Re-read when the file changes.
+    #[arg(long, env = "SWIN_SERVE_AUTH_TOKEN_FILE", value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
 struct ClassifyArgs {
-    /// Server URL.
-    #[arg(long, env = "SWIN_SERVE_URL", default_value = DEFAULT_SERVER_URL)]
-    server: String,
+    #[command(flatten)]
+    connection: ConnectionArgs,
     /// Classes to print per image.
     #[arg(long, default_value_t = DEFAULT_TOP_K)]
     top_k: u32,
@@ -152,10 +155,42 @@ struct ClassifyArgs {
 
 #[derive(Args)]
 struct InfoArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+}
+
+/// How the `classify` and `info` clients reach the server.
+#[derive(Args)]
+struct ConnectionArgs {
     /// Server URL.
     #[arg(long, env = "SWIN_SERVE_URL", default_value = DEFAULT_SERVER_URL)]
     server: String,
+    /// File whose first line is the bearer token sent as `authorization: Bearer <token>`.
+    #[arg(long, env = "SWIN_SERVE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
+
+/// Adds the bearer token, when there is one, to every call.
+#[derive(Clone)]
+struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Client = proto::classifier_client::ClassifierClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
+>;
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -253,6 +288,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_batch_images: args.max_batch_images,
         drain_delay,
         shutdown_timeout,
+        auth_token_file: args.auth_token_file.clone(),
         max_concurrent_decodes: args
             .max_concurrent_decodes
             .unwrap_or_else(server::default_max_concurrent_decodes),
@@ -270,19 +306,38 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn connect(
-    url: &str,
-) -> Result<proto::classifier_client::ClassifierClient<tonic::transport::Channel>> {
-    let client = proto::classifier_client::ClassifierClient::connect(url.to_string())
+async fn connect(args: &ConnectionArgs) -> Result<Client> {
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            let token = text.lines().next().unwrap_or("").trim();
+            if token.is_empty() {
+                bail!("the token file {} is empty", path.display());
+            }
+            Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .context("the token is not valid in a gRPC header (ASCII only)")?,
+            )
+        }
+        None => None,
+    };
+    let url = &args.server;
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid server URL {url}"))?
+        .connect()
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
-    Ok(client
-        .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES))
+    Ok(
+        proto::classifier_client::ClassifierClient::with_interceptor(channel, BearerToken(token))
+            .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES),
+    )
 }
 
 async fn classify(args: ClassifyArgs) -> Result<()> {
-    let mut client = connect(&args.server).await?;
+    let mut client = connect(&args.connection).await?;
     // Ask for at least 5 classes (the lab prints top-5), but never more than the model has.
     let num_classes = client
         .get_model_info(proto::GetModelInfoRequest {})
@@ -380,7 +435,7 @@ fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
 }
 
 async fn info(args: InfoArgs) -> Result<()> {
-    let mut client = connect(&args.server).await?;
+    let mut client = connect(&args.connection).await?;
     let info = client
         .get_model_info(proto::GetModelInfoRequest {})
         .await

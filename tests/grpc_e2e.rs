@@ -690,3 +690,95 @@ async fn sigterm_ends_the_process_with_streams_open() {
     assert!(status.success(), "exit status {status:?}");
     drop(tx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bearer_tokens_guard_every_rpc_but_health_and_are_reloaded() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "first-token\nsecond-token\n").unwrap();
+    let config = ServerConfig {
+        auth_token_file: Some(tokens.clone()),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_server_with_config(random_model_options(), config).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    // Health needs no token (probes).
+    wait_serving(&ch).await;
+
+    let info = |token: Option<&'static str>| {
+        let ch = ch.clone();
+        async move {
+            let mut request = tonic::Request::new(proto::GetModelInfoRequest {});
+            if let Some(t) = token {
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            ClassifierClient::new(ch).get_model_info(request).await
+        }
+    };
+    assert_eq!(info(None).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        info(Some("wrong-token")).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert!(info(Some("second-token")).await.is_ok());
+    let mut request = tonic::Request::new(classify_request(
+        test_image(40, 30, image::ImageFormat::Png),
+        1,
+    ));
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer first-token".parse().unwrap());
+    assert!(ClassifierClient::new(ch.clone())
+        .classify(request)
+        .await
+        .is_ok());
+    let unauthenticated = ClassifierClient::new(ch.clone())
+        .classify(classify_request(
+            test_image(40, 30, image::ImageFormat::Png),
+            1,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+
+    // Reflection describes the API: it needs the token too.
+    let reflection = ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await;
+    assert_eq!(reflection.unwrap_err().code(), Code::Unauthenticated);
+
+    // Rotation: the new token works and the old ones stop working, without a restart.
+    std::fs::write(&tokens, "rotated-token-with-another-length\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info(Some("rotated-token-with-another-length"))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated token was never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        info(Some("second-token")).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}

@@ -8,6 +8,7 @@
 //! finish before [`serve`] returns, or are closed once the shutdown timeout has passed: a client that
 //! holds a stream open cannot keep the process alive.
 
+pub mod auth;
 mod classifier;
 pub mod loader;
 mod model_info;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
 pub use classifier::{ClassifierService, DEFAULT_TOP_K};
@@ -70,6 +72,9 @@ pub struct ServerConfig {
     /// After the drain delay, the longest the server waits for open calls and streams (health
     /// Watch, reflection, a stalled client) before it closes them and returns: shutdown always ends.
     pub shutdown_timeout: Duration,
+    /// Bearer tokens every RPC but health must carry (`--auth-token-file`, see [`auth`]); `None`:
+    /// no authentication.
+    pub auth_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             max_concurrent_decodes: default_max_concurrent_decodes(),
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            auth_token_file: None,
         }
     }
 }
@@ -114,6 +120,9 @@ pub enum ServerError {
     /// The loader task panicked or was cancelled.
     #[error("model loader task failed: {0}")]
     LoaderTask(String),
+    /// The token file (`--auth-token-file`) cannot be used.
+    #[error("authentication: {0}")]
+    Auth(#[from] auth::AuthError),
 }
 
 /// The model slot shared by the service and the loader: empty until loading is done.
@@ -139,6 +148,15 @@ where
     L: FnOnce() -> Result<ServingModel, LoadError> + Send + 'static,
     S: Future<Output = ()> + Send + 'static,
 {
+    let token_auth = match &config.auth_token_file {
+        Some(path) => Some(auth::TokenAuth::from_file(path)?),
+        None => None,
+    };
+    // Every service but health (probes call it without credentials) checks the token.
+    let authenticate = move |request: tonic::Request<()>| match &token_auth {
+        Some(a) => a.check(request),
+        None => Ok(request),
+    };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     for name in ["", CLASSIFIER_SERVICE_NAME] {
         health_reporter
@@ -150,16 +168,19 @@ where
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection_v1 = InterceptedService::new(reflection_v1, authenticate.clone());
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, authenticate.clone());
 
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let classifier = ClassifierService::new(Arc::clone(&slot), config.clone());
     let classifier = proto::classifier_server::ClassifierServer::new(classifier)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
+    let classifier = InterceptedService::new(classifier, authenticate);
 
     // Load in the background; flip health when ready; a failure ends the server.
     let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<ServerError>();
