@@ -16,7 +16,7 @@ use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 
 /// Server the `classify` and `info` clients talk to by default.
@@ -139,6 +139,10 @@ struct ServeArgs {
     /// <token>` with one of them (UNAUTHENTICATED otherwise). Re-read when the file changes.
     #[arg(long, env = "SWIN_SERVE_AUTH_TOKEN_FILE", value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// Deadline of a Classify / ClassifyBatch call whose client sent no grpc-timeout (the smaller of
+    /// the two when it did); expired calls get DEADLINE_EXCEEDED. Default: none.
+    #[arg(long, env = "SWIN_SERVE_REQUEST_TIMEOUT_SECS", value_name = "SECONDS")]
+    request_timeout: Option<f64>,
 }
 
 #[derive(Args)]
@@ -283,12 +287,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let Ok(shutdown_timeout) = Duration::try_from_secs_f64(args.shutdown_timeout) else {
         bail!("--shutdown-timeout must be a non-negative number of seconds");
     };
+    let request_timeout = match args.request_timeout {
+        None => DEFAULT_REQUEST_TIMEOUT,
+        Some(secs) => match Duration::try_from_secs_f64(secs) {
+            Ok(timeout) if !timeout.is_zero() => Some(timeout),
+            _ => bail!(
+                "--request-timeout must be a positive number of seconds (leave it unset for no server-side deadline)"
+            ),
+        },
+    };
     let config = ServerConfig {
         max_message_bytes: args.max_message_bytes,
         max_batch_images: args.max_batch_images,
         drain_delay,
         shutdown_timeout,
         auth_token_file: args.auth_token_file.clone(),
+        request_timeout,
         max_concurrent_decodes: args
             .max_concurrent_decodes
             .unwrap_or_else(server::default_max_concurrent_decodes),

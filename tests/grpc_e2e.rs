@@ -4,20 +4,23 @@ mod common;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use swin_serve::engine::cpu::{CpuEngine, CpuOptions, SwinV2Model};
-use swin_serve::engine::{BackendOptions, Engine};
+use swin_serve::engine::{BackendKind, BackendOptions, Engine, EngineDescription, EngineError};
 use swin_serve::model::{SwinV2Config, Weights, WeightsSource};
+use swin_serve::postprocess::Labels;
 use swin_serve::preprocess::{preprocess_into, PreprocessConfig};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
+use swin_serve::scheduler::EnginePool;
 use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, ServerConfig, ServingModel};
 use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::Code;
+use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -781,4 +784,400 @@ async fn bearer_tokens_guard_every_rpc_but_health_and_are_reloaded() {
         .expect("server did not stop")
         .unwrap()
         .unwrap();
+}
+
+// ---- Deadlines: grpc-timeout and --request-timeout -------------------------------------------
+
+/// Shared by a [`GatedEngine`] and its test: the batches the engine was given (recorded on entry)
+/// and the gate that holds every batch until it opens.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// Waits (hang guard only) until the engine has been given `n` batches.
+    async fn wait_for_batches(&self, n: usize) {
+        let guard = Instant::now() + Duration::from_secs(60);
+        while self.batches().len() < n {
+            assert!(Instant::now() < guard, "the engine never got batch {n}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Opens the gate when dropped: a failing test must not leave the engine thread blocked (the pool
+/// joins it when the server goes).
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+const GATED_SIDE: usize = 32;
+const GATED_CLASSES: usize = 10;
+
+/// A deterministic stand-in engine: one image at a time, held until its gate opens, so that work
+/// queued behind it waits as long as the test wants. logits[c] = first input value + c.
+struct GatedEngine(Arc<Gate>);
+
+impl Engine for GatedEngine {
+    fn describe(&self) -> EngineDescription {
+        EngineDescription {
+            backend: BackendKind::Cpu,
+            channels: 3,
+            input_size: GATED_SIDE,
+            num_classes: GATED_CLASSES,
+            max_batch: 1,
+            detail: "gated test engine".into(),
+        }
+    }
+
+    fn infer(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<(), EngineError> {
+        self.0.batches.lock().unwrap().push(batch);
+        let mut open = self.0.open.lock().unwrap();
+        while !*open {
+            open = self.0.opened.wait(open).unwrap();
+        }
+        let image_len = 3 * GATED_SIDE * GATED_SIDE;
+        for (b, row) in logits
+            .chunks_exact_mut(GATED_CLASSES)
+            .enumerate()
+            .take(batch)
+        {
+            for (c, l) in row.iter_mut().enumerate() {
+                *l = input[b * image_len] + c as f32;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A server whose model is one [`GatedEngine`] (loaded when `release_loader` fires).
+async fn start_gated_server(config: ServerConfig, gate: Arc<Gate>) -> TestServer {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let loader = move || {
+        let _ = release_rx.blocking_recv();
+        Ok(ServingModel {
+            pool: EnginePool::new(vec![Box::new(GatedEngine(gate))], 64),
+            preprocess: PreprocessConfig::for_image_size(GATED_SIDE as u32),
+            labels: Labels::generic(GATED_CLASSES),
+            info: proto::ModelInfo {
+                model: "gated-test-engine".into(),
+                num_classes: GATED_CLASSES as u32,
+                input_size: GATED_SIDE as u32,
+                ..Default::default()
+            },
+        })
+    };
+    let handle = tokio::spawn(server::serve(listener, config, loader, async move {
+        let _ = stop_rx.await;
+    }));
+    TestServer {
+        addr,
+        release_loader: Some(release_tx),
+        shutdown: Some(stop_tx),
+        handle,
+    }
+}
+
+type PlainHttp2 = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+>;
+
+/// A classifier client over plain HTTP/2 without tonic's channel. A tonic channel starts its own
+/// timer from the request's `grpc-timeout` and reports CANCELLED ("Timeout expired") when it fires
+/// first; this client sends the header and waits for whatever the server answers, so the tests see
+/// exactly the server's status.
+fn client_without_own_timer(addr: SocketAddr) -> ClassifierClient<PlainHttp2> {
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    ClassifierClient::with_origin(http, format!("http://{addr}").parse().unwrap())
+}
+
+/// `message` with a `grpc-timeout` header of exactly `value`.
+fn with_grpc_timeout<T>(message: T, value: &'static str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", MetadataValue::from_static(value));
+    request
+}
+
+/// Awaits `call` under a hang guard.
+async fn guarded<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the server neither answered nor timed the call out")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_deadline_passing_while_the_engine_is_busy_answers_deadline_exceeded() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let mut srv = start_gated_server(ServerConfig::default(), Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let client = ClassifierClient::new(ch.clone());
+    let mut plain = client_without_own_timer(srv.addr);
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    // A call without a deadline takes the only engine instance, which holds it.
+    let blocker = spawn_classifies(&client, &png, 1).pop().unwrap();
+    gate.wait_for_batches(1).await;
+
+    // Classify with a grpc-timeout that passes while the image waits for the engine.
+    let mut request = Request::new(classify_request(png.clone(), 5));
+    request.set_timeout(Duration::from_millis(300));
+    let err = guarded(plain.classify(request)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        err.message().contains("the client's grpc-timeout"),
+        "{err:?}"
+    );
+
+    // ClassifyBatch: the call as a whole answers DEADLINE_EXCEEDED.
+    let mut request = Request::new(proto::ClassifyBatchRequest {
+        requests: vec![classify_request(png.clone(), 5); 3],
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let err = guarded(plain.classify_batch(request)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+
+    // What a tonic client receives: the server keeps back part of the timeout (1/20, at most 50 ms)
+    // to answer before the client's own timer, so it normally sees DEADLINE_EXCEEDED. That race is
+    // timing (a CPU-starved test process can lose it, and the client's timer then reports its own
+    // CANCELLED): asserted here is only that the call ends by its deadline, not which side won.
+    let mut request = Request::new(classify_request(png.clone(), 5));
+    request.set_timeout(Duration::from_secs(1));
+    let err = guarded(client.clone().classify(request)).await.unwrap_err();
+    assert!(
+        err.code() == Code::DeadlineExceeded
+            || (err.code() == Code::Cancelled && err.message().contains("Timeout expired")),
+        "{err:?}"
+    );
+
+    // Release the engine: the first call is answered, and a later one too, which comes after the
+    // expired images in the queue: none of them reached the engine.
+    gate.open();
+    assert_eq!(
+        blocker.await.unwrap().unwrap().predictions.len(),
+        5,
+        "the call without a deadline"
+    );
+    let later = guarded(client.clone().classify(classify_request(png.clone(), 3)))
+        .await
+        .unwrap();
+    assert_eq!(later.into_inner().predictions.len(), 3);
+    assert_eq!(gate.batches(), vec![1, 1]);
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    guarded(srv.handle).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zero_and_malformed_grpc_timeouts() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    gate.open();
+    let mut srv = start_gated_server(ServerConfig::default(), Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let mut plain = client_without_own_timer(srv.addr);
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    // 0 in any unit: already expired (grpc-go: a deadline of now); never decoded nor run.
+    for zero in ["0S", "0n", "00000000m"] {
+        let err =
+            guarded(plain.classify(with_grpc_timeout(classify_request(png.clone(), 5), zero)))
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded, "{zero}: {err:?}");
+    }
+    let batch = proto::ClassifyBatchRequest {
+        requests: vec![classify_request(png.clone(), 5); 2],
+    };
+    let err = guarded(plain.classify_batch(with_grpc_timeout(batch, "0m")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+
+    // Malformed: INTERNAL, as grpc-go answers ("malformed grpc-timeout").
+    for bad in ["", "1x", "123456789S", "-1S", "1.5S", "S", " 1S"] {
+        let err = guarded(plain.classify(with_grpc_timeout(classify_request(png.clone(), 5), bad)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{bad:?}: {err:?}");
+        assert!(err.message().contains("malformed grpc-timeout"), "{err:?}");
+    }
+    assert!(gate.batches().is_empty(), "{:?}", gate.batches());
+
+    // The largest well-formed value works like no deadline at all; the server keeps serving.
+    let ok = guarded(plain.classify(with_grpc_timeout(classify_request(png, 5), "99999999H")))
+        .await
+        .unwrap();
+    assert_eq!(ok.into_inner().predictions.len(), 5);
+    assert_eq!(gate.batches(), vec![1]);
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    guarded(srv.handle).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_request_timeout_applies_when_the_client_sends_none() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    gate.open();
+    let config = ServerConfig {
+        request_timeout: Some(Duration::from_nanos(1)),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    // Health is not bound by the classification deadline.
+    wait_serving(&ch).await;
+    let mut client = ClassifierClient::new(ch.clone());
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    // No grpc-timeout from the client: the server's deadline applies.
+    let err = guarded(client.classify(classify_request(png.clone(), 5)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("--request-timeout"), "{err:?}");
+    let err = guarded(client.classify_batch(proto::ClassifyBatchRequest {
+        requests: vec![classify_request(png.clone(), 5); 2],
+    }))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // A generous grpc-timeout from the client: the smaller deadline (the server's) applies.
+    let mut request = Request::new(classify_request(png.clone(), 5));
+    request.set_timeout(Duration::from_secs(60));
+    let err = guarded(client.classify(request)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("--request-timeout"), "{err:?}");
+    // GetModelInfo is not classification work.
+    let info = guarded(client.get_model_info(proto::GetModelInfoRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(info.into_inner().model, "gated-test-engine");
+    assert!(gate.batches().is_empty(), "{:?}", gate.batches());
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    guarded(srv.handle).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shorter_client_deadline_wins_over_the_server_default() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let config = ServerConfig {
+        request_timeout: Some(Duration::from_secs(600)),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let client = ClassifierClient::new(ch.clone());
+    let mut plain = client_without_own_timer(srv.addr);
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    let blocker = spawn_classifies(&client, &png, 1).pop().unwrap();
+    gate.wait_for_batches(1).await;
+    let mut request = Request::new(classify_request(png.clone(), 5));
+    request.set_timeout(Duration::from_millis(200));
+    let err = guarded(plain.classify(request)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        err.message().contains("the client's grpc-timeout"),
+        "{err:?}"
+    );
+    gate.open();
+    // The call bound only by the generous server default succeeds.
+    assert_eq!(blocker.await.unwrap().unwrap().predictions.len(), 5);
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    guarded(srv.handle).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn generous_deadlines_still_succeed() {
+    let config = ServerConfig {
+        request_timeout: Some(Duration::from_secs(600)),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_server_with_config(random_model_options(), config).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let mut client = ClassifierClient::new(ch.clone());
+    let png = test_image(320, 240, image::ImageFormat::Png);
+    let jpeg = test_image(300, 200, image::ImageFormat::Jpeg);
+    let ids =
+        |r: &proto::ClassifyResponse| r.predictions.iter().map(|p| p.class_id).collect::<Vec<_>>();
+
+    let without = client
+        .classify(classify_request(png.clone(), 5))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut request = Request::new(classify_request(png.clone(), 5));
+    request.set_timeout(Duration::from_secs(120));
+    let with = client.classify(request).await.unwrap().into_inner();
+    assert_eq!(ids(&with), ids(&without));
+
+    let mut request = Request::new(proto::ClassifyBatchRequest {
+        requests: vec![
+            classify_request(png.clone(), 5),
+            classify_request(vec![], 5),
+            classify_request(jpeg, 3),
+        ],
+    });
+    request.set_timeout(Duration::from_secs(120));
+    let batch = client.classify_batch(request).await.unwrap().into_inner();
+    assert_eq!(batch.results.len(), 3);
+    use proto::classify_result::Outcome;
+    match &batch.results[0].outcome {
+        Some(Outcome::Response(r)) => assert_eq!(ids(r), ids(&without)),
+        other => panic!("entry 0: {other:?}"),
+    }
+    match &batch.results[1].outcome {
+        Some(Outcome::Error(e)) => assert_eq!(e.code_name, "INVALID_ARGUMENT"),
+        other => panic!("entry 1: {other:?}"),
+    }
+    match &batch.results[2].outcome {
+        Some(Outcome::Response(r)) => assert_eq!(r.predictions.len(), 3),
+        other => panic!("entry 2: {other:?}"),
+    }
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    srv.handle.await.unwrap().unwrap();
 }

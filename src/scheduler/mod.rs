@@ -4,7 +4,9 @@
 //! A worker that becomes free takes the oldest waiting image and, without waiting for more, every
 //! other image already queued up to the instance's `max_batch`: under load images are batched, an idle
 //! server answers a single image at once. Requests whose caller has gone away (cancelled RPC) are
-//! dropped before they reach an engine.
+//! dropped before they reach an engine, and so are requests whose deadline has passed: refused before
+//! they enter the queue, and answered [`SchedulerError::DeadlineExceeded`] by the worker that takes
+//! them, which checks every job's deadline before it hands the batch to its engine.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -32,6 +34,10 @@ pub enum SchedulerError {
     /// The pool is shutting down.
     #[error("engine pool is shutting down")]
     ShuttingDown,
+    /// The request's deadline passed before an engine instance took the image (gRPC
+    /// DEADLINE_EXCEEDED); the image was never run.
+    #[error("deadline exceeded before an engine instance took the image")]
+    DeadlineExceeded,
     /// The image has the wrong number of values for this model.
     #[error("preprocessed image has {actual} values, the model takes {expected}")]
     BadInput {
@@ -61,7 +67,15 @@ pub struct Inference {
 struct Job {
     image: Vec<f32>,
     enqueued: Instant,
-    reply: oneshot::Sender<Result<Inference, EngineError>>,
+    /// Past this instant the job is answered [`SchedulerError::DeadlineExceeded`] instead of run.
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<Inference, SchedulerError>>,
+}
+
+impl Job {
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
+    }
 }
 
 /// Counters of the pool (monotonic unless noted).
@@ -75,6 +89,9 @@ pub struct PoolStats {
     pub images_failed: AtomicU64,
     /// Images dropped because their caller had gone.
     pub images_cancelled: AtomicU64,
+    /// Images dropped because their deadline had passed, before they entered the queue or before an
+    /// instance ran them.
+    pub images_expired: AtomicU64,
     /// Images refused because the queue was full.
     pub images_rejected: AtomicU64,
     /// Images queued or running now (gauge).
@@ -150,7 +167,16 @@ impl EnginePool {
 
     /// Queue one preprocessed image (NCHW f32, [`Self::image_len`] values) and wait for its logits.
     /// Dropping the returned future before it completes cancels the image if no instance took it yet.
-    pub async fn infer(&self, image: Vec<f32>) -> Result<Inference, SchedulerError> {
+    ///
+    /// With a `deadline`, an image whose deadline has already passed is refused before it enters the
+    /// queue, and one whose deadline passes while it waits is dropped by the worker that takes it:
+    /// both are answered [`SchedulerError::DeadlineExceeded`] and never reach an engine. (The wait
+    /// itself is not bounded here: the caller bounds it, see `tokio::time::timeout_at`.)
+    pub async fn infer(
+        &self,
+        image: Vec<f32>,
+        deadline: Option<Instant>,
+    ) -> Result<Inference, SchedulerError> {
         if image.len() != self.image_len() {
             return Err(SchedulerError::BadInput {
                 actual: image.len(),
@@ -158,10 +184,16 @@ impl EnginePool {
             });
         }
         let sender = self.sender.as_ref().ok_or(SchedulerError::ShuttingDown)?;
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            self.stats.images_expired.fetch_add(1, Ordering::Relaxed);
+            return Err(SchedulerError::DeadlineExceeded);
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             image,
-            enqueued: Instant::now(),
+            enqueued: now,
+            deadline,
             reply,
         };
         match sender.try_send(job) {
@@ -177,7 +209,7 @@ impl EnginePool {
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let _guard = InFlightGuard(&self.stats);
         match answer.await {
-            Ok(result) => result.map_err(SchedulerError::from),
+            Ok(result) => result,
             Err(_) => Err(SchedulerError::ShuttingDown),
         }
     }
@@ -228,7 +260,13 @@ fn worker_loop(
                 Err(_) => break,
             }
         }
-        // Drop work whose caller has gone (cancelled RPC, deadline passed).
+        // Drop work whose deadline has passed (answered DeadlineExceeded, in case its caller still
+        // waits) and work whose caller has gone (cancelled RPC): neither reaches the engine.
+        let now = Instant::now();
+        for job in batch.extract_if(.., |job| job.expired(now)) {
+            stats.images_expired.fetch_add(1, Ordering::Relaxed);
+            let _ = job.reply.send(Err(SchedulerError::DeadlineExceeded));
+        }
         batch.retain(|job| {
             let alive = !job.reply.is_closed();
             if !alive {
@@ -281,10 +319,12 @@ fn worker_loop(
                 stats.images_failed.fetch_add(n as u64, Ordering::Relaxed);
                 let message = err.to_string();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(EngineError::Backend {
-                        backend: desc.backend,
-                        message: message.clone(),
-                    }));
+                    let _ = job
+                        .reply
+                        .send(Err(SchedulerError::Engine(EngineError::Backend {
+                            backend: desc.backend,
+                            message: message.clone(),
+                        })));
                 }
             }
         }
@@ -297,8 +337,9 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// A fake engine: logits[c] = first input value · (c + 1); records batch sizes; can be held
-    /// (blocks until released) or made to panic on a marker input.
+    /// A fake engine: logits[c] = first input value · (c + 1); records the size of every batch it is
+    /// given (on entry, before the gate); can be held (blocks until released) or made to panic on a
+    /// marker input.
     struct FakeEngine {
         batches: Arc<Mutex<Vec<usize>>>,
         gate: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
@@ -327,6 +368,7 @@ mod tests {
             batch: usize,
             logits: &mut [f32],
         ) -> Result<(), EngineError> {
+            self.batches.lock().unwrap().push(batch);
             if let Some(gate) = &self.gate {
                 let (lock, cv) = &**gate;
                 let mut open = lock.lock().unwrap();
@@ -335,7 +377,6 @@ mod tests {
                 }
             }
             std::thread::sleep(self.delay);
-            self.batches.lock().unwrap().push(batch);
             for b in 0..batch {
                 let x = input[b * IMAGE_LEN];
                 if x == PANIC_MARKER {
@@ -384,9 +425,9 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..10 {
             let p = Arc::clone(&pool);
-            tasks.push(tokio::spawn(
-                async move { (i, p.infer(image(i as f32)).await) },
-            ));
+            tasks.push(tokio::spawn(async move {
+                (i, p.infer(image(i as f32), None).await)
+            }));
         }
         for t in tasks {
             let (i, r) = t.await.unwrap();
@@ -408,14 +449,14 @@ mod tests {
         let pool = Arc::new(pool);
         // First image: taken by the worker, which then blocks on the gate.
         let p = Arc::clone(&pool);
-        let first = tokio::spawn(async move { p.infer(image(1.0)).await });
+        let first = tokio::spawn(async move { p.infer(image(1.0), None).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Second: fills the queue (capacity 1); its caller goes away.
         let p = Arc::clone(&pool);
-        let cancelled = tokio::spawn(async move { p.infer(image(2.0)).await });
+        let cancelled = tokio::spawn(async move { p.infer(image(2.0), None).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Third: refused.
-        let third = pool.infer(image(3.0)).await;
+        let third = pool.infer(image(3.0), None).await;
         assert!(
             matches!(third, Err(SchedulerError::QueueFull { capacity: 1 })),
             "{third:?}"
@@ -434,30 +475,91 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // ... and keeps working; the cancelled image never reached the engine.
-        assert_eq!(pool.infer(image(4.0)).await.unwrap().logits[2], 12.0);
+        assert_eq!(pool.infer(image(4.0), None).await.unwrap().logits[2], 12.0);
         assert_eq!(pool.stats().images_cancelled.load(Ordering::Relaxed), 1);
         assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 2);
         assert_eq!(pool.stats().images_rejected.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_deadline_passes_in_the_queue_never_reaches_the_engine() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (pool, batches) = pool(1, 8, Duration::ZERO, Some(Arc::clone(&gate)));
+        let pool = Arc::new(pool);
+        // First image: handed to the engine, which holds it at the gate.
+        let p = Arc::clone(&pool);
+        let first = tokio::spawn(async move { p.infer(image(1.0), None).await });
+        let guard = Instant::now() + Duration::from_secs(30);
+        while batches.lock().unwrap().is_empty() {
+            assert!(
+                Instant::now() < guard,
+                "the engine never got the first image"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Second image, with a deadline: polled once so that it is queued now, behind the first;
+        // its caller keeps waiting for the answer (not a cancellation).
+        let deadline = Instant::now() + Duration::from_millis(300);
+        use std::future::Future as _;
+        let mut late = Box::pin(pool.infer(image(2.0), Some(deadline)));
+        std::future::poll_fn(|cx| {
+            assert!(late.as_mut().poll(cx).is_pending(), "not queued");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        assert_eq!(pool.stats().in_flight.load(Ordering::Relaxed), 2);
+        // The deadline passes while it waits; then the engine is released.
+        while Instant::now() <= deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        open(&gate);
+        assert_eq!(first.await.unwrap().unwrap().logits[0], 1.0);
+        let late = tokio::time::timeout(Duration::from_secs(30), late)
+            .await
+            .expect("the expired image was never answered");
+        assert!(
+            matches!(late, Err(SchedulerError::DeadlineExceeded)),
+            "{late:?}"
+        );
+        // The engine only ever saw the first image; the worker keeps serving, and a generous
+        // deadline is met.
+        assert_eq!(*batches.lock().unwrap(), vec![1]);
+        let generous = Instant::now() + Duration::from_secs(600);
+        let r = pool.infer(image(3.0), Some(generous)).await.unwrap();
+        assert_eq!(r.logits[0], 3.0);
+        assert_eq!(*batches.lock().unwrap(), vec![1, 1]);
+        // Already expired: refused before the queue.
+        let refused = pool.infer(image(4.0), Some(Instant::now())).await;
+        assert!(
+            matches!(refused, Err(SchedulerError::DeadlineExceeded)),
+            "{refused:?}"
+        );
+        assert_eq!(*batches.lock().unwrap(), vec![1, 1]);
+        let stats = pool.stats();
+        assert_eq!(stats.images_expired.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.images_cancelled.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.images_done.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn engine_panic_becomes_an_error_and_the_worker_survives() {
         let (pool, _) = pool(1, 8, Duration::ZERO, None);
-        let err = pool.infer(image(PANIC_MARKER)).await.unwrap_err();
+        let err = pool.infer(image(PANIC_MARKER), None).await.unwrap_err();
         match err {
             SchedulerError::Engine(EngineError::Backend { message, .. }) => {
                 assert!(message.contains("panicked"), "{message}")
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(pool.infer(image(5.0)).await.unwrap().logits[1], 10.0);
+        assert_eq!(pool.infer(image(5.0), None).await.unwrap().logits[1], 10.0);
         assert_eq!(pool.stats().images_failed.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
     async fn wrong_image_length_is_refused() {
         let (pool, _) = pool(1, 8, Duration::ZERO, None);
-        let err = pool.infer(vec![0.0; 5]).await.unwrap_err();
+        let err = pool.infer(vec![0.0; 5], None).await.unwrap_err();
         assert!(matches!(
             err,
             SchedulerError::BadInput {
@@ -470,11 +572,11 @@ mod tests {
     #[tokio::test]
     async fn shutdown_answers_queued_work_first() {
         let (mut pool, _) = pool(2, 8, Duration::from_millis(10), None);
-        let r = pool.infer(image(1.5)).await.unwrap();
+        let r = pool.infer(image(1.5), None).await.unwrap();
         assert_eq!(r.logits[0], 1.5);
         pool.shutdown();
         assert!(matches!(
-            pool.infer(image(1.0)).await,
+            pool.infer(image(1.0), None).await,
             Err(SchedulerError::ShuttingDown)
         ));
     }

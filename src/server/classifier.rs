@@ -1,11 +1,13 @@
 //! `swin.v1.Classifier`: Classify, ClassifyBatch, GetModelInfo.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
+use super::deadline::CallDeadline;
 use super::status::{code_name, preprocess_status, scheduler_status};
 use super::{ModelSlot, ServerConfig, ServingModel};
 use crate::postprocess::top_k;
@@ -55,13 +57,45 @@ fn resolve_top_k(requested: u32, num_classes: usize) -> Result<usize, Status> {
     Ok(requested as usize)
 }
 
+/// The deadline [`super::DeadlineLayer`] gave this call, if any.
+fn deadline_of<T>(request: &Request<T>) -> Option<CallDeadline> {
+    request.extensions().get::<CallDeadline>().copied()
+}
+
+/// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).
+fn check_deadline(deadline: Option<CallDeadline>, stage: &str) -> Result<(), Status> {
+    match deadline {
+        Some(d) if d.expired() => Err(d.status(stage)),
+        _ => Ok(()),
+    }
+}
+
+/// Run `work`, answering DEADLINE_EXCEEDED when `deadline` passes first (the work is dropped).
+async fn within_deadline<T>(
+    deadline: Option<CallDeadline>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.at.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(d.status("before the call was answered"))),
+    }
+}
+
 /// One image through the whole path: checks, preprocessing (blocking pool), engine pool, top-k.
+///
+/// Expired work is dropped at each stage: before decoding (checked on arrival, after waiting for a
+/// decode permit, and on the blocking thread before the decoder starts), before the engine queue,
+/// and by the scheduler's worker before an engine runs it.
 async fn classify_one(
     model: Arc<ServingModel>,
     decode_permits: Arc<Semaphore>,
     request: proto::ClassifyRequest,
+    deadline: Option<CallDeadline>,
 ) -> Result<proto::ClassifyResponse, Status> {
     let arrived = Instant::now();
+    check_deadline(deadline, "before decoding")?;
     let num_classes = model.info.num_classes as usize;
     let k = resolve_top_k(request.top_k, num_classes)?;
     if request.image.is_empty() {
@@ -77,20 +111,25 @@ async fn classify_one(
         .acquire_owned()
         .await
         .map_err(|_| Status::unavailable("server is shutting down"))?;
-    let (tensor, info) = tokio::task::spawn_blocking(move || {
+    check_deadline(deadline, "before decoding")?;
+    let decoded = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        // The call may have expired while this task waited for a blocking thread.
+        check_deadline(deadline, "before decoding")?;
         let mut tensor = vec![0f32; image_len];
-        crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
-            .map(|info| (tensor, info))
+        Ok::<_, Status>(
+            crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
+                .map(|info| (tensor, info)),
+        )
     })
     .await
-    .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))?
-    .map_err(|e| preprocess_status(&e))?;
+    .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))??;
+    let (tensor, info) = decoded.map_err(|e| preprocess_status(&e))?;
     let preprocess_time = arrived.elapsed();
 
     let inference = model
         .pool
-        .infer(tensor)
+        .infer(tensor, deadline.map(|d| d.at))
         .await
         .map_err(|e| scheduler_status(&e))?;
 
@@ -137,10 +176,12 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::ClassifyRequest>,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
         let model = self.model()?;
+        let deadline = deadline_of(&request);
         let request = request.into_inner();
         let request_id = request.request_id.clone();
         let bytes = request.image.len();
-        let result = classify_one(model, Arc::clone(&self.decode_permits), request).await;
+        let work = classify_one(model, Arc::clone(&self.decode_permits), request, deadline);
+        let result = within_deadline(deadline, work).await;
         match &result {
             Ok(r) => tracing::debug!(
                 request_id,
@@ -161,6 +202,8 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::ClassifyBatchRequest>,
     ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
         let model = self.model()?;
+        let deadline = deadline_of(&request);
+        check_deadline(deadline, "before decoding")?;
         let requests = request.into_inner().requests;
         if requests.len() > self.config.max_batch_images {
             return Err(Status::invalid_argument(format!(
@@ -169,8 +212,10 @@ impl proto::classifier_server::Classifier for ClassifierService {
                 self.config.max_batch_images
             )));
         }
-        // All entries go to the pool at once so that free instances batch them.
-        // If the caller goes away, dropping the guard aborts the entries still running.
+        // All entries go to the pool at once so that free instances batch them; each carries the
+        // call's deadline. If the caller goes away or the deadline passes before every entry is
+        // answered, dropping the guard aborts the entries still running (and the call as a whole
+        // answers DEADLINE_EXCEEDED: no partial results).
         let mut tasks = AbortOnDrop(
             requests
                 .into_iter()
@@ -179,30 +224,35 @@ impl proto::classifier_server::Classifier for ClassifierService {
                         Arc::clone(&model),
                         Arc::clone(&self.decode_permits),
                         r,
+                        deadline,
                     ))
                 })
                 .collect(),
         );
-        let mut results = Vec::with_capacity(tasks.0.len());
-        for (index, task) in tasks.0.iter_mut().enumerate() {
-            let outcome = match task.await {
-                Ok(Ok(response)) => proto::classify_result::Outcome::Response(response),
-                Ok(Err(status)) => proto::classify_result::Outcome::Error(proto::Error {
-                    code: status.code() as i32,
-                    code_name: code_name(status.code()).to_string(),
-                    message: status.message().to_string(),
-                }),
-                Err(join) => proto::classify_result::Outcome::Error(proto::Error {
-                    code: tonic::Code::Internal as i32,
-                    code_name: code_name(tonic::Code::Internal).to_string(),
-                    message: format!("classification task failed: {join}"),
-                }),
-            };
-            results.push(proto::ClassifyResult {
-                index: index as u32,
-                outcome: Some(outcome),
-            });
-        }
+        let collect = async {
+            let mut results = Vec::with_capacity(tasks.0.len());
+            for (index, task) in tasks.0.iter_mut().enumerate() {
+                let outcome = match task.await {
+                    Ok(Ok(response)) => proto::classify_result::Outcome::Response(response),
+                    Ok(Err(status)) => proto::classify_result::Outcome::Error(proto::Error {
+                        code: status.code() as i32,
+                        code_name: code_name(status.code()).to_string(),
+                        message: status.message().to_string(),
+                    }),
+                    Err(join) => proto::classify_result::Outcome::Error(proto::Error {
+                        code: tonic::Code::Internal as i32,
+                        code_name: code_name(tonic::Code::Internal).to_string(),
+                        message: format!("classification task failed: {join}"),
+                    }),
+                };
+                results.push(proto::ClassifyResult {
+                    index: index as u32,
+                    outcome: Some(outcome),
+                });
+            }
+            Ok(results)
+        };
+        let results = within_deadline(deadline, collect).await?;
         Ok(Response::new(proto::ClassifyBatchResponse {
             results,
             model: model.info.model.clone(),

@@ -7,9 +7,14 @@
 //! delay; then health Watch streams are ended, new connections are refused, and in-flight requests
 //! finish before [`serve`] returns, or are closed once the shutdown timeout has passed: a client that
 //! holds a stream open cannot keep the process alive.
+//!
+//! Deadlines (`deadline.rs`): every call honours the client's `grpc-timeout`, Classify and
+//! ClassifyBatch also the server default `--request-timeout`; an expired call is answered
+//! DEADLINE_EXCEEDED and its work is dropped at every stage.
 
 pub mod auth;
 mod classifier;
+pub mod deadline;
 pub mod loader;
 mod model_info;
 mod status;
@@ -25,6 +30,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
 pub use classifier::{ClassifierService, DEFAULT_TOP_K};
+pub use deadline::{CallDeadline, DeadlineLayer};
 pub use status::{engine_status, preprocess_status, scheduler_status};
 
 use crate::postprocess::Labels;
@@ -51,6 +57,10 @@ pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 /// default drain delay it fits Kubernetes' default 30 s termination grace period.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Default server-side deadline of a Classify / ClassifyBatch call (`--request-timeout`): none, a
+/// call is bounded only by the client's `grpc-timeout` if it sent one.
+pub const DEFAULT_REQUEST_TIMEOUT: Option<Duration> = None;
+
 /// Default images decoded at once (`--max-concurrent-decodes`): two per core.
 pub fn default_max_concurrent_decodes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
@@ -75,6 +85,9 @@ pub struct ServerConfig {
     /// Bearer tokens every RPC but health must carry (`--auth-token-file`, see [`auth`]); `None`:
     /// no authentication.
     pub auth_token_file: Option<std::path::PathBuf>,
+    /// Deadline of a Classify / ClassifyBatch call whose client sent no `grpc-timeout`; when it sent
+    /// one, the smaller of the two applies. `None`: only the client's.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +99,7 @@ impl Default for ServerConfig {
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             auth_token_file: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -244,7 +258,9 @@ where
         let _ = stopping_tx.send(());
     };
 
+    // Deadlines are ours, not tonic's `Server::timeout` (which answers CANCELLED): see deadline.rs.
     let server = tonic::transport::Server::builder()
+        .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -5,6 +5,8 @@
 //! | empty image, undecodable/truncated/unknown format, bad `top_k` | INVALID_ARGUMENT |
 //! | image over the pixel or decode-memory limit | INVALID_ARGUMENT (message says which limit) |
 //! | queue full, model still loading, shutting down | UNAVAILABLE (retryable) |
+//! | the call's deadline (client `grpc-timeout`, server `--request-timeout`) passed | DEADLINE_EXCEEDED |
+//! | malformed `grpc-timeout` header | INTERNAL (as grpc-go) |
 //! | engine failure | INTERNAL |
 
 use tonic::{Code, Status};
@@ -29,6 +31,7 @@ pub fn scheduler_status(err: &SchedulerError) -> Status {
         SchedulerError::QueueFull { .. } | SchedulerError::ShuttingDown => {
             Status::unavailable(err.to_string())
         }
+        SchedulerError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         SchedulerError::BadInput { .. } => Status::internal(err.to_string()),
         SchedulerError::Engine(e) => engine_status(e),
     }
@@ -54,5 +57,19 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_image_is_deadline_exceeded_not_cancelled() {
+        let status = scheduler_status(&SchedulerError::DeadlineExceeded);
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert!(status.message().contains("deadline"), "{status:?}");
+        // ClassifyBatch names the code of each entry.
+        assert_eq!(code_name(status.code()), "DEADLINE_EXCEEDED");
     }
 }
