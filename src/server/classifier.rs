@@ -178,7 +178,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
         let model = self.model()?;
         let deadline = deadline_of(&request);
         let request = request.into_inner();
-        let request_id = request.request_id.clone();
+        let request_id = super::untrusted(&request.request_id);
         let bytes = request.image.len();
         let work = classify_one(model, Arc::clone(&self.decode_permits), request, deadline);
         let result = within_deadline(deadline, work).await;
@@ -191,7 +191,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
                 "classified"
             ),
             Err(s) => {
-                tracing::info!(request_id, bytes, code = ?s.code(), message = s.message(), "classify refused")
+                tracing::info!(request_id, bytes, code = ?s.code(), message = %super::untrusted(s.message()), "classify refused")
             }
         }
         result.map(Response::new)

@@ -229,7 +229,7 @@ where
             Some(value) => match parse_grpc_timeout(value.as_bytes()) {
                 Ok(timeout) => Some(timeout),
                 Err(malformed) => {
-                    tracing::info!(error = %malformed, path = request.uri().path(), "call refused");
+                    tracing::info!(error = %super::untrusted(&malformed.to_string()), path = %super::untrusted(request.uri().path()), "call refused");
                     let answer = Status::internal(malformed.to_string()).into_http();
                     return Box::pin(std::future::ready(Ok(answer)));
                 }

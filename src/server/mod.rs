@@ -104,6 +104,25 @@ impl Default for ServerConfig {
     }
 }
 
+/// Most characters of a client-supplied string (request id, header value) written to a log line.
+const LOG_TEXT_MAX_CHARS: usize = 128;
+
+/// A client-supplied string as a log line may hold it: control characters and quotes escaped (no
+/// forged log lines, no terminal escapes) and cut to [`LOG_TEXT_MAX_CHARS`] characters, with the
+/// original length noted when cut.
+pub fn untrusted(text: &str) -> String {
+    let total = text.chars().count();
+    let mut out: String = text
+        .chars()
+        .take(LOG_TEXT_MAX_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if total > LOG_TEXT_MAX_CHARS {
+        out.push_str(&format!("…({total} chars)"));
+    }
+    out
+}
+
 /// A loaded, warmed-up model ready to serve.
 pub struct ServingModel {
     /// The engine instances and their queue.
@@ -318,5 +337,23 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("received SIGINT"),
         _ = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::untrusted;
+
+    #[test]
+    fn untrusted_text_is_escaped_and_cut() {
+        assert_eq!(untrusted("req-1"), "req-1");
+        assert_eq!(
+            untrusted("a\nINFO forged\u{1b}[2J"),
+            "a\\nINFO forged\\u{1b}[2J"
+        );
+        let long = "x".repeat(10_000);
+        let shown = untrusted(&long);
+        assert!(shown.starts_with(&"x".repeat(128)) && shown.ends_with("…(10000 chars)"));
+        assert!(shown.chars().count() < 150);
     }
 }
