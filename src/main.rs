@@ -389,7 +389,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
                     "{}: {:?}: {}",
                     path.display(),
                     status.code(),
-                    status.message()
+                    printable(status.message())
                 );
                 failures += 1;
             }
@@ -401,19 +401,34 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
+/// A string from the server as the terminal may show it: control characters (escape sequences,
+/// carriage returns) written as escapes.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Print like the lab: top1_cls / top1_prob / top5_cls / top5_prob, then the top-k with labels.
 fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
     let p = &r.predictions;
-    out!("{name}  [{}]", r.model);
+    out!("{name}  [{}]", printable(&r.model));
     if let Some(top1) = p.first() {
-        out!("  top1_cls: {} ({})", top1.class_id, top1.label);
+        out!("  top1_cls: {} ({})", top1.class_id, printable(&top1.label));
         out!("  top1_prob: {:.6}", top1.probability);
     }
     let top5: Vec<_> = p.iter().take(5).collect();
     out!(
         "  top5_cls: [{}]",
         top5.iter()
-            .map(|x| format!("{} ({})", x.class_id, x.label))
+            .map(|x| format!("{} ({})", x.class_id, printable(&x.label)))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -430,7 +445,7 @@ fn print_result(name: &str, r: &proto::ClassifyResponse, k: u32) {
                 "  {:>3}. {:>4} {:<30} p={:.6} logit={:.4}",
                 rank + 1,
                 x.class_id,
-                x.label,
+                printable(&x.label),
                 x.probability,
                 x.logit
             );
@@ -455,6 +470,7 @@ async fn info(args: InfoArgs) -> Result<()> {
         .await
         .context("GetModelInfo failed")?
         .into_inner();
+    // Debug formatting escapes control characters in every string the server sent.
     out!("{info:#?}");
     Ok(())
 }
