@@ -4,7 +4,8 @@
 #   1. every MagicMind plugin C++ source compiles (-fsyntax-only) against tests/neuware_stub,
 #      the TEST-ONLY stand-in headers (MagicMind / CNNL / CNRT as the public samples call them);
 #   2. the plugins' CMake build (no SDK): stand-in compile target + the BANG ReLU kernel compiled
-#      for the host through plugins/host_shim and its tiling tests (sizes 0, 1, odd, > one NRAM
+#      for the host through plugins/host_shim, once per ReLU branch (__BANG_ARCH__ 372: __bang_relu,
+#      270: __bang_active_relu), and its tiling tests (sizes 0, 1, odd, > one NRAM
 #      chunk, 1..N emulated cores, every element checked, ASan/UBSan), run by ctest;
 #   3. the CMake SDK branch (cncc custom command, libmagicmind_plugin.so link) builds against a
 #      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind);
@@ -51,8 +52,12 @@ done
 # 2. CMake build without the SDK: stand-in object library + BANG host-emulation tests.
 run_check "cmake configure plugins (no SDK)" cmake -S plugins -B "$BUILD/plugins" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_check "cmake build plugins (no SDK)" cmake --build "$BUILD/plugins" -j "$(nproc)"
-run_check "BANG ReLU tiling, 128 KB NRAM chunk, emulated cores" "$BUILD/plugins/bang_relu_host_test"
-run_check "BANG ReLU tiling, 256 B NRAM chunk, every size 0..520" "$BUILD/plugins/bang_relu_host_test_small_chunk"
+run_check "BANG ReLU tiling (__BANG_ARCH__ 372: __bang_relu), 128 KB NRAM chunk, emulated cores" "$BUILD/plugins/bang_relu_host_test"
+run_check "BANG ReLU tiling (__BANG_ARCH__ 372: __bang_relu), 256 B NRAM chunk, every size 0..520" "$BUILD/plugins/bang_relu_host_test_small_chunk"
+run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 128 KB chunk" \
+  "$BUILD/plugins/bang_relu_host_test_arch270"
+run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 256 B chunk" \
+  "$BUILD/plugins/bang_relu_host_test_arch270_small_chunk"
 
 # 3. The SDK branch of plugins/CMakeLists.txt, built against the TEST-ONLY fake SDK (fake cncc
 #    compiles the BANG kernel for the host; libraries are the fakes) -- checks the CMake logic only.

@@ -22,7 +22,7 @@ cxx=(g++ -std=c++17 -O1 -g -fPIC -Wall -Wextra -Werror -DSWIN_SERVE_NEUWARE_STUB
   -o "$out/lib64/libmagicmind_runtime.so"
 # The plugin library from the real sources; the BANG kernel runs on emulated cores (GDRAM region
 # checks off: "device" memory comes from the fake cnrtMalloc).
-"${cxx[@]}" -c -x c++ -DSWIN_BANG_HOST_EMULATION -DBANG_HOST_UNCHECKED_GDRAM -I"$root/plugins/host_shim" \
+"${cxx[@]}" -c -x c++ -DSWIN_BANG_HOST_EMULATION -DBANG_HOST_UNCHECKED_GDRAM -D__BANG_ARCH__=372 -I"$root/plugins/host_shim" \
   -I"$root/plugins/relu" "$root/plugins/relu/kernel_relu.mlu" -o "$out/plugin/kernel_relu.o"
 "${cxx[@]}" -shared "$root/plugins/roll/plugin_roll.cc" "$root/plugins/relu/plugin_relu.cc" \
   "$root/plugins/common/self_test.cc" "$out/plugin/kernel_relu.o" -L"$out/lib64" \
@@ -36,10 +36,15 @@ requires MyPlugin::CnnlRoll MyPlugin::PluginReLU
 MODEL
 cat >"$out/bin/cncc" <<CNCC
 #!/usr/bin/env bash
-# TEST-ONLY fake cncc: BANG C compiled for the host (plugins/host_shim), MLU arch flags dropped.
+# TEST-ONLY fake cncc: BANG C compiled for the host (plugins/host_shim); --bang-mlu-arch=mtp_NNN
+# becomes -D__BANG_ARCH__=NNN as the real compiler defines it, other MLU arch flags are dropped.
 args=()
 for a in "\$@"; do
-  case "\$a" in --bang-mlu-arch=*|--bang-arch=*|--bang-wram-align64) ;; *) args+=("\$a") ;; esac
+  case "\$a" in
+    --bang-mlu-arch=mtp_*) args+=("-D__BANG_ARCH__=\${a#--bang-mlu-arch=mtp_}") ;;
+    --bang-mlu-arch=*|--bang-arch=*|--bang-wram-align64) ;;
+    *) args+=("\$a") ;;
+  esac
 done
 exec g++ -x c++ -DSWIN_SERVE_NEUWARE_STUB -DSWIN_BANG_HOST_EMULATION -DBANG_HOST_UNCHECKED_GDRAM \
   -I"$root/plugins/host_shim" "\${args[@]}"
