@@ -32,7 +32,10 @@ class PluginReLUKernel : public magicmind::IPluginKernel {
   // The kernel needs no workspace.
   size_t GetWorkspaceSize(magicmind::INodeResource *context) override;
   magicmind::Status Enqueue(magicmind::INodeResource *context) override;
-  ~PluginReLUKernel() override {}
+  // No `override`: MagicMind's sample kernels declare `~Kernel() {}` (Jayce0625/Cambricon
+  // magicmind/basic_samples/sample_pluginop/plugin_kernels/PluginCropAndResize/plugin_crop_and_resize.h);
+  // whether IPluginKernel's destructor is virtual is not public.
+  ~PluginReLUKernel() {}
 
  private:
   bool configured_ = false;
@@ -46,8 +49,9 @@ class PluginReLUKernel : public magicmind::IPluginKernel {
 
 class PluginReLUKernelFactory : public magicmind::IPluginKernelFactory {
  public:
+  // `Create() override` as in the sample (same file); the destructor without `override`, as there.
   magicmind::IPluginKernel *Create() override { return new PluginReLUKernel(); }
-  ~PluginReLUKernelFactory() override {}
+  ~PluginReLUKernelFactory() {}
 };
 
 #endif  // SWIN_PLUGINS_RELU_PLUGIN_RELU_H_
