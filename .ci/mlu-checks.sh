@@ -63,8 +63,9 @@ run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 256 B chunk"
 #    compiles the BANG kernel for the host; libraries are the fakes) -- checks the CMake logic only.
 fake_sdk="$BUILD/fake-sdk"
 run_check "build the fake Neuware SDK (TEST-ONLY)" bash tests/neuware_stub/fake_sdk/build_fake_sdk.sh "$fake_sdk"
-run_check "cmake configure plugins (fake NEUWARE_HOME)" cmake -S plugins -B "$BUILD/plugins-fake-sdk" \
-  -DNEUWARE_HOME="$fake_sdk" -DCMAKE_CXX_FLAGS=-DSWIN_SERVE_NEUWARE_STUB
+run_check "cmake configure plugins (fake NEUWARE_HOME, SWIN_GLIBCXX_USE_CXX11_ABI=1)" cmake -S plugins \
+  -B "$BUILD/plugins-fake-sdk" -DNEUWARE_HOME="$fake_sdk" -DCMAKE_CXX_FLAGS=-DSWIN_SERVE_NEUWARE_STUB \
+  -DSWIN_GLIBCXX_USE_CXX11_ABI=1
 run_check "cmake build libmagicmind_plugin.so (fake NEUWARE_HOME)" cmake --build "$BUILD/plugins-fake-sdk" -j "$(nproc)" --target magicmind_plugin
 
 # 4. The Rust backend's C++ shim against the stand-ins.
@@ -83,7 +84,7 @@ run_check "cargo test --features mlu --test mlu_pool" env -u NEUWARE_HOME cargo 
 # 6. Real FFI path against the fake SDK (last: NEUWARE_HOME changes trigger a rebuild of the crate).
 ffi_test() {
   local log="$BUILD/mlu_ffi.log"
-  env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" \
+  env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" SWIN_MLU_CXX11_ABI=1 \
     SWIN_MLU_PLUGIN_LIB="$BUILD/plugins-fake-sdk/libmagicmind_plugin.so" \
     SWIN_MLU_MODEL="$fake_sdk/model/swinv2_fake.magicmind" \
     cargo test --features mlu --test mlu_ffi --test mlu_device --test mlu_pool 2>&1 | tee "$log"
