@@ -316,11 +316,14 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// Batch sizes one fake instance was asked to run, in order.
+    type Seen = Arc<Mutex<Vec<usize>>>;
+
     /// Records the batch sizes it is asked to run; `nan_at` makes that batch size return NaN.
     struct FakeEngine {
         backend: BackendKind,
         max_batch: usize,
-        seen: Arc<Mutex<Vec<usize>>>,
+        seen: Seen,
         nan_at: Option<usize>,
     }
 
@@ -359,7 +362,7 @@ mod tests {
         max_batch: usize,
         n: usize,
         nan_at: Option<usize>,
-    ) -> (Vec<Box<dyn Engine>>, Vec<Arc<Mutex<Vec<usize>>>>) {
+    ) -> (Vec<Box<dyn Engine>>, Vec<Seen>) {
         let seen: Vec<_> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
         let engines = seen
             .iter()
