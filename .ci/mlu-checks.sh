@@ -8,7 +8,8 @@
 #      270: __bang_active_relu), and its tiling tests (sizes 0, 1, odd, > one NRAM
 #      chunk, 1..N emulated cores, every element checked, ASan/UBSan), run by ctest;
 #   3. the CMake SDK branch (cncc custom command, libmagicmind_plugin.so link) builds against a
-#      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind);
+#      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind), and the
+#      plugin kernels' SetLocalVar/GetWorkspaceSize/Enqueue run on it (plugin_kernel_test.cc);
 #   4. the Rust backend's C++ shim (src/engine/mlu/mm_shim.cc) compiles against the stand-ins;
 #   5. cargo clippy --features mlu (bindgen on mm_shim.h, no SDK; skipped when .ci/run already ran
 #      it) and the Rust pool/lifecycle tests with a fake runtime (cargo test --features mlu --test mlu_pool);
@@ -63,6 +64,8 @@ run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 256 B chunk"
 #    compiles the BANG kernel for the host; libraries are the fakes) -- checks the CMake logic only.
 fake_sdk="$BUILD/fake-sdk"
 run_check "build the fake Neuware SDK (TEST-ONLY)" bash tests/neuware_stub/fake_sdk/build_fake_sdk.sh "$fake_sdk"
+run_check "plugin kernels on the fake SDK (descriptor reset, CNNL handle on the enqueueing thread, UNION1 Dim.x)" \
+  "$fake_sdk/bin/plugin_kernel_test"
 run_check "cmake configure plugins (fake NEUWARE_HOME, SWIN_GLIBCXX_USE_CXX11_ABI=1)" cmake -S plugins \
   -B "$BUILD/plugins-fake-sdk" -DNEUWARE_HOME="$fake_sdk" -DCMAKE_CXX_FLAGS=-DSWIN_SERVE_NEUWARE_STUB \
   -DSWIN_GLIBCXX_USE_CXX11_ABI=1

@@ -20,7 +20,11 @@ size_t ElementSize(cnnlDataType_t dtype) { return dtype == CNNL_DTYPE_HALF ? 2 :
 
 extern "C" {
 
+// Like CNNL, a handle belongs to the device current on the creating thread: without one (the fake
+// CNRT tracks it per thread) creation fails, so a handle made off the enqueueing thread shows up.
 cnnlStatus_t cnnlCreate(cnnlHandle_t *handle) {
+  int device = -1;
+  if (handle == nullptr || cnrtGetDevice(&device) != cnrtSuccess) return CNNL_STATUS_NOT_INITIALIZED;
   *handle = new cnnlContext();
   return CNNL_STATUS_SUCCESS;
 }
