@@ -4,10 +4,12 @@
 #   1. every MagicMind plugin C++ source compiles (-fsyntax-only) against tests/neuware_stub,
 #      the TEST-ONLY stand-in headers (MagicMind / CNNL / CNRT as the public samples call them);
 #   2. the plugins' CMake build (no SDK): stand-in compile target + the BANG ReLU kernel compiled
-#      for the host through plugins/host_shim and its tiling tests (sizes 0, 1, odd, > one NRAM
+#      for the host through plugins/host_shim, once per ReLU branch (__BANG_ARCH__ 372: __bang_relu,
+#      270: __bang_active_relu), and its tiling tests (sizes 0, 1, odd, > one NRAM
 #      chunk, 1..N emulated cores, every element checked, ASan/UBSan), run by ctest;
 #   3. the CMake SDK branch (cncc custom command, libmagicmind_plugin.so link) builds against a
-#      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind);
+#      TEST-ONLY fake SDK (tests/neuware_stub/fake_sdk: fake cncc/CNRT/CNNL/MagicMind), and the
+#      plugin kernels' SetLocalVar/GetWorkspaceSize/Enqueue run on it (plugin_kernel_test.cc);
 #   4. the Rust backend's C++ shim (src/engine/mlu/mm_shim.cc) compiles against the stand-ins;
 #   5. cargo clippy --features mlu (bindgen on mm_shim.h, no SDK; skipped when .ci/run already ran
 #      it) and the Rust pool/lifecycle tests with a fake runtime (cargo test --features mlu --test mlu_pool);
@@ -51,15 +53,22 @@ done
 # 2. CMake build without the SDK: stand-in object library + BANG host-emulation tests.
 run_check "cmake configure plugins (no SDK)" cmake -S plugins -B "$BUILD/plugins" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_check "cmake build plugins (no SDK)" cmake --build "$BUILD/plugins" -j "$(nproc)"
-run_check "BANG ReLU tiling, 128 KB NRAM chunk, emulated cores" "$BUILD/plugins/bang_relu_host_test"
-run_check "BANG ReLU tiling, 256 B NRAM chunk, every size 0..520" "$BUILD/plugins/bang_relu_host_test_small_chunk"
+run_check "BANG ReLU tiling (__BANG_ARCH__ 372: __bang_relu), 128 KB NRAM chunk, emulated cores" "$BUILD/plugins/bang_relu_host_test"
+run_check "BANG ReLU tiling (__BANG_ARCH__ 372: __bang_relu), 256 B NRAM chunk, every size 0..520" "$BUILD/plugins/bang_relu_host_test_small_chunk"
+run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 128 KB chunk" \
+  "$BUILD/plugins/bang_relu_host_test_arch270"
+run_check "BANG ReLU __BANG_ARCH__ 270 branch (__bang_active_relu), 256 B chunk" \
+  "$BUILD/plugins/bang_relu_host_test_arch270_small_chunk"
 
 # 3. The SDK branch of plugins/CMakeLists.txt, built against the TEST-ONLY fake SDK (fake cncc
 #    compiles the BANG kernel for the host; libraries are the fakes) -- checks the CMake logic only.
 fake_sdk="$BUILD/fake-sdk"
 run_check "build the fake Neuware SDK (TEST-ONLY)" bash tests/neuware_stub/fake_sdk/build_fake_sdk.sh "$fake_sdk"
-run_check "cmake configure plugins (fake NEUWARE_HOME)" cmake -S plugins -B "$BUILD/plugins-fake-sdk" \
-  -DNEUWARE_HOME="$fake_sdk" -DCMAKE_CXX_FLAGS=-DSWIN_SERVE_NEUWARE_STUB
+run_check "plugin kernels on the fake SDK (descriptor reset, CNNL handle on the enqueueing thread, UNION1 Dim.x)" \
+  "$fake_sdk/bin/plugin_kernel_test"
+run_check "cmake configure plugins (fake NEUWARE_HOME, SWIN_GLIBCXX_USE_CXX11_ABI=1)" cmake -S plugins \
+  -B "$BUILD/plugins-fake-sdk" -DNEUWARE_HOME="$fake_sdk" -DCMAKE_CXX_FLAGS=-DSWIN_SERVE_NEUWARE_STUB \
+  -DSWIN_GLIBCXX_USE_CXX11_ABI=1
 run_check "cmake build libmagicmind_plugin.so (fake NEUWARE_HOME)" cmake --build "$BUILD/plugins-fake-sdk" -j "$(nproc)" --target magicmind_plugin
 
 # 4. The Rust backend's C++ shim against the stand-ins.
@@ -78,7 +87,7 @@ run_check "cargo test --features mlu --test mlu_pool" env -u NEUWARE_HOME cargo 
 # 6. Real FFI path against the fake SDK (last: NEUWARE_HOME changes trigger a rebuild of the crate).
 ffi_test() {
   local log="$BUILD/mlu_ffi.log"
-  env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" \
+  env NEUWARE_HOME="$fake_sdk" CXXFLAGS=-DSWIN_SERVE_NEUWARE_STUB SWIN_MLU_FAKE_SDK="$fake_sdk" SWIN_MLU_CXX11_ABI=1 \
     SWIN_MLU_PLUGIN_LIB="$BUILD/plugins-fake-sdk/libmagicmind_plugin.so" \
     SWIN_MLU_MODEL="$fake_sdk/model/swinv2_fake.magicmind" \
     cargo test --features mlu --test mlu_ffi --test mlu_device --test mlu_pool 2>&1 | tee "$log"

@@ -89,7 +89,10 @@ def main() -> int:
     mlu_values = values_file("values-mlu.yaml")
 
     # helm lint --strict (warnings are errors), default values and both example values files.
-    for label, vals in [("defaults", None), ("values-cpu", cpu_values), ("values-mlu", mlu_values)]:
+    smlu_lint = merged(mlu_values, mlu__resourceName="",
+                       mlu__extraResources=values_file("values-mlu-smlu.yaml")["mlu"]["extraResources"])
+    for label, vals in [("defaults", None), ("values-cpu", cpu_values), ("values-mlu", mlu_values),
+                        ("values-mlu + values-mlu-smlu", smlu_lint)]:
         report = helm_python.lint(str(CHART), vals, strict=True, kube_version="v1.30.0")
         bad = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
         check(f"helm lint --strict ({label})", not bad, str(bad))
@@ -189,6 +192,17 @@ def main() -> int:
     c2 = by_kind(render(merged(mlu_values, mlu__resourceName="cambricon.com/mlu", mlu__count=2)), "Deployment")[0]
     lim = c2["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     check("mlu: resourceName cambricon.com/mlu, count 2", lim.get("cambricon.com/mlu") == 2 and "cambricon.com/mlu370" not in lim)
+    smlu = values_file("values-mlu-smlu.yaml")
+    smlu_values = merged(mlu_values, mlu__resourceName=smlu["mlu"]["resourceName"],
+                         mlu__extraResources=smlu["mlu"]["extraResources"], server__instances=1)
+    lim = by_kind(render(smlu_values), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    check("mlu dynamic-smlu example: vcore and vmemory, no whole card",
+          lim.get("cambricon.com/mlu370.smlu.vcore") == 50 and lim.get("cambricon.com/mlu370.smlu.vmemory") == 16
+          and "cambricon.com/mlu370" not in lim and lim.get("memory") == "4Gi")
+    lim = by_kind(render(merged(mlu_values, mlu__extraResources={"cambricon.com/vmlu": 1})), "Deployment")[0][
+        "spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    check("mlu: extraResources added next to the whole card",
+          lim.get("cambricon.com/mlu370") == 1 and lim.get("cambricon.com/vmlu") == 1)
     pod2 = by_kind(render(merged(mlu_values, tolerations=[{"key": "x", "operator": "Exists"}],
                                  nodeSelector={"a": "b"}, mlu__nodeSelector={"c": "d"})), "Deployment")[0]["spec"]["template"]["spec"]
     check("mlu: user tolerations and nodeSelector kept and merged",
@@ -210,6 +224,9 @@ def main() -> int:
         "backend=tpu": {"backend": "tpu"},
         "mlu with download": {"backend": "mlu"},
         "mlu with random weights": {"backend": "mlu", "model": {"source": "random"}},
+        "mlu without any MLU resource": {"backend": "mlu", "model": {"source": "pvc", "pvc": {"claimName": "m"}},
+                                         "mlu": {"resourceName": ""}},
+        "extraResources name without a domain (schema)": {"mlu": {"extraResources": {"vcore": 1}}},
         "pvc without claimName": {"model": {"source": "pvc"}},
         "grace period <= drain delay": {"terminationGracePeriodSeconds": 5, "server": {"drainDelaySecs": 5}},
         "pdb with both fields": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}},

@@ -14,6 +14,17 @@ Pipeline:
      (dim_range [1..max_batch]), serialize, and (by default) run it once on the device against the
      CPU reference.
 
+Versions: the PyTorch that traces must be one the MagicMind PyTorch parser reads. The lab's stack is
+PyTorch 1.6 + MagicMind 0.14, Cambricon's model zoo pins 1.13 for its own exports; those two are
+accepted for building, anything else only with --allow-untested-torch (``--check`` runs on any
+torch >= 1.6, today's included). The script avoids APIs newer than 1.6 on the tracing path
+(``torch.load(weights_only=...)`` only where it exists, its own ``trunc_normal_`` in the timm
+fallback) and needs Python >= 3.7.
+
+The PyTorch-side ops are registered once per process: ``TORCH_LIBRARY(MyPlugin, ...)`` cannot run
+twice. A ``--plugin-lib`` that already contains them (the lab's ``*_with_pytorch.so``) is used as the
+op library instead of --torch-ops-lib; giving both is refused.
+
 ``--check`` runs anywhere (no MagicMind): patched+traced model vs the original on CPU, with the
 official checkpoint or seeded random weights; logits must agree within 1e-5, the traced graph must
 contain every expected MyPlugin::CnnlRoll / MyPlugin::PluginReLU node and no aten::roll / aten::relu;
@@ -27,16 +38,19 @@ Examples:
       --plugin-lib plugins/build/libmagicmind_plugin.so --out swinv2_tiny_myplugin.magicmind
 """
 
-from __future__ import annotations
-
 import argparse
 import copy
 import importlib.util
+import inspect
 import json
 import sys
 import time
 import types
 from pathlib import Path
+from typing import List, Optional, Tuple
+
+if sys.version_info < (3, 7):
+    sys.exit("generate_magicmind.py needs Python >= 3.7 (found %d.%d)" % sys.version_info[:2])
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,14 +72,63 @@ IMG_SIZE = 256
 NUM_CLASSES = 1000
 TOLERANCE = 1e-5
 
+#: torch versions whose TorchScript the MagicMind PyTorch parser is known to read: the lab's stack
+#: (PyTorch 1.6 + MagicMind 0.14) and the version Cambricon's model zoo pins (1.13).
+MAGICMIND_TESTED_TORCH = ((1, 6), (1, 13))
+#: Oldest torch the script itself runs on (TORCH_LIBRARY and the op-library build need 1.6).
+MIN_TORCH = (1, 6)
+
 
 def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def torch_version_tuple(version: str) -> Tuple[int, int]:
+    """(major, minor) of a torch version string such as '1.6.0', '1.13.1+cpu' or '2.5.0a0+git1'."""
+    parts = version.split("+")[0].split(".")
+    digits = lambda p: int("".join(c for c in p if c.isdigit()) or 0)  # noqa: E731
+    return digits(parts[0]), digits(parts[1]) if len(parts) > 1 else 0
+
+
+def check_torch_version(version: str, building: bool, allow_untested: bool) -> Optional[str]:
+    """None when `version` may be used, else the error to print. Building a MagicMind model needs a
+    torch whose TorchScript the parser reads (MAGICMIND_TESTED_TORCH); --check only needs MIN_TORCH."""
+    have = torch_version_tuple(version)
+    tested = " or ".join("%d.%d" % v for v in MAGICMIND_TESTED_TORCH)
+    if have < MIN_TORCH:
+        return "torch %s is too old: this script needs torch >= %d.%d" % ((version,) + MIN_TORCH)
+    if building and have not in MAGICMIND_TESTED_TORCH and not allow_untested:
+        return ("torch %s: the TorchScript this traces is parsed by MagicMind's PyTorch parser, which is known to "
+                "read models traced with torch %s (the lab: PyTorch 1.6 + MagicMind 0.14; Cambricon's model zoo: "
+                "1.13). Trace with one of those (e.g. the Cambricon PyTorch 1.6 container), or pass "
+                "--allow-untested-torch to try anyway (--check runs on any torch >= %d.%d)."
+                % ((version, tested) + MIN_TORCH))
+    return None
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """In-place truncated normal init for torch < 1.7 (no torch.nn.init.trunc_normal_): inverse-CDF
+    sampling, like the later torch function. Only initializes weights the checkpoint then replaces."""
+    import math
+
+    import torch
+
+    def cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    with torch.no_grad():
+        lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1)
+        tensor.erfinv_()
+        tensor.mul_(std * math.sqrt(2.0)).add_(mean)
+        tensor.clamp_(min=a, max=b)
+    return tensor
+
+
 def install_timm_fallback() -> bool:
     """The official file imports DropPath, to_2tuple and trunc_normal_ from timm. If timm is not
-    installed, provide minimal equivalents (DropPath is the identity in eval mode, which is all we run)."""
+    installed, provide minimal equivalents (DropPath is the identity in eval mode, which is all we run;
+    trunc_normal_ is torch's where it exists (1.7+), else the one above)."""
     try:
         import timm.models.layers  # noqa: F401
         return False
@@ -89,7 +152,8 @@ def install_timm_fallback() -> bool:
         return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
 
     layers = types.ModuleType("timm.models.layers")
-    layers.DropPath, layers.to_2tuple, layers.trunc_normal_ = DropPath, to_2tuple, torch.nn.init.trunc_normal_
+    layers.DropPath, layers.to_2tuple = DropPath, to_2tuple
+    layers.trunc_normal_ = getattr(torch.nn.init, "trunc_normal_", trunc_normal_)
     timm, models = types.ModuleType("timm"), types.ModuleType("timm.models")
     timm.models, models.layers = models, layers
     sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers})
@@ -113,7 +177,12 @@ def build_model(module, model_name: str):
 def load_checkpoint(path: Path):
     import torch
 
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    # The official checkpoints are plain pickles with a 'model' dict. torch >= 2.6 defaults to
+    # weights_only=True, which refuses some of them; torch < 1.13 has no such argument at all.
+    kwargs = {}
+    if "weights_only" in inspect.signature(torch.load).parameters:
+        kwargs["weights_only"] = False
+    ckpt = torch.load(str(path), map_location="cpu", **kwargs)
     return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
 
 
@@ -122,7 +191,8 @@ def random_state_dict(model, seed: int):
     weights, which would make every attention branch (and so both rolls) contribute nothing."""
     import torch
 
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
     state = {}
     for name, tensor in model.state_dict().items():
         if not tensor.is_floating_point() or name.endswith(("relative_coords_table", "attn_mask")):
@@ -140,7 +210,7 @@ def random_state_dict(model, seed: int):
     return state
 
 
-def count_expected_plugin_nodes(model) -> tuple[int, int]:
+def count_expected_plugin_nodes(model) -> Tuple[int, int]:
     """(rolls, relus) the patched forward must record: 2 rolls per block with a shift, 1 ReLU per block."""
     blocks = [blk for layer in model.layers for blk in layer.blocks]
     return 2 * sum(1 for blk in blocks if blk.shift_size > 0), len(blocks)
@@ -177,7 +247,8 @@ def run_check(original, patched, traced, traced_path: Path, args) -> bool:
         f"leftover native ops {leftovers or 'none'} -> {'OK' if graph_ok else 'FAIL'}")
     ok &= graph_ok
 
-    gen = torch.Generator().manual_seed(args.seed + 1)
+    gen = torch.Generator()
+    gen.manual_seed(args.seed + 1)
     with torch.no_grad():
         for batch in args.check_batches:
             x = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE, generator=gen)
@@ -294,7 +365,8 @@ def verify_on_device(mm, args) -> int:
     engine = model.create_i_engine()
     context = engine.create_i_context()
     queue = dev.create_queue()
-    gen = torch.Generator().manual_seed(args.seed + 7)
+    gen = torch.Generator()
+    gen.manual_seed(args.seed + 7)
     worst = 0.0
     for batch in (1, 3):
         x = torch.randn(batch, 3, IMG_SIZE, IMG_SIZE, generator=gen)
@@ -313,6 +385,40 @@ def verify_on_device(mm, args) -> int:
     ok = worst <= args.device_tolerance
     log(f"[verify] {'OK' if ok else 'FAIL'} (tolerance {args.device_tolerance:g})")
     return 0 if ok else 1
+
+
+#: Markers of a shared library that registers TORCH_LIBRARY(MyPlugin, ...): it links libc10 (the
+#: plain MagicMind plugin library does not), or its unstripped symbol table names the init function.
+TORCH_OPS_MARKERS = (b"libc10.so", b"TORCH_LIBRARY_init_MyPlugin")
+
+
+def registers_torch_ops(lib: Path) -> bool:
+    """Whether `lib` carries the PyTorch-side MyPlugin ops (e.g. the lab's *_with_pytorch.so)."""
+    try:
+        data = lib.read_bytes()
+    except OSError:
+        return False
+    return any(marker in data for marker in TORCH_OPS_MARKERS)
+
+
+def select_torch_ops_lib(torch_ops_lib: Optional[Path], plugin_libs: List[Path]) -> Tuple[Optional[Path], str]:
+    """The one library that registers TORCH_LIBRARY(MyPlugin) in this process, and why.
+
+    Loading two such libraries aborts (torch: "Only a single TORCH_LIBRARY can be used to register
+    the namespace MyPlugin"), so: a --plugin-lib that carries the ops is the op library (the same
+    file, dlopen'ed again by MagicMind, is not initialized twice); with an explicit --torch-ops-lib
+    as well, that is an error; None means "build the default plugins/torch library"."""
+    with_ops = [p for p in plugin_libs if registers_torch_ops(p)]
+    if len(with_ops) > 1:
+        raise SystemExit("--plugin-lib: %s all register TORCH_LIBRARY(MyPlugin); load only one of them"
+                         % ", ".join(map(str, with_ops)))
+    if with_ops and torch_ops_lib is not None and torch_ops_lib.resolve() != with_ops[0].resolve():
+        raise SystemExit("--torch-ops-lib %s and --plugin-lib %s both register TORCH_LIBRARY(MyPlugin); a process "
+                         "can load only one: drop --torch-ops-lib (the plugin library provides the ops) or use the "
+                         "plain libmagicmind_plugin.so" % (torch_ops_lib, with_ops[0]))
+    if with_ops:
+        return with_ops[0], "from --plugin-lib (it registers the PyTorch-side ops too)"
+    return torch_ops_lib, "--torch-ops-lib"
 
 
 def parse_args(argv=None):
@@ -338,6 +444,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-verify-on-device", dest="verify_on_device", action="store_false",
                     help="skip running the built model on the MLU against the CPU reference")
     ap.add_argument("--device-tolerance", type=float, default=1e-3, help="max |MLU - CPU| logit difference (FP32)")
+    ap.add_argument("--allow-untested-torch", action="store_true",
+                    help="build even with a torch other than 1.6 / 1.13 (MagicMind's parser may reject the trace)")
     return ap.parse_args(argv)
 
 
@@ -345,6 +453,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
+    problem = check_torch_version(torch.__version__, building=not args.check, allow_untested=args.allow_untested_torch)
+    if problem:
+        log("[setup] " + problem)
+        return 2
+    log("[setup] torch %s, Python %d.%d" % ((torch.__version__,) + sys.version_info[:2]))
     torch.set_grad_enabled(False)
     official = swin_patch.find_official_source(args.swin_source)
     patched_path, patch_log = swin_patch.write_patched(official, args.work_dir, args.relu_dim, args.relu_func_type)
@@ -352,12 +465,13 @@ def main(argv=None) -> int:
         log(f"[patch] {line}")
     log(f"[patch] wrote {patched_path}")
 
+    args.torch_ops_lib, source = select_torch_ops_lib(args.torch_ops_lib, args.plugin_lib)
     if args.torch_ops_lib is None:
         import build_torch_ops
 
-        args.torch_ops_lib = build_torch_ops.build(REPO / "plugins" / "build" / "torch")
+        args.torch_ops_lib, source = build_torch_ops.build(REPO / "plugins" / "build" / "torch"), "built"
     torch.ops.load_library(str(args.torch_ops_lib))
-    log(f"[ops] loaded {args.torch_ops_lib}: torch.ops.MyPlugin.CnnlRoll, torch.ops.MyPlugin.PluginReLU")
+    log(f"[ops] loaded {args.torch_ops_lib} ({source}): torch.ops.MyPlugin.CnnlRoll, torch.ops.MyPlugin.PluginReLU")
 
     if install_timm_fallback():
         log("[setup] timm not installed: using minimal DropPath/to_2tuple/trunc_normal_ stand-ins (eval only)")

@@ -75,4 +75,20 @@ inline bool ElementCount(const std::vector<int64_t> &shape, uint64_t *count) {
     }                                                                                          \
   } while (0)
 
+// Launch a BANG kernel and report a launch error, the way Cambricon/mlu-ops core/logging.h
+// KERNEL_CHECK does: cnrtGetLastError() first to clear an error left by an earlier call on this
+// thread (it returns and resets the thread's error state), then the launch, then
+// cnrtPeekAtLastError() for the error the launch itself raised. Errors of the kernel's execution
+// surface at the queue's sync, which MagicMind's runtime does.
+#define SWIN_KERNEL_CHECK(op, launch)                                                          \
+  do {                                                                                         \
+    (void)cnrtGetLastError();                                                                  \
+    launch;                                                                                    \
+    cnrtRet_t swin_launch_status_ = cnrtPeekAtLastError();                                     \
+    if (swin_launch_status_ != cnrtSuccess) {                                                  \
+      return ::swin_plugin::Fail(op, __func__, std::string("launch " #launch " failed: ") +    \
+                                                   cnrtGetErrorStr(swin_launch_status_));      \
+    }                                                                                          \
+  } while (0)
+
 #endif  // SWIN_PLUGINS_COMMON_PLUGIN_STATUS_H_

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../relu/kernel_relu.h"
+#include "../relu/relu_launch.h"
 #include "cnnl.h"
 #include "cnrt.h"
 
@@ -54,7 +55,8 @@ struct DeviceScope {
     }                                                                                 \
   } while (0)
 
-// ReLU on 115233 fp32 elements (the 1x15x15x512 CPB table plus an odd tail), UNION1 on one cluster.
+// ReLU on 115233 fp32 elements (the 1x15x15x512 CPB table plus an odd tail), UNION1 on one cluster
+// (Dim.x = the device's cores per cluster).
 int SelfTestRelu(std::string *message) {
   const uint32_t count = 115233;
   std::vector<float> host_in(count), host_out(count, -1.0f);
@@ -69,10 +71,13 @@ int SelfTestRelu(std::string *message) {
   }
   SELF_TEST_CNRT(cnrtQueueCreate(&scope.queue));
   SELF_TEST_CNRT(cnrtMemcpy(dev_in, host_in.data(), count * sizeof(float), CNRT_MEM_TRANS_DIR_HOST2DEV));
-  const cnrtDim3_t dim = {4, 1, 1};
+  unsigned cores_per_cluster = 0, clusters = 0;
+  SELF_TEST_CNRT(swin_plugin::QueryClusterGeometry(&cores_per_cluster, &clusters));
+  const cnrtDim3_t dim = swin_plugin::UnionAlignedDim({1, 1, 1}, cnrtFuncTypeUnion1, cores_per_cluster);
+  (void)cnrtGetLastError();  // clear, then launch and peek (mlu-ops core/logging.h KERNEL_CHECK)
   ReluEnqueue(dim, cnrtFuncTypeUnion1, scope.queue, static_cast<float *>(dev_in), static_cast<float *>(dev_out),
               count);
-  SELF_TEST_CNRT(cnrtGetLastError());
+  SELF_TEST_CNRT(cnrtPeekAtLastError());
   SELF_TEST_CNRT(cnrtQueueSync(scope.queue));
   SELF_TEST_CNRT(cnrtMemcpy(host_out.data(), dev_out, count * sizeof(float), CNRT_MEM_TRANS_DIR_DEV2HOST));
   for (uint32_t i = 0; i < count; ++i) {
@@ -83,7 +88,9 @@ int SelfTestRelu(std::string *message) {
       return 1;
     }
   }
-  *message = "BANG ReLU, UNION1 {4,1,1}, 115233 fp32 elements equal the host reference";
+  *message = "BANG ReLU, UNION1 {" + std::to_string(dim.x) + ",1,1} (" + std::to_string(cores_per_cluster) +
+             " cores per cluster, " + std::to_string(clusters) + " clusters), 115233 fp32 elements equal the host "
+             "reference";
   return 0;
 }
 

@@ -7,8 +7,10 @@
 //   * __memcpy(dst, src, bytes, GDRAM2NRAM | NRAM2GDRAM): bytes > 0 and <= MLU370 NRAM size; the
 //     GDRAM side must lie entirely inside a region registered with RegisterGdram(), the NRAM side
 //     must not touch any; every byte written to GDRAM is counted per region and per task;
-//   * __bang_active_relu(dst, src, n): n > 0 and n * sizeof(T) a multiple of the 128-byte NFU
-//     alignment (the stricter rule of older BANG toolchains); operands must not be GDRAM;
+//   * __bang_relu(dst, src, n) (__BANG_ARCH__ >= 300) and __bang_active_relu(dst, src, n) (below):
+//     n > 0 and n * sizeof(T) a multiple of the 128-byte NFU alignment (the stricter rule of older
+//     BANG toolchains); operands must not be GDRAM; each counts its calls separately, so the test
+//     can check which branch of the kernel ran;
 //   * Launch(dim, type, queue, kernel, args...): runs dim.x * dim.y * dim.z tasks, each on its own
 //     thread; for UNIONn launches dim.x must be a multiple of 4 * n (4 cores per MLU370 cluster).
 #ifndef SWIN_PLUGINS_HOST_SHIM_BANG_HOST_SHIM_H_
@@ -57,7 +59,8 @@ struct State {
   std::mutex mutex;
   std::vector<GdramRegion> regions;
   std::vector<uint64_t> bytes_written_per_task;
-  uint64_t relu_calls = 0;
+  uint64_t relu_calls = 0;         // __bang_relu
+  uint64_t active_relu_calls = 0;  // __bang_active_relu
 };
 
 inline State &GlobalState() {
@@ -77,6 +80,7 @@ inline void ResetGdram() {
   s.regions.clear();
   s.bytes_written_per_task.clear();
   s.relu_calls = 0;
+  s.active_relu_calls = 0;
 }
 
 // Region containing [p, p + bytes), or nullptr; aborts if the range straddles a region boundary.
@@ -152,20 +156,33 @@ inline void __memcpy(void *dst, const void *src, int bytes, mluMemcpyDirection_t
   std::memcpy(dst, src, static_cast<size_t>(bytes));
 }
 
+namespace bang_host {
 template <typename T>
-inline void __bang_active_relu(T *dst, const T *src, int n) {
-  using namespace bang_host;
-  if (n <= 0) Fail("__bang_active_relu with n <= 0");
-  if ((static_cast<size_t>(n) * sizeof(T)) % kNfuAlignBytes != 0) Fail("__bang_active_relu length not 128-byte aligned");
+inline void Relu(T *dst, const T *src, int n, const char *name, uint64_t State::*counter) {
+  if (n <= 0) Fail(name);
+  if ((static_cast<size_t>(n) * sizeof(T)) % kNfuAlignBytes != 0) Fail("ReLU length not 128-byte aligned");
   {
     State &s = GlobalState();
     std::lock_guard<std::mutex> lock(s.mutex);
     if (FindGdram(src, static_cast<size_t>(n) * sizeof(T)) || FindGdram(dst, static_cast<size_t>(n) * sizeof(T))) {
-      Fail("__bang_active_relu operand in GDRAM (vector ops work on NRAM)");
+      Fail("ReLU operand in GDRAM (vector ops work on NRAM)");
     }
-    s.relu_calls += 1;
+    s.*counter += 1;
   }
   for (int i = 0; i < n; ++i) dst[i] = src[i] > T(0) ? src[i] : T(0);
+}
+}  // namespace bang_host
+
+// mtp_3xx and later (__BANG_ARCH__ >= 300).
+template <typename T>
+inline void __bang_relu(T *dst, const T *src, int n) {
+  ::bang_host::Relu(dst, src, n, "__bang_relu with n <= 0", &::bang_host::State::relu_calls);
+}
+
+// MLU2xx (__BANG_ARCH__ < 300).
+template <typename T>
+inline void __bang_active_relu(T *dst, const T *src, int n) {
+  ::bang_host::Relu(dst, src, n, "__bang_active_relu with n <= 0", &::bang_host::State::active_relu_calls);
 }
 
 #endif  // SWIN_PLUGINS_HOST_SHIM_BANG_HOST_SHIM_H_

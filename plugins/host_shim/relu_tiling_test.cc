@@ -7,11 +7,21 @@
 //   * no task wrote more than ceil(count / tasks) elements (the work is really split across cores);
 //   * all GDRAM accesses stayed inside the input/output allocations, vector lengths were 128-byte
 //     aligned and each copy fit in NRAM (checked inside the shim).
-// Built twice: with the production NRAM chunk (128 KB) and with a 256-byte chunk
+//   * the ReLU intrinsic of the compiled __BANG_ARCH__ ran and the other did not: __bang_relu for
+//     __BANG_ARCH__ >= 300 (MLU370: 372), __bang_active_relu below;
+//   * UnionAlignedDim (relu_launch.h) rounds Dim.x up to whole clusters; launches it produces are
+//     among the configurations run.
+// Built four times (plugins/CMakeLists.txt): __BANG_ARCH__ 372 and 270 (both branches of the
+// kernel), each with the production NRAM chunk (128 KB) and with a 256-byte chunk
 // (-DRELU_NRAM_CHUNK_BYTES=256, 64 fp32 / 128 fp16 elements) so that every size 0..520 is run and
 // crosses many chunk boundaries on several cores.
 #define SWIN_BANG_HOST_EMULATION 1
 #include "../relu/kernel_relu.mlu"
+#include "../relu/relu_launch.h"
+
+#if !defined(__BANG_ARCH__)
+#error "build with -D__BANG_ARCH__=<arch> (e.g. 372 for MLU370, 270 for the pre-300 branch)"
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -75,6 +85,17 @@ void RunCase(uint32_t count, const LaunchConfig &cfg, std::mt19937 &rng) {
   const std::string where = std::string(sizeof(T) == 4 ? "fp32" : "fp16") + " count " + std::to_string(count) +
                             " " + cfg.name;
   ++g_cases;
+  {
+    const bang_host::State &st = bang_host::GlobalState();
+    const uint64_t expected_calls = __BANG_ARCH__ >= 300 ? st.relu_calls : st.active_relu_calls;
+    const uint64_t other_calls = __BANG_ARCH__ >= 300 ? st.active_relu_calls : st.relu_calls;
+    if ((count > 0 && expected_calls == 0) || other_calls != 0) {
+      Report(where + ": wrong ReLU intrinsic for __BANG_ARCH__ " + std::to_string(__BANG_ARCH__) + " (__bang_relu " +
+             std::to_string(st.relu_calls) + " calls, __bang_active_relu " + std::to_string(st.active_relu_calls) +
+             ")");
+      return;
+    }
+  }
   for (uint32_t i = 0; i < count; ++i) {
     const float x = ToFloat(input[i]);
     const float expected = x > 0.0f ? x : 0.0f;
@@ -127,6 +148,19 @@ int main() {
   configs.push_back({{4, 2, 1}, cnrtFuncTypeUnion1, "UNION1 {4,2,1}"});
   configs.push_back({{4, 8, 1}, cnrtFuncTypeUnion1, "UNION1 {4,8,1}"});
   configs.push_back({{8, 2, 1}, cnrtFuncTypeUnion2, "UNION2 {8,2,1}"});
+  // Dims as the plugin computes them from the lab's default Dim {1,1,1} and a 4-core cluster.
+  const cnrtDim3_t u1 = swin_plugin::UnionAlignedDim({1, 1, 1}, cnrtFuncTypeUnion1, 4);
+  const cnrtDim3_t u2 = swin_plugin::UnionAlignedDim({3, 2, 1}, cnrtFuncTypeUnion2, 4);
+  const cnrtDim3_t blk = swin_plugin::UnionAlignedDim({3, 1, 1}, cnrtFuncTypeBlock, 4);
+  if (u1.x != 4 || u1.y != 1 || u2.x != 8 || u2.y != 2 || blk.x != 3 ||
+      swin_plugin::UnionAlignedDim({5, 1, 1}, cnrtFuncTypeUnion1, 4).x != 8 ||
+      swin_plugin::UnionAlignedDim({8, 1, 1}, cnrtFuncTypeUnion1, 4).x != 8 ||
+      swin_plugin::UnionAlignedDim({1, 1, 1}, cnrtFuncTypeUnion4, 4).x != 16 ||
+      swin_plugin::UnionAlignedDim({1, 1, 1}, cnrtFuncTypeUnion1, 0).x != 1) {
+    Report("UnionAlignedDim does not round Dim.x up to whole clusters");
+  }
+  configs.push_back({u1, cnrtFuncTypeUnion1, "UNION1 UnionAlignedDim({1,1,1})"});
+  configs.push_back({u2, cnrtFuncTypeUnion2, "UNION2 UnionAlignedDim({3,2,1})"});
 
   std::vector<uint32_t> sizes;
   if (RELU_NRAM_CHUNK_BYTES <= 4096) {
@@ -142,9 +176,10 @@ int main() {
       RunCase<half, uint16_t>(count, cfg, rng);
     }
   }
-  std::printf("relu tiling (NRAM chunk %d bytes): %llu launches, %zu sizes (%u..%u) x %zu launch configs x "
+  std::printf("relu tiling (__BANG_ARCH__ %d: %s, NRAM chunk %d bytes): %llu launches, %zu sizes (%u..%u) x %zu launch configs x "
               "{fp32, fp16}, %llu elements checked, %d failure(s)\n",
-              RELU_NRAM_CHUNK_BYTES, static_cast<unsigned long long>(g_cases), sizes.size(), sizes.front(),
+              __BANG_ARCH__, __BANG_ARCH__ >= 300 ? "__bang_relu" : "__bang_active_relu", RELU_NRAM_CHUNK_BYTES,
+              static_cast<unsigned long long>(g_cases), sizes.size(), sizes.front(),
               sizes.back(), configs.size(), static_cast<unsigned long long>(g_elements), g_failures);
   return g_failures == 0 ? 0 : 1;
 }

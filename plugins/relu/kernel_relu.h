@@ -2,8 +2,9 @@
 //
 // The kernel splits `count` elements across the `dim.x * dim.y * dim.z` tasks of the launch
 // (taskId / taskDim): launched UNION1 with dim {4, clusters, 1} it uses every core of the clusters,
-// launched BLOCK with dim {1, 1, 1} it runs on one core. The call is asynchronous on `queue`;
-// check cnrtGetLastError() for launch errors and sync the queue for completion.
+// launched BLOCK with dim {1, 1, 1} it runs on one core (UNIONn dims: relu_launch.h). The call is
+// asynchronous on `queue`: clear with cnrtGetLastError() before, check cnrtPeekAtLastError() after
+// (SWIN_KERNEL_CHECK), and sync the queue for completion.
 #ifndef SWIN_PLUGINS_RELU_KERNEL_RELU_H_
 #define SWIN_PLUGINS_RELU_KERNEL_RELU_H_
 

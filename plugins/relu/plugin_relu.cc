@@ -7,6 +7,7 @@
 
 #include "../common/plugin_status.h"
 #include "kernel_relu.h"
+#include "relu_launch.h"
 
 namespace {
 constexpr const char *kOp = PLUGIN_RELU_OP_NAME;
@@ -137,13 +138,20 @@ magicmind::Status PluginReLUKernel::Enqueue(magicmind::INodeResource *context) {
   SWIN_MM_CHECK(context->GetTensorDataPtr("input", &input));
   SWIN_MM_CHECK(context->GetTensorDataPtr("output", &output));
   SWIN_MM_CHECK(context->GetQueue(&queue));
-  if (dtype_ == magicmind::DataType::FLOAT32) {
-    ReluEnqueue(dim_, ktype_, queue, static_cast<float *>(input), static_cast<float *>(output), element_count_);
-  } else {
-    ReluEnqueue(dim_, ktype_, queue, static_cast<uint16_t *>(input), static_cast<uint16_t *>(output),
-                element_count_);
+  // UNIONn: Dim.x rounded up to whole clusters of this device (relu_launch.h). Queried here, on the
+  // enqueueing thread, where the queue's device is current; once per kernel object.
+  if (swin_plugin::UnionClusters(ktype_) != 0 && cores_per_cluster_ == 0) {
+    unsigned clusters = 0;
+    SWIN_CNRT_CHECK(kOp, swin_plugin::QueryClusterGeometry(&cores_per_cluster_, &clusters));
   }
-  SWIN_CNRT_CHECK(kOp, cnrtGetLastError());
+  const cnrtDim3_t launch_dim = swin_plugin::UnionAlignedDim(dim_, ktype_, cores_per_cluster_);
+  if (dtype_ == magicmind::DataType::FLOAT32) {
+    SWIN_KERNEL_CHECK(kOp, ReluEnqueue(launch_dim, ktype_, queue, static_cast<float *>(input),
+                                       static_cast<float *>(output), element_count_));
+  } else {
+    SWIN_KERNEL_CHECK(kOp, ReluEnqueue(launch_dim, ktype_, queue, static_cast<uint16_t *>(input),
+                                       static_cast<uint16_t *>(output), element_count_));
+  }
   return magicmind::Status::OK();
 }
 

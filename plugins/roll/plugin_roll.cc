@@ -55,21 +55,43 @@ PLUGIN_REGISTER_OP(CNNL_ROLL_OP_NAME)
 }  // namespace magicmind
 
 // 2. The kernel.
+// Descriptors are host-side objects: created with the kernel. The CNNL handle is not (EnsureHandle).
 CnnlRollKernel::CnnlRollKernel() : init_status_(magicmind::Status::OK()) {
-  cnnlStatus_t status = cnnlCreate(&handle_);
-  if (status == CNNL_STATUS_SUCCESS) status = cnnlCreateTensorDescriptor(&input_desc_);
+  cnnlStatus_t status = cnnlCreateTensorDescriptor(&input_desc_);
   if (status == CNNL_STATUS_SUCCESS) status = cnnlCreateTensorDescriptor(&output_desc_);
   if (status != CNNL_STATUS_SUCCESS) {
-    init_status_ = swin_plugin::Fail(kOp, __func__, std::string("creating the CNNL handle/descriptors failed: ") +
+    init_status_ = swin_plugin::Fail(kOp, __func__, std::string("creating the CNNL tensor descriptors failed: ") +
                                                         cnnlGetErrorString(status));
   }
 }
 
 CnnlRollKernel::~CnnlRollKernel() {
   // Destructors cannot report errors; the calls are still made in reverse order of creation.
+  if (handle_ != nullptr) cnnlDestroy(handle_);
   if (output_desc_ != nullptr) cnnlDestroyTensorDescriptor(output_desc_);
   if (input_desc_ != nullptr) cnnlDestroyTensorDescriptor(input_desc_);
-  if (handle_ != nullptr) cnnlDestroy(handle_);
+}
+
+// The CNNL handle is created lazily, on the first thread that needs it -- the enqueueing thread,
+// where MagicMind has made the queue's device current -- as Cambricon's MagicMind plugin sample
+// does (the handle is created where Enqueue runs). It belongs to the device that was current then:
+// if a later call finds another current device, the handle is destroyed and created again there,
+// and Enqueue binds it to the call's queue (cnnlSetQueue) whenever the queue changes.
+magicmind::Status CnnlRollKernel::EnsureHandle() {
+  int device = -1;
+  SWIN_CNRT_CHECK(kOp, cnrtGetDevice(&device));
+  if (handle_ != nullptr && device == handle_device_) {
+    return magicmind::Status::OK();
+  }
+  if (handle_ != nullptr) {
+    cnnlHandle_t old = handle_;
+    handle_ = nullptr;
+    bound_queue_ = nullptr;
+    SWIN_CNNL_CHECK(kOp, cnnlDestroy(old));
+  }
+  SWIN_CNNL_CHECK(kOp, cnnlCreate(&handle_));
+  handle_device_ = device;
+  return magicmind::Status::OK();
 }
 
 magicmind::Status CnnlRollKernel::SetLocalVar(magicmind::INodeResource *context) {
@@ -142,10 +164,16 @@ magicmind::Status CnnlRollKernel::SetLocalVar(magicmind::INodeResource *context)
     shifts_.push_back(static_cast<int>(shift));
   }
 
+  // Shapes are mutable, so descriptors are set again on every SetLocalVar: cnnl.h says
+  // cnnlSetTensorDescriptor "cannot be called continuously" (memory leaks) without
+  // cnnlResetTensorDescriptor in between; resetting a fresh descriptor is harmless.
+  SWIN_CNNL_CHECK(kOp, cnnlResetTensorDescriptor(input_desc_));
   SWIN_CNNL_CHECK(kOp, cnnlSetTensorDescriptor(input_desc_, CNNL_LAYOUT_ARRAY, cnnl_dtype,
                                                static_cast<int>(rank), cnnl_shape.data()));
+  SWIN_CNNL_CHECK(kOp, cnnlResetTensorDescriptor(output_desc_));
   SWIN_CNNL_CHECK(kOp, cnnlSetTensorDescriptor(output_desc_, CNNL_LAYOUT_ARRAY, cnnl_dtype,
                                                static_cast<int>(rank), cnnl_shape.data()));
+  SWIN_MM_CHECK(EnsureHandle());
   SWIN_CNNL_CHECK(kOp, cnnlGetRollWorkspaceSize(handle_, input_desc_, &workspace_size_));
 
   shape_ = input_shape;
@@ -193,7 +221,11 @@ magicmind::Status CnnlRollKernel::Enqueue(magicmind::INodeResource *context) {
                                                   " bytes");
     }
   }
-  SWIN_CNNL_CHECK(kOp, cnnlSetQueue(handle_, queue));
+  SWIN_MM_CHECK(EnsureHandle());
+  if (queue != bound_queue_) {
+    SWIN_CNNL_CHECK(kOp, cnnlSetQueue(handle_, queue));
+    bound_queue_ = queue;
+  }
   SWIN_CNNL_CHECK(kOp, cnnlRoll(handle_, input_desc_, input, shifts_.data(), static_cast<int>(shifts_.size()),
                                 dims_.data(), static_cast<int>(dims_.size()), workspace, workspace_size_,
                                 output_desc_, output));

@@ -22,9 +22,14 @@ LIB_NAME = "libmyplugin_torch_ops.so"
 
 
 def cxx_standard() -> str:
-    """C++ standard the installed torch headers need: recent torch (2.10+) requires C++20, older C++17."""
+    """C++ standard the installed torch headers need: recent torch (2.10+) requires C++20, 2.1+ C++17;
+    older torch (the lab's 1.6) was built and tested as C++14, so its headers get C++14."""
+    import torch
     from torch.utils import cpp_extension
 
+    major_minor = tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in torch.__version__.split("+")[0].split(".")[:2])
+    if major_minor < (2, 1):
+        return "c++14"
     for inc in cpp_extension.include_paths():
         aten = Path(inc) / "ATen" / "ATen.h"
         if aten.exists() and "C++20" in aten.read_text(errors="replace"):

@@ -119,8 +119,9 @@ impl std::fmt::Debug for Engines {
 }
 
 /// Build the engines `opts` selects: read the model, self-check the plugin ops, create the
-/// instances, and warm each one up with a zero batch (so first requests do not pay for page
-/// faults, and broken weights are found before serving).
+/// instances, and warm each one up with zero batches (batch 1 on the CPU, every batch size
+/// 1..=max_batch on the MLU; see [`warm_up_batches`]) so first requests do not pay for page
+/// faults or shape planning, and broken weights are found before serving.
 pub fn build(opts: &BackendOptions) -> Result<Engines, EngineError> {
     if opts.instances() == 0 || opts.max_batch() == 0 {
         return Err(EngineError::Options(
@@ -153,21 +154,37 @@ pub fn require_plugin_checks(checks: &[PluginCheck]) -> Result<(), EngineError> 
     }
 }
 
-/// Run one zero batch through every instance.
+/// Batch sizes the warm-up runs on an instance of `d`. The MagicMind model has a mutable batch:
+/// the first `infer` of each input shape makes the runtime plan that shape (shape inference,
+/// plugin `SetLocalVar`/`GetWorkspaceSize`, workspace), so every batch size the pool may hand an
+/// MLU instance (1..=max_batch) runs once here instead of in the first request of that size. The
+/// CPU engine plans its buffers for `max_batch` when the instance is built (cpu/instance.rs), so
+/// batch 1 is enough there: it touches the weights' pages and checks the weights.
+fn warm_up_batches(d: &EngineDescription) -> std::ops::RangeInclusive<usize> {
+    match d.backend {
+        BackendKind::Mlu => 1..=d.max_batch,
+        BackendKind::Cpu => 1..=1,
+    }
+}
+
+/// Run zero batches of every size [`warm_up_batches`] names through every instance.
 fn warm_up(engines: &mut [Box<dyn Engine>]) -> Result<(), EngineError> {
     for (i, engine) in engines.iter_mut().enumerate() {
         let d = engine.describe();
-        let input = vec![0f32; d.image_len()];
-        let mut logits = vec![0f32; d.num_classes];
         let started = Instant::now();
-        engine.infer(&input, 1, &mut logits)?;
-        if logits.iter().any(|v| !v.is_finite()) {
-            return Err(EngineError::WarmUp(format!(
-                "warm-up of instance {i} produced non-finite logits: the weights are broken"
-            )));
+        for batch in warm_up_batches(&d) {
+            let input = vec![0f32; batch * d.image_len()];
+            let mut logits = vec![0f32; batch * d.num_classes];
+            engine.infer(&input, batch, &mut logits)?;
+            if logits.iter().any(|v| !v.is_finite()) {
+                return Err(EngineError::WarmUp(format!(
+                    "warm-up of instance {i} (batch {batch}) produced non-finite logits: the weights are broken"
+                )));
+            }
         }
         tracing::info!(
             instance = i,
+            batches = ?warm_up_batches(&d),
             ms = started.elapsed().as_secs_f32() * 1e3,
             "warm-up done"
         );
@@ -292,4 +309,97 @@ pub trait Engine: Send {
     /// `logits` receives `batch * num_classes` values, row-major.
     fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32])
         -> Result<(), EngineError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Batch sizes one fake instance was asked to run, in order.
+    type Seen = Arc<Mutex<Vec<usize>>>;
+
+    /// Records the batch sizes it is asked to run; `nan_at` makes that batch size return NaN.
+    struct FakeEngine {
+        backend: BackendKind,
+        max_batch: usize,
+        seen: Seen,
+        nan_at: Option<usize>,
+    }
+
+    impl Engine for FakeEngine {
+        fn describe(&self) -> EngineDescription {
+            EngineDescription {
+                backend: self.backend,
+                channels: 3,
+                input_size: 2,
+                num_classes: 5,
+                max_batch: self.max_batch,
+                detail: String::new(),
+            }
+        }
+
+        fn infer(
+            &mut self,
+            input: &[f32],
+            batch: usize,
+            logits: &mut [f32],
+        ) -> Result<(), EngineError> {
+            self.describe().check_infer_args(input, batch, logits)?;
+            self.seen.lock().unwrap().push(batch);
+            let v = if self.nan_at == Some(batch) {
+                f32::NAN
+            } else {
+                0.5
+            };
+            logits.fill(v);
+            Ok(())
+        }
+    }
+
+    fn pool(
+        backend: BackendKind,
+        max_batch: usize,
+        n: usize,
+        nan_at: Option<usize>,
+    ) -> (Vec<Box<dyn Engine>>, Vec<Seen>) {
+        let seen: Vec<_> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        let engines = seen
+            .iter()
+            .map(|s| {
+                Box::new(FakeEngine {
+                    backend,
+                    max_batch,
+                    seen: Arc::clone(s),
+                    nan_at,
+                }) as Box<dyn Engine>
+            })
+            .collect();
+        (engines, seen)
+    }
+
+    #[test]
+    fn mlu_instances_warm_up_every_batch_size() {
+        let (mut engines, seen) = pool(BackendKind::Mlu, 4, 2, None);
+        warm_up(&mut engines).unwrap();
+        for s in &seen {
+            assert_eq!(*s.lock().unwrap(), vec![1, 2, 3, 4]);
+        }
+    }
+
+    #[test]
+    fn cpu_instances_warm_up_batch_one_only() {
+        let (mut engines, seen) = pool(BackendKind::Cpu, 8, 3, None);
+        warm_up(&mut engines).unwrap();
+        for s in &seen {
+            assert_eq!(*s.lock().unwrap(), vec![1]);
+        }
+    }
+
+    #[test]
+    fn non_finite_logits_at_any_batch_size_fail_the_warm_up() {
+        let (mut engines, _) = pool(BackendKind::Mlu, 3, 1, Some(3));
+        let err = warm_up(&mut engines).unwrap_err();
+        assert!(err.to_string().contains("batch 3"), "{err}");
+    }
 }

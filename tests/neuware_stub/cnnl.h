@@ -50,8 +50,12 @@ const char *cnnlGetErrorString(cnnlStatus_t status);
 
 cnnlStatus_t cnnlCreateTensorDescriptor(cnnlTensorDescriptor_t *desc);
 cnnlStatus_t cnnlDestroyTensorDescriptor(cnnlTensorDescriptor_t desc);
+/* CNNL's header documents that this "cannot be called continuously": call cnnlResetTensorDescriptor
+ * before setting a descriptor again, or memory leaks (cnnl.h doc comment of cnnlSetTensorDescriptor,
+ * as quoted in public copies of cnnl.h; reset also used by PaddlePaddle's MLU cnnl descriptor pool). */
 cnnlStatus_t cnnlSetTensorDescriptor(cnnlTensorDescriptor_t desc, cnnlTensorLayout_t layout,
                                      cnnlDataType_t dtype, int dimNb, const int dimSize[]);
+cnnlStatus_t cnnlResetTensorDescriptor(cnnlTensorDescriptor_t desc);
 
 cnnlStatus_t cnnlGetRollWorkspaceSize(cnnlHandle_t handle, const cnnlTensorDescriptor_t input_desc,
                                       size_t *size);

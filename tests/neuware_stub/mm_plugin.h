@@ -38,6 +38,11 @@ class INodeResource {
   virtual ~INodeResource() {}
 };
 
+// KNOWN (public samples declare these with `override` in their kernels and factories):
+// SetLocalVar, GetWorkspaceSize, Enqueue and IPluginKernelFactory::Create are virtual.
+// ASSUMED: the virtual destructors below. The samples' kernels and factories declare their
+// destructors without `override` (Jayce0625/Cambricon magicmind/basic_samples/sample_pluginop/
+// plugin_kernels/*/plugin_*.h), so the plugin sources do the same and compile either way.
 class IPluginKernel {
  public:
   virtual Status SetLocalVar(INodeResource *context) = 0;

@@ -8,6 +8,13 @@
 //!   (with an rpath), and sets `cfg(neuware)`, which switches `create_engines` to the real runtime.
 //!   Without it the backend compiles, but `create_engines` reports that the binary was built
 //!   without the Neuware SDK.
+//! * `SWIN_MLU_CXX11_ABI=0|1` (optional): compiles `mm_shim.cc` with
+//!   `-D_GLIBCXX_USE_CXX11_ABI=0|1`. The shim passes `std::string`/`std::vector` across MagicMind's
+//!   C++ API, so it must use the libstdc++ ABI the MagicMind package was built with (Cambricon ships
+//!   packages for both); unset, the compiler's default is used (1 on current GCC). The plugin
+//!   library has the same switch: `cmake -DSWIN_GLIBCXX_USE_CXX11_ABI=0|1` (plugins/CMakeLists.txt).
+//!   Which ABI a package uses: `nm -DC $NEUWARE_HOME/lib64/libmagicmind_runtime.so | grep -c
+//!   'std::__cxx11::'` is non-zero for ABI 1 (src/engine/mlu/README.md).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -21,6 +28,8 @@ pub fn build() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={header}");
     println!("cargo:rerun-if-changed={source}");
     println!("cargo:rerun-if-env-changed=NEUWARE_HOME");
+    println!("cargo:rerun-if-env-changed=SWIN_MLU_CXX11_ABI");
+    let abi = cxx11_abi(env::var("SWIN_MLU_CXX11_ABI").ok().as_deref())?;
     println!("cargo::rustc-check-cfg=cfg(neuware)");
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
@@ -50,14 +59,17 @@ pub fn build() -> Result<(), Box<dyn std::error::Error>> {
             .into());
         }
     }
-    cc::Build::new()
-        .cpp(true)
+    let mut shim = cc::Build::new();
+    shim.cpp(true)
         .file(&source)
         .include(SHIM_DIR)
         .include(&include)
         .flag("-std=c++14")
-        .warnings(true)
-        .compile("swin_mm_shim");
+        .warnings(true);
+    if let Some(abi) = abi {
+        shim.define("_GLIBCXX_USE_CXX11_ABI", abi);
+    }
+    shim.compile("swin_mm_shim");
     for lib_dir in [home.join("lib64"), home.join("lib")] {
         if lib_dir.is_dir() {
             link_search(&lib_dir);
@@ -67,6 +79,18 @@ pub fn build() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rustc-link-lib=dylib=cnrt");
     println!("cargo:rustc-cfg=neuware");
     Ok(())
+}
+
+/// `SWIN_MLU_CXX11_ABI`: unset or empty = the compiler's default, `0`/`1` = that ABI.
+fn cxx11_abi(value: Option<&str>) -> Result<Option<&'static str>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("0") => Ok(Some("0")),
+        Some("1") => Ok(Some("1")),
+        Some(other) => Err(format!(
+            "SWIN_MLU_CXX11_ABI={other:?}: use 0 or 1 (the _GLIBCXX_USE_CXX11_ABI of the MagicMind package), or leave it unset"
+        )),
+    }
 }
 
 fn link_search(dir: &Path) {

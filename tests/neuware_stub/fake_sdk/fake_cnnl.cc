@@ -20,7 +20,11 @@ size_t ElementSize(cnnlDataType_t dtype) { return dtype == CNNL_DTYPE_HALF ? 2 :
 
 extern "C" {
 
+// Like CNNL, a handle belongs to the device current on the creating thread: without one (the fake
+// CNRT tracks it per thread) creation fails, so a handle made off the enqueueing thread shows up.
 cnnlStatus_t cnnlCreate(cnnlHandle_t *handle) {
+  int device = -1;
+  if (handle == nullptr || cnrtGetDevice(&device) != cnrtSuccess) return CNNL_STATUS_NOT_INITIALIZED;
   *handle = new cnnlContext();
   return CNNL_STATUS_SUCCESS;
 }
@@ -44,13 +48,22 @@ cnnlStatus_t cnnlDestroyTensorDescriptor(cnnlTensorDescriptor_t desc) {
   delete desc;
   return CNNL_STATUS_SUCCESS;
 }
+// Stricter than CNNL on purpose: CNNL's header says a second cnnlSetTensorDescriptor without
+// cnnlResetTensorDescriptor in between leaks; the fake rejects it so that a missing reset fails.
 cnnlStatus_t cnnlSetTensorDescriptor(cnnlTensorDescriptor_t desc, cnnlTensorLayout_t, cnnlDataType_t dtype,
                                      int dim_nb, const int dim_size[]) {
-  if (desc == nullptr || dim_nb < 1 || (dtype != CNNL_DTYPE_FLOAT && dtype != CNNL_DTYPE_HALF)) {
+  if (desc == nullptr || dim_nb < 1 || (dtype != CNNL_DTYPE_FLOAT && dtype != CNNL_DTYPE_HALF) ||
+      desc->dtype != CNNL_DTYPE_INVALID) {
     return CNNL_STATUS_BAD_PARAM;
   }
   desc->dtype = dtype;
   desc->dims.assign(dim_size, dim_size + dim_nb);
+  return CNNL_STATUS_SUCCESS;
+}
+cnnlStatus_t cnnlResetTensorDescriptor(cnnlTensorDescriptor_t desc) {
+  if (desc == nullptr) return CNNL_STATUS_BAD_PARAM;
+  desc->dtype = CNNL_DTYPE_INVALID;
+  desc->dims.clear();
   return CNNL_STATUS_SUCCESS;
 }
 cnnlStatus_t cnnlGetRollWorkspaceSize(cnnlHandle_t, const cnnlTensorDescriptor_t, size_t *size) {

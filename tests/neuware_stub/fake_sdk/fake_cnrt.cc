@@ -93,7 +93,31 @@ cnrtRet_t cnrtMemcpyAsync(void *dst, void *src, size_t bytes, cnrtQueue_t queue,
   return cnrtMemcpy(dst, src, bytes, dir);
 }
 
-cnrtRet_t cnrtGetLastError(void) { return cnrtSuccess; }
+// Launch errors: the fake's kernels run synchronously on emulated cores and abort on a bad launch,
+// so nothing ever sets an error; the two calls keep CNRT's get-and-reset / peek semantics.
+thread_local cnrtRet_t g_last_error = cnrtSuccess;
+cnrtRet_t cnrtGetLastError(void) {
+  const cnrtRet_t e = g_last_error;
+  g_last_error = cnrtSuccess;
+  return e;
+}
+cnrtRet_t cnrtPeekAtLastError(void) { return g_last_error; }
+
+// MLU370-like geometry: 4 cores per cluster; FAKE_MLU_CLUSTERS clusters (default 8).
+cnrtRet_t cnrtDeviceGetAttribute(int *value, cnrtDeviceAttr_t attr, int device) {
+  if (value == nullptr || device < 0 || static_cast<unsigned>(device) >= DeviceCount()) return cnrtErrorInvalidValue;
+  switch (attr) {
+    case cnrtAttrMcorePerCluster:
+      *value = 4;
+      return cnrtSuccess;
+    case cnrtAttrClusterCount: {
+      const char *env = std::getenv("FAKE_MLU_CLUSTERS");
+      *value = env ? std::atoi(env) : 8;
+      return cnrtSuccess;
+    }
+  }
+  return cnrtErrorInvalidValue;
+}
 
 const char *cnrtGetErrorStr(cnrtRet_t error) {
   switch (error) {

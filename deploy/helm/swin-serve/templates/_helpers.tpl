@@ -84,8 +84,11 @@ Checks that fail the render with a message instead of producing a pod that canno
 {{- if and (eq .Values.backend "mlu") (ne .Values.model.source "pvc") }}
 {{- fail "backend=mlu needs model.source=pvc with the .magicmind model (model.pvc.claimName, model.pvc.path): the MLU backend neither downloads nor generates random weights" }}
 {{- end }}
-{{- if and (eq .Values.backend "mlu") (lt (int .Values.mlu.count) 1) }}
+{{- if and (eq .Values.backend "mlu") .Values.mlu.resourceName (lt (int .Values.mlu.count) 1) }}
 {{- fail "backend=mlu needs mlu.count >= 1" }}
+{{- end }}
+{{- if and (eq .Values.backend "mlu") (not .Values.mlu.resourceName) (not .Values.mlu.extraResources) }}
+{{- fail "backend=mlu needs an MLU resource: mlu.resourceName (a whole card) or mlu.extraResources (e.g. dynamic-smlu cambricon.com/mlu370.smlu.vcore and .vmemory)" }}
 {{- end }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 .Values.server.drainDelaySecs) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed server.drainDelaySecs (%v) plus the longest request" .Values.terminationGracePeriodSeconds .Values.server.drainDelaySecs) }}
