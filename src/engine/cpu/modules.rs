@@ -233,6 +233,20 @@ impl SwinV2Model {
                 "a pretrained window size of 1 divides by zero in relative_coords_table".into(),
             ));
         }
+        // `relative_coords_table /= (window_size - 1)` when there is no pretrained window: a stage
+        // whose window is clamped to a 1×1 grid makes the official model output NaN (0 / 0).
+        if let Some(stage) = (0..config.num_layers())
+            .find(|&i| config.stage_window(i) == 1 && config.pretrained_window_sizes[i] == 0)
+        {
+            return Err(ModelError::Config(format!(
+                "stage {stage} has a 1×1 token grid, so its window is 1 and the official \
+                 relative_coords_table divides by window_size - 1 = 0 (the model would output NaN): \
+                 use a larger --img-size ({} makes the last stage {}×{})",
+                config.img_size,
+                config.stage_resolution(config.num_layers() - 1),
+                config.stage_resolution(config.num_layers() - 1)
+            )));
+        }
         let vb = weights.view();
         let (p, e, cin) = (config.patch_size, config.embed_dim, config.in_chans);
         let vb_embed = vb.pp("patch_embed");
@@ -487,6 +501,26 @@ mod tests {
             patch_norm: true,
             pretrained_window_sizes: vec![0, 0],
         }
+    }
+
+    #[test]
+    fn a_one_token_window_without_a_pretrained_window_is_refused() {
+        // 16 px, patch 2: stages of 8, 4, 2 and 1 tokens a side.
+        let mut config = small_config();
+        config.img_size = 16;
+        config.depths = vec![1, 1, 1, 1];
+        config.num_heads = vec![1, 1, 1, 1];
+        config.pretrained_window_sizes = vec![0; 4];
+        let weights = Weights::random(&config, 5);
+        match SwinV2Model::new(&weights, &config) {
+            Err(ModelError::Config(m)) => {
+                assert!(m.contains("stage 3 has a 1×1 token grid"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // With a pretrained window the official table divides by (pretrained - 1): fine.
+        config.pretrained_window_sizes = vec![0, 0, 0, 4];
+        SwinV2Model::new(&weights, &config).expect("loads");
     }
 
     #[test]
