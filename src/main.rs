@@ -135,6 +135,9 @@ struct ServeArgs {
     /// After the drain delay, the longest shutdown waits for open calls and streams before closing them.
     #[arg(long, env = "SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, a port of its own).
+    #[arg(long, env = "SWIN_SERVE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Bearer tokens, one per line: every RPC but grpc.health.v1 needs `authorization: Bearer
     /// <token>` with one of them (UNAUTHENTICATED otherwise). Re-read when the file changes.
     #[arg(long, env = "SWIN_SERVE_AUTH_TOKEN_FILE", value_name = "FILE")]
@@ -302,6 +305,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         drain_delay,
         shutdown_timeout,
         auth_token_file: args.auth_token_file.clone(),
+        metrics_listen: args.metrics_listen,
         request_timeout,
         max_concurrent_decodes: args
             .max_concurrent_decodes

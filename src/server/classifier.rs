@@ -142,7 +142,7 @@ async fn classify_one(
             logit: r.logit,
         })
         .collect();
-    Ok(proto::ClassifyResponse {
+    let response = proto::ClassifyResponse {
         predictions,
         request_id: request.request_id,
         model: model.info.model.clone(),
@@ -155,7 +155,11 @@ async fn classify_one(
         }),
         image_width: info.width,
         image_height: info.height,
-    })
+    };
+    if let Some(timing) = &response.timing {
+        super::metrics::record_image(timing);
+    }
+    Ok(response)
 }
 
 /// Aborts the tasks it holds when dropped.
@@ -169,9 +173,8 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-#[tonic::async_trait]
-impl proto::classifier_server::Classifier for ClassifierService {
-    async fn classify(
+impl ClassifierService {
+    async fn classify_inner(
         &self,
         request: Request<proto::ClassifyRequest>,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
@@ -197,7 +200,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
         result.map(Response::new)
     }
 
-    async fn classify_batch(
+    async fn classify_batch_inner(
         &self,
         request: Request<proto::ClassifyBatchRequest>,
     ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
@@ -259,12 +262,61 @@ impl proto::classifier_server::Classifier for ClassifierService {
         }))
     }
 
-    async fn get_model_info(
+    async fn get_model_info_inner(
         &self,
         _request: Request<proto::GetModelInfoRequest>,
     ) -> Result<Response<proto::ModelInfo>, Status> {
         let model = self.model()?;
         Ok(Response::new(model.info.clone()))
+    }
+}
+
+/// Counts and times every call (`swin_requests_total`, `swin_request_duration_seconds`).
+fn recorded<T>(
+    rpc: &'static str,
+    started: Instant,
+    result: Result<T, Status>,
+) -> Result<T, Status> {
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    };
+    super::metrics::record_call(rpc, code, started.elapsed());
+    result
+}
+
+#[tonic::async_trait]
+impl proto::classifier_server::Classifier for ClassifierService {
+    async fn classify(
+        &self,
+        request: Request<proto::ClassifyRequest>,
+    ) -> Result<Response<proto::ClassifyResponse>, Status> {
+        let started = Instant::now();
+        recorded("Classify", started, self.classify_inner(request).await)
+    }
+
+    async fn classify_batch(
+        &self,
+        request: Request<proto::ClassifyBatchRequest>,
+    ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
+        let started = Instant::now();
+        recorded(
+            "ClassifyBatch",
+            started,
+            self.classify_batch_inner(request).await,
+        )
+    }
+
+    async fn get_model_info(
+        &self,
+        request: Request<proto::GetModelInfoRequest>,
+    ) -> Result<Response<proto::ModelInfo>, Status> {
+        let started = Instant::now();
+        recorded(
+            "GetModelInfo",
+            started,
+            self.get_model_info_inner(request).await,
+        )
     }
 }
 

@@ -16,6 +16,7 @@ pub mod auth;
 mod classifier;
 pub mod deadline;
 pub mod loader;
+pub mod metrics;
 mod model_info;
 mod status;
 
@@ -82,6 +83,9 @@ pub struct ServerConfig {
     /// After the drain delay, the longest the server waits for open calls and streams (health
     /// Watch, reflection, a stalled client) before it closes them and returns: shutdown always ends.
     pub shutdown_timeout: Duration,
+    /// Address of the Prometheus endpoint (`--metrics-listen`, `GET /metrics`, see [`metrics`]);
+    /// `None`: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
     /// Bearer tokens every RPC but health must carry (`--auth-token-file`, see [`auth`]); `None`:
     /// no authentication.
     pub auth_token_file: Option<std::path::PathBuf>,
@@ -99,6 +103,7 @@ impl Default for ServerConfig {
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             auth_token_file: None,
+            metrics_listen: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -153,6 +158,9 @@ pub enum ServerError {
     /// The loader task panicked or was cancelled.
     #[error("model loader task failed: {0}")]
     LoaderTask(String),
+    /// The metrics endpoint could not be started.
+    #[error("metrics endpoint: {0}")]
+    Metrics(String),
     /// The token file (`--auth-token-file`) cannot be used.
     #[error("authentication: {0}")]
     Auth(#[from] auth::AuthError),
@@ -181,6 +189,10 @@ where
     L: FnOnce() -> Result<ServingModel, LoadError> + Send + 'static,
     S: Future<Output = ()> + Send + 'static,
 {
+    if let Some(addr) = config.metrics_listen {
+        metrics::install(addr).map_err(|e| ServerError::Metrics(e.to_string()))?;
+        tracing::info!(%addr, "Prometheus metrics on http://{addr}/metrics");
+    }
     let token_auth = match &config.auth_token_file {
         Some(path) => Some(auth::TokenAuth::from_file(path)?),
         None => None,
@@ -230,7 +242,9 @@ where
                     seconds = started.elapsed().as_secs_f32(),
                     "model loaded and warmed up; serving"
                 );
-                let _ = loader_slot.set(Arc::new(model));
+                let model = Arc::new(model);
+                metrics::watch_model(&model, started.elapsed());
+                let _ = loader_slot.set(model);
                 for name in ["", CLASSIFIER_SERVICE_NAME] {
                     loader_reporter
                         .set_service_status(name, ServingStatus::Serving)
