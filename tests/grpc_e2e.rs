@@ -871,6 +871,15 @@ impl Engine for GatedEngine {
     }
 }
 
+/// [`start_gated_server`], connected, loaded and SERVING.
+async fn serving_gated(config: ServerConfig, gate: Arc<Gate>) -> (TestServer, Channel) {
+    let mut srv = start_gated_server(config, gate).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    (srv, ch)
+}
+
 /// A server whose model is one [`GatedEngine`] (loaded when `release_loader` fires).
 async fn start_gated_server(config: ServerConfig, gate: Arc<Gate>) -> TestServer {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -938,10 +947,7 @@ async fn guarded<T>(call: impl std::future::Future<Output = T>) -> T {
 async fn a_client_deadline_passing_while_the_engine_is_busy_answers_deadline_exceeded() {
     let gate = Arc::new(Gate::default());
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
-    let mut srv = start_gated_server(ServerConfig::default(), Arc::clone(&gate)).await;
-    let ch = channel(srv.addr).await;
-    srv.release_loader.take().unwrap().send(()).unwrap();
-    wait_serving(&ch).await;
+    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
     let client = ClassifierClient::new(ch.clone());
     let mut plain = client_without_own_timer(srv.addr);
     let png = test_image(40, 30, image::ImageFormat::Png);
@@ -1004,10 +1010,7 @@ async fn zero_and_malformed_grpc_timeouts() {
     let gate = Arc::new(Gate::default());
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     gate.open();
-    let mut srv = start_gated_server(ServerConfig::default(), Arc::clone(&gate)).await;
-    let ch = channel(srv.addr).await;
-    srv.release_loader.take().unwrap().send(()).unwrap();
-    wait_serving(&ch).await;
+    let (mut srv, _ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
     let mut plain = client_without_own_timer(srv.addr);
     let png = test_image(40, 30, image::ImageFormat::Png);
 
@@ -1057,11 +1060,8 @@ async fn the_server_request_timeout_applies_when_the_client_sends_none() {
         request_timeout: Some(Duration::from_nanos(1)),
         ..ServerConfig::default()
     };
-    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
-    let ch = channel(srv.addr).await;
-    srv.release_loader.take().unwrap().send(()).unwrap();
     // Health is not bound by the classification deadline.
-    wait_serving(&ch).await;
+    let (mut srv, ch) = serving_gated(config, Arc::clone(&gate)).await;
     let mut client = ClassifierClient::new(ch.clone());
     let png = test_image(40, 30, image::ImageFormat::Png);
 
@@ -1102,10 +1102,7 @@ async fn a_shorter_client_deadline_wins_over_the_server_default() {
         request_timeout: Some(Duration::from_secs(600)),
         ..ServerConfig::default()
     };
-    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
-    let ch = channel(srv.addr).await;
-    srv.release_loader.take().unwrap().send(()).unwrap();
-    wait_serving(&ch).await;
+    let (mut srv, ch) = serving_gated(config, Arc::clone(&gate)).await;
     let client = ClassifierClient::new(ch.clone());
     let mut plain = client_without_own_timer(srv.addr);
     let png = test_image(40, 30, image::ImageFormat::Png);
