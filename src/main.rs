@@ -16,7 +16,8 @@ use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 
 /// Server the `classify` and `info` clients talk to by default.
@@ -135,6 +136,13 @@ struct ServeArgs {
     /// After the drain delay, the longest shutdown waits for open calls and streams before closing them.
     #[arg(long, env = "SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "SWIN_SERVE_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: u32,
+    /// Seconds after which a connection is asked to go away (HTTP/2 GOAWAY; clients reconnect, so
+    /// long-lived clients spread over new replicas); 0 = never.
+    #[arg(long, env = "SWIN_SERVE_MAX_CONNECTION_AGE_SECS", value_name = "SECONDS", default_value_t = DEFAULT_MAX_CONNECTION_AGE.map_or(0, |d| d.as_secs()))]
+    max_connection_age: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, a port of its own).
     #[arg(long, env = "SWIN_SERVE_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
@@ -306,6 +314,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         shutdown_timeout,
         auth_token_file: args.auth_token_file.clone(),
         metrics_listen: args.metrics_listen,
+        max_concurrent_streams: args.max_concurrent_streams,
+        max_connection_age: (args.max_connection_age > 0)
+            .then(|| Duration::from_secs(args.max_connection_age)),
         request_timeout,
         max_concurrent_decodes: args
             .max_concurrent_decodes

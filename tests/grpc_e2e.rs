@@ -1178,3 +1178,37 @@ async fn generous_deadlines_still_succeed() {
     srv.shutdown.take().unwrap().send(()).unwrap();
     srv.handle.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let config = ServerConfig {
+        max_concurrent_streams: 1,
+        ..ServerConfig::default()
+    };
+    let (mut srv, _) = serving_gated(config, Arc::clone(&gate)).await;
+    // One connection: a call held in the engine takes its only stream.
+    let ch = channel(srv.addr).await;
+    let client = ClassifierClient::new(ch.clone());
+    let png = test_image(40, 30, image::ImageFormat::Png);
+    let blocker = spawn_classifies(&client, &png, 1).pop().unwrap();
+    gate.wait_for_batches(1).await;
+    // A second call on the same connection cannot start until the first ends.
+    let mut second = tokio::spawn({
+        let mut client = client.clone();
+        async move { client.get_model_info(proto::GetModelInfoRequest {}).await }
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut second)
+            .await
+            .is_err(),
+        "a second stream was opened past SETTINGS_MAX_CONCURRENT_STREAMS = 1"
+    );
+    gate.open();
+    assert!(guarded(blocker).await.unwrap().is_ok());
+    assert!(guarded(second).await.unwrap().is_ok());
+
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    guarded(srv.handle).await.unwrap().unwrap();
+}

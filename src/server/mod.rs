@@ -62,6 +62,24 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// call is bounded only by the client's `grpc-timeout` if it sent one.
 pub const DEFAULT_REQUEST_TIMEOUT: Option<Duration> = None;
 
+/// Default HTTP/2 streams one connection may have open at once (`--max-concurrent-streams`).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Default age after which a connection is asked to go away (`--max-connection-age`, HTTP/2
+/// GOAWAY; clients reconnect, and a Kubernetes Service spreads them over new replicas).
+pub const DEFAULT_MAX_CONNECTION_AGE: Option<Duration> = Some(Duration::from_secs(30 * 60));
+
+/// Time the calls of a connection past its age get to finish before it is closed.
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
+/// HTTP/2 PING interval on idle connections, and how long the answer may take before the
+/// connection is dropped (dead peers, half-open connections).
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// TCP keepalive on accepted connections.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Default images decoded at once (`--max-concurrent-decodes`): two per core.
 pub fn default_max_concurrent_decodes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
@@ -83,6 +101,10 @@ pub struct ServerConfig {
     /// After the drain delay, the longest the server waits for open calls and streams (health
     /// Watch, reflection, a stalled client) before it closes them and returns: shutdown always ends.
     pub shutdown_timeout: Duration,
+    /// HTTP/2 streams one connection may have open at once (`--max-concurrent-streams`).
+    pub max_concurrent_streams: u32,
+    /// Age after which a connection gets GOAWAY (`--max-connection-age`); `None`: never.
+    pub max_connection_age: Option<Duration>,
     /// Address of the Prometheus endpoint (`--metrics-listen`, `GET /metrics`, see [`metrics`]);
     /// `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
@@ -104,6 +126,8 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             auth_token_file: None,
             metrics_listen: None,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -292,7 +316,17 @@ where
     };
 
     // Deadlines are ours, not tonic's `Server::timeout` (which answers CANCELLED): see deadline.rs.
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(TCP_KEEPALIVE));
+    if let Some(age) = config.max_connection_age {
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
+    }
+    let server = builder
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
         .add_service(reflection_v1)
