@@ -55,14 +55,6 @@ pub enum BackendOptions {
 }
 
 impl BackendOptions {
-    /// The backend these options select.
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            BackendOptions::Cpu(_) => BackendKind::Cpu,
-            BackendOptions::Mlu(_) => BackendKind::Mlu,
-        }
-    }
-
     /// Engine instances to create.
     pub fn instances(&self) -> usize {
         match self {

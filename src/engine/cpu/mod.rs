@@ -101,10 +101,8 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
                 .map(|e| Box::new(e) as Box<dyn Engine>)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let description = instances
-        .first()
-        .map(|e| e.describe())
-        .ok_or_else(|| EngineError::Options("--instances must be at least 1".into()))?;
+    // Not empty: `opts.instances >= 1` was checked above.
+    let description = instances[0].describe();
     Ok(Engines {
         instances,
         info: BackendInfo {
