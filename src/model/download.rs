@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::ModelError;
+use super::{ModelError, Weights};
 
 /// The released SwinV2-T/8 @256 checkpoint.
 pub const OFFICIAL_TINY_URL: &str =
@@ -221,8 +221,9 @@ fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
 }
 
 /// Check a downloaded or cached file: its digest when one is expected, else that it loads as a
-/// complete checkpoint (container, every tensor, CRCs).
-fn verify(url: &str, path: &Path, opts: &FetchOptions) -> Result<(), ModelError> {
+/// complete checkpoint (container, every tensor, CRCs) — then the loaded weights are returned, so
+/// that the caller need not read the file a second time.
+fn verify(url: &str, path: &Path, opts: &FetchOptions) -> Result<Option<Weights>, ModelError> {
     match opts.sha256 {
         Some(expected) => {
             let actual = file_sha256(path)
@@ -238,10 +239,10 @@ fn verify(url: &str, path: &Path, opts: &FetchOptions) -> Result<(), ModelError>
                     ),
                 ));
             }
-            Ok(())
+            Ok(None)
         }
-        None => super::Weights::load(path)
-            .map(drop)
+        None => Weights::load(path)
+            .map(Some)
             .map_err(|e| download_error(url, format!("the file is not a usable checkpoint: {e}"))),
     }
 }
@@ -256,13 +257,23 @@ pub fn fetch(url: &str, cache_dir: &Path) -> Result<PathBuf, ModelError> {
 /// checked the same way, timeouts, a size cap; the cached file is verified before use (and
 /// downloaded again when it fails), the download before it replaces anything.
 pub fn fetch_with(url: &str, cache_dir: &Path, opts: &FetchOptions) -> Result<PathBuf, ModelError> {
+    fetch_verified(url, cache_dir, opts).map(|(path, _)| path)
+}
+
+/// [`fetch_with`], also returning the weights when verifying meant loading them (no
+/// `--model-sha256`), with `source` naming the cached file.
+pub fn fetch_verified(
+    url: &str,
+    cache_dir: &Path,
+    opts: &FetchOptions,
+) -> Result<(PathBuf, Option<Weights>), ModelError> {
     check_scheme(url).map_err(|why| download_error(url, why))?;
     let target = cache_dir.join(cache_file_name(url));
     if target.is_file() {
         match verify(url, &target, opts) {
-            Ok(()) => {
+            Ok(weights) => {
                 tracing::info!(path = %target.display(), "using cached checkpoint");
-                return Ok(target);
+                return Ok((target, weights));
             }
             Err(e) => {
                 tracing::warn!(path = %target.display(), error = %e, "cached checkpoint is bad: downloading it again");
@@ -281,19 +292,22 @@ pub fn fetch_with(url: &str, cache_dir: &Path, opts: &FetchOptions) -> Result<Pa
     let partial = target.with_file_name(format!("{}.part", cache_file_name(url)));
     tracing::info!(url = %redact_url(url), path = %target.display(), "downloading checkpoint");
     let result = download_to(url, &partial, opts).and_then(|bytes| {
-        verify(url, &partial, opts)?;
+        let weights = verify(url, &partial, opts)?;
         std::fs::rename(&partial, &target).map_err(|e| {
             download_error(
                 url,
                 format!("cannot move the download into {}: {e}", target.display()),
             )
         })?;
-        Ok(bytes)
+        Ok((bytes, weights))
     });
     match result {
-        Ok(bytes) => {
+        Ok((bytes, mut weights)) => {
             tracing::info!(path = %target.display(), bytes, "checkpoint downloaded");
-            Ok(target)
+            if let Some(w) = &mut weights {
+                w.source = target.display().to_string();
+            }
+            Ok((target, weights))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&partial);

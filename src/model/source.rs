@@ -51,7 +51,11 @@ impl WeightsSource {
                     sha256: *sha256,
                     ..Default::default()
                 };
-                let weights = Weights::load(&download::fetch_with(url, cache_dir, &options)?)?;
+                // Without a digest the file was verified by loading it: use that load.
+                let weights = match download::fetch_verified(url, cache_dir, &options)? {
+                    (_, Some(weights)) => weights,
+                    (path, None) => Weights::load(&path)?,
+                };
                 let config = weights.infer_config(hints)?;
                 (weights, config)
             }
