@@ -1,4 +1,4 @@
-//! Generates the `swin.v1` gRPC code with tonic/prost from `proto/` using `protox` (a pure-Rust
+//! Generates the `swin.v1` and `inference` (Open Inference Protocol v2) gRPC code with tonic/prost from `proto/` using `protox` (a pure-Rust
 //! protobuf compiler: no system `protoc`), and writes the file descriptor set for server reflection.
 //! With the `mlu` feature it also builds the MagicMind shim (see `src/engine/mlu/build_support.rs`).
 
@@ -15,10 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::Compiler::new(["proto"])?
         .include_imports(true)
         .include_source_info(true)
-        .open_files(["swin/v1/classifier.proto"])?
+        .open_files(["swin/v1/classifier.proto", "inference/grpc_service.proto"])?
         .file_descriptor_set();
     std::fs::write(
-        out_dir.join("swin_v1_descriptor.bin"),
+        out_dir.join("swin_serve_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()

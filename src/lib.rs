@@ -12,12 +12,20 @@ pub mod preprocess;
 pub mod scheduler;
 pub mod server;
 
-/// Generated protobuf / gRPC code for `swin.v1`.
+/// Generated protobuf / gRPC code for `swin.v1` (and, in [`proto::inference`], the Open Inference
+/// Protocol v2).
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("swin.v1");
 
-    /// Encoded file descriptor set of `swin.v1`, for server reflection.
+    /// Encoded file descriptor set of `swin.v1` and `inference`, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("swin_v1_descriptor");
+        tonic::include_file_descriptor_set!("swin_serve_descriptor");
+
+    /// The KServe / Triton Open Inference Protocol v2 (`inference.GRPCInferenceService`, with the
+    /// Triton additions swin-serve serves).
+    pub mod inference {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("inference");
+    }
 }

@@ -9,11 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use swin_serve::engine::cpu::{default_threads, CpuOptions};
 use swin_serve::engine::mlu::{MluOptions, DEFAULT_DEVICE};
 use swin_serve::engine::{BackendKind, BackendOptions, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
+use swin_serve::model::source::{model_file_in, CHECKPOINT_EXTENSIONS};
 use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
-use swin_serve::server::loader::{load_model, ModelOptions};
+use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
@@ -60,9 +61,15 @@ enum Command {
 #[derive(Args)]
 struct ServeArgs {
     /// Checkpoint (.pth official format or .safetensors); with --backend mlu, the .magicmind model.
+    /// A directory holding exactly one such file names that file (KServe: `--model /mnt/models`).
     /// Without it (and without --random-weights) the official SwinV2-T checkpoint is downloaded.
     #[arg(long, env = "SWIN_SERVE_MODEL")]
     model: Option<PathBuf>,
+    /// Name the model is served under (OIP / KServe / Triton clients address it by this name;
+    /// GetModelInfo and metrics report it). Default: the model's own name, e.g.
+    /// swinv2_tiny_patch4_window8_256.
+    #[arg(long, env = "SWIN_SERVE_MODEL_NAME")]
+    model_name: Option<String>,
     /// Serve deterministic random weights (smoke tests, benchmarks); predictions are meaningless.
     #[arg(
         long,
@@ -232,9 +239,12 @@ fn main() -> Result<()> {
 }
 
 fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
+    if let Some(name) = &args.model_name {
+        check_model_name(name).map_err(|e| anyhow::anyhow!("--model-name: {e}"))?;
+    }
     let backend = match args.backend {
         BackendKind::Cpu => BackendOptions::Cpu(CpuOptions {
-            weights: weights_source(args),
+            weights: weights_source(args)?,
             hints: ConfigHints {
                 img_size: args.img_size,
                 window_size: args.window_size,
@@ -245,9 +255,10 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
             max_batch: args.max_batch,
         }),
         BackendKind::Mlu => {
-            let Some(model_path) = args.model.clone() else {
+            let Some(model_path) = &args.model else {
                 bail!("--backend mlu needs --model FILE.magicmind (generate it with models/generate_magicmind.py)");
             };
+            let model_path = model_file_in(model_path, &["magicmind"])?;
             BackendOptions::Mlu(MluOptions {
                 model_path,
                 plugin_libs: args.plugin_libs.clone(),
@@ -262,11 +273,12 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
         queue_capacity: args.queue_capacity,
         labels: args.labels.clone(),
         max_image_pixels: args.max_image_pixels,
+        model_name: args.model_name.clone(),
     })
 }
 
 /// CPU: `--random-weights`, else `--model`, else the download of `--model-url`.
-fn weights_source(args: &ServeArgs) -> WeightsSource {
+fn weights_source(args: &ServeArgs) -> Result<WeightsSource> {
     if let Some(seed) = args.random_weights {
         let mut config = SwinV2Config::tiny_window8_256();
         if let Some(s) = args.img_size {
@@ -275,18 +287,18 @@ fn weights_source(args: &ServeArgs) -> WeightsSource {
         if let Some(w) = args.window_size {
             config.window_size = w;
         }
-        WeightsSource::Random { seed, config }
+        Ok(WeightsSource::Random { seed, config })
     } else if let Some(path) = &args.model {
-        WeightsSource::File(path.clone())
+        Ok(WeightsSource::File(model_file_in(path, &CHECKPOINT_EXTENSIONS)?))
     } else {
-        WeightsSource::Download {
+        Ok(WeightsSource::Download {
             url: args.model_url.clone(),
             cache_dir: args
                 .cache_dir
                 .clone()
                 .unwrap_or_else(download::default_cache_dir),
             sha256: args.model_sha256,
-        }
+        })
     }
 }
 

@@ -898,6 +898,7 @@ async fn start_gated_server(config: ServerConfig, gate: Arc<Gate>) -> TestServer
                 input_size: GATED_SIDE as u32,
                 ..Default::default()
             },
+            stats: Default::default(),
         })
     };
     let handle = tokio::spawn(server::serve(listener, config, loader, async move {

@@ -1,15 +1,13 @@
 //! `swin.v1.Classifier`: Classify, ClassifyBatch, GetModelInfo.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
-use super::deadline::CallDeadline;
-use super::status::{code_name, preprocess_status, scheduler_status};
-use super::{ModelSlot, ServerConfig, ServingModel};
+use super::pipeline::{check_deadline, deadline_of, within_deadline, AbortOnDrop, Pipeline};
+use super::status::code_name;
+use super::ServingModel;
 use crate::postprocess::top_k;
 use crate::proto;
 
@@ -19,27 +17,13 @@ pub const DEFAULT_TOP_K: u32 = 5;
 /// The classifier service; answers UNAVAILABLE until the model slot is filled.
 #[derive(Clone)]
 pub struct ClassifierService {
-    slot: ModelSlot,
-    config: ServerConfig,
-    decode_permits: Arc<Semaphore>,
+    pipeline: Pipeline,
 }
 
 impl ClassifierService {
-    /// A service over `slot`.
-    pub fn new(slot: ModelSlot, config: ServerConfig) -> Self {
-        let decode_permits = Arc::new(Semaphore::new(config.max_concurrent_decodes.max(1)));
-        Self {
-            slot,
-            config,
-            decode_permits,
-        }
-    }
-
-    fn model(&self) -> Result<Arc<ServingModel>, Status> {
-        self.slot
-            .get()
-            .cloned()
-            .ok_or_else(|| Status::unavailable("model is loading; retry when health is SERVING"))
+    /// A service over the shared `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self { pipeline }
     }
 }
 
@@ -57,42 +41,12 @@ fn resolve_top_k(requested: u32, num_classes: usize) -> Result<usize, Status> {
     Ok(requested as usize)
 }
 
-/// The deadline [`super::DeadlineLayer`] gave this call, if any.
-fn deadline_of<T>(request: &Request<T>) -> Option<CallDeadline> {
-    request.extensions().get::<CallDeadline>().copied()
-}
-
-/// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).
-fn check_deadline(deadline: Option<CallDeadline>, stage: &str) -> Result<(), Status> {
-    match deadline {
-        Some(d) if d.expired() => Err(d.status(stage)),
-        _ => Ok(()),
-    }
-}
-
-/// Run `work`, answering DEADLINE_EXCEEDED when `deadline` passes first (the work is dropped).
-async fn within_deadline<T>(
-    deadline: Option<CallDeadline>,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match deadline {
-        None => work.await,
-        Some(d) => tokio::time::timeout_at(d.at.into(), work)
-            .await
-            .unwrap_or_else(|_| Err(d.status("before the call was answered"))),
-    }
-}
-
-/// One image through the whole path: checks, preprocessing (blocking pool), engine pool, top-k.
-///
-/// Expired work is dropped at each stage: before decoding (checked on arrival, after waiting for a
-/// decode permit, and on the blocking thread before the decoder starts), before the engine queue,
-/// and by the scheduler's worker before an engine runs it.
+/// One image through the shared pipeline, answered as `swin.v1`.
 async fn classify_one(
+    pipeline: Pipeline,
     model: Arc<ServingModel>,
-    decode_permits: Arc<Semaphore>,
     request: proto::ClassifyRequest,
-    deadline: Option<CallDeadline>,
+    deadline: Option<super::CallDeadline>,
 ) -> Result<proto::ClassifyResponse, Status> {
     let arrived = Instant::now();
     check_deadline(deadline, "before decoding")?;
@@ -103,37 +57,11 @@ async fn classify_one(
             "image is empty: send the encoded file bytes (JPEG, PNG, BMP, GIF, WebP or TIFF) in `image`",
         ));
     }
-
-    let image_len = model.pool.image_len();
-    let pre_model = Arc::clone(&model);
-    let bytes = request.image;
-    let permit = decode_permits
-        .acquire_owned()
-        .await
-        .map_err(|_| Status::unavailable("server is shutting down"))?;
-    check_deadline(deadline, "before decoding")?;
-    let decoded = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        // The call may have expired while this task waited for a blocking thread.
-        check_deadline(deadline, "before decoding")?;
-        let mut tensor = vec![0f32; image_len];
-        Ok::<_, Status>(
-            crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
-                .map(|info| (tensor, info)),
-        )
-    })
-    .await
-    .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))??;
-    let (tensor, info) = decoded.map_err(|e| preprocess_status(&e))?;
-    let preprocess_time = arrived.elapsed();
-
-    let inference = model
-        .pool
-        .infer(tensor, deadline.map(|d| d.at))
-        .await
-        .map_err(|e| scheduler_status(&e))?;
-
-    let predictions = top_k(&inference.logits, k)
+    let classified = pipeline
+        .classify_image(&model, request.image, deadline)
+        .await?;
+    let output_started = Instant::now();
+    let predictions = top_k(&classified.logits, k)
         .into_iter()
         .map(|r| proto::Prediction {
             class_id: r.class_id as u32,
@@ -142,35 +70,22 @@ async fn classify_one(
             logit: r.logit,
         })
         .collect();
-    let response = proto::ClassifyResponse {
+    model.stats.compute_output.add(output_started.elapsed());
+    let timing = &classified.timing;
+    Ok(proto::ClassifyResponse {
         predictions,
         request_id: request.request_id,
         model: model.info.model.clone(),
         timing: Some(proto::Timing {
-            preprocess_us: preprocess_time.as_micros() as u64,
-            queue_us: inference.queue_time.as_micros() as u64,
-            inference_us: inference.inference_time.as_micros() as u64,
+            preprocess_us: timing.preprocess.as_micros() as u64,
+            queue_us: timing.queue.as_micros() as u64,
+            inference_us: timing.inference.as_micros() as u64,
             total_us: arrived.elapsed().as_micros() as u64,
-            batch_size: inference.batch_size as u32,
+            batch_size: timing.batch_size as u32,
         }),
-        image_width: info.width,
-        image_height: info.height,
-    };
-    if let Some(timing) = &response.timing {
-        super::metrics::record_image(timing);
-    }
-    Ok(response)
-}
-
-/// Aborts the tasks it holds when dropped.
-struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
+        image_width: classified.width,
+        image_height: classified.height,
+    })
 }
 
 impl ClassifierService {
@@ -178,12 +93,12 @@ impl ClassifierService {
         &self,
         request: Request<proto::ClassifyRequest>,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
-        let model = self.model()?;
+        let model = self.pipeline.model()?;
         let deadline = deadline_of(&request);
         let request = request.into_inner();
         let request_id = super::untrusted(&request.request_id);
         let bytes = request.image.len();
-        let work = classify_one(model, Arc::clone(&self.decode_permits), request, deadline);
+        let work = classify_one(self.pipeline.clone(), model, request, deadline);
         let result = within_deadline(deadline, work).await;
         match &result {
             Ok(r) => tracing::debug!(
@@ -204,15 +119,16 @@ impl ClassifierService {
         &self,
         request: Request<proto::ClassifyBatchRequest>,
     ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
-        let model = self.model()?;
+        let model = self.pipeline.model()?;
         let deadline = deadline_of(&request);
         check_deadline(deadline, "before decoding")?;
         let requests = request.into_inner().requests;
-        if requests.len() > self.config.max_batch_images {
+        let max_batch_images = self.pipeline.config().max_batch_images;
+        if requests.len() > max_batch_images {
             return Err(Status::invalid_argument(format!(
                 "ClassifyBatch carries {} images; the limit is {} per call",
                 requests.len(),
-                self.config.max_batch_images
+                max_batch_images
             )));
         }
         // All entries go to the pool at once so that free instances batch them; each carries the
@@ -224,8 +140,8 @@ impl ClassifierService {
                 .into_iter()
                 .map(|r| {
                     tokio::spawn(classify_one(
+                        self.pipeline.clone(),
                         Arc::clone(&model),
-                        Arc::clone(&self.decode_permits),
                         r,
                         deadline,
                     ))
@@ -266,23 +182,9 @@ impl ClassifierService {
         &self,
         _request: Request<proto::GetModelInfoRequest>,
     ) -> Result<Response<proto::ModelInfo>, Status> {
-        let model = self.model()?;
+        let model = self.pipeline.model()?;
         Ok(Response::new(model.info.clone()))
     }
-}
-
-/// Counts and times every call (`swin_requests_total`, `swin_request_duration_seconds`).
-fn recorded<T>(
-    rpc: &'static str,
-    started: Instant,
-    result: Result<T, Status>,
-) -> Result<T, Status> {
-    let code = match &result {
-        Ok(_) => tonic::Code::Ok,
-        Err(s) => s.code(),
-    };
-    super::metrics::record_call(rpc, code, started.elapsed());
-    result
 }
 
 #[tonic::async_trait]
@@ -292,7 +194,12 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::ClassifyRequest>,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
         let started = Instant::now();
-        recorded("Classify", started, self.classify_inner(request).await)
+        self.pipeline.recorded(
+            "Classify",
+            true,
+            started,
+            self.classify_inner(request).await,
+        )
     }
 
     async fn classify_batch(
@@ -300,8 +207,9 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::ClassifyBatchRequest>,
     ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
         let started = Instant::now();
-        recorded(
+        self.pipeline.recorded(
             "ClassifyBatch",
+            true,
             started,
             self.classify_batch_inner(request).await,
         )
@@ -312,8 +220,9 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::GetModelInfoRequest>,
     ) -> Result<Response<proto::ModelInfo>, Status> {
         let started = Instant::now();
-        recorded(
+        self.pipeline.recorded(
             "GetModelInfo",
+            false,
             started,
             self.get_model_info_inner(request).await,
         )

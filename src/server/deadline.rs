@@ -5,7 +5,7 @@
 //!   as grpc-go does (`malformed grpc-timeout: ...`). `0` with any unit is well-formed: the call has
 //!   already expired and is answered DEADLINE_EXCEEDED without being decoded (grpc-go: a context whose
 //!   deadline is now);
-//! * for Classify and ClassifyBatch calls, applies the server default `--request-timeout` when the
+//! * for Classify, ClassifyBatch and OIP ModelInfer calls, applies the server default `--request-timeout` when the
 //!   client sent no timeout, or the smaller of the two when it did (GetModelInfo, health and
 //!   reflection keep only the client's: a probe must not be refused by a deadline meant for
 //!   classification work);
@@ -105,6 +105,8 @@ pub enum DeadlineSource {
     Client,
     /// The server's `--request-timeout`.
     Server,
+    /// The OIP request parameter `timeout` (microseconds, as Triton's).
+    RequestParameter,
 }
 
 /// The deadline of one call, stored in its request's extensions by [`DeadlineLayer`].
@@ -127,6 +129,7 @@ impl CallDeadline {
         let source = match self.source {
             DeadlineSource::Client => "the client's grpc-timeout",
             DeadlineSource::Server => "the server's --request-timeout",
+            DeadlineSource::RequestParameter => "the request's `timeout` parameter",
         };
         Status::deadline_exceeded(format!("deadline exceeded {stage} (set by {source})"))
     }
@@ -165,13 +168,15 @@ pub fn call_deadline(
     }
 }
 
-/// The calls the server default `--request-timeout` applies to (HTTP/2 `:path`).
-const CLASSIFICATION_PATHS: [&str; 2] = [
+/// The calls the server default `--request-timeout` applies to (HTTP/2 `:path`). (The requests of
+/// an OIP ModelStreamInfer stream get it one by one, from the handler.)
+const CLASSIFICATION_PATHS: [&str; 3] = [
     "/swin.v1.Classifier/Classify",
     "/swin.v1.Classifier/ClassifyBatch",
+    "/inference.GRPCInferenceService/ModelInfer",
 ];
 
-/// Whether `path` (`/package.Service/Method`) is a Classify or ClassifyBatch call.
+/// Whether `path` (`/package.Service/Method`) is a Classify, ClassifyBatch or ModelInfer call.
 fn is_classification_call(path: &str) -> bool {
     CLASSIFICATION_PATHS.contains(&path)
 }
@@ -362,11 +367,16 @@ mod tests {
             let path = format!("/{}/{name}", crate::server::CLASSIFIER_SERVICE_NAME);
             assert!(is_classification_call(&path), "{path}");
         }
+        assert!(is_classification_call(
+            "/inference.GRPCInferenceService/ModelInfer"
+        ));
         for other in [
             "/swin.v1.Classifier/GetModelInfo",
             "/swin.v1.ClassifierX/Classify",
             "/swin.v1.Classifier/Classify/x",
             "/grpc.health.v1.Health/Check",
+            "/inference.GRPCInferenceService/ModelMetadata",
+            "/inference.GRPCInferenceService/ModelStreamInfer",
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         ] {
             assert!(!is_classification_call(other), "{other}");

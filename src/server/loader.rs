@@ -23,6 +23,9 @@ pub struct ModelOptions {
     pub labels: Option<PathBuf>,
     /// Decode limit in pixels (`--max-image-pixels`).
     pub max_image_pixels: u64,
+    /// The name the model is served under (`--model-name`; OIP clients address it by this name).
+    /// `None`: the model's own name (e.g. `swinv2_tiny_patch4_window8_256`).
+    pub model_name: Option<String>,
 }
 
 impl ModelOptions {
@@ -33,6 +36,7 @@ impl ModelOptions {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             labels: None,
             max_image_pixels: PIL_MAX_IMAGE_PIXELS,
+            model_name: None,
         }
     }
 
@@ -72,6 +76,28 @@ fn labels_for(path: Option<&PathBuf>, num_classes: usize) -> Result<Labels, Load
     }
 }
 
+/// Most characters of a served model name.
+pub const MODEL_NAME_MAX_CHARS: usize = 128;
+
+/// Check a `--model-name`: 1 to [`MODEL_NAME_MAX_CHARS`] ASCII letters, digits, `.`, `_` or `-`,
+/// not starting with `.` (it travels in URLs of KServe's REST twin and in metric labels).
+pub fn check_model_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > MODEL_NAME_MAX_CHARS {
+        return Err(format!(
+            "model name must have 1 to {MODEL_NAME_MAX_CHARS} characters (got {})",
+            name.chars().count()
+        ));
+    }
+    if name.starts_with('.') || !name.chars().all(ok_char) {
+        return Err(format!(
+            "model name {:?} may hold only ASCII letters, digits, '.', '_' and '-', and must not start with '.'",
+            super::untrusted(name)
+        ));
+    }
+    Ok(())
+}
+
 /// Build the engines, queue them, and pair them with their labels, eval transform and description.
 pub fn load_model(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
     let engines = engine::build(&opts.backend)?;
@@ -87,11 +113,31 @@ pub fn load_model(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
         .into());
     }
     let labels = labels_for(opts.labels.as_ref(), description.num_classes)?;
-    let info = model_info(&engines.info, &preprocess, engines.instances.len());
+    let mut info = model_info(&engines.info, &preprocess, engines.instances.len());
+    if let Some(name) = &opts.model_name {
+        check_model_name(name)?;
+        info.model = name.clone();
+    }
     Ok(ServingModel {
         pool: EnginePool::new(engines.instances, opts.queue_capacity),
         preprocess,
         labels,
         info,
+        stats: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_model_name;
+
+    #[test]
+    fn model_names() {
+        for good in ["swinv2_tiny_patch4_window8_256", "swin", "a.b-c_1", &"x".repeat(128)] {
+            assert!(check_model_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "naïve", "x\ny", &"x".repeat(129)] {
+            assert!(check_model_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -91,12 +91,11 @@ pub fn record_call(rpc: &'static str, code: tonic::Code, elapsed: Duration) {
 }
 
 /// Where the time of one classified image went.
-pub fn record_image(timing: &crate::proto::Timing) {
-    let seconds = |us: u64| us as f64 / 1e6;
-    metrics::histogram!("swin_preprocess_duration_seconds").record(seconds(timing.preprocess_us));
-    metrics::histogram!("swin_queue_duration_seconds").record(seconds(timing.queue_us));
-    metrics::histogram!("swin_compute_duration_seconds").record(seconds(timing.inference_us));
-    metrics::histogram!("swin_batch_size").record(f64::from(timing.batch_size));
+pub fn record_image(timing: &super::pipeline::ImageTiming) {
+    metrics::histogram!("swin_preprocess_duration_seconds").record(timing.preprocess.as_secs_f64());
+    metrics::histogram!("swin_queue_duration_seconds").record(timing.queue.as_secs_f64());
+    metrics::histogram!("swin_compute_duration_seconds").record(timing.inference.as_secs_f64());
+    metrics::histogram!("swin_batch_size").record(timing.batch_size as f64);
 }
 
 /// Record the loaded model, then sample its pool's counters every second while it is served.

@@ -18,6 +18,9 @@ pub mod deadline;
 pub mod loader;
 pub mod metrics;
 mod model_info;
+pub mod oip;
+pub mod pipeline;
+pub mod statistics;
 mod status;
 
 use std::future::Future;
@@ -162,6 +165,8 @@ pub struct ServingModel {
     pub labels: Labels,
     /// What GetModelInfo answers (also gives the model name and class count).
     pub info: proto::ModelInfo,
+    /// What the model has done (OIP ModelStatistics).
+    pub stats: statistics::InferenceStats,
 }
 
 /// Error from the model loader supplied to [`serve`].
@@ -245,7 +250,15 @@ where
     let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, authenticate.clone());
 
     let slot: ModelSlot = Arc::new(OnceLock::new());
-    let classifier = ClassifierService::new(Arc::clone(&slot), config.clone());
+    let pipeline = pipeline::Pipeline::new(Arc::clone(&slot), config.clone());
+    let inference = oip::InferenceService::new(pipeline.clone());
+    let inference = proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(
+        inference,
+    )
+    .max_decoding_message_size(config.max_message_bytes)
+    .max_encoding_message_size(config.max_message_bytes);
+    let inference = InterceptedService::new(inference, authenticate.clone());
+    let classifier = ClassifierService::new(pipeline.clone());
     let classifier = proto::classifier_server::ClassifierServer::new(classifier)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -295,6 +308,7 @@ where
         tokio::select! {
             _ = shutdown => {
                 tracing::info!("shutdown requested: health NOT_SERVING, draining in-flight requests");
+                pipeline.start_draining();
                 for name in ["", CLASSIFIER_SERVICE_NAME] {
                     drain_reporter.set_service_status(name, ServingStatus::NotServing).await;
                 }
@@ -332,6 +346,7 @@ where
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(classifier)
+        .add_service(inference)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
     // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
     // remaining ones (a stalled upload, a reflection stream left open) are closed.

@@ -1,0 +1,245 @@
+//! The path every inference request takes, whatever protocol carried it (`swin.v1` Classify /
+//! ClassifyBatch, OIP ModelInfer / ModelStreamInfer): the model slot, admission (decode permits,
+//! then the engine pool's bounded queue), preprocessing on the blocking pool, the engine, deadlines,
+//! and the per-image metrics and statistics. The protocol services only convert at the edge.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tonic::{Request, Status};
+
+use super::deadline::CallDeadline;
+use super::status::{preprocess_status, scheduler_status};
+use super::{ModelSlot, ServerConfig, ServingModel};
+
+/// Where the time of one classified image went.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageTiming {
+    /// Decode + resize + crop + normalize (or taking a preprocessed tensor).
+    pub preprocess: Duration,
+    /// Waiting for a free engine instance.
+    pub queue: Duration,
+    /// Forward pass of the batch the image ran in.
+    pub inference: Duration,
+    /// Images in that batch.
+    pub batch_size: usize,
+}
+
+/// One image's answer from the engine.
+#[derive(Debug)]
+pub struct Classified {
+    /// Raw model outputs, one per class.
+    pub logits: Vec<f32>,
+    /// Where the time went.
+    pub timing: ImageTiming,
+    /// Size of the decoded image (the model's input size for a preprocessed tensor).
+    pub width: u32,
+    pub height: u32,
+}
+
+/// State the protocol services share: one model slot, one set of decode permits, one readiness.
+#[derive(Clone)]
+pub struct Pipeline {
+    slot: ModelSlot,
+    config: ServerConfig,
+    decode_permits: Arc<Semaphore>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Pipeline {
+    /// The pipeline over `slot`: ready once the slot is filled, until [`Pipeline::start_draining`].
+    pub fn new(slot: ModelSlot, config: ServerConfig) -> Self {
+        let decode_permits = Arc::new(Semaphore::new(config.max_concurrent_decodes.max(1)));
+        Self {
+            slot,
+            config,
+            decode_permits,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Server settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The model, or UNAVAILABLE while it loads.
+    pub fn model(&self) -> Result<Arc<ServingModel>, Status> {
+        self.slot
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("model is loading; retry when health is SERVING"))
+    }
+
+    /// The model if it is loaded (no error).
+    pub fn loaded(&self) -> Option<Arc<ServingModel>> {
+        self.slot.get().cloned()
+    }
+
+    /// Readiness as OIP ServerReady reports it: the model is loaded and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.slot.get().is_some() && !self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Shutdown has begun: not ready any more (calls are still answered while the server drains).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Count and time an answered call (`swin_requests_total`, `swin_request_duration_seconds`);
+    /// an `inference` call also counts in the model's [`super::statistics::InferenceStats`].
+    pub fn recorded<T>(
+        &self,
+        rpc: &'static str,
+        inference: bool,
+        started: Instant,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        let elapsed = started.elapsed();
+        super::metrics::record_call(rpc, code, elapsed);
+        if inference {
+            if let Some(model) = self.slot.get() {
+                model.stats.record_request(result.is_ok(), elapsed);
+            }
+        }
+        result
+    }
+
+    /// One encoded image through decoding (bounded by the decode permits, on the blocking pool),
+    /// the engine pool and the per-image records.
+    ///
+    /// Expired work is dropped at each stage: before decoding (checked on arrival, after waiting for
+    /// a decode permit, and on the blocking thread before the decoder starts), before the engine
+    /// queue, and by the scheduler's worker before an engine runs it.
+    pub async fn classify_image(
+        &self,
+        model: &Arc<ServingModel>,
+        bytes: Vec<u8>,
+        deadline: Option<CallDeadline>,
+    ) -> Result<Classified, Status> {
+        let arrived = Instant::now();
+        check_deadline(deadline, "before decoding")?;
+        if bytes.is_empty() {
+            return Err(Status::invalid_argument(
+                "image is empty: send the encoded file bytes (JPEG, PNG, BMP, GIF, WebP or TIFF)",
+            ));
+        }
+        let image_len = model.pool.image_len();
+        let pre_model = Arc::clone(model);
+        let permit = Arc::clone(&self.decode_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        check_deadline(deadline, "before decoding")?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // The call may have expired while this task waited for a blocking thread.
+            check_deadline(deadline, "before decoding")?;
+            let mut tensor = vec![0f32; image_len];
+            Ok::<_, Status>(
+                crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
+                    .map(|info| (tensor, info)),
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))??;
+        let (tensor, info) = decoded.map_err(|e| preprocess_status(&e))?;
+        let mut classified = self
+            .run_engine(model, tensor, arrived.elapsed(), deadline)
+            .await?;
+        classified.width = info.width;
+        classified.height = info.height;
+        Ok(classified)
+    }
+
+    /// One preprocessed tensor (`model.pool.image_len()` values, NCHW) through the engine pool.
+    pub async fn classify_tensor(
+        &self,
+        model: &Arc<ServingModel>,
+        tensor: Vec<f32>,
+        deadline: Option<CallDeadline>,
+    ) -> Result<Classified, Status> {
+        check_deadline(deadline, "before the engine queue")?;
+        let size = model.preprocess.crop_size;
+        let mut classified = self
+            .run_engine(model, tensor, Duration::ZERO, deadline)
+            .await?;
+        classified.width = size;
+        classified.height = size;
+        Ok(classified)
+    }
+
+    async fn run_engine(
+        &self,
+        model: &Arc<ServingModel>,
+        tensor: Vec<f32>,
+        preprocess: Duration,
+        deadline: Option<CallDeadline>,
+    ) -> Result<Classified, Status> {
+        let inference = model
+            .pool
+            .infer(tensor, deadline.map(|d| d.at))
+            .await
+            .map_err(|e| scheduler_status(&e))?;
+        let timing = ImageTiming {
+            preprocess,
+            queue: inference.queue_time,
+            inference: inference.inference_time,
+            batch_size: inference.batch_size,
+        };
+        super::metrics::record_image(&timing);
+        model
+            .stats
+            .record_image(timing.preprocess, timing.queue, timing.inference);
+        Ok(Classified {
+            logits: inference.logits,
+            timing,
+            width: 0,
+            height: 0,
+        })
+    }
+}
+
+/// The deadline [`super::DeadlineLayer`] gave this call, if any.
+pub fn deadline_of<T>(request: &Request<T>) -> Option<CallDeadline> {
+    request.extensions().get::<CallDeadline>().copied()
+}
+
+/// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).
+pub fn check_deadline(deadline: Option<CallDeadline>, stage: &str) -> Result<(), Status> {
+    match deadline {
+        Some(d) if d.expired() => Err(d.status(stage)),
+        _ => Ok(()),
+    }
+}
+
+/// Run `work`, answering DEADLINE_EXCEEDED when `deadline` passes first (the work is dropped).
+pub async fn within_deadline<T>(
+    deadline: Option<CallDeadline>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.at.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(d.status("before the call was answered"))),
+    }
+}
+
+/// Aborts the tasks it holds when dropped (a caller that went away, a passed deadline).
+pub struct AbortOnDrop<T>(pub Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
