@@ -289,7 +289,10 @@ fn weights_source(args: &ServeArgs) -> Result<WeightsSource> {
         }
         Ok(WeightsSource::Random { seed, config })
     } else if let Some(path) = &args.model {
-        Ok(WeightsSource::File(model_file_in(path, &CHECKPOINT_EXTENSIONS)?))
+        Ok(WeightsSource::File(model_file_in(
+            path,
+            &CHECKPOINT_EXTENSIONS,
+        )?))
     } else {
         Ok(WeightsSource::Download {
             url: args.model_url.clone(),

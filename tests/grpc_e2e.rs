@@ -14,6 +14,8 @@ use swin_serve::postprocess::Labels;
 use swin_serve::preprocess::{preprocess_into, PreprocessConfig};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
+use swin_serve::proto::inference as oip_pb;
+use swin_serve::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient as InferenceClient;
 use swin_serve::scheduler::EnginePool;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{self, ServerConfig, ServingModel};
@@ -277,6 +279,49 @@ async fn grpc_end_to_end() {
         labels.name(all.predictions[0].class_id as usize)
     );
 
+    // The same image through OIP ModelInfer (IMAGE, typed BYTES): the engine's logits, and
+    // Classify's numbers.
+    let mut oip = InferenceClient::new(ch.clone());
+    let mut image = oip_input("IMAGE", "BYTES", &[1, 1]);
+    image.contents = Some(oip_pb::InferTensorContents {
+        bytes_contents: vec![png.clone()],
+        ..Default::default()
+    });
+    let answer = oip
+        .model_infer(oip_pb::ModelInferRequest {
+            model_name: info.model.clone(),
+            inputs: vec![image],
+            outputs: vec![
+                oip_output("LOGITS", None),
+                oip_output("PROBABILITIES", Some(5)),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let logits = &answer.outputs[0].contents.as_ref().unwrap().fp32_contents;
+    assert_eq!(logits.len(), 1000);
+    for (got, want) in logits.iter().zip(&expected) {
+        assert!(
+            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "{got} vs {want}"
+        );
+    }
+    let top5: Vec<String> = answer.outputs[1]
+        .contents
+        .as_ref()
+        .unwrap()
+        .bytes_contents
+        .iter()
+        .map(|b| String::from_utf8(b.clone()).unwrap())
+        .collect();
+    let from_classify: Vec<String> = all.predictions[..5]
+        .iter()
+        .map(|p| format!("{:.6}:{}:{}", p.probability, p.class_id, p.label))
+        .collect();
+    assert_eq!(top5, from_classify);
+
     // top_k 0 = default 5; top_k 1 ; the same order as the full list.
     let five = client
         .classify(classify_request(png.clone(), 0))
@@ -411,6 +456,7 @@ async fn reflection_lists_services() {
     };
     for expected in [
         "swin.v1.Classifier",
+        "inference.GRPCInferenceService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
     ] {
@@ -750,6 +796,15 @@ async fn bearer_tokens_guard_every_rpc_but_health_and_are_reloaded() {
         .await
         .unwrap_err();
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+    // The OIP service too (its ServerLive included: probes use grpc.health.v1).
+    let mut oip = InferenceClient::new(ch.clone());
+    let live = oip.server_live(oip_pb::ServerLiveRequest {}).await;
+    assert_eq!(live.unwrap_err().code(), Code::Unauthenticated);
+    let mut request = tonic::Request::new(oip_pb::ServerLiveRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer second-token".parse().unwrap());
+    assert!(oip.server_live(request).await.unwrap().into_inner().live);
 
     // Reflection describes the API: it needs the token too.
     let reflection = ServerReflectionClient::new(ch.clone())
@@ -1212,4 +1267,559 @@ async fn a_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
 
     srv.shutdown.take().unwrap().send(()).unwrap();
     guarded(srv.handle).await.unwrap().unwrap();
+}
+
+// ---- Open Inference Protocol v2 (inference.GRPCInferenceService) ------------------------------
+
+fn oip_input(
+    name: &str,
+    datatype: &str,
+    shape: &[i64],
+) -> oip_pb::model_infer_request::InferInputTensor {
+    oip_pb::model_infer_request::InferInputTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape: shape.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn oip_output(
+    name: &str,
+    classification: Option<i64>,
+) -> oip_pb::model_infer_request::InferRequestedOutputTensor {
+    use oip_pb::infer_parameter::ParameterChoice;
+    oip_pb::model_infer_request::InferRequestedOutputTensor {
+        name: name.into(),
+        parameters: classification
+            .map(|k| {
+                [(
+                    "classification".to_string(),
+                    oip_pb::InferParameter {
+                        parameter_choice: Some(ParameterChoice::Int64Param(k)),
+                    },
+                )]
+                .into()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Gated-engine images whose first value is each of `firsts` (the rest 0), as raw FP32 bytes.
+fn gated_tensors(firsts: &[f32]) -> Vec<f32> {
+    let image_len = 3 * GATED_SIDE * GATED_SIDE;
+    let mut values = vec![0f32; firsts.len() * image_len];
+    for (i, &v) in firsts.iter().enumerate() {
+        values[i * image_len] = v;
+    }
+    values
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn floats(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// Triton's raw BYTES layout: 4-byte little-endian length, then the bytes, per element.
+fn split_bytes(mut raw: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let len = u32::from_le_bytes(raw[..4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8(raw[4..4 + len].to_vec()).unwrap());
+        raw = &raw[4 + len..];
+    }
+    out
+}
+
+fn join_bytes(elements: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in elements {
+        out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+const GATED_MODEL: &str = "gated-test-engine";
+
+fn gated_infer_request(firsts: &[f32], raw: bool) -> oip_pb::ModelInferRequest {
+    let values = gated_tensors(firsts);
+    let shape = [firsts.len() as i64, 3, GATED_SIDE as i64, GATED_SIDE as i64];
+    let mut input = oip_input("INPUT", "FP32", &shape);
+    let mut raw_input_contents = vec![];
+    if raw {
+        raw_input_contents.push(le_bytes(&values));
+    } else {
+        input.contents = Some(oip_pb::InferTensorContents {
+            fp32_contents: values,
+            ..Default::default()
+        });
+    }
+    oip_pb::ModelInferRequest {
+        model_name: GATED_MODEL.into(),
+        id: "req-7".into(),
+        inputs: vec![input],
+        outputs: vec![
+            oip_output("LOGITS", None),
+            oip_output("PROBABILITIES", Some(3)),
+        ],
+        raw_input_contents,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oip_serves_the_model_with_stock_semantics() {
+    let gate = Arc::new(Gate::default());
+    gate.open();
+    let config = ServerConfig {
+        drain_delay: Duration::from_millis(600),
+        max_batch_images: 16,
+        ..ServerConfig::default()
+    };
+    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    let mut oip = InferenceClient::new(ch.clone());
+
+    // Loading: live, not ready, the model not ready, model RPCs UNAVAILABLE.
+    assert!(
+        oip.server_live(oip_pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    assert!(
+        !oip.server_ready(oip_pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let ready = |name: &str, version: &str| oip_pb::ModelReadyRequest {
+        name: name.into(),
+        version: version.into(),
+    };
+    assert!(
+        !oip.model_ready(ready(GATED_MODEL, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let early = oip
+        .model_metadata(oip_pb::ModelMetadataRequest {
+            name: GATED_MODEL.into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::Unavailable);
+    let index = oip
+        .repository_index(oip_pb::RepositoryIndexRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(index.models.is_empty());
+
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    assert!(
+        oip.server_ready(oip_pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        oip.model_ready(ready(GATED_MODEL, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        oip.model_ready(ready(GATED_MODEL, "1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    for (name, version) in [("resnet50", ""), (GATED_MODEL, "2")] {
+        let e = oip.model_ready(ready(name, version)).await.unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{name} {version}: {e:?}");
+    }
+    let index = oip
+        .repository_index(oip_pb::RepositoryIndexRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(index.models.len(), 1);
+    assert_eq!(
+        (
+            index.models[0].name.as_str(),
+            index.models[0].state.as_str()
+        ),
+        (GATED_MODEL, "READY")
+    );
+
+    let meta = oip
+        .server_metadata(oip_pb::ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.name, "swin-serve");
+    assert!(
+        meta.extensions.iter().any(|e| e == "classification"),
+        "{meta:?}"
+    );
+
+    let meta = oip
+        .model_metadata(oip_pb::ModelMetadataRequest {
+            name: GATED_MODEL.into(),
+            version: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.versions, vec!["1"]);
+    let tensors =
+        |t: &[oip_pb::model_metadata_response::TensorMetadata]| -> Vec<(String, String, Vec<i64>)> {
+            t.iter()
+                .map(|t| (t.name.clone(), t.datatype.clone(), t.shape.clone()))
+                .collect()
+        };
+    let side = GATED_SIDE as i64;
+    let classes = GATED_CLASSES as i64;
+    assert_eq!(
+        tensors(&meta.inputs),
+        vec![
+            ("IMAGE".into(), "BYTES".into(), vec![-1]),
+            ("INPUT".into(), "FP32".into(), vec![-1, 3, side, side]),
+        ]
+    );
+    assert_eq!(
+        tensors(&meta.outputs),
+        vec![
+            ("LOGITS".into(), "FP32".into(), vec![-1, classes]),
+            ("PROBABILITIES".into(), "FP32".into(), vec![-1, classes]),
+        ]
+    );
+    let config = oip
+        .model_config(oip_pb::ModelConfigRequest {
+            name: GATED_MODEL.into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(config.max_batch_size, 16);
+    assert_eq!(
+        config.input[0].data_type,
+        oip_pb::DataType::TypeString as i32
+    );
+    assert_eq!(config.input[1].dims, vec![3, side, side]);
+    assert_eq!(config.output[1].dims, vec![classes]);
+
+    // ModelInfer, INPUT, raw: logits[c] = first value + c (the gated engine), so every number is
+    // known here; probabilities from an independent f64 softmax.
+    let firsts = [0.5f32, -2.0, 7.25];
+    let expected: Vec<Vec<f32>> = firsts
+        .iter()
+        .map(|&v| (0..GATED_CLASSES).map(|c| v + c as f32).collect())
+        .collect();
+    let raw = oip
+        .model_infer(gated_infer_request(&firsts, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            raw.model_name.as_str(),
+            raw.model_version.as_str(),
+            raw.id.as_str()
+        ),
+        (GATED_MODEL, "1", "req-7")
+    );
+    assert_eq!(raw.outputs.len(), 2);
+    assert_eq!(raw.raw_output_contents.len(), 2);
+    assert!(raw.outputs.iter().all(|o| o.contents.is_none()));
+    assert_eq!(
+        (
+            raw.outputs[0].name.as_str(),
+            raw.outputs[0].datatype.as_str()
+        ),
+        ("LOGITS", "FP32")
+    );
+    assert_eq!(raw.outputs[0].shape, vec![3, classes]);
+    assert_eq!(floats(&raw.raw_output_contents[0]), expected.concat());
+    assert_eq!(
+        (
+            raw.outputs[1].name.as_str(),
+            raw.outputs[1].datatype.as_str()
+        ),
+        ("PROBABILITIES", "BYTES")
+    );
+    assert_eq!(raw.outputs[1].shape, vec![3, 3]);
+    let strings = split_bytes(&raw.raw_output_contents[1]);
+    let mut wanted = Vec::new();
+    for row in &expected {
+        let p = softmax_f64(row);
+        for c in [9usize, 8, 7] {
+            wanted.push(format!("{:.6}:{c}:class_{c}", p[c]));
+        }
+    }
+    assert_eq!(strings, wanted);
+
+    // Typed in, typed out, same numbers.
+    let typed = oip
+        .model_infer(gated_infer_request(&firsts, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(typed.raw_output_contents.is_empty());
+    assert_eq!(
+        typed.outputs[0].contents.as_ref().unwrap().fp32_contents,
+        expected.concat()
+    );
+    let typed_strings: Vec<String> = typed.outputs[1]
+        .contents
+        .as_ref()
+        .unwrap()
+        .bytes_contents
+        .iter()
+        .map(|b| String::from_utf8(b.clone()).unwrap())
+        .collect();
+    assert_eq!(typed_strings, wanted);
+
+    // No outputs named: both, plain.
+    let mut all = gated_infer_request(&[1.0], true);
+    all.outputs.clear();
+    let all = oip.model_infer(all).await.unwrap().into_inner();
+    let names: Vec<&str> = all.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["LOGITS", "PROBABILITIES"]);
+    let p = floats(&all.raw_output_contents[1]);
+    let reference = softmax_f64(
+        &(0..GATED_CLASSES)
+            .map(|c| 1.0 + c as f32)
+            .collect::<Vec<_>>(),
+    );
+    for (got, want) in p.iter().zip(&reference) {
+        assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
+    // IMAGE, raw BYTES: decoded and preprocessed as Classify does; a bad file names its index.
+    let png = test_image(50, 40, image::ImageFormat::Png);
+    let image_request = |files: &[&[u8]]| oip_pb::ModelInferRequest {
+        model_name: GATED_MODEL.into(),
+        inputs: vec![oip_input("IMAGE", "BYTES", &[files.len() as i64])],
+        raw_input_contents: vec![join_bytes(files)],
+        ..Default::default()
+    };
+    let decoded = oip
+        .model_infer(image_request(&[&png]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tensor = vec![0f32; 3 * GATED_SIDE * GATED_SIDE];
+    preprocess_into(
+        &png,
+        &PreprocessConfig::for_image_size(GATED_SIDE as u32),
+        &mut tensor,
+    )
+    .unwrap();
+    let logits = floats(&decoded.raw_output_contents[0]);
+    assert_eq!(logits[0], tensor[0]);
+    let e = oip
+        .model_infer(image_request(&[&png, b"not an image"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("IMAGE[1]: "), "{e:?}");
+
+    // Refusals travel with the right code and say what is wrong.
+    let mut unknown_model = gated_infer_request(&[1.0], true);
+    unknown_model.model_name = "resnet50".into();
+    let mut unknown_version = gated_infer_request(&[1.0], true);
+    unknown_version.model_version = "3".into();
+    let mut wrong_type = gated_infer_request(&[1.0], true);
+    wrong_type.inputs[0].datatype = "FP16".into();
+    let mut short = gated_infer_request(&[1.0], true);
+    short.raw_input_contents[0].pop();
+    let mut unknown_output = gated_infer_request(&[1.0], true);
+    unknown_output.outputs.push(oip_output("SCORES", None));
+    for (request, code, says) in [
+        (unknown_model, Code::NotFound, "unknown model"),
+        (unknown_version, Code::NotFound, "no version"),
+        (wrong_type, Code::InvalidArgument, "must be FP32"),
+        (short, Code::InvalidArgument, "bytes"),
+        (unknown_output, Code::InvalidArgument, "unknown output"),
+    ] {
+        let e = oip.model_infer(request).await.unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(says), "{says:?} not in {e:?}");
+    }
+
+    // ModelStreamInfer: answers in request order, a failed request as error_message.
+    let mut bad = gated_infer_request(&[2.0], true);
+    bad.id = "bad".into();
+    bad.outputs.push(oip_output("SCORES", None));
+    let mut first = gated_infer_request(&[3.0], true);
+    first.id = "first".into();
+    let mut last = gated_infer_request(&[4.0], false);
+    last.id = "last".into();
+    let mut answers = oip
+        .model_stream_infer(tokio_stream::iter(vec![first, bad, last]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(a) = guarded(answers.message()).await.unwrap() {
+        got.push(a);
+    }
+    assert_eq!(got.len(), 3);
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|a| a.infer_response.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids, ["first", "bad", "last"]);
+    assert!(got[0].error_message.is_empty() && got[2].error_message.is_empty());
+    assert!(
+        got[1].error_message.contains("unknown output"),
+        "{:?}",
+        got[1]
+    );
+    assert_eq!(
+        floats(&got[0].infer_response.as_ref().unwrap().raw_output_contents[0])[0],
+        3.0
+    );
+    let last = got[2].infer_response.as_ref().unwrap();
+    assert_eq!(
+        last.outputs[0].contents.as_ref().unwrap().fp32_contents[0],
+        4.0
+    );
+
+    // Statistics count what was done: images through the engine 3 + 3 + 1 + 1, the good one of
+    // the IMAGE pair, 2 via the stream; requests 4 + 2 OK, 1 + 5 + 1 refused.
+    let stats = oip
+        .model_statistics(oip_pb::ModelStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.model_stats.len(), 1);
+    let s = &stats.model_stats[0];
+    assert_eq!(s.inference_count, 3 + 3 + 1 + 1 + 1 + 2);
+    assert_eq!(
+        s.execution_count, s.inference_count,
+        "max_batch 1: one batch per image"
+    );
+    let infer = s.inference_stats.as_ref().unwrap();
+    assert_eq!(infer.success.as_ref().unwrap().count, 4 + 2);
+    assert_eq!(infer.fail.as_ref().unwrap().count, 6 + 1);
+    assert_eq!(
+        infer.compute_infer.as_ref().unwrap().count,
+        s.inference_count
+    );
+    assert!(s.last_inference > 0);
+
+    // Triton RPCs not served: UNIMPLEMENTED.
+    let mut grpc = tonic::client::Grpc::new(ch.clone());
+    grpc.ready().await.unwrap();
+    let codec =
+        tonic_prost::ProstCodec::<oip_pb::ServerLiveRequest, oip_pb::ServerLiveResponse>::default();
+    let path = "/inference.GRPCInferenceService/RepositoryModelLoad"
+        .parse()
+        .unwrap();
+    let e = grpc
+        .unary(Request::new(oip_pb::ServerLiveRequest {}), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+
+    // Shutdown: not ready while draining, still answering.
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !oip.server_ready(oip_pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !oip.model_ready(ready(GATED_MODEL, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
+    use oip_pb::infer_parameter::ParameterChoice;
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    let mut oip = InferenceClient::new(ch.clone());
+
+    // The only engine instance is held by a request without a deadline.
+    let mut blocker_client = oip.clone();
+    let blocker = tokio::spawn(async move {
+        blocker_client
+            .model_infer(gated_infer_request(&[1.0], true))
+            .await
+    });
+    gate.wait_for_batches(1).await;
+
+    // Triton's `timeout` request parameter (microseconds) bounds the call.
+    let mut timed = gated_infer_request(&[2.0], true);
+    timed.parameters.insert(
+        "timeout".into(),
+        oip_pb::InferParameter {
+            parameter_choice: Some(ParameterChoice::Int64Param(150_000)),
+        },
+    );
+    let started = Instant::now();
+    let e = guarded(oip.model_infer(timed)).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(e.message().contains("`timeout` parameter"), "{e:?}");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+
+    // A malformed one is refused.
+    let mut bad = gated_infer_request(&[2.0], true);
+    bad.parameters.insert(
+        "timeout".into(),
+        oip_pb::InferParameter {
+            parameter_choice: Some(ParameterChoice::StringParam("1s".into())),
+        },
+    );
+    assert_eq!(
+        oip.model_infer(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    gate.open();
+    let answered = blocker.await.unwrap().unwrap().into_inner();
+    assert_eq!(floats(&answered.raw_output_contents[0])[0], 1.0);
+    // The expired image never reached the engine.
+    assert_eq!(gate.batches().len(), 1);
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
 }

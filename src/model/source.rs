@@ -150,8 +150,7 @@ pub fn model_file_in(path: &Path, extensions: &[&str]) -> Result<PathBuf, ModelP
     names.sort();
     let matches = |name: &str| {
         extensions.iter().any(|ext| {
-            name.len() > ext.len() + 1
-                && name.to_ascii_lowercase().ends_with(&format!(".{ext}"))
+            name.len() > ext.len() + 1 && name.to_ascii_lowercase().ends_with(&format!(".{ext}"))
         })
     };
     let candidates: Vec<&(String, PathBuf)> = names
@@ -198,19 +197,35 @@ mod model_dir_tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // Not a directory: itself, whatever it is.
-        assert_eq!(model_file_in(&d.join("x.pth"), &CHECKPOINT_EXTENSIONS).unwrap(), d.join("x.pth"));
+        assert_eq!(
+            model_file_in(&d.join("x.pth"), &CHECKPOINT_EXTENSIONS).unwrap(),
+            d.join("x.pth")
+        );
         let err = model_file_in(d, &CHECKPOINT_EXTENSIONS).unwrap_err();
         assert!(matches!(err, ModelPathError::NoneFound { .. }), "{err}");
         std::fs::write(d.join("README"), "x").unwrap();
         std::fs::write(d.join(".hidden.pth"), "x").unwrap();
         std::fs::create_dir(d.join("sub.pth")).unwrap();
-        let err = model_file_in(d, &CHECKPOINT_EXTENSIONS).unwrap_err().to_string();
+        let err = model_file_in(d, &CHECKPOINT_EXTENSIONS)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("found: README, sub.pth"), "{err}");
         std::fs::write(d.join("swinv2.PTH"), "x").unwrap();
-        assert_eq!(model_file_in(d, &CHECKPOINT_EXTENSIONS).unwrap(), d.join("swinv2.PTH"));
+        assert_eq!(
+            model_file_in(d, &CHECKPOINT_EXTENSIONS).unwrap(),
+            d.join("swinv2.PTH")
+        );
         std::fs::write(d.join("b.safetensors"), "x").unwrap();
-        let err = model_file_in(d, &CHECKPOINT_EXTENSIONS).unwrap_err().to_string();
-        assert!(err.contains("several") && err.contains("b.safetensors, swinv2.PTH"), "{err}");
-        assert_eq!(model_file_in(d, &["safetensors"]).unwrap(), d.join("b.safetensors"));
+        let err = model_file_in(d, &CHECKPOINT_EXTENSIONS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("several") && err.contains("b.safetensors, swinv2.PTH"),
+            "{err}"
+        );
+        assert_eq!(
+            model_file_in(d, &["safetensors"]).unwrap(),
+            d.join("b.safetensors")
+        );
     }
 }

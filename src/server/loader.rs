@@ -133,10 +133,23 @@ mod tests {
 
     #[test]
     fn model_names() {
-        for good in ["swinv2_tiny_patch4_window8_256", "swin", "a.b-c_1", &"x".repeat(128)] {
+        for good in [
+            "swinv2_tiny_patch4_window8_256",
+            "swin",
+            "a.b-c_1",
+            &"x".repeat(128),
+        ] {
             assert!(check_model_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "a/b", "a b", "naïve", "x\ny", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "a b",
+            "naïve",
+            "x\ny",
+            &"x".repeat(129),
+        ] {
             assert!(check_model_name(bad).is_err(), "{bad:?}");
         }
     }

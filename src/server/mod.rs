@@ -252,11 +252,10 @@ where
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let pipeline = pipeline::Pipeline::new(Arc::clone(&slot), config.clone());
     let inference = oip::InferenceService::new(pipeline.clone());
-    let inference = proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(
-        inference,
-    )
-    .max_decoding_message_size(config.max_message_bytes)
-    .max_encoding_message_size(config.max_message_bytes);
+    let inference =
+        proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(inference)
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes);
     let inference = InterceptedService::new(inference, authenticate.clone());
     let classifier = ClassifierService::new(pipeline.clone());
     let classifier = proto::classifier_server::ClassifierServer::new(classifier)

@@ -3,9 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::tensors::{
-    BYTES, FP32, IMAGE_INPUT, LOGITS_OUTPUT, PROBABILITIES_OUTPUT, TENSOR_INPUT,
-};
+use super::tensors::{BYTES, FP32, IMAGE_INPUT, LOGITS_OUTPUT, PROBABILITIES_OUTPUT, TENSOR_INPUT};
 use crate::proto::inference as pb;
 use crate::server::statistics::DurationTotal;
 use crate::server::{ServerConfig, ServingModel};
@@ -75,12 +73,7 @@ pub fn config(model: &ServingModel, server: &ServerConfig) -> pb::ModelConfig {
         label_filename: String::new(),
     };
     let preprocessing = info.preprocessing.clone().unwrap_or_default();
-    let floats = |v: &[f32]| {
-        v.iter()
-            .map(f32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let floats = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
     let parameters = [
         ("backend", info.backend.clone()),
         ("weights_source", info.weights_source.clone()),

@@ -52,7 +52,11 @@ impl InferenceService {
 }
 
 /// `model` if `name` / `version` address it, else NOT_FOUND.
-fn addressed(model: Arc<ServingModel>, name: &str, version: &str) -> Result<Arc<ServingModel>, Status> {
+fn addressed(
+    model: Arc<ServingModel>,
+    name: &str,
+    version: &str,
+) -> Result<Arc<ServingModel>, Status> {
     if name != model.info.model {
         return Err(Status::not_found(format!(
             "unknown model {:?}: this server serves {:?}",
@@ -113,7 +117,11 @@ async fn infer(
     deadline: Option<CallDeadline>,
 ) -> Result<pb::ModelInferResponse, Status> {
     let arrived = Instant::now();
-    let model = addressed(pipeline.model()?, &request.model_name, &request.model_version)?;
+    let model = addressed(
+        pipeline.model()?,
+        &request.model_name,
+        &request.model_version,
+    )?;
     let deadline = with_timeout_parameter(deadline, &request.parameters, arrived)?;
     check_deadline(deadline, "before decoding")?;
     let num_classes = model.info.num_classes as usize;
@@ -143,7 +151,9 @@ async fn infer(
             .into_iter()
             .map(|tensor| {
                 let (pipeline, model) = (pipeline.clone(), Arc::clone(&model));
-                tokio::spawn(async move { pipeline.classify_tensor(&model, tensor, deadline).await })
+                tokio::spawn(
+                    async move { pipeline.classify_tensor(&model, tensor, deadline).await },
+                )
             })
             .collect(),
     });
@@ -168,7 +178,8 @@ async fn infer(
     let logits = within_deadline(deadline, collect).await?;
 
     let output_started = Instant::now();
-    let (output_tensors, raw_outputs) = tensors::build_outputs(&outputs, &logits, &model.labels, raw);
+    let (output_tensors, raw_outputs) =
+        tensors::build_outputs(&outputs, &logits, &model.labels, raw);
     let per_image = output_started.elapsed() / count as u32;
     for _ in 0..count {
         model.stats.compute_output.add(per_image);
@@ -183,7 +194,8 @@ async fn infer(
     })
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::ModelStreamInferResponse, Status>> + Send>>;
+type ResponseStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ModelStreamInferResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl GrpcInferenceService for InferenceService {
@@ -285,10 +297,12 @@ impl GrpcInferenceService for InferenceService {
                     }
                 };
                 let arrived = Instant::now();
-                let server = request_timeout.and_then(|t| arrived.checked_add(t)).map(|at| CallDeadline {
-                    at,
-                    source: DeadlineSource::Server,
-                });
+                let server = request_timeout
+                    .and_then(|t| arrived.checked_add(t))
+                    .map(|at| CallDeadline {
+                        at,
+                        source: DeadlineSource::Server,
+                    });
                 let deadline = match (stream_deadline, server) {
                     (Some(c), Some(s)) => Some(if s.at < c.at { s } else { c }),
                     (c, s) => c.or(s),
@@ -383,7 +397,12 @@ impl GrpcInferenceService for InferenceService {
                 name: m.info.model.clone(),
                 version: MODEL_VERSION.into(),
                 state: if ready { "READY" } else { "UNAVAILABLE" }.into(),
-                reason: if ready { "" } else { "the server is shutting down" }.into(),
+                reason: if ready {
+                    ""
+                } else {
+                    "the server is shutting down"
+                }
+                .into(),
             })
             .into_iter()
             .collect();

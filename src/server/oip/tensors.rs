@@ -109,7 +109,11 @@ fn accepted_inputs(shape: ImageShape) -> String {
 }
 
 /// The batch size of `input` from its shape, checking the shape against what the input takes.
-fn batch_of(input: &InferInputTensor, shape: ImageShape, max_images: usize) -> Result<usize, Status> {
+fn batch_of(
+    input: &InferInputTensor,
+    shape: ImageShape,
+    max_images: usize,
+) -> Result<usize, Status> {
     let dims = &input.shape;
     let expected = if input.name == IMAGE_INPUT {
         "[N] or [N, 1]".to_string()
@@ -245,7 +249,11 @@ pub fn parse_inputs(
             input.name
         )));
     }
-    let expected_type = if input.name == IMAGE_INPUT { BYTES } else { FP32 };
+    let expected_type = if input.name == IMAGE_INPUT {
+        BYTES
+    } else {
+        FP32
+    };
     if input.datatype != expected_type {
         return Err(invalid(format!(
             "input {} has datatype {:?}; it must be {expected_type}",
@@ -300,7 +308,12 @@ pub fn parse_inputs(
                 values
             }
         };
-        Images::Preprocessed(values.chunks_exact(per_image).map(<[f32]>::to_vec).collect())
+        Images::Preprocessed(
+            values
+                .chunks_exact(per_image)
+                .map(<[f32]>::to_vec)
+                .collect(),
+        )
     };
     Ok((images, used_raw))
 }
@@ -499,7 +512,10 @@ mod tests {
         assert_eq!(back, vec![b"abc".to_vec(), vec![], vec![0, 1]]);
         // Every cut inside the data is refused, never read past the end.
         for cut in 1..raw.len() {
-            assert!(split_raw_bytes(&raw[..cut], 3, "IMAGE").is_err(), "cut {cut}");
+            assert!(
+                split_raw_bytes(&raw[..cut], 3, "IMAGE").is_err(),
+                "cut {cut}"
+            );
         }
         assert!(split_raw_bytes(&raw, 2, "IMAGE").is_err());
         assert!(split_raw_bytes(&raw, 4, "IMAGE").is_err());
@@ -512,8 +528,13 @@ mod tests {
     #[test]
     fn image_input_raw_and_typed() {
         let raw = join_raw_bytes([b"x".as_slice(), b"yz"]);
-        let (images, used_raw) =
-            parse_inputs(vec![input("IMAGE", "BYTES", &[2])], vec![raw.clone()], SHAPE, 8).unwrap();
+        let (images, used_raw) = parse_inputs(
+            vec![input("IMAGE", "BYTES", &[2])],
+            vec![raw.clone()],
+            SHAPE,
+            8,
+        )
+        .unwrap();
         assert!(used_raw);
         match images {
             Images::Encoded(f) => assert_eq!(f, vec![b"x".to_vec(), b"yz".to_vec()]),
@@ -536,8 +557,13 @@ mod tests {
     fn tensor_input_raw_and_typed_agree() {
         let values: Vec<f32> = (0..2 * 3 * 16).map(|i| i as f32 * 0.5 - 3.0).collect();
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (a, _) =
-            parse_inputs(vec![input("INPUT", "FP32", &[2, 3, 4, 4])], vec![raw], SHAPE, 8).unwrap();
+        let (a, _) = parse_inputs(
+            vec![input("INPUT", "FP32", &[2, 3, 4, 4])],
+            vec![raw],
+            SHAPE,
+            8,
+        )
+        .unwrap();
         let mut typed = input("INPUT", "FP32", &[2, 3, 4, 4]);
         typed.contents = Some(InferTensorContents {
             fp32_contents: values.clone(),
@@ -556,32 +582,96 @@ mod tests {
 
     #[test]
     fn bad_inputs_say_what_is_wrong() {
-        let cases: Vec<(Vec<InferInputTensor>, Vec<Vec<u8>>, &str)> = vec![
+        type Case = (Vec<InferInputTensor>, Vec<Vec<u8>>, &'static str);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], "no inputs"),
-            (vec![input("PIXELS", "FP32", &[1, 3, 4, 4])], vec![], "unknown input \"PIXELS\""),
-            (vec![input("IMAGE", "FP32", &[1])], vec![vec![]], "datatype \"FP32\"; it must be BYTES"),
-            (vec![input("INPUT", "FP16", &[1, 3, 4, 4])], vec![vec![]], "it must be FP32"),
-            (vec![input("INPUT", "FP32", &[1, 3, 5, 5])], vec![vec![0; 300]], "shape [1, 3, 5, 5]"),
-            (vec![input("INPUT", "FP32", &[3, 4, 4])], vec![vec![0; 192]], "[N, 3, 4, 4]"),
-            (vec![input("IMAGE", "BYTES", &[1, 2])], vec![vec![]], "[N] or [N, 1]"),
-            (vec![input("IMAGE", "BYTES", &[-1])], vec![vec![]], "shape [-1]"),
-            (vec![input("IMAGE", "BYTES", &[0])], vec![vec![]], "batch of 0"),
-            (vec![input("IMAGE", "BYTES", &[9])], vec![vec![]], "limit is 8"),
-            (vec![input("INPUT", "FP32", &[1, 3, 4, 4])], vec![vec![0; 191]], "has 191 bytes"),
-            (vec![input("INPUT", "FP32", &[1, 3, 4, 4])], vec![], "0 value(s) in contents.fp32_contents"),
-            (vec![input("IMAGE", "BYTES", &[2])], vec![], "0 element(s) in contents.bytes_contents"),
             (
-                vec![input("IMAGE", "BYTES", &[1]), input("INPUT", "FP32", &[1, 3, 4, 4])],
+                vec![input("PIXELS", "FP32", &[1, 3, 4, 4])],
+                vec![],
+                "unknown input \"PIXELS\"",
+            ),
+            (
+                vec![input("IMAGE", "FP32", &[1])],
+                vec![vec![]],
+                "datatype \"FP32\"; it must be BYTES",
+            ),
+            (
+                vec![input("INPUT", "FP16", &[1, 3, 4, 4])],
+                vec![vec![]],
+                "it must be FP32",
+            ),
+            (
+                vec![input("INPUT", "FP32", &[1, 3, 5, 5])],
+                vec![vec![0; 300]],
+                "shape [1, 3, 5, 5]",
+            ),
+            (
+                vec![input("INPUT", "FP32", &[3, 4, 4])],
+                vec![vec![0; 192]],
+                "[N, 3, 4, 4]",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[1, 2])],
+                vec![vec![]],
+                "[N] or [N, 1]",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[-1])],
+                vec![vec![]],
+                "shape [-1]",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[0])],
+                vec![vec![]],
+                "batch of 0",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[9])],
+                vec![vec![]],
+                "limit is 8",
+            ),
+            (
+                vec![input("INPUT", "FP32", &[1, 3, 4, 4])],
+                vec![vec![0; 191]],
+                "has 191 bytes",
+            ),
+            (
+                vec![input("INPUT", "FP32", &[1, 3, 4, 4])],
+                vec![],
+                "0 value(s) in contents.fp32_contents",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[2])],
+                vec![],
+                "0 element(s) in contents.bytes_contents",
+            ),
+            (
+                vec![
+                    input("IMAGE", "BYTES", &[1]),
+                    input("INPUT", "FP32", &[1, 3, 4, 4]),
+                ],
                 vec![],
                 "not both",
             ),
-            (vec![input("IMAGE", "BYTES", &[1]), input("IMAGE", "BYTES", &[1])], vec![], "twice"),
-            (vec![input("IMAGE", "BYTES", &[1])], vec![vec![], vec![]], "2 entries for 1 input"),
+            (
+                vec![input("IMAGE", "BYTES", &[1]), input("IMAGE", "BYTES", &[1])],
+                vec![],
+                "twice",
+            ),
+            (
+                vec![input("IMAGE", "BYTES", &[1])],
+                vec![vec![], vec![]],
+                "2 entries for 1 input",
+            ),
         ];
         for (inputs, raw, expected) in cases {
             let e = err(parse_inputs(inputs, raw, SHAPE, 8));
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            assert!(e.message().contains(expected), "{expected:?} not in {:?}", e.message());
+            assert!(
+                e.message().contains(expected),
+                "{expected:?} not in {:?}",
+                e.message()
+            );
         }
         // A huge declared batch is refused by its count, before any allocation.
         let e = err(parse_inputs(
@@ -615,7 +705,10 @@ mod tests {
         let r = parse_outputs(&[out("PROBABILITIES", int(3)), out("LOGITS", None)], 10).unwrap();
         assert_eq!(r[0].classification, Some(3));
         assert_eq!(r[1].kind, OutputKind::Logits);
-        assert_eq!(parse_outputs(&[out("LOGITS", int(50))], 10).unwrap()[0].classification, Some(10));
+        assert_eq!(
+            parse_outputs(&[out("LOGITS", int(50))], 10).unwrap()[0].classification,
+            Some(10)
+        );
         for (outs, expected) in [
             (vec![out("SCORES", None)], "unknown output"),
             (vec![out("LOGITS", None), out("LOGITS", None)], "twice"),
@@ -640,11 +733,8 @@ mod tests {
     fn outputs_built_raw_and_typed() {
         let logits = vec![vec![1.0f32, 3.0, 2.0], vec![0.0, 0.0, 5.0]];
         let labels = Labels::parse("cat\ndog\nfox\n");
-        let requested = parse_outputs(
-            &[out("LOGITS", None), out("PROBABILITIES", int(2)), ],
-            3,
-        )
-        .unwrap();
+        let requested =
+            parse_outputs(&[out("LOGITS", None), out("PROBABILITIES", int(2))], 3).unwrap();
         let (typed, raw) = build_outputs(&requested, &logits, &labels, false);
         assert!(raw.is_empty());
         assert_eq!(typed[0].shape, vec![2, 3]);
