@@ -4,7 +4,9 @@
 //! `proto` → [`server`] → [`preprocess`] → [`scheduler`] → [`engine`] (`cpu` | `mlu`) → [`postprocess`].
 //! [`model`] holds what describes a SwinV2 network independent of where it runs: its configuration
 //! and its weights (official checkpoints, safetensors, deterministic random weights, download).
+//! [`client`] is the other end of the wire: the load generator behind `swin-serve bench`.
 
+pub mod client;
 pub mod engine;
 pub mod model;
 pub mod postprocess;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use swin_serve::client::load::{self, Bearer as BearerToken, LoadOptions, Protocol};
 use swin_serve::engine::cpu::{default_threads, CpuOptions};
 use swin_serve::engine::mlu::{MluOptions, DEFAULT_DEVICE};
 use swin_serve::engine::{BackendKind, BackendOptions, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
@@ -56,6 +57,9 @@ enum Command {
     Classify(ClassifyArgs),
     /// Print GetModelInfo of a running server.
     Info(InfoArgs),
+    /// Load a running server (closed loop: N callers, each sending its next call when answered)
+    /// and print throughput and latency quantiles, per protocol and concurrency.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +180,27 @@ struct ClassifyArgs {
 }
 
 #[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Image file every call carries.
+    #[arg(long)]
+    image: PathBuf,
+    /// APIs to load, one after the other (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "classify")]
+    protocol: Vec<Protocol>,
+    /// Callers in flight at once (comma-separated: one run per value).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    concurrency: Vec<usize>,
+    /// Calls measured per run.
+    #[arg(long, default_value_t = 100)]
+    requests: usize,
+    /// Calls sent before each run, not measured.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+}
+
+#[derive(Args)]
 struct InfoArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -190,24 +215,6 @@ struct ConnectionArgs {
     /// File whose first line is the bearer token sent as `authorization: Bearer <token>`.
     #[arg(long, env = "SWIN_SERVE_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
-}
-
-/// Adds the bearer token, when there is one, to every call.
-#[derive(Clone)]
-struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
 }
 
 type Client = proto::classifier_client::ClassifierClient<
@@ -231,6 +238,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Classify(args) => runtime.block_on(classify(args)),
         Command::Info(args) => runtime.block_on(info(args)),
+        Command::Bench(args) => runtime.block_on(bench(args)),
     };
     // Don't wait for a model load or download still running on a blocking thread (e.g. SIGTERM
     // during the first download): the process is exiting.
@@ -350,7 +358,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn connect(args: &ConnectionArgs) -> Result<Client> {
+/// The channel and bearer token `args` describe.
+async fn connect_channel(
+    args: &ConnectionArgs,
+) -> Result<(tonic::transport::Channel, BearerToken)> {
     let token = match &args.token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -373,11 +384,69 @@ async fn connect(args: &ConnectionArgs) -> Result<Client> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
+    Ok((channel, BearerToken(token)))
+}
+
+async fn connect(args: &ConnectionArgs) -> Result<Client> {
+    let (channel, token) = connect_channel(args).await?;
     Ok(
-        proto::classifier_client::ClassifierClient::with_interceptor(channel, BearerToken(token))
+        proto::classifier_client::ClassifierClient::with_interceptor(channel, token)
             .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES),
     )
+}
+
+async fn bench(args: BenchArgs) -> Result<()> {
+    let image = std::fs::read(&args.image)
+        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let image = std::sync::Arc::new(image);
+    let (channel, token) = connect_channel(&args.connection).await?;
+    out!(
+        "{:<10} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "rpc",
+        "conc",
+        "ok",
+        "errors",
+        "img/s",
+        "mean ms",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms"
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut failed = false;
+    for &concurrency in &args.concurrency {
+        for &protocol in &args.protocol {
+            let options = LoadOptions {
+                protocol,
+                concurrency,
+                requests: args.requests,
+                warmup: args.warmup,
+                image: std::sync::Arc::clone(&image),
+            };
+            let report = load::run(channel.clone(), token.clone(), &options).await?;
+            out!(
+                "{:<10} {:>5} {:>6} {:>6} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                protocol.rpc(),
+                concurrency,
+                report.ok,
+                report.errors,
+                report.throughput(),
+                ms(report.mean()),
+                ms(report.quantile(0.5)),
+                ms(report.quantile(0.9)),
+                ms(report.quantile(0.99))
+            );
+            if let Some(e) = &report.first_error {
+                eprintln!("{}: first error: {e}", protocol.rpc());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("some calls failed");
+    }
+    Ok(())
 }
 
 async fn classify(args: ClassifyArgs) -> Result<()> {

@@ -1,0 +1,4 @@
+//! The client side: a load generator that drives a running server over `swin.v1` Classify or OIP
+//! ModelInfer (`swin-serve bench --server`), used to compare the two protocols on one server.
+
+pub mod load;
