@@ -2,8 +2,8 @@
 """Offline checks of deploy/: Helm lint, rendering, the chart's own refusals, Kubernetes schemas.
 
     python3 -m venv /tmp/deploy-venv
-    /tmp/deploy-venv/bin/pip install helm-python-sdk pyyaml kubernetes-validate
-    /tmp/deploy-venv/bin/python deploy/check.py
+    /tmp/deploy-venv/bin/pip install -r deploy/requirements.txt
+    /tmp/deploy-venv/bin/python deploy/check.py          # or: bash deploy/run-checks.sh /tmp/deploy-venv/bin/python
 
 Needs no cluster and no Docker. helm-python-sdk wraps Helm's own Go SDK (v4), so lint and rendering
 are Helm's; kubernetes-validate checks every rendered object against the OpenAPI schemas of the
@@ -63,6 +63,21 @@ def values_file(name: str) -> dict:
     return yaml.safe_load((DEPLOY / "k8s" / name).read_text())
 
 
+def helm_values(*names: str) -> dict:
+    """The values `helm install -f a.yaml -f b.yaml` passes on: maps merged, later files win."""
+    def merge(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = merge(a[k], v) if k in a else v
+            return out
+        return b
+    out: dict = {}
+    for name in names:
+        out = merge(out, values_file(name))
+    return out
+
+
 def merged(base: dict, **overrides) -> dict:
     out = copy.deepcopy(base)
     for dotted, value in overrides.items():
@@ -89,8 +104,8 @@ def main() -> int:
     mlu_values = values_file("values-mlu.yaml")
 
     # helm lint --strict (warnings are errors), default values and both example values files.
-    smlu_lint = merged(mlu_values, mlu__resourceName="",
-                       mlu__extraResources=values_file("values-mlu-smlu.yaml")["mlu"]["extraResources"])
+    # deploy/README.md: `helm install ... -f deploy/k8s/values-mlu.yaml -f deploy/k8s/values-mlu-smlu.yaml`
+    smlu_lint = helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")
     for label, vals in [("defaults", None), ("values-cpu", cpu_values), ("values-mlu", mlu_values),
                         ("values-mlu + values-mlu-smlu", smlu_lint)]:
         report = helm_python.lint(str(CHART), vals, strict=True, kube_version="v1.30.0")
@@ -192,13 +207,17 @@ def main() -> int:
     c2 = by_kind(render(merged(mlu_values, mlu__resourceName="cambricon.com/mlu", mlu__count=2)), "Deployment")[0]
     lim = c2["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     check("mlu: resourceName cambricon.com/mlu, count 2", lim.get("cambricon.com/mlu") == 2 and "cambricon.com/mlu370" not in lim)
-    smlu = values_file("values-mlu-smlu.yaml")
-    smlu_values = merged(mlu_values, mlu__resourceName=smlu["mlu"]["resourceName"],
-                         mlu__extraResources=smlu["mlu"]["extraResources"], server__instances=1)
-    lim = by_kind(render(smlu_values), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    check("mlu dynamic-smlu example: vcore and vmemory, no whole card",
+    # The dynamic-smlu example exactly as the README installs it (values-mlu.yaml, then values-mlu-smlu.yaml).
+    smlu_values = helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")
+    smlu_dep = by_kind(render(smlu_values, release="swin-serve-mlu"), "Deployment")[0]
+    lim = smlu_dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    check("mlu dynamic-smlu example (-f values-mlu.yaml -f values-mlu-smlu.yaml): vcore and vmemory, no whole card",
           lim.get("cambricon.com/mlu370.smlu.vcore") == 50 and lim.get("cambricon.com/mlu370.smlu.vmemory") == 16
-          and "cambricon.com/mlu370" not in lim and lim.get("memory") == "4Gi")
+          and "cambricon.com/mlu370" not in lim and lim.get("memory") == "4Gi" and lim.get("cpu") == "4")
+    check("mlu dynamic-smlu example: one instance, MLU env and toleration kept",
+          env_of(smlu_dep)["SWIN_SERVE_INSTANCES"] == "1" and env_of(smlu_dep)["SWIN_SERVE_BACKEND"] == "mlu"
+          and {"key": "cambricon.com/mlu", "operator": "Exists", "effect": "NoSchedule"}
+          in smlu_dep["spec"]["template"]["spec"].get("tolerations", []))
     lim = by_kind(render(merged(mlu_values, mlu__extraResources={"cambricon.com/vmlu": 1})), "Deployment")[0][
         "spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     check("mlu: extraResources added next to the whole card",
@@ -254,6 +273,7 @@ def main() -> int:
         cases = {
             "k8s/cpu.yaml": list(yaml.safe_load_all((DEPLOY / "k8s" / "cpu.yaml").read_text())),
             "k8s/mlu.yaml": list(yaml.safe_load_all((DEPLOY / "k8s" / "mlu.yaml").read_text())),
+            "values-mlu.yaml + values-mlu-smlu.yaml": render(helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")),
             "chart, all optional objects": render(merged(mlu_values, podDisruptionBudget={"enabled": True},
                                                          autoscaling={"enabled": True}, service={"headless": True, "port": 50051},
                                                          server={"labels": {"configMap": "l", "key": "k"}, "imgSize": 256})),

@@ -1,8 +1,13 @@
-"""Fixtures: the real swin-serve binary on a free loopback port, clients, test images and the
-per-image reference answers.
+"""Fixtures: the real swin-serve binary on a free loopback port, swin.v1 stubs, test images.
 
-SWIN_SERVE_BIN   the binary (default target/debug/swin-serve, relative to the repository root)
+SWIN_SERVE_BIN             the binary (default target/debug/swin-serve, relative to the repository root)
 SWIN_OIP_STARTUP_TIMEOUT   seconds to wait for ServerReady (default 180)
+SWIN_OIP_CLIENT            which client's tests this process runs: "triton" (default) or "kserve".
+                           tritonclient and kserve each register the `inference.*` messages in
+                           protobuf's default descriptor pool (from differently named .proto files),
+                           so importing both in one process fails ("duplicate symbol
+                           'inference.ServerLiveRequest'"); run.sh runs one process per client.
+                           Nothing in this file imports either client.
 """
 
 import dataclasses
@@ -16,13 +21,17 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
-import tritonclient.grpc as triton
-from tritonclient.grpc import service_pb2_grpc
-from tritonclient.utils import InferenceServerException
 
 import oip_helpers as H
+
+CLIENT = os.environ.get("SWIN_OIP_CLIENT", "triton")
+if CLIENT == "kserve":
+    collect_ignore = ["test_tritonclient.py", "test_reference_preprocess.py"]
+elif CLIENT == "triton":
+    collect_ignore = ["test_kserve.py"]
+else:
+    raise pytest.UsageError(f"SWIN_OIP_CLIENT must be triton or kserve, not {CLIENT!r}")
 
 REPO = H.REPO
 
@@ -48,6 +57,16 @@ def server_binary():
     if not p.is_absolute():
         p = REPO / p
     return p
+
+
+def _die_with_parent():
+    """Linux: SIGTERM the server if pytest itself dies (killed by a CI timeout, say)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _free_port():
@@ -82,7 +101,7 @@ class Server:
 
 
 def start_server(log_dir, label, extra_args, headers=None):
-    """Start the binary on a free port and wait for ServerReady (through tritonclient)."""
+    """Start the binary on a free port and wait for ServerReady."""
     binary = server_binary()
     if not binary.is_file():
         pytest.fail(
@@ -100,32 +119,43 @@ def start_server(log_dir, label, extra_args, headers=None):
         log_path = Path(log_dir) / f"{label}-{attempt}.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         server = Server(proc, url, log_path, args, headers or {})
-        client = triton.InferenceServerClient(url)
+        channel = grpc.insecure_channel(url)
+        # ServerReady with hand-made bytes: the request is empty, the answer `bool ready = 1`.
+        ready_rpc = channel.unary_unary("/inference.GRPCInferenceService/ServerReady")
+        metadata = tuple((headers or {}).items())
         start = time.monotonic()
         try:
             while time.monotonic() - start < deadline_s:
                 if proc.poll() is not None:
                     break
                 try:
-                    if client.is_server_ready(headers=headers, client_timeout=2):
+                    if ready_rpc(b"", timeout=2, metadata=metadata) == b"\x08\x01":
                         return server
-                except InferenceServerException as e:
-                    last_error = f"{e.status()}: {e.message()}"
+                    last_error = "ServerReady: ready = false"
+                except grpc.RpcError as e:
+                    last_error = f"{e.code()}: {e.details()}"
                 time.sleep(0.2)
         finally:
-            client.close()
+            channel.close()
         tail = server.log_tail()
+        exited = proc.poll()
         server.stop()
-        if "in use" in tail.lower():
+        if exited is not None and "in use" in tail.lower():
             continue  # the port was taken between choosing and binding it: try another
         break
     pytest.fail(
         f"{label} server did not become ready ({' '.join(args)}); last error {last_error!r}; "
-        f"exit code {proc.returncode}; log:\n{tail}",
+        f"{'exited with ' + str(exited) if exited is not None else 'still running, stopped'}; "
+        f"log:\n{tail}",
         pytrace=False,
     )
 
@@ -176,21 +206,6 @@ def auth_server(log_dir, tmp_path_factory):
     )
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="session")
-def client(server):
-    c = triton.InferenceServerClient(server.url)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="session")
-def raw_stub(server):
-    """tritonclient's own generated stub, for requests its high-level API cannot express."""
-    channel = grpc.insecure_channel(server.url, options=GRPC_OPTIONS)
-    yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
-    channel.close()
 
 
 @pytest.fixture(scope="session")
@@ -247,33 +262,6 @@ def model(swin_v1):
 @pytest.fixture(scope="session")
 def images():
     return H.make_images()
-
-
-def infer_images(client, model_name, blobs, outputs=None, **kw):
-    inp = triton.InferInput("IMAGE", [len(blobs)], "BYTES")
-    inp.set_data_from_numpy(H.bytes_tensor(blobs))
-    return client.infer(model_name, [inp], outputs=outputs, client_timeout=120, **kw)
-
-
-def infer_tensor(client, model_name, batch, outputs=None, **kw):
-    inp = triton.InferInput("INPUT", list(batch.shape), "FP32")
-    inp.set_data_from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-    return client.infer(model_name, [inp], outputs=outputs, client_timeout=120, **kw)
-
-
-@pytest.fixture(scope="session")
-def reference(client, model, images):
-    """name -> (logits [C] float32, probabilities [C] float32): one IMAGE request per image."""
-    ref = {}
-    for name, blob in images.items():
-        r = infer_images(client, model.name, [blob])
-        logits = r.as_numpy("LOGITS")
-        probs = r.as_numpy("PROBABILITIES")
-        assert logits.shape == (1, model.classes), (name, logits.shape)
-        assert probs.shape == (1, model.classes), (name, probs.shape)
-        assert logits.dtype == np.float32 and probs.dtype == np.float32
-        ref[name] = (logits[0].copy(), probs[0].copy())
-    return ref
 
 
 @pytest.fixture(scope="session")

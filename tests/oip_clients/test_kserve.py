@@ -1,13 +1,18 @@
 """The Open Inference Protocol v2 service through KServe's Python SDK (kserve.InferenceGRPCClient,
 InferRequest / InferInput / RequestedOutput), against the real binary. KServe sends typed
-`contents` unless the data is a numpy array (then raw_input_contents)."""
+`contents` unless the data is a numpy array (then raw_input_contents).
+
+Runs in its own process (SWIN_OIP_CLIENT=kserve, see conftest.py): kserve and tritonclient cannot
+be imported together. Expectations: swin.v1 Classify for the same image, the tests' own
+preprocessing (INPUT), numpy softmax, models/imagenet_labels.txt."""
 
 import asyncio
 
 import grpc
 import numpy as np
 import pytest
-from kserve import InferenceGRPCClient, InferInput, InferRequest, RequestedOutput
+from kserve import InferenceGRPCClient, InferInput, InferRequest
+from kserve.protocol.infer_type import RequestedOutput
 
 import oip_helpers as H
 from conftest import AUTH_MODEL_NAME, AUTH_TOKEN
@@ -34,6 +39,27 @@ def rpc_error(coro_fn, url, **client_kw):
     return info.value
 
 
+# A few of the test images (each costs one model run per request).
+NAMES = ["landscape_403x297.jpg", "grey_330x250.jpg", "rgba_300x300.png", "wide_900x120.png"]
+
+
+@pytest.fixture(scope="module")
+def reference(server, model, images, swin_v1):
+    """name -> (logits, probabilities) per image, from swin.v1 Classify (not OIP): all C classes."""
+    pb, stub = swin_v1
+    ref = {}
+    for n in NAMES:
+        resp = stub.Classify(pb.ClassifyRequest(image=images[n], top_k=model.classes), timeout=60)
+        logits = np.zeros(model.classes, np.float32)
+        probs = np.zeros(model.classes, np.float32)
+        for p in resp.predictions:
+            assert p.label == model.labels[p.class_id]
+            logits[p.class_id] = p.logit
+            probs[p.class_id] = p.probability
+        ref[n] = (logits, probs)
+    return ref
+
+
 def test_kserve_live_ready_model_ready(server, model):
     async def go(c):
         return (
@@ -49,7 +75,7 @@ def test_kserve_live_ready_model_ready(server, model):
 
 
 def test_kserve_typed_image(server, model, images, reference):
-    names = list(images)[:2]
+    names = NAMES[:2]
     req = InferRequest(
         model_name=model.name,
         request_id="kserve-img",
@@ -72,11 +98,12 @@ def test_kserve_typed_image(server, model, images, reference):
     L, P = logits.as_numpy(), probs.as_numpy()
     for i, n in enumerate(names):
         assert np.max(np.abs(L[i] - reference[n][0])) <= LOGIT_ATOL, n
+        assert np.max(np.abs(P[i] - reference[n][1])) <= 1e-5, n
         np.testing.assert_allclose(P[i], H.softmax(L[i]), rtol=1e-5, atol=1e-9)
 
 
 def test_kserve_typed_and_raw_input_tensor(server, model, tensors, reference):
-    names = list(tensors)[2:4]
+    names = NAMES[2:4]
     batch = np.stack([tensors[n] for n in names]).astype(np.float32)
 
     typed = InferRequest(
@@ -106,7 +133,7 @@ def test_kserve_typed_and_raw_input_tensor(server, model, tensors, reference):
 
 
 def test_kserve_requested_output_classification(server, model, images, reference):
-    name = list(images)[0]
+    name = NAMES[0]
     req = InferRequest(
         model_name=model.name,
         infer_inputs=[InferInput("IMAGE", [1], "BYTES", data=[images[name]])],

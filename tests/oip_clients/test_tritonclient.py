@@ -24,17 +24,59 @@ from conftest import (
     AUTH_MAX_BATCH_IMAGES,
     AUTH_MODEL_NAME,
     AUTH_TOKEN,
+    GRPC_OPTIONS,
     MAIN_INSTANCES,
     MAIN_MAX_BATCH,
     MAIN_MAX_BATCH_IMAGES,
     REPO,
-    infer_images,
-    infer_tensor,
 )
+from tritonclient.grpc import service_pb2_grpc
 
 # INPUT (the test's preprocessing) vs IMAGE (the server's): the server's preprocessing is
 # Pillow-exact, so only float rounding and batch composition differ.
 LOGIT_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = triton.InferenceServerClient(server.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def raw_stub(server):
+    """tritonclient's own generated stub, for requests its high-level API cannot express."""
+    channel = grpc.insecure_channel(server.url, options=GRPC_OPTIONS)
+    yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    channel.close()
+
+
+def infer_images(client, model_name, blobs, outputs=None, **kw):
+    inp = triton.InferInput("IMAGE", [len(blobs)], "BYTES")
+    inp.set_data_from_numpy(H.bytes_tensor(blobs))
+    return client.infer(model_name, [inp], outputs=outputs, client_timeout=120, **kw)
+
+
+def infer_tensor(client, model_name, batch, outputs=None, **kw):
+    inp = triton.InferInput("INPUT", list(batch.shape), "FP32")
+    inp.set_data_from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+    return client.infer(model_name, [inp], outputs=outputs, client_timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(client, model, images):
+    """name -> (logits [C] float32, probabilities [C] float32): one IMAGE request per image."""
+    ref = {}
+    for name, blob in images.items():
+        r = infer_images(client, model.name, [blob])
+        logits = r.as_numpy("LOGITS")
+        probs = r.as_numpy("PROBABILITIES")
+        assert logits.shape == (1, model.classes), (name, logits.shape)
+        assert probs.shape == (1, model.classes), (name, probs.shape)
+        assert logits.dtype == np.float32 and probs.dtype == np.float32
+        ref[name] = (logits[0].copy(), probs[0].copy())
+    return ref
 
 
 def expect_error(status, needles, fn, *args, **kw):
@@ -319,6 +361,8 @@ def test_classification_probabilities(client, model, images):
     out = r.get_output("PROBABILITIES")
     assert out.datatype == "BYTES"
     assert list(out.shape) == [2, k]
+    # raw inputs -> raw outputs, the BYTES one in Triton's length-prefixed layout
+    assert len(r.get_response().raw_output_contents) == 2
     cls = r.as_numpy("PROBABILITIES")
     logits = r.as_numpy("LOGITS")
     assert cls.shape == (2, k) and logits.shape == (2, model.classes)
@@ -533,6 +577,90 @@ def test_error_raw_layout(raw_stub, model, images):
     assert "input" in e.value.details().lower()
 
 
+def _raw_image_request(model_name, raw, shape=(1,)):
+    req = service_pb2.ModelInferRequest(model_name=model_name)
+    req.inputs.add(name="IMAGE", datatype="BYTES", shape=list(shape))
+    req.raw_input_contents.append(raw)
+    return req
+
+
+def _case_trailing(name, S, blob):
+    return _raw_image_request(name, H.serialize_bytes_elements([blob]) + b"abc"), "IMAGE"
+
+
+def _case_zero_batch_input(name, S, blob):
+    req = service_pb2.ModelInferRequest(model_name=name)
+    req.inputs.add(name="INPUT", datatype="FP32", shape=[0, 3, S, S])
+    req.raw_input_contents.append(b"")
+    return req, "INPUT"
+
+
+def _case_zero_batch_image(name, S, blob):
+    return _raw_image_request(name, b"", shape=(0,)), "IMAGE"
+
+
+def _case_negative_dim(name, S, blob):
+    req = service_pb2.ModelInferRequest(model_name=name)
+    req.inputs.add(name="INPUT", datatype="FP32", shape=[-1, 3, S, S])
+    req.raw_input_contents.append(bytes(4 * 3 * S * S))
+    return req, "INPUT"
+
+
+def _case_huge_batch(name, S, blob):
+    req = service_pb2.ModelInferRequest(model_name=name)
+    req.inputs.add(name="INPUT", datatype="FP32", shape=[2**40, 3, S, S])
+    req.raw_input_contents.append(b"")
+    return req, "INPUT"
+
+
+def _case_typed_and_raw(name, S, blob):
+    req = _raw_image_request(name, H.serialize_bytes_elements([blob]))
+    req.inputs[0].contents.bytes_contents.append(blob)
+    return req, "IMAGE"
+
+
+def _case_no_data(name, S, blob):
+    req = service_pb2.ModelInferRequest(model_name=name)
+    req.inputs.add(name="IMAGE", datatype="BYTES", shape=[1])
+    return req, "IMAGE"
+
+
+def _case_classification_not_int(name, S, blob):
+    req = _raw_image_request(name, H.serialize_bytes_elements([blob]))
+    req.outputs.add(name="LOGITS").parameters["classification"].string_param = "5"
+    return req, "classification"
+
+
+def _case_negative_timeout(name, S, blob):
+    req = _raw_image_request(name, H.serialize_bytes_elements([blob]))
+    req.parameters["timeout"].int64_param = -5
+    return req, "timeout"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _case_trailing,
+        _case_zero_batch_input,
+        _case_zero_batch_image,
+        _case_negative_dim,
+        _case_huge_batch,
+        _case_typed_and_raw,
+        _case_no_data,
+        _case_classification_not_int,
+        _case_negative_timeout,
+    ],
+    ids=lambda f: f.__name__[len("_case_"):],
+)
+def test_error_malformed_requests(raw_stub, model, images, case):
+    """Requests no well-behaved client sends: INVALID_ARGUMENT naming the problem, no crash."""
+    req, needle = case(model.name, model.size, images["tiny_97x61.jpg"])
+    with pytest.raises(grpc.RpcError) as e:
+        raw_stub.ModelInfer(req, timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert needle.lower() in e.value.details().lower(), e.value.details()
+
+
 def test_timeout_parameter_expires(client, model, images):
     """Triton's request parameter `timeout` (µs) tightens the deadline: 1 µs cannot be met."""
     blob = next(iter(images.values()))
@@ -714,6 +842,13 @@ def test_auth_required_and_model_name_flag(auth_server, images):
         assert r.as_numpy("LOGITS").shape[0] == 1
     finally:
         c.close()
+    # grpc.health.v1 needs no token (probes): Check{service=""} -> SERVING (enum 1), raw bytes.
+    channel = grpc.insecure_channel(auth_server.url)
+    try:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        assert check(b"", timeout=10) == b"\x08\x01"
+    finally:
+        channel.close()
 
 
 def test_batch_over_max_batch_size_is_invalid(auth_server, images):
