@@ -123,10 +123,14 @@ def test_kserve_typed_and_raw_input_tensor(server, model, tensors, reference):
     tl = t.get_output_by_name("LOGITS").as_numpy()
     rl = r.get_output_by_name("LOGITS").as_numpy()
     assert tl.shape == rl.shape == (2, model.classes)
-    np.testing.assert_array_equal(tl, rl)
-    np.testing.assert_array_equal(
+    # The two images of a request may run as one engine batch or as two (two instances): the
+    # numbers then differ in the last bits (~1e-6), so typed and raw agree to that, not exactly.
+    np.testing.assert_allclose(tl, rl, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
         t.get_output_by_name("PROBABILITIES").as_numpy(),
         r.get_output_by_name("PROBABILITIES").as_numpy(),
+        rtol=1e-4,
+        atol=1e-9,
     )
     for i, n in enumerate(names):
         assert np.max(np.abs(tl[i] - reference[n][0])) <= LOGIT_ATOL, n
