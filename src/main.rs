@@ -16,6 +16,7 @@ use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
+use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
@@ -165,6 +166,39 @@ struct ServeArgs {
     /// the two when it did); expired calls get DEADLINE_EXCEEDED. Default: none.
     #[arg(long, env = "SWIN_SERVE_REQUEST_TIMEOUT_SECS", value_name = "SECONDS")]
     request_timeout: Option<f64>,
+    /// TLS on the gRPC port: PEM certificate chain (leaf first). Needs --tls-key. Plaintext
+    /// connections are then refused. Reloaded when the file changes.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: PEM CA certificates; every client must present a certificate issued by one of
+    /// them. Needs --tls-cert.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// A second, plaintext port serving only grpc.health.v1 (for Kubernetes probes when the gRPC
+    /// port needs TLS client certificates or tokens).
+    #[arg(long, env = "SWIN_SERVE_HEALTH_LISTEN", value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
+    /// Do not serve gRPC server reflection (grpcurl then needs the .proto files).
+    #[arg(long, env = "SWIN_SERVE_NO_REFLECTION")]
+    no_reflection: bool,
 }
 
 #[derive(Args)]
@@ -215,6 +249,28 @@ struct ConnectionArgs {
     /// File whose first line is the bearer token sent as `authorization: Bearer <token>`.
     #[arg(long, env = "SWIN_SERVE_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to verify the server with (https:// URLs; default: the Mozilla roots).
+    #[arg(long, env = "SWIN_SERVE_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require one (mutual TLS). Needs --tls-key.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_CLIENT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_CLIENT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Seconds each call may take (sent as grpc-timeout; also bounds connecting).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
 }
 
 type Client = proto::classifier_client::ClassifierClient<
@@ -337,6 +393,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         shutdown_timeout,
         auth_token_file: args.auth_token_file.clone(),
         metrics_listen: args.metrics_listen,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca.clone(),
+            }),
+        health_listen: args.health_listen,
+        reflection: !args.no_reflection,
         max_concurrent_streams: args.max_concurrent_streams,
         max_connection_age: (args.max_connection_age > 0)
             .then(|| Duration::from_secs(args.max_connection_age)),
@@ -379,12 +446,58 @@ async fn connect_channel(
         None => None,
     };
     let url = &args.server;
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .with_context(|| format!("invalid server URL {url}"))?
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid server URL {url}"))?;
+    if let Some(secs) = args.timeout {
+        let Ok(timeout) = Duration::try_from_secs_f64(secs) else {
+            bail!("--timeout must be a positive number of seconds");
+        };
+        if timeout.is_zero() {
+            bail!("--timeout must be a positive number of seconds");
+        }
+        endpoint = endpoint.timeout(timeout).connect_timeout(timeout);
+    }
+    let wants_tls = args.tls_ca.is_some() || args.tls_cert.is_some();
+    if wants_tls && !url.starts_with("https://") {
+        bail!("--tls-ca / --tls-cert need an https:// server URL (got {url})");
+    }
+    if url.starts_with("https://") {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        tls = match &args.tls_ca {
+            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
+            None => tls.with_webpki_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .context("TLS client configuration")?;
+    }
+    let channel = endpoint
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {}", error_chain(&e)))?;
     Ok((channel, BearerToken(token)))
+}
+
+/// An error and its sources, on one line (tonic's transport errors say "transport error" and keep
+/// the reason — refused, certificate unknown — in their sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn connect(args: &ConnectionArgs) -> Result<Client> {

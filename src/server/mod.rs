@@ -22,6 +22,7 @@ pub mod oip;
 pub mod pipeline;
 pub mod statistics;
 mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,7 +30,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
@@ -117,6 +117,14 @@ pub struct ServerConfig {
     /// Deadline of a Classify / ClassifyBatch call whose client sent no `grpc-timeout`; when it sent
     /// one, the smaller of the two applies. `None`: only the client's.
     pub request_timeout: Option<Duration>,
+    /// TLS on the gRPC port (`--tls-cert`, `--tls-key`, `--tls-client-ca`, see [`tls`]); `None`:
+    /// plaintext.
+    pub tls: Option<tls::TlsFiles>,
+    /// A second, plaintext port serving only `grpc.health.v1` (`--health-listen`): Kubernetes'
+    /// gRPC probes cannot present TLS client certificates or tokens.
+    pub health_listen: Option<SocketAddr>,
+    /// Serve server reflection (`--no-reflection` turns it off). With tokens it needs a token too.
+    pub reflection: bool,
 }
 
 impl Default for ServerConfig {
@@ -132,6 +140,9 @@ impl Default for ServerConfig {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            tls: None,
+            health_listen: None,
+            reflection: true,
         }
     }
 }
@@ -193,6 +204,15 @@ pub enum ServerError {
     /// The token file (`--auth-token-file`) cannot be used.
     #[error("authentication: {0}")]
     Auth(#[from] auth::AuthError),
+    /// The TLS files cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The health port cannot be bound.
+    #[error("cannot listen on --health-listen {addr}: {source}")]
+    HealthListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The model slot shared by the service and the loader: empty until loading is done.
@@ -242,12 +262,28 @@ where
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let reflection_v1 = InterceptedService::new(reflection_v1, authenticate.clone());
+    let reflection_v1 = config
+        .reflection
+        .then(|| InterceptedService::new(reflection_v1, authenticate.clone()));
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, authenticate.clone());
+    let reflection_v1alpha = config
+        .reflection
+        .then(|| InterceptedService::new(reflection_v1alpha, authenticate.clone()));
+    let tls = match &config.tls {
+        Some(files) => Some(tls::ReloadingTls::load(files.clone())?),
+        None => None,
+    };
+    let health_listener = match config.health_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::HealthListen { addr, source })?,
+        ),
+        None => None,
+    };
 
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let pipeline = pipeline::Pipeline::new(Arc::clone(&slot), config.clone());
@@ -297,7 +333,27 @@ where
     });
 
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, "gRPC server listening (health NOT_SERVING until the model is ready)");
+    tracing::info!(addr = ?local, tls = tls.is_some(), mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), "gRPC server listening (health NOT_SERVING until the model is ready)");
+
+    // The plaintext health port: health only, the same statuses; it goes with the server.
+    let health_task = health_listener.map(|listener| {
+        let addr = listener.local_addr().ok();
+        tracing::info!(addr = ?addr, "plaintext health port (grpc.health.v1 only)");
+        let health = health_service.clone();
+        tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(TCP_KEEPALIVE));
+            let served = tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "health port failed");
+            }
+        })
+    });
+    let tls_watch = tls.as_ref().map(|t| t.watch(tls::RELOAD_INTERVAL));
 
     let mut drain_reporter = health_reporter.clone();
     let drain_delay = config.drain_delay;
@@ -339,14 +395,30 @@ where
             .max_connection_age(age)
             .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
     }
-    let server = builder
+    let router = builder
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(classifier)
-        .add_service(inference)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        .add_service(inference);
+    let server: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > =
+        match tls {
+            Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+                tls::incoming(listener, tls, Some(TCP_KEEPALIVE)),
+                stop,
+            )),
+            None => Box::pin(
+                router.serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener)
+                        .with_nodelay(Some(true))
+                        .with_keepalive(Some(TCP_KEEPALIVE)),
+                    stop,
+                ),
+            ),
+        };
     // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
     // remaining ones (a stalled upload, a reflection stream left open) are closed.
     let shutdown_timeout = config.shutdown_timeout;
@@ -371,6 +443,9 @@ where
         }
     };
 
+    for task in [health_task, tls_watch].into_iter().flatten() {
+        task.abort();
+    }
     if let Ok(err) = load_failed_rx.try_recv() {
         return Err(err);
     }
