@@ -487,6 +487,15 @@ async fn connect_channel(
     Ok((channel, BearerToken(token)))
 }
 
+/// A failed call as the CLI reports it: the RPC, the gRPC code and the server's message (escaped).
+fn rpc_failed(rpc: &str, status: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{rpc} failed: {:?}: {}",
+        status.code(),
+        printable(status.message())
+    )
+}
+
 /// An error and its sources, on one line (tonic's transport errors say "transport error" and keep
 /// the reason — refused, certificate unknown — in their sources).
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -551,7 +560,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 ms(report.quantile(0.99))
             );
             if let Some(e) = &report.first_error {
-                eprintln!("{}: first error: {e}", protocol.rpc());
+                eprintln!("{}: first error: {}", protocol.rpc(), printable(e));
                 failed = true;
             }
         }
@@ -568,7 +577,7 @@ async fn classify(args: ClassifyArgs) -> Result<()> {
     let num_classes = client
         .get_model_info(proto::GetModelInfoRequest {})
         .await
-        .context("GetModelInfo failed")?
+        .map_err(|s| rpc_failed("GetModelInfo", &s))?
         .into_inner()
         .num_classes;
     if args.top_k == 0 || args.top_k > num_classes {
@@ -680,7 +689,7 @@ async fn info(args: InfoArgs) -> Result<()> {
     let info = client
         .get_model_info(proto::GetModelInfoRequest {})
         .await
-        .context("GetModelInfo failed")?
+        .map_err(|s| rpc_failed("GetModelInfo", &s))?
         .into_inner();
     // Debug formatting escapes control characters in every string the server sent.
     out!("{info:#?}");

@@ -348,3 +348,73 @@ async fn bad_tls_files_stop_the_server_with_a_clear_error() {
         assert!(e.contains(says), "{says:?} not in {e:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let (cert, key) = ca.issue("localhost", false);
+    let (client_cert, client_key) = client_ca.issue("cli", true);
+    let tokens = write(dir.path(), "tokens", "cli-token\n");
+    let srv = start(ServerConfig {
+        tls: Some(TlsFiles {
+            cert: write(dir.path(), "tls.crt", &cert),
+            key: write(dir.path(), "tls.key", &key),
+            client_ca: Some(write(dir.path(), "client-ca.crt", &client_ca.pem())),
+        }),
+        auth_token_file: Some(tokens),
+        ..ServerConfig::default()
+    })
+    .await;
+    let ca_file = write(dir.path(), "ca.crt", &ca.pem());
+    let cert_file = write(dir.path(), "cli.crt", &client_cert);
+    let key_file = write(dir.path(), "cli.key", &client_key);
+    let good_token = write(dir.path(), "cli-token", "cli-token\n");
+    let bad_token = write(dir.path(), "bad-token", "nope\n");
+    let url = format!("https://localhost:{}", srv.addr.port());
+
+    // `info` asks GetModelInfo: the model never loads here, so a request that got through TLS,
+    // the client certificate and the token is answered "model is loading" (UNAVAILABLE).
+    let info = move |extra: Vec<&Path>, token: &Path| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_swin-serve"));
+        cmd.args(["info", "--server", &url, "--timeout", "10", "--tls-ca"])
+            .arg(&ca_file)
+            .arg("--token-file")
+            .arg(token);
+        if let [cert, key] = extra.as_slice() {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        cmd.env_remove("SWIN_SERVE_URL");
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, stderr) = tokio::task::spawn_blocking({
+        let info = info.clone();
+        let (c, k, t) = (cert_file.clone(), key_file.clone(), good_token.clone());
+        move || info(vec![&c, &k], &t)
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("loading"), "{stderr}");
+    let (ok, stderr) = tokio::task::spawn_blocking({
+        let info = info.clone();
+        let (c, k, t) = (cert_file.clone(), key_file.clone(), bad_token.clone());
+        move || info(vec![&c, &k], &t)
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("Unauthenticated: invalid bearer token"), "{stderr}");
+    let (ok, stderr) = tokio::task::spawn_blocking({
+        let info = info.clone();
+        let t = good_token.clone();
+        move || info(vec![], &t)
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(!stderr.contains("loading"), "no client certificate must not get through: {stderr}");
+    srv.stop().await;
+}
