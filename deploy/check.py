@@ -50,6 +50,12 @@ def render(values: dict | None, release: str = "swin-serve") -> list[dict]:
     return docs
 
 
+def render_notes(values: dict | None, release: str = "swin-serve") -> str:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        manifests = chart.render(values, name=release, namespace="default", is_install=True)
+    return "".join(text for source, text in manifests.items() if source.endswith("NOTES.txt"))
+
+
 def by_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d.get("kind") == kind]
 
@@ -89,6 +95,70 @@ def merged(base: dict, **overrides) -> dict:
     return out
 
 
+# Env vars naming files the server reads from a mounted Secret / ConfigMap, and whether it re-reads them.
+FILE_ENV = ("SWIN_SERVE_TLS_CERT", "SWIN_SERVE_TLS_KEY", "SWIN_SERVE_TLS_CLIENT_CA", "SWIN_SERVE_AUTH_TOKEN_FILE")
+
+
+def secret_file_problems(deployment: dict, expected: dict[str, tuple[str, str, str]]) -> list[str]:
+    """What is wrong with the files the server re-reads (TLS, client CA, tokens).
+
+    expected: env var -> (volume kind "secret" / "configMap", object name, key). Each such variable must
+    name <mountPath>/<key> of a whole-volume, read-only mount (no subPath: a subPath mount never receives
+    Secret updates, which would defeat rotation) of a volume of that object; no other file variable may
+    be set; no mount of a Secret or ConfigMap volume may use subPath.
+    """
+    pod = deployment["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+    problems = []
+    for m in mounts:
+        v = volumes.get(m["name"], {})
+        if ("secret" in v or "configMap" in v) and ("subPath" in m or "subPathExpr" in m):
+            problems.append(f"mount {m['name']} uses subPath (never updated when the Secret/ConfigMap changes)")
+    for var in FILE_ENV:
+        if var not in expected:
+            if var in env:
+                problems.append(f"{var} set ({env[var]}) but not expected")
+            continue
+        kind, name, key = expected[var]
+        path = env.get(var)
+        if not path:
+            problems.append(f"{var} missing")
+            continue
+        directory, _, base = path.rpartition("/")
+        mount = next((m for m in mounts if m["mountPath"].rstrip("/") == directory), None)
+        if mount is None:
+            problems.append(f"{var}={path}: no volume mounted at {directory}")
+            continue
+        vol = volumes.get(mount["name"], {})
+        src = vol.get(kind) or {}
+        actual = src.get("secretName") if kind == "secret" else src.get("name")
+        if actual != name:
+            problems.append(f"{var}: mount {mount['name']} is not {kind} {name} ({vol})")
+        if base != key:
+            problems.append(f"{var}={path}: file {base}, expected key {key}")
+        if "items" in src and not any(i.get("key") == key and i.get("path") == base for i in src["items"]):
+            problems.append(f"{var}: volume {mount['name']} projects items without {key}")
+        if not mount.get("readOnly"):
+            problems.append(f"{var}: mount {mount['name']} not readOnly")
+    return problems
+
+
+def probe_problems(deployment: dict, port: int) -> list[str]:
+    """Startup and readiness are gRPC health checks, liveness a TCP connect, all three on `port`."""
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    problems = []
+    if c["startupProbe"].get("grpc") != {"port": port}:
+        problems.append(f"startupProbe {c['startupProbe'].get('grpc')}")
+    if c["readinessProbe"].get("grpc") != {"port": port, "service": "swin.v1.Classifier"}:
+        problems.append(f"readinessProbe {c['readinessProbe'].get('grpc')}")
+    if c["livenessProbe"].get("tcpSocket") != {"port": port} or "grpc" in c["livenessProbe"]:
+        problems.append(f"livenessProbe {c['livenessProbe']}")
+    return problems
+
+
 def main() -> int:
     yaml_files = sorted(
         p for p in DEPLOY.rglob("*.yaml") if "templates" not in p.parts
@@ -106,8 +176,9 @@ def main() -> int:
     # helm lint --strict (warnings are errors), default values and both example values files.
     # deploy/README.md: `helm install ... -f deploy/k8s/values-mlu.yaml -f deploy/k8s/values-mlu-smlu.yaml`
     smlu_lint = helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")
+    cpu_tls_values = helm_values("values-cpu.yaml", "values-cpu-tls.yaml")
     for label, vals in [("defaults", None), ("values-cpu", cpu_values), ("values-mlu", mlu_values),
-                        ("values-mlu + values-mlu-smlu", smlu_lint)]:
+                        ("values-mlu + values-mlu-smlu", smlu_lint), ("values-cpu + values-cpu-tls", cpu_tls_values)]:
         report = helm_python.lint(str(CHART), vals, strict=True, kube_version="v1.30.0")
         bad = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
         check(f"helm lint --strict ({label})", not bad, str(bad))
@@ -141,6 +212,10 @@ def main() -> int:
           pod["securityContext"]["runAsNonRoot"] and c["securityContext"]["readOnlyRootFilesystem"])
     check("default: no MLU resource or toleration",
           not any(k.startswith("cambricon.com/") for k in c["resources"].get("limits", {})) and "tolerations" not in pod)
+    check("default: plaintext, no health port, reflection on, no token file",
+          not ({"SWIN_SERVE_HEALTH_LISTEN", "SWIN_SERVE_NO_REFLECTION"} | set(FILE_ENV)) & set(env)
+          and [p["name"] for p in c["ports"]] == ["grpc"]
+          and not secret_file_problems(dep, {}))
     svc = by_kind(docs, "Service")[0]
     check("service: selects the pods, targets port name grpc",
           svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
@@ -154,9 +229,13 @@ def main() -> int:
         "SWIN_SERVE_CACHE", "SWIN_SERVE_MAX_MESSAGE_BYTES", "SWIN_SERVE_MAX_IMAGE_PIXELS",
         "SWIN_SERVE_MAX_BATCH_IMAGES", "SWIN_SERVE_DRAIN_DELAY_SECS", "SWIN_SERVE_IMG_SIZE",
         "SWIN_SERVE_WINDOW_SIZE", "RUST_LOG", "HOME",
+        "SWIN_SERVE_HEALTH_LISTEN", "SWIN_SERVE_TLS_CERT", "SWIN_SERVE_TLS_KEY", "SWIN_SERVE_TLS_CLIENT_CA",
+        "SWIN_SERVE_AUTH_TOKEN_FILE", "SWIN_SERVE_NO_REFLECTION",
     }
     everything = merged(mlu_values, server__imgSize=256, server__windowSize=8,
-                        server__labels={"configMap": "labels", "key": "labels.txt"})
+                        server__labels={"configMap": "labels", "key": "labels.txt"}, server__reflection=False,
+                        tls={"enabled": True, "secretName": "t", "clientCA": {"configMap": "ca"}},
+                        auth={"tokenSecret": {"name": "tok"}})
     all_env = set(env_of(by_kind(render(everything), "Deployment")[0])) | set(env)
     check("env: only variables the binary reads", all_env <= known, str(all_env - known))
     main_rs = DEPLOY.parent / "src" / "main.rs"
@@ -238,6 +317,111 @@ def main() -> int:
     docs = render({"podDisruptionBudget": {"enabled": True, "minAvailable": None, "maxUnavailable": 1}})
     check("pdb: maxUnavailable", by_kind(docs, "PodDisruptionBudget")[0]["spec"] .get("maxUnavailable") == 1)
 
+    # TLS, mutual TLS, tokens, health port, reflection.
+    # The example exactly as the README installs it (-f values-cpu.yaml -f values-cpu-tls.yaml).
+    docs = render(cpu_tls_values)
+    dep = by_kind(docs, "Deployment")[0]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = env_of(dep)
+    problems = secret_file_problems(dep, {
+        "SWIN_SERVE_TLS_CERT": ("secret", "swin-serve-tls", "tls.crt"),
+        "SWIN_SERVE_TLS_KEY": ("secret", "swin-serve-tls", "tls.key"),
+        "SWIN_SERVE_TLS_CLIENT_CA": ("secret", "swin-serve-tls", "ca.crt"),
+        "SWIN_SERVE_AUTH_TOKEN_FILE": ("secret", "swin-serve-tokens", "tokens"),
+    })
+    check("tls example: cert, key, client CA and tokens are files of whole, read-only Secret mounts (no subPath)",
+          not problems, "; ".join(problems))
+    check("tls example: client CA from the TLS Secret reuses its mount (the Secret is mounted once)",
+          [v["name"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "swin-serve-tls"] == ["tls"])
+    check("tls example: startup/readiness (gRPC) and liveness (TCP) on the health port 8086",
+          not probe_problems(dep, 8086), "; ".join(probe_problems(dep, 8086)))
+    check("tls example: health port listens (SWIN_SERVE_HEALTH_LISTEN) and is a container port",
+          env.get("SWIN_SERVE_HEALTH_LISTEN") == "0.0.0.0:8086"
+          and {"name": "health", "containerPort": 8086, "protocol": "TCP"} in c["ports"]
+          and env["SWIN_SERVE_LISTEN"] == "0.0.0.0:50051")
+    svc = by_kind(docs, "Service")[0]
+    check("tls example: the Service exposes only the gRPC port, without appProtocol grpc",
+          [p["targetPort"] for p in svc["spec"]["ports"]] == ["grpc"] and "appProtocol" not in svc["spec"]["ports"][0])
+    check("tls example: reflection on (no SWIN_SERVE_NO_REFLECTION)", "SWIN_SERVE_NO_REFLECTION" not in env)
+    check("tls example: the rest of values-cpu.yaml kept (2 replicas, download, 4 CPUs)",
+          dep["spec"]["replicas"] == 2 and "SWIN_SERVE_MODEL" not in env and c["resources"]["limits"]["cpu"] == "4")
+    # The checkers themselves: a subPath mount, a missing readOnly and a probe left on the TLS port are caught.
+    broken = copy.deepcopy(dep)
+    bc = broken["spec"]["template"]["spec"]["containers"][0]
+    for m in bc["volumeMounts"]:
+        if m["name"] == "tls":
+            m["subPath"] = "tls.crt"
+        if m["name"] == "auth":
+            del m["readOnly"]
+    bc["readinessProbe"]["grpc"]["port"] = 50051
+    bp = secret_file_problems(broken, {
+        "SWIN_SERVE_TLS_CERT": ("secret", "swin-serve-tls", "tls.crt"),
+        "SWIN_SERVE_TLS_KEY": ("secret", "swin-serve-tls", "tls.key"),
+        "SWIN_SERVE_TLS_CLIENT_CA": ("secret", "swin-serve-tls", "ca.crt"),
+        "SWIN_SERVE_AUTH_TOKEN_FILE": ("secret", "swin-serve-tokens", "tokens"),
+    })
+    check("self-test: the mount checker catches subPath and a writable mount",
+          any("subPath" in p for p in bp) and any("readOnly" in p for p in bp), "; ".join(bp))
+    check("self-test: the probe checker catches a probe on the TLS port", bool(probe_problems(broken, 8086)))
+
+    notes = render_notes(cpu_tls_values)
+    check("tls example NOTES: grpcurl with -cacert/-authority/-cert/-key and a token, CLI with --tls-ca, no -plaintext",
+          "grpcurl -cacert ca.crt -authority swin-serve.default.svc -cert client.crt -key client.key" in notes
+          and 'authorization: Bearer $TOKEN' in notes and "--tls-ca ca.crt --tls-cert client.crt" in notes
+          and "https://swin-serve.default.svc:50051" in notes and "-plaintext" not in notes)
+    check("default NOTES: grpcurl -plaintext, no TLS", "grpcurl -plaintext localhost:50051 list" in render_notes(None)
+          and "-cacert" not in render_notes(None))
+
+    # TLS alone: no client CA, no tokens; a ConfigMap or another Secret as the client CA.
+    tls_only = {"tls": {"enabled": True, "secretName": "srv"}}
+    dep = by_kind(render(tls_only), "Deployment")[0]
+    problems = secret_file_problems(dep, {"SWIN_SERVE_TLS_CERT": ("secret", "srv", "tls.crt"),
+                                          "SWIN_SERVE_TLS_KEY": ("secret", "srv", "tls.key")})
+    check("tls only: cert and key mounted, no client CA, no token file", not problems, "; ".join(problems))
+    check("tls only: probes on the health port", not probe_problems(dep, 8086))
+    check("tls only: the Service keeps the default appProtocol (NOTES warn about it)",
+          by_kind(render(tls_only), "Service")[0]["spec"]["ports"][0].get("appProtocol") == "grpc"
+          and 'service.appProtocol is "grpc"' in render_notes(tls_only))
+    dep = by_kind(render(merged(tls_only, tls__clientCA={"configMap": "clients-ca", "key": "bundle.pem"})), "Deployment")[0]
+    problems = secret_file_problems(dep, {"SWIN_SERVE_TLS_CERT": ("secret", "srv", "tls.crt"),
+                                          "SWIN_SERVE_TLS_KEY": ("secret", "srv", "tls.key"),
+                                          "SWIN_SERVE_TLS_CLIENT_CA": ("configMap", "clients-ca", "bundle.pem")})
+    check("mtls: client CA from a ConfigMap (trust-manager), its own read-only mount", not problems, "; ".join(problems))
+    dep = by_kind(render(merged(tls_only, tls__clientCA={"secretName": "clients-ca"})), "Deployment")[0]
+    problems = secret_file_problems(dep, {"SWIN_SERVE_TLS_CERT": ("secret", "srv", "tls.crt"),
+                                          "SWIN_SERVE_TLS_KEY": ("secret", "srv", "tls.key"),
+                                          "SWIN_SERVE_TLS_CLIENT_CA": ("secret", "clients-ca", "ca.crt")})
+    check("mtls: client CA from another Secret, its own read-only mount", not problems, "; ".join(problems))
+    # Tokens without TLS: probes stay on the gRPC port (health needs no token).
+    dep = by_kind(render({"auth": {"tokenSecret": {"name": "tok", "key": "t.txt"}}}), "Deployment")[0]
+    problems = secret_file_problems(dep, {"SWIN_SERVE_AUTH_TOKEN_FILE": ("secret", "tok", "t.txt")})
+    check("tokens without TLS: token file mounted, no TLS, probes on the gRPC port",
+          not problems and not probe_problems(dep, 50051) and "SWIN_SERVE_HEALTH_LISTEN" not in env_of(dep),
+          "; ".join(problems))
+    # Health port: forced on without TLS, another port, IPv6 listen host, a non-default gRPC port.
+    dep = by_kind(render({"server": {"healthPort": {"enabled": True}}}), "Deployment")[0]
+    check("healthPort.enabled=true without TLS: probes on 8086, no TLS env",
+          not probe_problems(dep, 8086) and env_of(dep).get("SWIN_SERVE_HEALTH_LISTEN") == "0.0.0.0:8086"
+          and not secret_file_problems(dep, {}))
+    dep = by_kind(render(merged(tls_only, server={"port": 6000, "listenHost": "[::]",
+                                                  "healthPort": {"enabled": "auto", "port": 9000}})), "Deployment")[0]
+    check("tls, gRPC port 6000, health port 9000, [::]: probes on 9000, both listen addresses",
+          not probe_problems(dep, 9000) and env_of(dep)["SWIN_SERVE_HEALTH_LISTEN"] == "[::]:9000"
+          and env_of(dep)["SWIN_SERVE_LISTEN"] == "[::]:6000")
+    # Reflection off: the value clap accepts for a flag from the environment ("true"; "1" is refused).
+    check("server.reflection=false: SWIN_SERVE_NO_REFLECTION=true",
+          env_of(by_kind(render({"server": {"reflection": False}}), "Deployment")[0]).get("SWIN_SERVE_NO_REFLECTION") == "true")
+    # MLU with TLS: the same probes and mounts.
+    dep = by_kind(render(merged(mlu_values, tls={"enabled": True, "secretName": "srv"}), release="swin-serve-mlu"), "Deployment")[0]
+    check("mlu with tls: probes on the health port, cert and key mounted",
+          not probe_problems(dep, 8086) and not secret_file_problems(dep, {
+              "SWIN_SERVE_TLS_CERT": ("secret", "srv", "tls.crt"), "SWIN_SERVE_TLS_KEY": ("secret", "srv", "tls.key")}))
+    # tls.secretName alone (TLS switched off) stays plaintext, and NOTES say so.
+    dep = by_kind(render({"tls": {"enabled": False, "secretName": "srv"}}), "Deployment")[0]
+    check("tls.enabled=false with a secretName: plaintext, probes on the gRPC port",
+          not secret_file_problems(dep, {}) and not probe_problems(dep, 50051))
+
     # The chart refuses values that cannot work.
     refusals = {
         "backend=tpu": {"backend": "tpu"},
@@ -251,6 +435,22 @@ def main() -> int:
         "pdb with both fields": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}},
         "instances 0 (schema)": {"server": {"instances": 0}},
         "model.source typo (schema)": {"model": {"source": "s3"}},
+        "tls.enabled without tls.secretName": {"tls": {"enabled": True}},
+        "tls.enabled with healthPort.enabled=false (probes could not work)":
+            {"tls": {"enabled": True, "secretName": "s"}, "server": {"healthPort": {"enabled": False}}},
+        "health port = gRPC port": {"tls": {"enabled": True, "secretName": "s"}, "server": {"healthPort": {"port": 50051}}},
+        "health port = gRPC port, forced on without TLS": {"server": {"port": 7000, "healthPort": {"enabled": True, "port": 7000}}},
+        "tls.clientCA without tls.enabled (every client accepted, in plaintext)": {"tls": {"clientCA": {"secretName": "ca"}}},
+        "tls.clientCA with both secretName and configMap":
+            {"tls": {"enabled": True, "secretName": "s", "clientCA": {"secretName": "a", "configMap": "b"}}},
+        "tls.secretName not a DNS name (schema)": {"tls": {"enabled": True, "secretName": "My_Secret"}},
+        "tls misspelt field tls.secret (schema)": {"tls": {"enabled": True, "secret": "s"}},
+        "tls.enabled as a string (schema)": {"tls": {"enabled": "yes", "secretName": "s"}},
+        "healthPort.enabled not auto/true/false (schema)": {"server": {"healthPort": {"enabled": "always"}}},
+        "healthPort.port 0 (schema)": {"server": {"healthPort": {"port": 0}}},
+        "auth token key empty (schema)": {"auth": {"tokenSecret": {"name": "t", "key": ""}}},
+        "auth token key with a slash (schema)": {"auth": {"tokenSecret": {"name": "t", "key": "a/b"}}},
+        "reflection as a string (schema)": {"server": {"reflection": "false"}},
     }
     for label, vals in refusals.items():
         try:
@@ -258,11 +458,14 @@ def main() -> int:
             check(f"refused: {label}", False, "rendered without error")
         except helm_python.HelmError as e:
             check(f"refused: {label}", True)
-            print(f"        ({str(e).splitlines()[0][:150]})")
+            lines = str(e).splitlines()
+            # A schema refusal names the offending value on a later line ("- at '/tls/enabled': ...").
+            shown = next((l.strip() for l in lines if " at '/" in l), lines[0])
+            print(f"        ({shown[:150]})")
 
     # Plain manifests up to date with the chart.
     r = subprocess.run([sys.executable, str(DEPLOY / "k8s" / "render.py"), "--check"], capture_output=True, text=True)
-    check("k8s/cpu.yaml and k8s/mlu.yaml match the chart", r.returncode == 0, r.stderr.strip())
+    check("k8s/cpu.yaml, k8s/mlu.yaml and k8s/cpu-tls.yaml match the chart", r.returncode == 0, r.stderr.strip())
 
     # Kubernetes OpenAPI schemas.
     try:
@@ -273,6 +476,13 @@ def main() -> int:
         cases = {
             "k8s/cpu.yaml": list(yaml.safe_load_all((DEPLOY / "k8s" / "cpu.yaml").read_text())),
             "k8s/mlu.yaml": list(yaml.safe_load_all((DEPLOY / "k8s" / "mlu.yaml").read_text())),
+            "k8s/cpu-tls.yaml": list(yaml.safe_load_all((DEPLOY / "k8s" / "cpu-tls.yaml").read_text())),
+            "mlu, TLS, client CA from a ConfigMap, tokens, no reflection, health port 9000": render(merged(
+                mlu_values, tls={"enabled": True, "secretName": "srv", "clientCA": {"configMap": "ca", "key": "ca.pem"}},
+                auth={"tokenSecret": {"name": "tok"}}, server={"reflection": False, "healthPort": {"port": 9000}})),
+            "cpu, TLS, client CA from another Secret, headless Service": render({
+                "tls": {"enabled": True, "secretName": "srv", "clientCA": {"secretName": "clients"}},
+                "service": {"headless": True}}),
             "values-mlu.yaml + values-mlu-smlu.yaml": render(helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")),
             "chart, all optional objects": render(merged(mlu_values, podDisruptionBudget={"enabled": True},
                                                          autoscaling={"enabled": True}, service={"headless": True, "port": 50051},

@@ -196,8 +196,9 @@ struct ServeArgs {
     /// port needs TLS client certificates or tokens).
     #[arg(long, env = "SWIN_SERVE_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
-    /// Do not serve gRPC server reflection (grpcurl then needs the .proto files).
-    #[arg(long, env = "SWIN_SERVE_NO_REFLECTION")]
+    /// Do not serve gRPC server reflection (grpcurl then needs the .proto files). The environment
+    /// variable takes true/1/yes/on (false/0/no/off or empty: reflection on).
+    #[arg(long, env = "SWIN_SERVE_NO_REFLECTION", value_parser = clap::builder::FalseyValueParser::new())]
     no_reflection: bool,
 }
 
@@ -217,18 +218,21 @@ struct ClassifyArgs {
 struct BenchArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Image file every call carries.
+    /// Image file every call carries (default: a generated 500×375 JPEG).
     #[arg(long)]
-    image: PathBuf,
-    /// APIs to load, one after the other (comma-separated).
+    image: Option<PathBuf>,
+    /// RPCs to load, one run each, in this order (comma-separated; repeat one to interleave runs).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "classify")]
-    protocol: Vec<Protocol>,
+    rpc: Vec<Protocol>,
     /// Callers in flight at once (comma-separated: one run per value).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     concurrency: Vec<usize>,
-    /// Calls measured per run.
+    /// Calls measured per run (unless --duration).
     #[arg(long, default_value_t = 100)]
     requests: usize,
+    /// Seconds each run lasts (instead of --requests).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
     /// Calls sent before each run, not measured.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
@@ -519,9 +523,20 @@ async fn connect(args: &ConnectionArgs) -> Result<Client> {
 }
 
 async fn bench(args: BenchArgs) -> Result<()> {
-    let image = std::fs::read(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let image = match &args.image {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => load::default_image(),
+    };
     let image = std::sync::Arc::new(image);
+    let stop = match args.duration {
+        None => load::Stop::Requests(args.requests),
+        Some(secs) => match Duration::try_from_secs_f64(secs) {
+            Ok(d) if !d.is_zero() => load::Stop::Duration(d),
+            _ => bail!("--duration must be a positive number of seconds"),
+        },
+    };
     let (channel, token) = connect_channel(&args.connection).await?;
     out!(
         "{:<10} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -538,17 +553,30 @@ async fn bench(args: BenchArgs) -> Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut failed = false;
     for &concurrency in &args.concurrency {
-        for &protocol in &args.protocol {
+        for &protocol in &args.rpc {
             let options = LoadOptions {
                 protocol,
                 concurrency,
-                requests: args.requests,
+                stop,
                 warmup: args.warmup,
                 image: std::sync::Arc::clone(&image),
             };
+            eprintln!(
+                "running {} at concurrency {concurrency} ({})",
+                protocol.rpc(),
+                match stop {
+                    load::Stop::Requests(n) => format!("{n} calls"),
+                    load::Stop::Duration(d) => format!("{:.0} s", d.as_secs_f64()),
+                }
+            );
             let report = load::run(channel.clone(), token.clone(), &options).await?;
+            let codes: Vec<String> = report
+                .codes
+                .iter()
+                .map(|(code, n)| format!("{code}={n}"))
+                .collect();
             out!(
-                "{:<10} {:>5} {:>6} {:>6} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                "{:<10} {:>5} {:>6} {:>6} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  {}",
                 protocol.rpc(),
                 concurrency,
                 report.ok,
@@ -557,7 +585,8 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 ms(report.mean()),
                 ms(report.quantile(0.5)),
                 ms(report.quantile(0.9)),
-                ms(report.quantile(0.99))
+                ms(report.quantile(0.99)),
+                codes.join(" ")
             );
             if let Some(e) = &report.first_error {
                 eprintln!("{}: first error: {}", protocol.rpc(), printable(e));

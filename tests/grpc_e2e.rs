@@ -1823,3 +1823,54 @@ async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
+    use swin_serve::client::load::{self, Bearer, LoadOptions, Protocol, Stop};
+    let gate = Arc::new(Gate::default());
+    gate.open();
+    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    for protocol in [Protocol::Classify, Protocol::ModelInfer] {
+        let options = LoadOptions {
+            protocol,
+            concurrency: 3,
+            stop: Stop::Requests(7),
+            warmup: 2,
+            image: Arc::new(load::default_image()),
+        };
+        let report = guarded(load::run(ch.clone(), Bearer(None), &options))
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.ok, report.errors),
+            (7, 0),
+            "{protocol:?}: {report:?}"
+        );
+        assert_eq!(report.latencies.len(), 7);
+        assert!(report.quantile(0.99) >= report.quantile(0.5));
+
+        let bad = LoadOptions {
+            image: Arc::new(b"not an image".to_vec()),
+            stop: Stop::Duration(Duration::from_millis(300)),
+            ..options
+        };
+        let report = guarded(load::run(ch.clone(), Bearer(None), &bad))
+            .await
+            .unwrap();
+        assert_eq!(report.ok, 0);
+        assert!(report.errors >= 3, "{report:?}");
+        assert_eq!(
+            report.codes.get("InvalidArgument").copied(),
+            Some(report.errors),
+            "{report:?}"
+        );
+    }
+    // 7 good images + 2 warm-up per protocol reached the engine.
+    assert_eq!(gate.batches().len(), 2 * (7 + 2));
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}

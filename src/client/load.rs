@@ -1,7 +1,9 @@
 //! Closed-loop load: `concurrency` callers, each sending its next request as soon as the previous
-//! one is answered, over one HTTP/2 connection (as a gRPC client library does), until `requests`
-//! have been answered. Latency is measured per call on the client; throughput over the whole run.
+//! one is answered, over one HTTP/2 connection (as a gRPC client library does), until a number of
+//! calls have been answered or a duration has passed. Latency is measured per call on the client;
+//! throughput over the whole run; failures counted by gRPC code.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,14 +34,23 @@ impl Protocol {
     }
 }
 
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// After this many calls (answered, OK or not).
+    Requests(usize),
+    /// Once this long has passed (calls in flight then are still waited for and counted).
+    Duration(Duration),
+}
+
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub protocol: Protocol,
     /// Callers in flight at once.
     pub concurrency: usize,
-    /// Answered calls to measure (after the warm-up).
-    pub requests: usize,
+    /// When to stop measuring (after the warm-up).
+    pub stop: Stop,
     /// Calls sent first and not measured.
     pub warmup: usize,
     /// The encoded image every call carries.
@@ -56,6 +67,8 @@ pub struct LoadReport {
     /// Calls answered with an error, and the first error seen.
     pub errors: usize,
     pub first_error: Option<String>,
+    /// Failed calls by gRPC code (`Unavailable`, `DeadlineExceeded`, ...).
+    pub codes: BTreeMap<String, usize>,
     /// Wall time of the measured part.
     pub wall: Duration,
     /// Latencies of the OK calls, sorted.
@@ -89,7 +102,7 @@ impl LoadReport {
 /// Errors before the load starts.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("--concurrency and --requests must be at least 1")]
+    #[error("--concurrency and --requests (or --duration) must be at least 1")]
     Options,
     #[error("the server lists no model (RepositoryIndex): {0}")]
     NoModel(String),
@@ -116,6 +129,24 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A test image for runs given no `--image`: a 500×375 JPEG (quality 90) of smooth colour
+/// gradients, the size of a typical ImageNet photo.
+pub fn default_image() -> Vec<u8> {
+    let (w, h) = (500u32, 375u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            ((x + 2 * y) % 256) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .expect("encoding a JPEG in memory cannot fail");
+    out.into_inner()
+}
 
 /// A caller's client.
 #[derive(Clone)]
@@ -174,7 +205,11 @@ pub async fn run(
     token: Bearer,
     options: &LoadOptions,
 ) -> Result<LoadReport, LoadError> {
-    if options.concurrency == 0 || options.requests == 0 {
+    let empty = match options.stop {
+        Stop::Requests(n) => n == 0,
+        Stop::Duration(d) => d.is_zero(),
+    };
+    if options.concurrency == 0 || empty {
         return Err(LoadError::Options);
     }
     let authed = InterceptedService::new(channel, token);
@@ -217,25 +252,30 @@ pub async fn run(
             let mut caller = caller.clone();
             let next = Arc::clone(&next);
             let image = Arc::clone(&options.image);
-            let total = options.requests;
+            let stop = options.stop;
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
+                loop {
+                    let more = match stop {
+                        Stop::Requests(total) => next.fetch_add(1, Ordering::Relaxed) < total,
+                        Stop::Duration(d) => started.elapsed() < d,
+                    };
+                    if !more {
+                        break;
+                    }
                     let sent = Instant::now();
                     match caller.call(&image).await {
                         Ok(()) => latencies.push(sent.elapsed()),
-                        Err(status) => {
-                            errors.push(format!("{:?}: {}", status.code(), status.message()))
-                        }
+                        Err(status) => errors.push(status),
                     }
                 }
                 (latencies, errors)
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(options.requests);
-    let mut errors = Vec::new();
+    let mut latencies = Vec::new();
+    let mut errors: Vec<tonic::Status> = Vec::new();
     for worker in workers {
         let (l, e) = worker.await.unwrap_or_default();
         latencies.extend(l);
@@ -243,12 +283,19 @@ pub async fn run(
     }
     let wall = started.elapsed();
     latencies.sort();
+    let mut codes = BTreeMap::new();
+    for status in &errors {
+        *codes.entry(format!("{:?}", status.code())).or_insert(0) += 1;
+    }
     Ok(LoadReport {
         protocol: options.protocol,
         concurrency: options.concurrency,
         ok: latencies.len(),
         errors: errors.len(),
-        first_error: errors.into_iter().next(),
+        first_error: errors
+            .first()
+            .map(|s| format!("{:?}: {}", s.code(), s.message())),
+        codes,
         wall,
         latencies,
     })
@@ -266,6 +313,7 @@ mod tests {
             ok: 4,
             errors: 0,
             first_error: None,
+            codes: BTreeMap::new(),
             wall: Duration::from_secs(2),
             latencies: [1, 2, 3, 10].map(Duration::from_millis).to_vec(),
         };

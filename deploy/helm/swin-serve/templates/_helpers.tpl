@@ -69,6 +69,37 @@ no CPU limit is set.
 {{- end }}
 
 {{/*
+"true" when the plaintext health port is open (SWIN_SERVE_HEALTH_LISTEN) and the probes use it:
+server.healthPort.enabled true, or "auto" with tls.enabled; "" otherwise.
+*/}}
+{{- define "swin-serve.healthPortOn" -}}
+{{- $mode := toString .Values.server.healthPort.enabled }}
+{{- if or (eq $mode "true") (and (eq $mode "auto") .Values.tls.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+The port the probes use: the health port when it is open, else the gRPC port.
+*/}}
+{{- define "swin-serve.probePort" -}}
+{{- if include "swin-serve.healthPortOn" . }}{{ int .Values.server.healthPort.port }}{{ else }}{{ int .Values.server.port }}{{ end }}
+{{- end }}
+
+{{/*
+Where the client CA file is: in the TLS Secret's mount when it is that Secret, else in its own
+mount; "" without mutual TLS (or without TLS).
+*/}}
+{{- define "swin-serve.clientCAPath" -}}
+{{- $ca := .Values.tls.clientCA }}
+{{- if and .Values.tls.enabled (or $ca.secretName $ca.configMap) }}
+{{- if and $ca.secretName (eq $ca.secretName .Values.tls.secretName) }}
+{{- printf "/etc/swin-serve/tls/%s" $ca.key }}
+{{- else }}
+{{- printf "/etc/swin-serve/tls-client-ca/%s" $ca.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that fail the render with a message instead of producing a pod that cannot start.
 */}}
 {{- define "swin-serve.validate" -}}
@@ -92,6 +123,21 @@ Checks that fail the render with a message instead of producing a pod that canno
 {{- end }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 .Values.server.drainDelaySecs) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed server.drainDelaySecs (%v) plus the longest request" .Values.terminationGracePeriodSeconds .Values.server.drainDelaySecs) }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName: a kubernetes.io/tls Secret with tls.crt and tls.key (e.g. a cert-manager Certificate's spec.secretName)" }}
+{{- end }}
+{{- if and (not .Values.tls.enabled) (or .Values.tls.clientCA.secretName .Values.tls.clientCA.configMap) }}
+{{- fail "tls.clientCA is set but tls.enabled is false: the server would accept every client, in plaintext (enable TLS, or empty tls.clientCA.secretName and .configMap)" }}
+{{- end }}
+{{- if and .Values.tls.clientCA.secretName .Values.tls.clientCA.configMap }}
+{{- fail "tls.clientCA: set secretName or configMap, not both" }}
+{{- end }}
+{{- if and .Values.tls.enabled (eq (toString .Values.server.healthPort.enabled) "false") }}
+{{- fail "tls.enabled needs server.healthPort.enabled auto or true: Kubernetes' gRPC probes do not speak TLS, so they must use the plaintext health port" }}
+{{- end }}
+{{- if and (include "swin-serve.healthPortOn" .) (eq (int .Values.server.healthPort.port) (int .Values.server.port)) }}
+{{- fail (printf "server.healthPort.port (%d) must differ from server.port" (int .Values.server.healthPort.port)) }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}
