@@ -387,7 +387,10 @@ async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
         }
         cmd.env_remove("SWIN_SERVE_URL");
         let out = cmd.output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, stderr) = tokio::task::spawn_blocking({
         let info = info.clone();
@@ -406,7 +409,10 @@ async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
     .await
     .unwrap();
     assert!(!ok);
-    assert!(stderr.contains("Unauthenticated: invalid bearer token"), "{stderr}");
+    assert!(
+        stderr.contains("Unauthenticated: invalid bearer token"),
+        "{stderr}"
+    );
     let (ok, stderr) = tokio::task::spawn_blocking({
         let info = info.clone();
         let t = good_token.clone();
@@ -415,6 +421,9 @@ async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
     .await
     .unwrap();
     assert!(!ok);
-    assert!(!stderr.contains("loading"), "no client certificate must not get through: {stderr}");
+    assert!(
+        !stderr.contains("loading"),
+        "no client certificate must not get through: {stderr}"
+    );
     srv.stop().await;
 }
