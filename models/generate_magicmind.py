@@ -18,8 +18,10 @@ Versions: the PyTorch that traces must be one the MagicMind PyTorch parser reads
 PyTorch 1.6 + MagicMind 0.14, Cambricon's model zoo pins 1.13 for its own exports; those two are
 accepted for building, anything else only with --allow-untested-torch (``--check`` runs on any
 torch >= 1.6, today's included). The script avoids APIs newer than 1.6 on the tracing path
-(``torch.load(weights_only=...)`` only where it exists, its own ``trunc_normal_`` in the timm
-fallback) and needs Python >= 3.7.
+(``torch.load(weights_only=...)`` only where it exists; the timm fallback takes
+``torch.nn.init.trunc_normal_``, present in 1.6.0, or its own; no OpOverload ``.default``) and needs
+Python >= 3.7. Run with torch 1.6.0 (Python 3.7, 3.8), 1.13.1 (Python 3.8, 3.11) and 2.15.0
+(Python 3.11): models/README.md, models/check_torch_versions.sh.
 
 The PyTorch-side ops are registered once per process: ``TORCH_LIBRARY(MyPlugin, ...)`` cannot run
 twice. A ``--plugin-lib`` that already contains them (the lab's ``*_with_pytorch.so``) is used as the
@@ -107,8 +109,9 @@ def check_torch_version(version: str, building: bool, allow_untested: bool) -> O
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
-    """In-place truncated normal init for torch < 1.7 (no torch.nn.init.trunc_normal_): inverse-CDF
-    sampling, like the later torch function. Only initializes weights the checkpoint then replaces."""
+    """In-place truncated normal init (inverse-CDF sampling, like torch.nn.init.trunc_normal_), for a
+    torch without that function. torch 1.6.0 has it (checked), so this only runs on a custom build
+    that lacks it; it only initializes weights that the checkpoint then replaces."""
     import math
 
     import torch
@@ -125,15 +128,19 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     return tensor
 
 
-def install_timm_fallback() -> bool:
-    """The official file imports DropPath, to_2tuple and trunc_normal_ from timm. If timm is not
-    installed, provide minimal equivalents (DropPath is the identity in eval mode, which is all we run;
-    trunc_normal_ is torch's where it exists (1.7+), else the one above)."""
+def install_timm_fallback() -> Optional[str]:
+    """The official file imports DropPath, to_2tuple and trunc_normal_ from timm.models.layers. If that
+    import fails, provide minimal equivalents (DropPath is the identity in eval mode, which is all we
+    run; trunc_normal_ is torch.nn.init's, or the one above) and return why; None when timm works.
+
+    Any exception counts, not only ImportError: a recent timm on an old torch fails while importing
+    (timm 0.9.16 on torch 1.6: AttributeError, torch.nn has no SiLU), and timm 0.4.12 (the version
+    the official repository names) needs Pillow."""
     try:
         import timm.models.layers  # noqa: F401
-        return False
-    except ImportError:
-        pass
+        return None
+    except Exception as err:  # noqa: BLE001 -- see the docstring
+        reason = "%s: %s" % (type(err).__name__, str(err).splitlines()[0] if str(err) else "")
     import torch
 
     class DropPath(torch.nn.Module):
@@ -145,7 +152,7 @@ def install_timm_fallback() -> bool:
             if self.drop_prob == 0.0 or not self.training:
                 return x
             keep = 1.0 - self.drop_prob
-            mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+            mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
             return x * mask / keep
 
     def to_2tuple(x):
@@ -157,7 +164,7 @@ def install_timm_fallback() -> bool:
     timm, models = types.ModuleType("timm"), types.ModuleType("timm.models")
     timm.models, models.layers = models, layers
     sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers})
-    return True
+    return reason
 
 
 def import_file(module_name: str, path: Path):
@@ -174,6 +181,26 @@ def build_model(module, model_name: str):
                                     patch_norm=True, pretrained_window_sizes=[0, 0, 0, 0], **cfg)
 
 
+class _Unavailable(dict):
+    """Stand-in for a class whose module is not installed: keeps dict items and pickled state."""
+
+    def __setstate__(self, state):
+        self.__dict__["_state"] = state
+
+
+def _stub_module(name: str) -> types.ModuleType:
+    """An empty module whose every attribute is a fresh _Unavailable subclass (PEP 562, Python 3.7+)."""
+    module = types.ModuleType(name)
+
+    def getattr_(attr):
+        if attr.startswith("__"):  # __path__, __spec__, ...: the import system probes these
+            raise AttributeError(attr)
+        return type(attr, (_Unavailable,), {"__module__": name})
+
+    module.__getattr__ = getattr_
+    return module
+
+
 def load_checkpoint(path: Path):
     import torch
 
@@ -182,7 +209,33 @@ def load_checkpoint(path: Path):
     kwargs = {}
     if "weights_only" in inspect.signature(torch.load).parameters:
         kwargs["weights_only"] = False
-    ckpt = torch.load(str(path), map_location="cpu", **kwargs)
+    # The official training script also saves its yacs CfgNode under 'config'; without yacs installed
+    # the unpickler fails with "No module named 'yacs'". Such modules are stubbed for the load only
+    # (via sys.modules: torch 1.13.1's torch.load ignores pickle_module= when weights_only=False).
+    stubbed = []
+    try:
+        for _ in range(16):
+            try:
+                ckpt = torch.load(str(path), map_location="cpu", **kwargs)
+                break
+            except ModuleNotFoundError as err:
+                if not err.name or err.name in sys.modules:
+                    raise
+                log(f"[weights] {path}: no module {err.name!r} for an object in the file; stubbing it for the load "
+                    "(only the 'model' state dict is used)")
+                parts = err.name.split(".")
+                for i in range(1, len(parts) + 1):
+                    name = ".".join(parts[:i])
+                    if name not in sys.modules:
+                        sys.modules[name] = _stub_module(name)
+                        stubbed.append(name)
+                    if i > 1:
+                        setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[name])
+        else:
+            raise RuntimeError(f"{path}: too many missing modules")
+    finally:
+        for name in stubbed:
+            sys.modules.pop(name, None)
     return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
 
 
@@ -225,8 +278,11 @@ def trace(model, batch: int):
 
 
 def graph_op_counts(traced) -> dict:
+    # Keep the graph in a variable: `inlined_graph` builds a new graph, and iterating the nodes of a
+    # temporary one reads freed memory (torch 1.6: a segfault or a garbage vector index).
+    graph = traced.inlined_graph
     counts = {}
-    for node in traced.inlined_graph.nodes():
+    for node in graph.nodes():
         counts[node.kind()] = counts.get(node.kind(), 0) + 1
     return counts
 
@@ -459,13 +515,14 @@ def main(argv=None) -> int:
         return 2
     log("[setup] torch %s, Python %d.%d" % ((torch.__version__,) + sys.version_info[:2]))
     torch.set_grad_enabled(False)
+    # Before anything is built or loaded: at most one library may register TORCH_LIBRARY(MyPlugin).
+    args.torch_ops_lib, source = select_torch_ops_lib(args.torch_ops_lib, args.plugin_lib)
     official = swin_patch.find_official_source(args.swin_source)
     patched_path, patch_log = swin_patch.write_patched(official, args.work_dir, args.relu_dim, args.relu_func_type)
     for line in patch_log:
         log(f"[patch] {line}")
     log(f"[patch] wrote {patched_path}")
 
-    args.torch_ops_lib, source = select_torch_ops_lib(args.torch_ops_lib, args.plugin_lib)
     if args.torch_ops_lib is None:
         import build_torch_ops
 
@@ -473,8 +530,10 @@ def main(argv=None) -> int:
     torch.ops.load_library(str(args.torch_ops_lib))
     log(f"[ops] loaded {args.torch_ops_lib} ({source}): torch.ops.MyPlugin.CnnlRoll, torch.ops.MyPlugin.PluginReLU")
 
-    if install_timm_fallback():
-        log("[setup] timm not installed: using minimal DropPath/to_2tuple/trunc_normal_ stand-ins (eval only)")
+    timm_problem = install_timm_fallback()
+    if timm_problem:
+        log("[setup] timm.models.layers not importable (%s): using minimal DropPath/to_2tuple/trunc_normal_ "
+            "stand-ins (eval only)" % timm_problem)
     original_module = import_file("swin_transformer_v2_official", official)
     patched_module = import_file(swin_patch.PATCHED_MODULE_NAME, patched_path)
     original = build_model(original_module, args.model).eval()

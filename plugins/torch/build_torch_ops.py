@@ -2,7 +2,8 @@
 """Build the PyTorch-side MyPlugin op library (libmyplugin_torch_ops.so) with g++ only.
 
 Uses torch.utils.cpp_extension for the include/library paths and the C++ ABI flag, and calls g++
-directly (no ninja, no setuptools), so it runs wherever torch and a C++17 compiler exist:
+directly (no ninja), so it runs wherever torch and a C++ compiler exist (C++14 for torch < 2.1, C++17,
+C++20 for torch >= 2.10 headers):
 
     python plugins/torch/build_torch_ops.py --out plugins/build/torch
 
@@ -54,14 +55,26 @@ def build_command(out_lib: Path) -> list:
 
 
 def build(out_dir: Path, force: bool = False) -> Path:
-    """Build the library into out_dir (skipped when it is newer than the source) and return its path."""
+    """Build the library into out_dir and return its path. The build is skipped when the library is
+    newer than the source AND was built by the same command (same torch install, version, C++ ABI
+    and standard: recorded in a .stamp file next to it) -- a library built against another torch
+    (e.g. from a second venv) does not load or, worse, loads and crashes, so it is rebuilt."""
+    import torch
+
     out_dir.mkdir(parents=True, exist_ok=True)
     out_lib = out_dir / LIB_NAME
-    if not force and out_lib.exists() and out_lib.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return out_lib
+    stamp = out_dir / (LIB_NAME + ".stamp")
     cmd = build_command(out_lib)
+    recipe = "torch %s\n%s\n" % (torch.__version__, " ".join(shlex.quote(c) for c in cmd))
+    up_to_date = (out_lib.exists() and out_lib.stat().st_mtime >= SOURCE.stat().st_mtime
+                  and stamp.exists() and stamp.read_text() == recipe)
+    if not force and up_to_date:
+        return out_lib
     print("+ " + " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
+    if stamp.exists():
+        stamp.unlink()
     subprocess.run(cmd, check=True)
+    stamp.write_text(recipe)
     return out_lib
 
 

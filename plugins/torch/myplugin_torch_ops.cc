@@ -38,6 +38,11 @@ at::Tensor plugin_relu_cpu(const at::Tensor& input, at::IntArrayRef Dim, int64_t
   TORCH_CHECK(FuncType == 1 || FuncType == 4 || FuncType == 8 || FuncType == 16,
               "MyPlugin::PluginReLU: FuncType must be 1 (BLOCK), 4 (UNION1), 8 (UNION2) or 16 (UNION4), got ",
               FuncType);
+  // CPU relu has no Half kernel on torch 1.6 and 1.13 ("threshold_cpu" / "clamp_min_cpu" not implemented
+  // for 'Half' on 1.6 and 1.13): go through float, which is exact for max(x, 0).
+  if (input.scalar_type() == at::kHalf) {
+    return at::relu(input.to(at::kFloat)).to(at::kHalf);
+  }
   return at::relu(input);
 }
 
