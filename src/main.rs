@@ -95,7 +95,8 @@ struct ServeArgs {
     /// Largest batch one instance runs at once (queued images are batched up to this).
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
-    /// Images allowed to wait for a free instance; more get UNAVAILABLE.
+    /// Images admitted at once (being decoded, or waiting for a free instance): a request takes its
+    /// place before any decoding, and one more gets UNAVAILABLE at once.
     #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     queue_capacity: usize,
     /// Class names, one per line (default: the embedded ImageNet-1k names).

@@ -937,6 +937,15 @@ async fn serving_gated(config: ServerConfig, gate: Arc<Gate>) -> (TestServer, Ch
 
 /// A server whose model is one [`GatedEngine`] (loaded when `release_loader` fires).
 async fn start_gated_server(config: ServerConfig, gate: Arc<Gate>) -> TestServer {
+    start_gated_server_with_queue(config, gate, 64).await
+}
+
+/// [`start_gated_server`] with `queue_capacity` admission slots.
+async fn start_gated_server_with_queue(
+    config: ServerConfig,
+    gate: Arc<Gate>,
+    queue_capacity: usize,
+) -> TestServer {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (release_tx, release_rx) = oneshot::channel::<()>();
@@ -944,7 +953,7 @@ async fn start_gated_server(config: ServerConfig, gate: Arc<Gate>) -> TestServer
     let loader = move || {
         let _ = release_rx.blocking_recv();
         Ok(ServingModel {
-            pool: EnginePool::new(vec![Box::new(GatedEngine(gate))], 64),
+            pool: EnginePool::new(vec![Box::new(GatedEngine(gate))], queue_capacity),
             preprocess: PreprocessConfig::for_image_size(GATED_SIDE as u32),
             labels: Labels::generic(GATED_CLASSES),
             info: proto::ModelInfo {
@@ -1867,6 +1876,77 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
     }
     // 7 good images + 2 warm-up per protocol reached the engine.
     assert_eq!(gate.batches().len(), 2 * (7 + 2));
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_before_any_decoding() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let mut srv =
+        start_gated_server_with_queue(ServerConfig::default(), Arc::clone(&gate), 2).await;
+    let ch = channel(srv.addr).await;
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+    let client = ClassifierClient::new(ch.clone());
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    // One image held by the engine (its slot given back when the engine took it), two waiting:
+    // both admission slots are taken.
+    let blocker = spawn_classifies(&client, &png, 1).pop().unwrap();
+    gate.wait_for_batches(1).await;
+    let mut waiting = spawn_classifies(&client, &png, 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let refused = client
+            .clone()
+            .classify(classify_request(b"not an image at all".to_vec(), 1))
+            .await
+            .unwrap_err();
+        // Refused for the queue, not for the bytes: no decoding was attempted.
+        if refused.code() == Code::Unavailable {
+            assert!(refused.message().contains("overloaded"), "{refused:?}");
+            break;
+        }
+        // Not yet: the waiting calls were not both admitted. One of them may even have been
+        // refused because this probe held a slot at that moment (admission is first come, first
+        // served): replace it.
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        for call in waiting.iter_mut() {
+            if call.is_finished() {
+                let done =
+                    std::mem::replace(call, spawn_classifies(&client, &png, 1).pop().unwrap());
+                let e = done.await.unwrap().unwrap_err();
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+            }
+        }
+        assert!(Instant::now() < deadline, "the queue never filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut held = vec![blocker];
+    held.extend(waiting);
+    // The OIP path shares the slots.
+    let mut oip = InferenceClient::new(ch.clone());
+    let e = oip
+        .model_infer(gated_infer_request(&[1.0], true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+
+    gate.open();
+    for call in held {
+        assert!(call.await.unwrap().is_ok());
+    }
+    // Slots are given back: the queue admits again.
+    assert!(oip
+        .model_infer(gated_infer_request(&[1.0], true))
+        .await
+        .is_ok());
     srv.shutdown.take().unwrap().send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), srv.handle)
         .await

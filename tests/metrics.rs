@@ -139,6 +139,8 @@ async fn metrics_endpoint_is_scraped_and_its_counters_move() {
     );
     assert!(sample(&text, "swin_model_load_duration_seconds").is_some_and(|s| s > 0.0));
     assert!(text.contains("swin_build_info{"), "{text}");
+    // Nothing is being decoded or waiting now: every admission slot was given back.
+    assert_eq!(sample(&text, "swin_queue_slots_in_use"), Some(0.0));
     assert!(
         text.contains("# TYPE swin_request_duration_seconds histogram"),
         "{text}"

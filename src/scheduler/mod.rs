@@ -7,6 +7,12 @@
 //! dropped before they reach an engine, and so are requests whose deadline has passed: refused before
 //! they enter the queue, and answered [`SchedulerError::DeadlineExceeded`] by the worker that takes
 //! them, which checks every job's deadline before it hands the batch to its engine.
+//!
+//! **Admission before work.** The queue capacity is a number of admission slots: a request takes one
+//! with [`EnginePool::reserve`] *before* it spends anything on the image (decoding, preprocessing),
+//! and gives it back when an engine instance takes the image (or when the request ends first). A full
+//! queue therefore refuses at once, before any CPU is spent, and the images being decoded count
+//! against the same bound as the images waiting for an instance.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::{Engine, EngineDescription, EngineError};
 
@@ -70,6 +76,8 @@ struct Job {
     /// Past this instant the job is answered [`SchedulerError::DeadlineExceeded`] instead of run.
     deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Inference, SchedulerError>>,
+    /// The admission slot, given back when a worker takes the job.
+    admission: Option<OwnedSemaphorePermit>,
 }
 
 impl Job {
@@ -105,7 +113,15 @@ pub struct EnginePool {
     description: EngineDescription,
     instances: usize,
     capacity: usize,
+    admission: Arc<Semaphore>,
     stats: Arc<PoolStats>,
+}
+
+/// An admission slot: the right to queue one image ([`EnginePool::reserve`]). Dropping it unused
+/// gives it back.
+#[derive(Debug)]
+pub struct QueueSlot {
+    permit: OwnedSemaphorePermit,
 }
 
 impl EnginePool {
@@ -141,8 +157,31 @@ impl EnginePool {
             description,
             instances,
             capacity,
+            admission: Arc::new(Semaphore::new(capacity)),
             stats,
         }
+    }
+
+    /// Take an admission slot, or [`SchedulerError::QueueFull`] at once when all `queue_capacity`
+    /// are taken (images being prepared or waiting for an instance). Never waits.
+    pub fn reserve(&self) -> Result<QueueSlot, SchedulerError> {
+        if self.sender.is_none() {
+            return Err(SchedulerError::ShuttingDown);
+        }
+        match Arc::clone(&self.admission).try_acquire_owned() {
+            Ok(permit) => Ok(QueueSlot { permit }),
+            Err(_) => {
+                self.stats.images_rejected.fetch_add(1, Ordering::Relaxed);
+                Err(SchedulerError::QueueFull {
+                    capacity: self.capacity,
+                })
+            }
+        }
+    }
+
+    /// Admission slots taken now (images being prepared or queued; a gauge).
+    pub fn slots_in_use(&self) -> usize {
+        self.capacity - self.admission.available_permits()
     }
 
     /// Description of the (identical) instances.
@@ -177,6 +216,18 @@ impl EnginePool {
         image: Vec<f32>,
         deadline: Option<Instant>,
     ) -> Result<Inference, SchedulerError> {
+        let slot = self.reserve()?;
+        self.infer_in(slot, image, deadline).await
+    }
+
+    /// [`Self::infer`] with a slot taken earlier by [`Self::reserve`] (before the image was
+    /// prepared).
+    pub async fn infer_in(
+        &self,
+        slot: QueueSlot,
+        image: Vec<f32>,
+        deadline: Option<Instant>,
+    ) -> Result<Inference, SchedulerError> {
         if image.len() != self.image_len() {
             return Err(SchedulerError::BadInput {
                 actual: image.len(),
@@ -195,9 +246,12 @@ impl EnginePool {
             enqueued: now,
             deadline,
             reply,
+            admission: Some(slot.permit),
         };
         match sender.try_send(job) {
             Ok(()) => {}
+            // Not reached while every job holds a slot (the channel has as many places as there
+            // are slots); kept as the same refusal rather than a panic.
             Err(TrySendError::Full(_)) => {
                 self.stats.images_rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(SchedulerError::QueueFull {
@@ -259,6 +313,10 @@ fn worker_loop(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        // Taken by an instance: their admission slots go back to the queue.
+        for job in &mut batch {
+            job.admission = None;
         }
         // Drop work whose deadline has passed (answered DeadlineExceeded, in case its caller still
         // waits) and work whose caller has gone (cancelled RPC): neither reaches the engine.
@@ -579,5 +637,25 @@ mod tests {
             pool.infer(image(1.0), None).await,
             Err(SchedulerError::ShuttingDown)
         ));
+    }
+
+    #[tokio::test]
+    async fn admission_slots_are_taken_before_the_image_and_given_back() {
+        let (pool, _) = pool(1, 2, Duration::ZERO, None);
+        let a = pool.reserve().unwrap();
+        let b = pool.reserve().unwrap();
+        assert_eq!(pool.slots_in_use(), 2);
+        // No third slot, at once (never a wait), counted as a rejection.
+        assert!(matches!(
+            pool.reserve(),
+            Err(SchedulerError::QueueFull { capacity: 2 })
+        ));
+        assert_eq!(pool.stats().images_rejected.load(Ordering::Relaxed), 1);
+        // An unused slot dropped is given back; a used one when an instance takes the image.
+        drop(a);
+        assert_eq!(pool.slots_in_use(), 1);
+        let r = pool.infer_in(b, image(2.0), None).await.unwrap();
+        assert_eq!(r.logits[0], 2.0);
+        assert_eq!(pool.slots_in_use(), 0);
     }
 }

@@ -11,6 +11,7 @@
 //! | `swin_compute_duration_seconds` | histogram | | engine time of the batch an image ran in |
 //! | `swin_batch_size` | histogram | | images in the engine batch an image ran in |
 //! | `swin_images_in_flight` | gauge | | images queued or running |
+//! | `swin_queue_slots_in_use` | gauge | | admission slots taken (`--queue-capacity`): images being decoded or waiting for an instance |
 //! | `swin_images_total` | counter | `outcome` = `done`, `failed`, `cancelled`, `expired`, `rejected` | images by what became of them in the engine pool |
 //! | `swin_engine_batches_total` | counter | | engine batches run |
 //! | `swin_model_load_duration_seconds` | gauge | | load + warm-up time of the model |
@@ -71,6 +72,10 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         "images in the engine batch an image ran in"
     );
     metrics::describe_gauge!("swin_images_in_flight", "images queued or running");
+    metrics::describe_gauge!(
+        "swin_queue_slots_in_use",
+        "admission slots taken: images being decoded or waiting for an instance"
+    );
     metrics::describe_counter!("swin_images_total", "images by outcome in the engine pool");
     metrics::describe_counter!("swin_engine_batches_total", "engine batches run");
     metrics::describe_gauge!(
@@ -128,6 +133,7 @@ pub fn watch_model(model: &Arc<ServingModel>, load_time: Duration) {
             metrics::counter!("swin_engine_batches_total").absolute(load(&s.batches_run));
             metrics::gauge!("swin_images_in_flight")
                 .set(s.in_flight.load(Ordering::Relaxed) as f64);
+            metrics::gauge!("swin_queue_slots_in_use").set(model.pool.slots_in_use() as f64);
         }
     });
 }

@@ -131,6 +131,9 @@ impl Pipeline {
                 "image is empty: send the encoded file bytes (JPEG, PNG, BMP, GIF, WebP or TIFF)",
             ));
         }
+        // Admission before work: the engine-queue slot is taken before anything is spent on the
+        // image, so a full queue refuses at once (UNAVAILABLE) instead of after decoding.
+        let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
         let image_len = model.pool.image_len();
         let pre_model = Arc::clone(model);
         let permit = Arc::clone(&self.decode_permits)
@@ -152,7 +155,7 @@ impl Pipeline {
         .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))??;
         let (tensor, info) = decoded.map_err(|e| preprocess_status(&e))?;
         let mut classified = self
-            .run_engine(model, tensor, arrived.elapsed(), deadline)
+            .run_engine(model, slot, tensor, arrived.elapsed(), deadline)
             .await?;
         classified.width = info.width;
         classified.height = info.height;
@@ -167,9 +170,10 @@ impl Pipeline {
         deadline: Option<CallDeadline>,
     ) -> Result<Classified, Status> {
         check_deadline(deadline, "before the engine queue")?;
+        let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
         let size = model.preprocess.crop_size;
         let mut classified = self
-            .run_engine(model, tensor, Duration::ZERO, deadline)
+            .run_engine(model, slot, tensor, Duration::ZERO, deadline)
             .await?;
         classified.width = size;
         classified.height = size;
@@ -179,13 +183,14 @@ impl Pipeline {
     async fn run_engine(
         &self,
         model: &Arc<ServingModel>,
+        slot: crate::scheduler::QueueSlot,
         tensor: Vec<f32>,
         preprocess: Duration,
         deadline: Option<CallDeadline>,
     ) -> Result<Classified, Status> {
         let inference = model
             .pool
-            .infer(tensor, deadline.map(|d| d.at))
+            .infer_in(slot, tensor, deadline.map(|d| d.at))
             .await
             .map_err(|e| scheduler_status(&e))?;
         let timing = ImageTiming {
