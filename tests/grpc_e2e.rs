@@ -1954,3 +1954,95 @@ async fn a_full_queue_refuses_before_any_decoding() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_ids_travel_in_metadata_and_every_call_has_a_json_access_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swin-serve"))
+        .args(["serve", "--random-weights", "0", "--img-size", "64"])
+        .args([
+            "--window-size",
+            "4",
+            "--threads",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .env_remove("SWIN_SERVE_LOG_FORMAT")
+        .stdout(std::process::Stdio::null())
+        .stderr(logs.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ch = channel(addr).await;
+    wait_serving(&ch).await;
+    let mut client = ClassifierClient::new(ch.clone());
+
+    // The client's x-request-id: echoed in the header, and in the body when the body has none.
+    let mut request = Request::new(classify_request(
+        test_image(80, 60, image::ImageFormat::Png),
+        1,
+    ));
+    request.get_mut().request_id.clear();
+    request
+        .metadata_mut()
+        .insert("x-request-id", MetadataValue::from_static("trace-abc-123"));
+    let answer = client.classify(request).await.unwrap();
+    assert_eq!(
+        answer.metadata().get("x-request-id").unwrap(),
+        "trace-abc-123"
+    );
+    assert_eq!(answer.get_ref().request_id, "trace-abc-123");
+    // None sent (or an unusable one): the server makes one and returns it.
+    let mut request = Request::new(classify_request(b"junk".to_vec(), 1));
+    request.get_mut().request_id.clear();
+    request
+        .metadata_mut()
+        .insert("x-request-id", MetadataValue::from_static("has space"));
+    let refused = client.classify(request).await.unwrap_err();
+    let made = refused
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(made.starts_with("swin-"), "{made}");
+
+    // One JSON access line per call, with the RPC, id, code and sizes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let calls = loop {
+        let text = std::fs::read_to_string(logs.path()).unwrap();
+        let calls: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every log line is JSON"))
+            .filter(|v| v["target"] == "swin_serve::access")
+            .collect();
+        if calls.len() >= 2 || Instant::now() > deadline {
+            break calls;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["rpc"], "Classify");
+    assert_eq!(calls[0]["request_id"], "trace-abc-123");
+    assert_eq!(calls[0]["code"], "OK");
+    assert_eq!(
+        (calls[0]["width"].as_u64(), calls[0]["height"].as_u64()),
+        (Some(80), Some(60))
+    );
+    assert_eq!(calls[0]["batch"], 1);
+    assert!(calls[0]["duration_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(calls[1]["code"], "INVALID_ARGUMENT");
+    assert_eq!(calls[1]["request_id"], made.as_str());
+    assert!(!calls[1]["error"].as_str().unwrap().is_empty());
+}

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
-use super::pipeline::{check_deadline, deadline_of, within_deadline, AbortOnDrop, Pipeline};
+use super::pipeline::{
+    check_deadline, deadline_of, request_id_of, within_deadline, AbortOnDrop, Call, CallSummary,
+    Pipeline,
+};
 use super::status::code_name;
 use super::ServingModel;
 use crate::postprocess::top_k;
@@ -92,27 +95,17 @@ impl ClassifierService {
     async fn classify_inner(
         &self,
         request: Request<proto::ClassifyRequest>,
+        header_id: &str,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
         let model = self.pipeline.model()?;
         let deadline = deadline_of(&request);
-        let request = request.into_inner();
-        let request_id = super::untrusted(&request.request_id);
-        let bytes = request.image.len();
-        let work = classify_one(self.pipeline.clone(), model, request, deadline);
-        let result = within_deadline(deadline, work).await;
-        match &result {
-            Ok(r) => tracing::debug!(
-                request_id,
-                bytes,
-                top1 = r.predictions.first().map(|p| p.class_id),
-                total_us = r.timing.as_ref().map(|t| t.total_us),
-                "classified"
-            ),
-            Err(s) => {
-                tracing::info!(request_id, bytes, code = ?s.code(), message = %super::untrusted(s.message()), "classify refused")
-            }
+        let mut request = request.into_inner();
+        // The body's id wins; else the call's (x-request-id, or the one made for it).
+        if request.request_id.is_empty() {
+            request.request_id = header_id.to_string();
         }
-        result.map(Response::new)
+        let work = classify_one(self.pipeline.clone(), model, request, deadline);
+        within_deadline(deadline, work).await.map(Response::new)
     }
 
     async fn classify_batch_inner(
@@ -194,38 +187,58 @@ impl proto::classifier_server::Classifier for ClassifierService {
         request: Request<proto::ClassifyRequest>,
     ) -> Result<Response<proto::ClassifyResponse>, Status> {
         let started = Instant::now();
-        self.pipeline.recorded(
-            "Classify",
-            true,
+        let header_id = request_id_of(&request);
+        let body_id = request.get_ref().request_id.clone();
+        let request_id = if body_id.is_empty() { &header_id } else { &body_id };
+        let call = Call {
+            rpc: "Classify",
+            inference: true,
             started,
-            self.classify_inner(request).await,
-        )
+            request_id,
+        };
+        let result = self.classify_inner(request, &header_id).await;
+        self.pipeline.recorded(call, result, |r| {
+            let r = r.get_ref();
+            CallSummary {
+                images: 1,
+                batch_size: r.timing.as_ref().map_or(0, |t| t.batch_size as usize),
+                width: r.image_width,
+                height: r.image_height,
+            }
+        })
     }
 
     async fn classify_batch(
         &self,
         request: Request<proto::ClassifyBatchRequest>,
     ) -> Result<Response<proto::ClassifyBatchResponse>, Status> {
-        let started = Instant::now();
-        self.pipeline.recorded(
-            "ClassifyBatch",
-            true,
-            started,
-            self.classify_batch_inner(request).await,
-        )
+        let request_id = request_id_of(&request);
+        let call = Call {
+            rpc: "ClassifyBatch",
+            inference: true,
+            started: Instant::now(),
+            request_id: &request_id,
+        };
+        let result = self.classify_batch_inner(request).await;
+        self.pipeline.recorded(call, result, |r| CallSummary {
+            images: r.get_ref().results.len(),
+            ..Default::default()
+        })
     }
 
     async fn get_model_info(
         &self,
         request: Request<proto::GetModelInfoRequest>,
     ) -> Result<Response<proto::ModelInfo>, Status> {
-        let started = Instant::now();
-        self.pipeline.recorded(
-            "GetModelInfo",
-            false,
-            started,
-            self.get_model_info_inner(request).await,
-        )
+        let request_id = request_id_of(&request);
+        let call = Call {
+            rpc: "GetModelInfo",
+            inference: false,
+            started: Instant::now(),
+            request_id: &request_id,
+        };
+        let result = self.get_model_info_inner(request).await;
+        self.pipeline.recorded(call, result, |_| CallSummary::default())
     }
 }
 

@@ -20,6 +20,7 @@ pub mod metrics;
 mod model_info;
 pub mod oip;
 pub mod pipeline;
+pub mod request_id;
 pub mod statistics;
 mod status;
 pub mod tls;
@@ -396,6 +397,7 @@ where
             .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
     }
     let router = builder
+        .layer(request_id::RequestIdLayer)
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
         .add_optional_service(reflection_v1)

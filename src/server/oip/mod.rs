@@ -25,7 +25,10 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::{CallDeadline, DeadlineSource};
-use super::pipeline::{check_deadline, deadline_of, within_deadline, AbortOnDrop, Pipeline};
+use super::pipeline::{
+    check_deadline, deadline_of, request_id_of, within_deadline, AbortOnDrop, Call, CallSummary,
+    Pipeline,
+};
 use super::ServingModel;
 use crate::proto::inference as pb;
 use crate::proto::inference::grpc_inference_service_server::GrpcInferenceService;
@@ -194,6 +197,18 @@ async fn infer(
     })
 }
 
+/// What the access log says of a ModelInfer answer: its batch size (rows of the first output).
+fn summarize(response: &pb::ModelInferResponse) -> CallSummary {
+    CallSummary {
+        images: response
+            .outputs
+            .first()
+            .and_then(|o| o.shape.first())
+            .map_or(0, |&n| n.max(0) as usize),
+        ..Default::default()
+    }
+}
+
 type ResponseStream =
     Pin<Box<dyn Stream<Item = Result<pb::ModelStreamInferResponse, Status>> + Send>>;
 
@@ -257,14 +272,22 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
         let started = Instant::now();
         let deadline = deadline_of(&request);
+        let header_id = request_id_of(&request);
         let request = request.into_inner();
-        let id = super::untrusted(&request.id);
+        let request_id = if request.id.is_empty() {
+            header_id
+        } else {
+            request.id.clone()
+        };
+        let call = Call {
+            rpc: "ModelInfer",
+            inference: true,
+            started,
+            request_id: &request_id,
+        };
         let result = infer(self.pipeline.clone(), request, deadline).await;
-        if let Err(s) = &result {
-            tracing::info!(id, code = ?s.code(), message = %super::untrusted(s.message()), "ModelInfer refused");
-        }
         self.pipeline
-            .recorded("ModelInfer", true, started, result)
+            .recorded(call, result, summarize)
             .map(Response::new)
     }
 
@@ -275,6 +298,7 @@ impl GrpcInferenceService for InferenceService {
         request: Request<Streaming<pb::ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
         let stream_deadline = deadline_of(&request);
+        let stream_id = request_id_of(&request);
         let mut incoming = request.into_inner();
         let request_timeout = self.pipeline.config().request_timeout;
         // (model name, id, the request's task), in request order.
@@ -309,9 +333,20 @@ impl GrpcInferenceService for InferenceService {
                 };
                 let (id, model_name) = (message.id.clone(), message.model_name.clone());
                 let task_pipeline = pipeline.clone();
+                let request_id = if id.is_empty() {
+                    stream_id.clone()
+                } else {
+                    id.clone()
+                };
                 let task = tokio::spawn(async move {
+                    let call = Call {
+                        rpc: "ModelStreamInfer",
+                        inference: true,
+                        started: arrived,
+                        request_id: &request_id,
+                    };
                     let result = infer(task_pipeline.clone(), message, deadline).await;
-                    task_pipeline.recorded("ModelStreamInfer", true, arrived, result)
+                    task_pipeline.recorded(call, result, summarize)
                 });
                 if order_tx
                     .send((model_name, id, AbortOnDrop(vec![task])))
