@@ -2046,3 +2046,80 @@ async fn request_ids_travel_in_metadata_and_every_call_has_a_json_access_line() 
     assert_eq!(calls[1]["request_id"], made.as_str());
     assert!(!calls[1]["error"].as_str().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn classify_stream_answers_each_image_as_it_completes() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    let mut client = ClassifierClient::new(ch.clone());
+    let png = test_image(40, 30, image::ImageFormat::Png);
+
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("x-request-id", MetadataValue::from_static("stream-9"));
+    let mut answers = client.classify_stream(request).await.unwrap().into_inner();
+
+    // The first image is held by the engine; a bad one sent after it is answered first.
+    tx.send(proto::ClassifyRequest {
+        image: png.clone(),
+        top_k: 3,
+        request_id: "first".into(),
+    })
+    .await
+    .unwrap();
+    gate.wait_for_batches(1).await;
+    tx.send(proto::ClassifyRequest {
+        image: b"junk".to_vec(),
+        top_k: 3,
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    let early = guarded(answers.message()).await.unwrap().unwrap();
+    assert_eq!((early.index, early.request_id.as_str()), (1, "stream-9/1"));
+    match early.outcome {
+        Some(proto::classify_stream_response::Outcome::Error(e)) => {
+            assert_eq!(e.code_name, "INVALID_ARGUMENT", "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The stream goes on after a failure; the held image completes when the engine is free.
+    tx.send(proto::ClassifyRequest {
+        image: png.clone(),
+        top_k: 2,
+        request_id: "third".into(),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    gate.open();
+    let mut rest = Vec::new();
+    while let Some(a) = guarded(answers.message()).await.unwrap() {
+        rest.push(a);
+    }
+    rest.sort_by_key(|a| a.index);
+    let ids: Vec<(u64, &str)> = rest
+        .iter()
+        .map(|a| (a.index, a.request_id.as_str()))
+        .collect();
+    assert_eq!(ids, [(0, "first"), (2, "third")]);
+    for (a, k) in rest.iter().zip([3, 2]) {
+        match &a.outcome {
+            Some(proto::classify_stream_response::Outcome::Response(r)) => {
+                assert_eq!(r.predictions.len(), k);
+                assert_eq!(r.request_id, a.request_id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}

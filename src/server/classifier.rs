@@ -6,8 +6,8 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::pipeline::{
-    check_deadline, deadline_of, request_id_of, within_deadline, AbortOnDrop, Call, CallSummary,
-    Pipeline,
+    check_deadline, deadline_of, request_id_of, stream_message_deadline, within_deadline,
+    AbortOnDrop, Call, CallSummary, Pipeline,
 };
 use super::status::code_name;
 use super::ServingModel;
@@ -146,11 +146,9 @@ impl ClassifierService {
             for (index, task) in tasks.0.iter_mut().enumerate() {
                 let outcome = match task.await {
                     Ok(Ok(response)) => proto::classify_result::Outcome::Response(response),
-                    Ok(Err(status)) => proto::classify_result::Outcome::Error(proto::Error {
-                        code: status.code() as i32,
-                        code_name: code_name(status.code()).to_string(),
-                        message: status.message().to_string(),
-                    }),
+                    Ok(Err(status)) => {
+                        proto::classify_result::Outcome::Error(error_message(&status))
+                    }
                     Err(join) => proto::classify_result::Outcome::Error(proto::Error {
                         code: tonic::Code::Internal as i32,
                         code_name: code_name(tonic::Code::Internal).to_string(),
@@ -180,8 +178,122 @@ impl ClassifierService {
     }
 }
 
+/// Images of one ClassifyStream worked on at once; the next message is read when one completes.
+pub const CLASSIFY_STREAM_IN_FLIGHT: usize = 16;
+
+/// An error as ClassifyBatch and ClassifyStream report it per image.
+fn error_message(status: &Status) -> proto::Error {
+    proto::Error {
+        code: status.code() as i32,
+        code_name: code_name(status.code()).to_string(),
+        message: status.message().to_string(),
+    }
+}
+
+type ClassifyStreamAnswers = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<proto::ClassifyStreamResponse, Status>> + Send>,
+>;
+
 #[tonic::async_trait]
 impl proto::classifier_server::Classifier for ClassifierService {
+    type ClassifyStreamStream = ClassifyStreamAnswers;
+
+    async fn classify_stream(
+        &self,
+        request: Request<tonic::Streaming<proto::ClassifyRequest>>,
+    ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
+        use tokio_stream::StreamExt;
+        let stream_deadline = deadline_of(&request);
+        let stream_id = request_id_of(&request);
+        let mut incoming = request.into_inner();
+        let pipeline = self.pipeline.clone();
+        let request_timeout = pipeline.config().request_timeout;
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(CLASSIFY_STREAM_IN_FLIGHT);
+        let permits = Arc::new(tokio::sync::Semaphore::new(CLASSIFY_STREAM_IN_FLIGHT));
+        tokio::spawn(async move {
+            // Owns the images' tasks: dropped (and so aborted) when the client goes away.
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut index: u64 = 0;
+            loop {
+                // Flow control: a message is read only when fewer than the limit are in flight.
+                let permit = tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => p.expect("never closed"),
+                    _ = out_tx.closed() => return,
+                };
+                let message = tokio::select! {
+                    m = incoming.next() => m,
+                    _ = out_tx.closed() => return,
+                };
+                let mut message = match message {
+                    None => break,
+                    Some(Ok(m)) => m,
+                    Some(Err(status)) => {
+                        // The stream itself broke (bad frame, message too large): end it.
+                        let _ = out_tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let arrived = Instant::now();
+                let deadline = stream_message_deadline(stream_deadline, request_timeout, arrived);
+                if message.request_id.is_empty() {
+                    message.request_id = format!("{stream_id}/{index}");
+                }
+                let (pipeline, out_tx, position) = (pipeline.clone(), out_tx.clone(), index);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let request_id = message.request_id.clone();
+                    let call = Call {
+                        rpc: "ClassifyStream",
+                        inference: true,
+                        started: arrived,
+                        request_id: &request_id,
+                    };
+                    let work = async {
+                        let model = pipeline.model()?;
+                        within_deadline(
+                            deadline,
+                            classify_one(pipeline.clone(), model, message, deadline),
+                        )
+                        .await
+                    };
+                    let result = work.await;
+                    let result = pipeline.recorded(call, result, |r| CallSummary {
+                        images: 1,
+                        batch_size: r.timing.as_ref().map_or(0, |t| t.batch_size as usize),
+                        width: r.image_width,
+                        height: r.image_height,
+                    });
+                    let outcome = match result {
+                        Ok(response) => {
+                            proto::classify_stream_response::Outcome::Response(response)
+                        }
+                        Err(status) => {
+                            proto::classify_stream_response::Outcome::Error(error_message(&status))
+                        }
+                    };
+                    let _ = out_tx
+                        .send(Ok(proto::ClassifyStreamResponse {
+                            request_id,
+                            index: position,
+                            outcome: Some(outcome),
+                        }))
+                        .await;
+                });
+                index += 1;
+                // Reap finished tasks as we go (their answers are already sent).
+                while tasks.try_join_next().is_some() {}
+            }
+            // The client has sent everything: answer what is in flight, unless it goes away.
+            tokio::select! {
+                _ = async { while tasks.join_next().await.is_some() {} } => {}
+                _ = out_tx.closed() => {}
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out_rx),
+        )))
+    }
+
     async fn classify(
         &self,
         request: Request<proto::ClassifyRequest>,
@@ -189,7 +301,11 @@ impl proto::classifier_server::Classifier for ClassifierService {
         let started = Instant::now();
         let header_id = request_id_of(&request);
         let body_id = request.get_ref().request_id.clone();
-        let request_id = if body_id.is_empty() { &header_id } else { &body_id };
+        let request_id = if body_id.is_empty() {
+            &header_id
+        } else {
+            &body_id
+        };
         let call = Call {
             rpc: "Classify",
             inference: true,
@@ -238,7 +354,8 @@ impl proto::classifier_server::Classifier for ClassifierService {
             request_id: &request_id,
         };
         let result = self.get_model_info_inner(request).await;
-        self.pipeline.recorded(call, result, |_| CallSummary::default())
+        self.pipeline
+            .recorded(call, result, |_| CallSummary::default())
     }
 }
 

@@ -271,6 +271,26 @@ pub fn deadline_of<T>(request: &Request<T>) -> Option<CallDeadline> {
     request.extensions().get::<CallDeadline>().copied()
 }
 
+/// The deadline of one message of a stream that arrived at `arrived`: the stream's own (the client's
+/// `grpc-timeout` for the whole call) or the server's `--request-timeout` from the message's
+/// arrival, whichever comes first.
+pub fn stream_message_deadline(
+    stream: Option<CallDeadline>,
+    request_timeout: Option<Duration>,
+    arrived: Instant,
+) -> Option<CallDeadline> {
+    let server = request_timeout
+        .and_then(|t| arrived.checked_add(t))
+        .map(|at| CallDeadline {
+            at,
+            source: super::deadline::DeadlineSource::Server,
+        });
+    match (stream, server) {
+        (Some(c), Some(s)) => Some(if s.at < c.at { s } else { c }),
+        (c, s) => c.or(s),
+    }
+}
+
 /// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).
 pub fn check_deadline(deadline: Option<CallDeadline>, stage: &str) -> Result<(), Status> {
     match deadline {

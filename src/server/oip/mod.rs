@@ -26,8 +26,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::{CallDeadline, DeadlineSource};
 use super::pipeline::{
-    check_deadline, deadline_of, request_id_of, within_deadline, AbortOnDrop, Call, CallSummary,
-    Pipeline,
+    check_deadline, deadline_of, request_id_of, stream_message_deadline, within_deadline,
+    AbortOnDrop, Call, CallSummary, Pipeline,
 };
 use super::ServingModel;
 use crate::proto::inference as pb;
@@ -321,16 +321,7 @@ impl GrpcInferenceService for InferenceService {
                     }
                 };
                 let arrived = Instant::now();
-                let server = request_timeout
-                    .and_then(|t| arrived.checked_add(t))
-                    .map(|at| CallDeadline {
-                        at,
-                        source: DeadlineSource::Server,
-                    });
-                let deadline = match (stream_deadline, server) {
-                    (Some(c), Some(s)) => Some(if s.at < c.at { s } else { c }),
-                    (c, s) => c.or(s),
-                };
+                let deadline = stream_message_deadline(stream_deadline, request_timeout, arrived);
                 let (id, model_name) = (message.id.clone(), message.model_name.clone());
                 let task_pipeline = pipeline.clone();
                 let request_id = if id.is_empty() {
