@@ -14,7 +14,7 @@ use swin_serve::model::source::{model_file_in, CHECKPOINT_EXTENSIONS};
 use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
-use swin_serve::scheduler::DEFAULT_QUEUE_CAPACITY;
+use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
@@ -107,6 +107,11 @@ struct ServeArgs {
     /// Largest batch one instance runs at once (queued images are batched up to this).
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
+    /// Seconds a free engine instance may wait for more images to fill its batch (up to
+    /// --max-batch; never more than half the time left before a held image's deadline). 0: run
+    /// what is queued at once.
+    #[arg(long, env = "SWIN_SERVE_MAX_QUEUE_DELAY_SECS", value_name = "SECONDS", default_value_t = DEFAULT_MAX_QUEUE_DELAY.as_secs_f64())]
+    max_queue_delay: f64,
     /// Images admitted at once (being decoded, or waiting for a free instance): a request takes its
     /// place before any decoding, and one more gets UNAVAILABLE at once.
     #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
@@ -358,6 +363,10 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
         labels: args.labels.clone(),
         max_image_pixels: args.max_image_pixels,
         model_name: args.model_name.clone(),
+        max_queue_delay: match Duration::try_from_secs_f64(args.max_queue_delay) {
+            Ok(d) => d,
+            Err(_) => bail!("--max-queue-delay must be a non-negative number of seconds"),
+        },
     })
 }
 

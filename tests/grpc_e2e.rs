@@ -963,6 +963,7 @@ async fn start_gated_server_with_queue(
                 ..Default::default()
             },
             stats: Default::default(),
+            max_queue_delay: Duration::ZERO,
         })
     };
     let handle = tokio::spawn(server::serve(listener, config, loader, async move {

@@ -1,9 +1,11 @@
 //! The engine pool and its queue: N engine instances (CPU instances, or MagicMind contexts + queues),
 //! each driven by its own worker thread that takes requests from one bounded queue.
 //!
-//! A worker that becomes free takes the oldest waiting image and, without waiting for more, every
-//! other image already queued up to the instance's `max_batch`: under load images are batched, an idle
-//! server answers a single image at once. Requests whose caller has gone away (cancelled RPC) are
+//! A worker that becomes free takes the oldest waiting image and every other image already queued,
+//! up to the instance's `max_batch`: under load images are batched, an idle server answers a single
+//! image at once. With a `max_queue_delay` ([`EnginePool::with_queue_delay`], `--max-queue-delay`)
+//! it then waits for more until that long after the oldest image was queued, and never more than
+//! half the time left before the earliest deadline among the images it holds. Requests whose caller has gone away (cancelled RPC) are
 //! dropped before they reach an engine, and so are requests whose deadline has passed: refused before
 //! they enter the queue, and answered [`SchedulerError::DeadlineExceeded`] by the worker that takes
 //! them, which checks every job's deadline before it hands the batch to its engine.
@@ -27,6 +29,10 @@ use crate::engine::{Engine, EngineDescription, EngineError};
 
 /// Default images allowed to wait for a free instance (`--queue-capacity`).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
+/// Default longest a free instance waits for more images to fill its batch (`--max-queue-delay`):
+/// none, it runs what is queued at once.
+pub const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::ZERO;
 
 /// Why a request did not get logits.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +136,21 @@ impl EnginePool {
     /// # Panics
     /// When `engines` is empty (a programming error: callers create at least one instance).
     pub fn new(engines: Vec<Box<dyn Engine>>, queue_capacity: usize) -> Self {
+        Self::with_queue_delay(engines, queue_capacity, DEFAULT_MAX_QUEUE_DELAY)
+    }
+
+    /// [`Self::new`] with dynamic batching: an instance that has taken an image and finds fewer
+    /// than `max_batch` queued waits for more until `max_queue_delay` after that image was queued
+    /// — and at most half the time left before the earliest deadline of the images it holds —
+    /// then runs what it has.
+    ///
+    /// # Panics
+    /// When `engines` is empty.
+    pub fn with_queue_delay(
+        engines: Vec<Box<dyn Engine>>,
+        queue_capacity: usize,
+        max_queue_delay: Duration,
+    ) -> Self {
         assert!(
             !engines.is_empty(),
             "an engine pool needs at least one engine"
@@ -147,7 +168,7 @@ impl EnginePool {
                 let stats = Arc::clone(&stats);
                 std::thread::Builder::new()
                     .name(format!("engine-{i}"))
-                    .spawn(move || worker_loop(i, engine, receiver, stats))
+                    .spawn(move || worker_loop(i, engine, receiver, stats, max_queue_delay))
                     .expect("spawning an engine worker thread")
             })
             .collect();
@@ -296,6 +317,7 @@ fn worker_loop(
     mut engine: Box<dyn Engine>,
     receiver: Receiver<Job>,
     stats: Arc<PoolStats>,
+    max_queue_delay: Duration,
 ) {
     let desc = engine.describe();
     let max_batch = desc.max_batch.max(1);
@@ -312,6 +334,30 @@ fn worker_loop(
             match receiver.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        // Dynamic batching: wait a little for more, up to the first image's queue delay, and
+        // spend at most half the time an image has left before its deadline (the rest is for the
+        // forward pass): waiting must not be what makes an image miss its deadline.
+        if !max_queue_delay.is_zero() && batch.len() < max_batch {
+            let now = Instant::now();
+            let latest = |job: &Job, until: Instant| {
+                job.deadline.map_or(until, |d| {
+                    until.min(now + d.saturating_duration_since(now) / 2)
+                })
+            };
+            let mut until = batch[0].enqueued + max_queue_delay;
+            for job in &batch {
+                until = latest(job, until);
+            }
+            while batch.len() < max_batch {
+                match receiver.recv_deadline(until) {
+                    Ok(job) => {
+                        until = latest(&job, until);
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
             }
         }
         // Taken by an instance: their admission slots go back to the queue.
@@ -657,5 +703,68 @@ mod tests {
         let r = pool.infer_in(b, image(2.0), None).await.unwrap();
         assert_eq!(r.logits[0], 2.0);
         assert_eq!(pool.slots_in_use(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_queue_delay_forms_larger_batches_and_never_outlives_a_deadline() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let engine = Box::new(FakeEngine {
+            batches: Arc::clone(&batches),
+            gate: None,
+            delay: Duration::ZERO,
+        }) as Box<dyn Engine>;
+        let pool = Arc::new(EnginePool::with_queue_delay(
+            vec![engine],
+            16,
+            Duration::from_millis(400),
+        ));
+        // Three images sent 50 ms apart: without a delay the idle instance would run each alone.
+        let mut calls = Vec::new();
+        for i in 0..3 {
+            let p = Arc::clone(&pool);
+            calls.push(tokio::spawn(
+                async move { p.infer(image(i as f32), None).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![3]);
+
+        // A deadline shorter than the delay: the batch runs before it, not after the delay.
+        let started = Instant::now();
+        let r = pool
+            .infer(
+                image(1.0),
+                Some(Instant::now() + Duration::from_millis(100)),
+            )
+            .await;
+        // Run at its deadline (or answered DeadlineExceeded exactly then): well before 400 ms.
+        assert!(
+            started.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            r.is_ok() || matches!(r, Err(SchedulerError::DeadlineExceeded)),
+            "{r:?}"
+        );
+        // A full batch does not wait.
+        let started = Instant::now();
+        let many: Vec<_> = (0..4)
+            .map(|i| {
+                let p = Arc::clone(&pool);
+                tokio::spawn(async move { p.infer(image(i as f32), None).await })
+            })
+            .collect();
+        for c in many {
+            c.await.unwrap().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

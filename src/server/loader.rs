@@ -23,6 +23,8 @@ pub struct ModelOptions {
     pub labels: Option<PathBuf>,
     /// Decode limit in pixels (`--max-image-pixels`).
     pub max_image_pixels: u64,
+    /// Longest a free instance waits for more images to fill its batch (`--max-queue-delay`).
+    pub max_queue_delay: std::time::Duration,
     /// The name the model is served under (`--model-name`; OIP clients address it by this name).
     /// `None`: the model's own name (e.g. `swinv2_tiny_patch4_window8_256`).
     pub model_name: Option<String>,
@@ -37,6 +39,7 @@ impl ModelOptions {
             labels: None,
             max_image_pixels: PIL_MAX_IMAGE_PIXELS,
             model_name: None,
+            max_queue_delay: crate::scheduler::DEFAULT_MAX_QUEUE_DELAY,
         }
     }
 
@@ -119,11 +122,16 @@ pub fn load_model(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
         info.model = name.clone();
     }
     Ok(ServingModel {
-        pool: EnginePool::new(engines.instances, opts.queue_capacity),
+        pool: EnginePool::with_queue_delay(
+            engines.instances,
+            opts.queue_capacity,
+            opts.max_queue_delay,
+        ),
         preprocess,
         labels,
         info,
         stats: Default::default(),
+        max_queue_delay: opts.max_queue_delay,
     })
 }
 

@@ -179,6 +179,8 @@ pub struct ServingModel {
     pub info: proto::ModelInfo,
     /// What the model has done (OIP ModelStatistics).
     pub stats: statistics::InferenceStats,
+    /// The pool's dynamic-batching delay (`--max-queue-delay`; OIP ModelConfig reports it).
+    pub max_queue_delay: Duration,
 }
 
 /// Error from the model loader supplied to [`serve`].

@@ -118,7 +118,8 @@ pub fn config(model: &ServingModel, server: &ServerConfig) -> pb::ModelConfig {
         scheduling_choice: Some(pb::model_config::SchedulingChoice::DynamicBatching(
             pb::ModelDynamicBatching {
                 preferred_batch_size: vec![i32::try_from(info.max_batch).unwrap_or(i32::MAX)],
-                max_queue_delay_microseconds: 0,
+                max_queue_delay_microseconds: u64::try_from(model.max_queue_delay.as_micros())
+                    .unwrap_or(u64::MAX),
             },
         )),
         instance_group: vec![pb::ModelInstanceGroup {
