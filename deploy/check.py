@@ -147,14 +147,15 @@ def secret_file_problems(deployment: dict, expected: dict[str, tuple[str, str, s
 
 
 def probe_problems(deployment: dict, port: int) -> list[str]:
-    """Startup and readiness are gRPC health checks, liveness a TCP connect, all three on `port`."""
+    """Startup, readiness and liveness are gRPC health checks (liveness on the service that only a
+    hung engine turns NOT_SERVING), all three on `port`."""
     c = deployment["spec"]["template"]["spec"]["containers"][0]
     problems = []
     if c["startupProbe"].get("grpc") != {"port": port}:
         problems.append(f"startupProbe {c['startupProbe'].get('grpc')}")
     if c["readinessProbe"].get("grpc") != {"port": port, "service": "swin.v1.Classifier"}:
         problems.append(f"readinessProbe {c['readinessProbe'].get('grpc')}")
-    if c["livenessProbe"].get("tcpSocket") != {"port": port} or "grpc" in c["livenessProbe"]:
+    if c["livenessProbe"].get("grpc") != {"port": port, "service": "swin-serve.liveness"}:
         problems.append(f"livenessProbe {c['livenessProbe']}")
     return problems
 
@@ -194,7 +195,8 @@ def main() -> int:
     check("default: startupProbe is gRPC on 50051", c["startupProbe"].get("grpc") == {"port": 50051})
     check("default: readinessProbe is gRPC swin.v1.Classifier",
           c["readinessProbe"].get("grpc") == {"port": 50051, "service": "swin.v1.Classifier"})
-    check("default: livenessProbe is tcpSocket", "tcpSocket" in c["livenessProbe"] and "grpc" not in c["livenessProbe"])
+    check("default: livenessProbe is gRPC health of swin-serve.liveness (hung engine), not \"\" (which drains)",
+          c["livenessProbe"].get("grpc", {}).get("service") == "swin-serve.liveness" and "tcpSocket" not in c["livenessProbe"])
     check("default: backend cpu, download (no MODEL, no RANDOM_WEIGHTS)",
           env["SWIN_SERVE_BACKEND"] == "cpu" and "SWIN_SERVE_MODEL" not in env and "SWIN_SERVE_RANDOM_WEIGHTS" not in env)
     check("default: threads from limits.cpu", env["SWIN_SERVE_THREADS"] == {
@@ -334,7 +336,7 @@ def main() -> int:
           not problems, "; ".join(problems))
     check("tls example: client CA from the TLS Secret reuses its mount (the Secret is mounted once)",
           [v["name"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "swin-serve-tls"] == ["tls"])
-    check("tls example: startup/readiness (gRPC) and liveness (TCP) on the health port 8086",
+    check("tls example: startup, readiness and liveness (gRPC) on the health port 8086",
           not probe_problems(dep, 8086), "; ".join(probe_problems(dep, 8086)))
     check("tls example: health port listens (SWIN_SERVE_HEALTH_LISTEN) and is a container port",
           env.get("SWIN_SERVE_HEALTH_LISTEN") == "0.0.0.0:8086"

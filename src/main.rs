@@ -19,7 +19,7 @@ use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 
@@ -214,6 +214,11 @@ struct ServeArgs {
     /// port needs TLS client certificates or tokens).
     #[arg(long, env = "SWIN_SERVE_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
+    /// Seconds one engine batch may run before the engine counts as hung: health and OIP readiness
+    /// turn NOT_SERVING, and so does the liveness service `swin-serve.liveness` (restart the pod);
+    /// they turn back when it recovers. 0: no hang detection.
+    #[arg(long, env = "SWIN_SERVE_ENGINE_HANG_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_ENGINE_HANG_TIMEOUT.map_or(0.0, |d| d.as_secs_f64()))]
+    engine_hang_timeout: f64,
     /// Do not serve gRPC server reflection (grpcurl then needs the .proto files). The environment
     /// variable takes true/1/yes/on (false/0/no/off or empty: reflection on).
     #[arg(long, env = "SWIN_SERVE_NO_REFLECTION", value_parser = clap::builder::FalseyValueParser::new())]
@@ -433,6 +438,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }),
         health_listen: args.health_listen,
         reflection: !args.no_reflection,
+        engine_hang_timeout: match Duration::try_from_secs_f64(args.engine_hang_timeout) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--engine-hang-timeout must be a non-negative number of seconds"),
+        },
         max_concurrent_streams: args.max_concurrent_streams,
         max_connection_age: (args.max_connection_age > 0)
             .then(|| Duration::from_secs(args.max_connection_age)),

@@ -2124,3 +2124,72 @@ async fn classify_stream_answers_each_image_as_it_completes() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_and_liveness_follow_a_hung_engine() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let config = ServerConfig {
+        engine_hang_timeout: Some(Duration::from_millis(300)),
+        ..ServerConfig::default()
+    };
+    let mut srv = start_gated_server(config, Arc::clone(&gate)).await;
+    let ch = channel(srv.addr).await;
+    let liveness = server::LIVENESS_SERVICE_NAME;
+    // Alive while loading (a slow load must not get the pod restarted).
+    assert_eq!(health(&ch, liveness).await, ServingStatus::Serving);
+    assert_eq!(health(&ch, "").await, ServingStatus::NotServing);
+    srv.release_loader.take().unwrap().send(()).unwrap();
+    wait_serving(&ch).await;
+
+    let wait_for = |service: &'static str, want: ServingStatus| {
+        let ch = ch.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while health(&ch, service).await != want {
+                assert!(
+                    Instant::now() < deadline,
+                    "{service:?} never became {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let client = ClassifierClient::new(ch.clone());
+    let held = spawn_classifies(&client, &test_image(40, 30, image::ImageFormat::Png), 1)
+        .pop()
+        .unwrap();
+    gate.wait_for_batches(1).await;
+    wait_for("", ServingStatus::NotServing).await;
+    wait_for(liveness, ServingStatus::NotServing).await;
+    assert_eq!(
+        health(&ch, "swin.v1.Classifier").await,
+        ServingStatus::NotServing
+    );
+    let mut oip = InferenceClient::new(ch.clone());
+    assert!(
+        !oip.server_ready(oip_pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+
+    gate.open();
+    assert!(held.await.unwrap().is_ok());
+    wait_for("", ServingStatus::Serving).await;
+    wait_for(liveness, ServingStatus::Serving).await;
+    assert!(
+        oip.server_ready(oip_pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}

@@ -110,6 +110,20 @@ pub struct PoolStats {
     pub images_rejected: AtomicU64,
     /// Images queued or running now (gauge).
     pub in_flight: AtomicUsize,
+    /// Engine batches that failed in a row (reset by a batch that succeeds).
+    pub failed_in_a_row: AtomicU64,
+}
+
+/// What [`EnginePool::health`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineHealth {
+    /// Every instance is idle or has been running its batch for less than the limit, and the last
+    /// batches did not all fail.
+    Ok,
+    /// An instance has been running one batch for longer than the limit.
+    Hung { instance: usize, running: Duration },
+    /// The last `batches` batches all failed.
+    Failing { batches: u64 },
 }
 
 /// A pool of engine instances behind one bounded queue.
@@ -121,7 +135,14 @@ pub struct EnginePool {
     capacity: usize,
     admission: Arc<Semaphore>,
     stats: Arc<PoolStats>,
+    /// Per instance: when its current batch started, in microseconds since `epoch` plus one; 0
+    /// while idle. Written by the worker, read by [`Self::health`].
+    busy_since: Arc<[AtomicU64]>,
+    epoch: Instant,
 }
+
+/// Batches that must fail in a row before the pool is reported [`EngineHealth::Failing`].
+pub const FAILING_AFTER_BATCHES: u64 = 3;
 
 /// An admission slot: the right to queue one image ([`EnginePool::reserve`]). Dropping it unused
 /// gives it back.
@@ -160,15 +181,24 @@ impl EnginePool {
         let capacity = queue_capacity.max(1);
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(capacity);
         let stats = Arc::new(PoolStats::default());
+        let busy_since: Arc<[AtomicU64]> = (0..instances).map(|_| AtomicU64::new(0)).collect();
+        let epoch = Instant::now();
         let workers = engines
             .into_iter()
             .enumerate()
             .map(|(i, engine)| {
                 let receiver = receiver.clone();
                 let stats = Arc::clone(&stats);
+                let heartbeat = Heartbeat {
+                    busy_since: Arc::clone(&busy_since),
+                    index: i,
+                    epoch,
+                };
                 std::thread::Builder::new()
                     .name(format!("engine-{i}"))
-                    .spawn(move || worker_loop(i, engine, receiver, stats, max_queue_delay))
+                    .spawn(move || {
+                        worker_loop(i, engine, receiver, stats, max_queue_delay, heartbeat)
+                    })
                     .expect("spawning an engine worker thread")
             })
             .collect();
@@ -180,7 +210,30 @@ impl EnginePool {
             capacity,
             admission: Arc::new(Semaphore::new(capacity)),
             stats,
+            busy_since,
+            epoch,
         }
+    }
+
+    /// Whether the instances are working: none stuck in one batch for longer than `hang_after`,
+    /// and not the last [`FAILING_AFTER_BATCHES`] batches all failed.
+    pub fn health(&self, hang_after: Duration) -> EngineHealth {
+        let now = self.epoch.elapsed();
+        for (instance, since) in self.busy_since.iter().enumerate() {
+            let since = since.load(Ordering::Relaxed);
+            if since == 0 {
+                continue;
+            }
+            let running = now.saturating_sub(Duration::from_micros(since - 1));
+            if running > hang_after {
+                return EngineHealth::Hung { instance, running };
+            }
+        }
+        let failed = self.stats.failed_in_a_row.load(Ordering::Relaxed);
+        if failed >= FAILING_AFTER_BATCHES {
+            return EngineHealth::Failing { batches: failed };
+        }
+        EngineHealth::Ok
     }
 
     /// Take an admission slot, or [`SchedulerError::QueueFull`] at once when all `queue_capacity`
@@ -312,12 +365,31 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// A worker's "running a batch since" mark.
+struct Heartbeat {
+    busy_since: Arc<[AtomicU64]>,
+    index: usize,
+    epoch: Instant,
+}
+
+impl Heartbeat {
+    fn busy(&self) {
+        let micros = self.epoch.elapsed().as_micros() as u64 + 1;
+        self.busy_since[self.index].store(micros, Ordering::Relaxed);
+    }
+
+    fn idle(&self) {
+        self.busy_since[self.index].store(0, Ordering::Relaxed);
+    }
+}
+
 fn worker_loop(
     index: usize,
     mut engine: Box<dyn Engine>,
     receiver: Receiver<Job>,
     stats: Arc<PoolStats>,
     max_queue_delay: Duration,
+    heartbeat: Heartbeat,
 ) {
     let desc = engine.describe();
     let max_batch = desc.max_batch.max(1);
@@ -386,6 +458,7 @@ fn worker_loop(
             slot.copy_from_slice(&job.image);
         }
         let started = Instant::now();
+        heartbeat.busy();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             engine.infer(
                 &input[..n * image_len],
@@ -405,7 +478,14 @@ fn worker_loop(
             })
         });
         let inference_time = started.elapsed();
+        heartbeat.idle();
         stats.batches_run.fetch_add(1, Ordering::Relaxed);
+        match &outcome {
+            Ok(()) => stats.failed_in_a_row.store(0, Ordering::Relaxed),
+            Err(_) => {
+                stats.failed_in_a_row.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match outcome {
             Ok(()) => {
                 stats.images_done.fetch_add(n as u64, Ordering::Relaxed);
@@ -766,5 +846,38 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_follows_a_hung_and_a_failing_engine() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (pool, _) = pool(1, 4, Duration::ZERO, Some(Arc::clone(&gate)));
+        let pool = Arc::new(pool);
+        assert_eq!(pool.health(Duration::from_millis(50)), EngineHealth::Ok);
+        let p = Arc::clone(&pool);
+        let held = tokio::spawn(async move { p.infer(image(1.0), None).await });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(matches!(
+            pool.health(Duration::from_millis(50)),
+            EngineHealth::Hung { instance: 0, .. }
+        ));
+        // Within a longer limit it is just busy.
+        assert_eq!(pool.health(Duration::from_secs(60)), EngineHealth::Ok);
+        open(&gate);
+        held.await.unwrap().unwrap();
+        assert_eq!(pool.health(Duration::from_millis(50)), EngineHealth::Ok);
+
+        // Batches failing in a row (the engine panics on the marker), then one success.
+        for _ in 0..FAILING_AFTER_BATCHES {
+            assert!(pool.infer(image(PANIC_MARKER), None).await.is_err());
+        }
+        assert_eq!(
+            pool.health(Duration::from_secs(60)),
+            EngineHealth::Failing {
+                batches: FAILING_AFTER_BATCHES
+            }
+        );
+        pool.infer(image(2.0), None).await.unwrap();
+        assert_eq!(pool.health(Duration::from_secs(60)), EngineHealth::Ok);
     }
 }

@@ -46,6 +46,16 @@ use crate::scheduler::EnginePool;
 /// gRPC service name of the classifier, as health reports it.
 pub const CLASSIFIER_SERVICE_NAME: &str = "swin.v1.Classifier";
 
+/// Health service name of the liveness check: SERVING unless an engine instance is hung (also
+/// while the model loads, so that a slow load does not get the pod restarted).
+pub const LIVENESS_SERVICE_NAME: &str = "swin-serve.liveness";
+
+/// Default time one engine batch may run before the engine counts as hung (`--engine-hang-timeout`).
+pub const DEFAULT_ENGINE_HANG_TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
+
+/// How often the engine watchdog looks.
+const WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Default address to listen on (`--listen`).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:50051";
 
@@ -126,6 +136,9 @@ pub struct ServerConfig {
     pub health_listen: Option<SocketAddr>,
     /// Serve server reflection (`--no-reflection` turns it off). With tokens it needs a token too.
     pub reflection: bool,
+    /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
+    /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
+    pub engine_hang_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +157,7 @@ impl Default for ServerConfig {
             tls: None,
             health_listen: None,
             reflection: true,
+            engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
         }
     }
 }
@@ -260,6 +274,9 @@ where
             .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
+    health_reporter
+        .set_service_status(LIVENESS_SERVICE_NAME, ServingStatus::Serving)
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -306,6 +323,8 @@ where
     let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<ServerError>();
     let loader_reporter = health_reporter.clone();
     let loader_slot = Arc::clone(&slot);
+    let watchdog_pipeline = pipeline.clone();
+    let hang_timeout = config.engine_hang_timeout;
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match tokio::task::spawn_blocking(load).await {
@@ -319,12 +338,13 @@ where
                 );
                 let model = Arc::new(model);
                 metrics::watch_model(&model, started.elapsed());
-                let _ = loader_slot.set(model);
+                let _ = loader_slot.set(Arc::clone(&model));
                 for name in ["", CLASSIFIER_SERVICE_NAME] {
                     loader_reporter
                         .set_service_status(name, ServingStatus::Serving)
                         .await;
                 }
+                watch_engine(model, watchdog_pipeline, loader_reporter, hang_timeout).await;
             }
             Ok(Err(e)) => {
                 let _ = fail_tx.send(ServerError::Load(e));
@@ -375,7 +395,7 @@ where
                 }
                 // End every health Watch stream (their senders go with the entries; watchers have
                 // seen NOT_SERVING): a client watching health must not hold the shutdown open.
-                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                for name in ["", CLASSIFIER_SERVICE_NAME, LIVENESS_SERVICE_NAME] {
                     drain_reporter.clear_service_status(name).await;
                 }
             }
@@ -457,6 +477,60 @@ where
         tracing::info!("server stopped; all in-flight requests answered");
     }
     Ok(())
+}
+
+/// The engine watchdog: every [`WATCHDOG_INTERVAL`], [`EnginePool::health`]; a hung or failing
+/// engine turns health (`""`, the classifier) and OIP readiness NOT_SERVING — a hung one the
+/// liveness service too — and a recovered one turns them back. Ends when shutdown begins.
+async fn watch_engine(
+    model: Arc<ServingModel>,
+    pipeline: pipeline::Pipeline,
+    reporter: tonic_health::server::HealthReporter,
+    hang_timeout: Option<Duration>,
+) {
+    use crate::scheduler::EngineHealth;
+    let hang_after = hang_timeout.unwrap_or(Duration::MAX);
+    let mut last = EngineHealth::Ok;
+    let mut tick = tokio::time::interval(WATCHDOG_INTERVAL);
+    loop {
+        tick.tick().await;
+        if pipeline.is_draining() {
+            return;
+        }
+        let health = model.pool.health(hang_after);
+        if std::mem::discriminant(&health) == std::mem::discriminant(&last) {
+            continue;
+        }
+        let (ready, live) = match &health {
+            EngineHealth::Ok => {
+                tracing::info!("engine recovered: health SERVING");
+                (ServingStatus::Serving, ServingStatus::Serving)
+            }
+            EngineHealth::Hung { instance, running } => {
+                tracing::error!(
+                    instance,
+                    seconds = running.as_secs_f32(),
+                    "engine instance hung: health and liveness NOT_SERVING"
+                );
+                (ServingStatus::NotServing, ServingStatus::NotServing)
+            }
+            EngineHealth::Failing { batches } => {
+                tracing::error!(batches, "engine batches keep failing: health NOT_SERVING");
+                (ServingStatus::NotServing, ServingStatus::Serving)
+            }
+        };
+        pipeline.set_engine_ok(matches!(health, EngineHealth::Ok));
+        if pipeline.is_draining() {
+            return;
+        }
+        for name in ["", CLASSIFIER_SERVICE_NAME] {
+            reporter.set_service_status(name, ready).await;
+        }
+        reporter
+            .set_service_status(LIVENESS_SERVICE_NAME, live)
+            .await;
+        last = health;
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

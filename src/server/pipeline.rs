@@ -72,6 +72,7 @@ pub struct Pipeline {
     config: ServerConfig,
     decode_permits: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
+    engine_ok: Arc<AtomicBool>,
 }
 
 impl Pipeline {
@@ -83,6 +84,7 @@ impl Pipeline {
             config,
             decode_permits,
             draining: Arc::new(AtomicBool::new(false)),
+            engine_ok: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -104,9 +106,22 @@ impl Pipeline {
         self.slot.get().cloned()
     }
 
-    /// Readiness as OIP ServerReady reports it: the model is loaded and shutdown has not begun.
+    /// Readiness as OIP ServerReady reports it: the model is loaded, shutdown has not begun and the
+    /// engine watchdog finds the engine working.
     pub fn is_ready(&self) -> bool {
-        self.slot.get().is_some() && !self.draining.load(Ordering::Relaxed)
+        self.slot.get().is_some()
+            && !self.draining.load(Ordering::Relaxed)
+            && self.engine_ok.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The engine watchdog's verdict (not hung, not failing).
+    pub fn set_engine_ok(&self, ok: bool) {
+        self.engine_ok.store(ok, Ordering::Relaxed);
     }
 
     /// Shutdown has begun: not ready any more (calls are still answered while the server drains).

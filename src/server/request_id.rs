@@ -100,7 +100,14 @@ mod tests {
     fn client_ids_are_kept_when_usable_and_made_otherwise() {
         assert!(usable(b"req-42"));
         assert!(usable(&[b'a'; MAX_REQUEST_ID_LEN]));
-        for bad in [&b""[..], b"has space", b"tab\there", b"\x1b[2J", &[b'a'; 129], "é".as_bytes()] {
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"tab\there",
+            b"\x1b[2J",
+            &[b'a'; 129],
+            "é".as_bytes(),
+        ] {
             assert!(!usable(bad), "{bad:?}");
         }
         let (a, b) = (generate(), generate());
