@@ -160,6 +160,121 @@ def probe_problems(deployment: dict, port: int) -> list[str]:
     return problems
 
 
+# ServiceMonitor (monitoring.coreos.com/v1): kubernetes-validate has only the built-in kinds' schemas, so
+# the chart's ServiceMonitor is checked against this subset of the Prometheus Operator CRD's
+# openAPIV3Schema, copied by hand from monitoring.coreos.com_servicemonitors.yaml (operator v0.84.1):
+# the required fields, the types and patterns of the fields the chart sets, and every field name the
+# CRD knows at the levels the chart writes (an unknown or misspelt field is refused, as the API
+# server's structural-schema pruning would silently drop it).
+PROM_DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1},
+                           "labels": {"type": "object", "additionalProperties": {"type": "string"}}},
+        },
+        "spec": {
+            "type": "object",
+            "required": ["endpoints", "selector"],
+            "additionalProperties": False,
+            "properties": {
+                **{k: {} for k in (
+                    "attachMetadata", "bodySizeLimit", "convertClassicHistogramsToNHCB", "fallbackScrapeProtocol",
+                    "jobLabel", "keepDroppedTargets", "labelLimit", "labelNameLengthLimit", "labelValueLengthLimit",
+                    "nativeHistogramBucketLimit", "nativeHistogramMinBucketFactor", "podTargetLabels", "sampleLimit",
+                    "scrapeClass", "scrapeClassicHistograms", "scrapeProtocols", "selectorMechanism",
+                    "serviceDiscoveryRole", "targetLabels", "targetLimit")},
+                "namespaceSelector": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "selector": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                   "matchExpressions": {"type": "array"}},
+                },
+                "endpoints": {
+                    "type": "array", "minItems": 1,
+                    "items": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            **{k: {} for k in (
+                                "authorization", "basicAuth", "bearerTokenFile", "bearerTokenSecret", "enableHttp2",
+                                "filterRunning", "followRedirects", "honorLabels", "honorTimestamps",
+                                "metricRelabelings", "noProxy", "oauth2", "params", "proxyConnectHeader",
+                                "proxyFromEnvironment", "proxyUrl", "relabelings", "targetPort", "tlsConfig",
+                                "trackTimestampsStaleness")},
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": {"type": "string", "pattern": PROM_DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": PROM_DURATION},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def prom_duration_ms(text: str) -> int:
+    import re
+    m = re.fullmatch(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?", text)
+    units = [365 * 86400_000, 7 * 86400_000, 86400_000, 3600_000, 60_000, 1000, 1]
+    return sum(int(g) * u for g, u in zip(m.groups(), units) if g)
+
+
+def service_monitor_problems(docs: list[dict]) -> list[str]:
+    """The ServiceMonitor has the CRD's shape, selects exactly the metrics Service (not the gRPC or the
+    headless one) by labels that Service carries, and scrapes a port that Service names, whose
+    targetPort is the container port `metrics`; scrapeTimeout <= interval (the operator rejects more)."""
+    import jsonschema
+    problems = []
+    sms = by_kind(docs, "ServiceMonitor")
+    if len(sms) != 1:
+        return [f"{len(sms)} ServiceMonitors"]
+    sm = sms[0]
+    for e in jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(sm):
+        problems.append(f"schema: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+    if problems:
+        return problems
+    match = sm["spec"]["selector"].get("matchLabels", {})
+    selected = [s for s in by_kind(docs, "Service") if match and match.items() <= s["metadata"].get("labels", {}).items()]
+    if [s["metadata"]["name"] for s in selected] != [s["metadata"]["name"] for s in by_kind(docs, "Service")
+                                                     if s["metadata"]["name"].endswith("-metrics")] or len(selected) != 1:
+        return [f"selector {match} selects {[s['metadata']['name'] for s in selected]}, not just the -metrics Service"]
+    svc = selected[0]
+    ns = sm["spec"].get("namespaceSelector", {}).get("matchNames")
+    if ns is not None and "default" not in ns:
+        problems.append(f"namespaceSelector {ns} misses the release namespace")
+    dep = by_kind(docs, "Deployment")[0]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    if not svc["spec"]["selector"].items() <= pod_labels.items():
+        problems.append("the metrics Service does not select the pods")
+    if svc["spec"].get("type", "ClusterIP") != "ClusterIP":
+        problems.append(f"metrics Service type {svc['spec'].get('type')}")
+    container_ports = {p["name"]: p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    svc_ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    for ep in sm["spec"]["endpoints"]:
+        p = svc_ports.get(ep.get("port"))
+        if p is None:
+            problems.append(f"endpoint port {ep.get('port')} not a port of {svc['metadata']['name']}")
+        elif p["targetPort"] not in ("metrics", container_ports.get("metrics")):
+            problems.append(f"service port {p} does not target the container port metrics")
+        if ep.get("path", "/metrics") != "/metrics":
+            problems.append(f"path {ep.get('path')}")
+        if "interval" in ep and "scrapeTimeout" in ep and prom_duration_ms(ep["scrapeTimeout"]) > prom_duration_ms(ep["interval"]):
+            problems.append(f"scrapeTimeout {ep['scrapeTimeout']} > interval {ep['interval']}")
+    return problems
+
+
 def main() -> int:
     yaml_files = sorted(
         p for p in DEPLOY.rglob("*.yaml") if "templates" not in p.parts
@@ -179,7 +294,8 @@ def main() -> int:
     smlu_lint = helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")
     cpu_tls_values = helm_values("values-cpu.yaml", "values-cpu-tls.yaml")
     for label, vals in [("defaults", None), ("values-cpu", cpu_values), ("values-mlu", mlu_values),
-                        ("values-mlu + values-mlu-smlu", smlu_lint), ("values-cpu + values-cpu-tls", cpu_tls_values)]:
+                        ("values-mlu + values-mlu-smlu", smlu_lint), ("values-cpu + values-cpu-tls", cpu_tls_values),
+                        ("values-cpu + values-cpu-hpa", helm_values("values-cpu.yaml", "values-cpu-hpa.yaml"))]:
         report = helm_python.lint(str(CHART), vals, strict=True, kube_version="v1.30.0")
         bad = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
         check(f"helm lint --strict ({label})", not bad, str(bad))
@@ -216,7 +332,7 @@ def main() -> int:
           not any(k.startswith("cambricon.com/") for k in c["resources"].get("limits", {})) and "tolerations" not in pod)
     check("default: plaintext, no health port, reflection on, no token file",
           not ({"SWIN_SERVE_HEALTH_LISTEN", "SWIN_SERVE_NO_REFLECTION"} | set(FILE_ENV)) & set(env)
-          and [p["name"] for p in c["ports"]] == ["grpc"]
+          and [p["name"] for p in c["ports"]] == ["grpc", "metrics"]
           and not secret_file_problems(dep, {}))
     svc = by_kind(docs, "Service")[0]
     check("service: selects the pods, targets port name grpc",
@@ -232,7 +348,7 @@ def main() -> int:
         "SWIN_SERVE_MAX_BATCH_IMAGES", "SWIN_SERVE_DRAIN_DELAY_SECS", "SWIN_SERVE_IMG_SIZE",
         "SWIN_SERVE_WINDOW_SIZE", "RUST_LOG", "HOME",
         "SWIN_SERVE_HEALTH_LISTEN", "SWIN_SERVE_TLS_CERT", "SWIN_SERVE_TLS_KEY", "SWIN_SERVE_TLS_CLIENT_CA",
-        "SWIN_SERVE_AUTH_TOKEN_FILE", "SWIN_SERVE_NO_REFLECTION",
+        "SWIN_SERVE_AUTH_TOKEN_FILE", "SWIN_SERVE_NO_REFLECTION", "SWIN_SERVE_METRICS_LISTEN",
     }
     everything = merged(mlu_values, server__imgSize=256, server__windowSize=8,
                         server__labels={"configMap": "labels", "key": "labels.txt"}, server__reflection=False,
@@ -424,6 +540,98 @@ def main() -> int:
     check("tls.enabled=false with a secretName: plaintext, probes on the gRPC port",
           not secret_file_problems(dep, {}) and not probe_problems(dep, 50051))
 
+    # Metrics: on by default (env + container port), no Service port, no ServiceMonitor, no annotations.
+    docs = render(None)
+    dep = by_kind(docs, "Deployment")[0]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    check("metrics default: SWIN_SERVE_METRICS_LISTEN=0.0.0.0:9090 and container port metrics 9090",
+          env_of(dep).get("SWIN_SERVE_METRICS_LISTEN") == "0.0.0.0:9090"
+          and {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in c["ports"])
+    check("metrics default: no metrics Service, no metrics port on the gRPC Service, no ServiceMonitor, no scrape annotations",
+          [s["metadata"]["name"] for s in by_kind(docs, "Service")] == ["swin-serve"]
+          and all(p["name"] != "metrics" for s in by_kind(docs, "Service") for p in s["spec"]["ports"])
+          and not by_kind(docs, "ServiceMonitor")
+          and "annotations" not in dep["spec"]["template"]["metadata"])
+    dep = by_kind(render({"metrics": {"enabled": False}}), "Deployment")[0]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    check("metrics.enabled=false: no SWIN_SERVE_METRICS_LISTEN, no metrics port",
+          "SWIN_SERVE_METRICS_LISTEN" not in env_of(dep) and [p["name"] for p in c["ports"]] == ["grpc"])
+    dep = by_kind(render({"metrics": {"port": 9187}, "server": {"listenHost": "[::]"}}), "Deployment")[0]
+    check("metrics.port 9187, [::]: listen address and container port follow",
+          env_of(dep)["SWIN_SERVE_METRICS_LISTEN"] == "[::]:9187"
+          and {"name": "metrics", "containerPort": 9187, "protocol": "TCP"} in dep["spec"]["template"]["spec"]["containers"][0]["ports"])
+    sm_values = {"metrics": {"service": {"enabled": True},
+                             "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s",
+                                                "labels": {"release": "kps"}}},
+                 "service": {"type": "LoadBalancer", "headless": True}}
+    docs = render(sm_values)
+    services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    check("metrics Service: separate, ClusterIP even with service.type LoadBalancer, only the metrics port",
+          services.get("swin-serve-metrics", {}).get("spec", {}).get("type") == "ClusterIP"
+          and [(p["name"], p["port"], p["targetPort"]) for p in services["swin-serve-metrics"]["spec"]["ports"]]
+          == [("metrics", 9090, "metrics")]
+          and all(p["name"] == "grpc" for n in ("swin-serve", "swin-serve-headless") for p in services[n]["spec"]["ports"]))
+    problems = service_monitor_problems(docs)
+    check("ServiceMonitor: CRD shape, selects only the metrics Service, port/path/targetPort consistent",
+          not problems, "; ".join(problems))
+    sm = by_kind(docs, "ServiceMonitor")[0]
+    check("ServiceMonitor: interval, scrapeTimeout and labels from values",
+          sm["spec"]["endpoints"][0].get("interval") == "15s" and sm["spec"]["endpoints"][0].get("scrapeTimeout") == "10s"
+          and sm["metadata"]["labels"].get("release") == "kps")
+    notes = render_notes(sm_values)
+    check("metrics NOTES: no authentication, the metrics Service and ServiceMonitor, a curl; none without metrics",
+          "NO AUTHENTICATION" in notes and "Service swin-serve-metrics (ClusterIP)" in notes
+          and "ServiceMonitor swin-serve" in notes and "curl -s localhost:9090/metrics" in notes
+          and "/metrics" not in render_notes({"metrics": {"enabled": False}}))
+    check("ServiceMonitor off by default even with the metrics Service",
+          not by_kind(render({"metrics": {"service": {"enabled": True}}}), "ServiceMonitor"))
+    # The ServiceMonitor checker itself: a wrong port name, a selector that also matches the gRPC
+    # Service, a misspelt field and a timeout above the interval are caught.
+    for label, mutate in [
+        ("port name", lambda d: d["spec"]["endpoints"][0].__setitem__("port", "http-metrics")),
+        ("selector matching every Service", lambda d: d["spec"]["selector"]["matchLabels"].pop("swin-serve/metrics")),
+        ("misspelt field", lambda d: d["spec"]["endpoints"][0].__setitem__("scrapeInterval", "30s")),
+        ("scrapeTimeout > interval", lambda d: d["spec"]["endpoints"][0].__setitem__("scrapeTimeout", "1m")),
+        ("duration without unit", lambda d: d["spec"]["endpoints"][0].__setitem__("interval", "30")),
+    ]:
+        broken_docs = copy.deepcopy(docs)
+        mutate(by_kind(broken_docs, "ServiceMonitor")[0])
+        check(f"self-test: the ServiceMonitor checker catches a {label}", bool(service_monitor_problems(broken_docs)))
+    dep = by_kind(render({"metrics": {"podAnnotations": True, "port": 9187}, "podAnnotations": {"a": "b"}}), "Deployment")[0]
+    check("metrics.podAnnotations: prometheus.io/scrape, port, path added to podAnnotations",
+          dep["spec"]["template"]["metadata"].get("annotations") == {
+              "a": "b", "prometheus.io/scrape": "true", "prometheus.io/port": "9187", "prometheus.io/path": "/metrics"})
+    tls_metrics = render(merged(cpu_tls_values, metrics={"service": {"enabled": True}, "serviceMonitor": {"enabled": True}}))
+    problems = service_monitor_problems(tls_metrics)
+    check("metrics with the TLS example: plain HTTP scrape (scheme http) on its own port, probes unchanged",
+          not problems and by_kind(tls_metrics, "ServiceMonitor")[0]["spec"]["endpoints"][0]["scheme"] == "http"
+          and not probe_problems(by_kind(tls_metrics, "Deployment")[0], 8086), "; ".join(problems))
+    # The HPA example exactly as the README installs it (-f values-cpu.yaml -f values-cpu-hpa.yaml).
+    hpa_docs = render(helm_values("values-cpu.yaml", "values-cpu-hpa.yaml"))
+    hpa = by_kind(hpa_docs, "HorizontalPodAutoscaler")[0]
+    pods_metrics = sorted(m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods")
+    check("hpa example: Pods metrics swin_queue_slots_in_use and swin_queue_wait_seconds, no CPU metric, behavior",
+          pods_metrics == ["swin_queue_slots_in_use", "swin_queue_wait_seconds"]
+          and not any(m["type"] == "Resource" for m in hpa["spec"]["metrics"])
+          and hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+          and hpa["spec"]["scaleTargetRef"]["name"] == by_kind(hpa_docs, "Deployment")[0]["metadata"]["name"]
+          and "replicas" not in by_kind(hpa_docs, "Deployment")[0]["spec"])
+    problems = service_monitor_problems(hpa_docs)
+    check("hpa example: ServiceMonitor consistent (what prometheus-adapter reads)", not problems, "; ".join(problems))
+    readme = (DEPLOY / "README.md").read_text()
+    check("hpa example: deploy/README.md has a prometheus-adapter rule for each Pods metric and the metric names exist",
+          all(f'as: "{n}"' in readme for n in pods_metrics)
+          and all(n in readme for n in ("swin_queue_duration_seconds_sum", "swin_queue_duration_seconds_count")))
+    main_readme = DEPLOY.parent / "README.md"
+    if main_readme.exists():
+        text = main_readme.read_text()
+        check("hpa example: the server exports swin_queue_slots_in_use and swin_queue_duration_seconds (README.md Metrics)",
+              "`swin_queue_slots_in_use`" in text and "`swin_queue_duration_seconds`" in text)
+    hpa = by_kind(render({"autoscaling": {"enabled": True}}), "HorizontalPodAutoscaler")[0]
+    check("hpa default: CPU 70% only, no behavior",
+          hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+              "type": "Utilization", "averageUtilization": 70}}}] and "behavior" not in hpa["spec"])
+
     # The chart refuses values that cannot work.
     refusals = {
         "backend=tpu": {"backend": "tpu"},
@@ -453,6 +661,20 @@ def main() -> int:
         "auth token key empty (schema)": {"auth": {"tokenSecret": {"name": "t", "key": ""}}},
         "auth token key with a slash (schema)": {"auth": {"tokenSecret": {"name": "t", "key": "a/b"}}},
         "reflection as a string (schema)": {"server": {"reflection": "false"}},
+        "serviceMonitor without metrics": {"metrics": {"enabled": False, "service": {"enabled": True},
+                                                       "serviceMonitor": {"enabled": True}}},
+        "serviceMonitor without the metrics Service": {"metrics": {"serviceMonitor": {"enabled": True}}},
+        "metrics Service without metrics": {"metrics": {"enabled": False, "service": {"enabled": True}}},
+        "scrape annotations without metrics": {"metrics": {"enabled": False, "podAnnotations": True}},
+        "metrics.port = gRPC port": {"metrics": {"port": 50051}},
+        "metrics.port = health port with TLS": {"tls": {"enabled": True, "secretName": "s"}, "metrics": {"port": 8086}},
+        "serviceMonitor interval without a unit (schema)": {"metrics": {"serviceMonitor": {"interval": "30"}}},
+        "serviceMonitor label value not a string (schema)": {"metrics": {"serviceMonitor": {"labels": {"release": 1}}}},
+        "metrics misspelt field metrics.serviceMonitors (schema)": {"metrics": {"serviceMonitors": {"enabled": True}}},
+        "podAnnotations as a string (schema)": {"metrics": {"podAnnotations": "true"}},
+        "autoscaling without any metric": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}},
+        "autoscaling minReplicas > maxReplicas": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+        "autoscaling metric of an unknown type (schema)": {"autoscaling": {"metrics": [{"type": "Custom"}]}},
     }
     for label, vals in refusals.items():
         try:
@@ -486,14 +708,38 @@ def main() -> int:
                 "tls": {"enabled": True, "secretName": "srv", "clientCA": {"secretName": "clients"}},
                 "service": {"headless": True}}),
             "values-mlu.yaml + values-mlu-smlu.yaml": render(helm_values("values-mlu.yaml", "values-mlu-smlu.yaml")),
+            "values-cpu.yaml + values-cpu-hpa.yaml (HPA on Pods metrics, metrics Service)": render(
+                helm_values("values-cpu.yaml", "values-cpu-hpa.yaml")),
+            "HPA with CPU, an External and an Object metric, scrape annotations": render({
+                "metrics": {"podAnnotations": True},
+                "autoscaling": {"enabled": True, "metrics": [
+                    {"type": "External", "external": {
+                        "metric": {"name": "swin_queue_wait_seconds", "selector": {"matchLabels": {"service": "swin-serve-metrics"}}},
+                        "target": {"type": "Value", "value": "200m"}}},
+                    {"type": "Object", "object": {
+                        "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "swin-serve-metrics"},
+                        "metric": {"name": "swin_queue_slots_in_use"}, "target": {"type": "AverageValue", "averageValue": "16"}}}],
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}}}),
             "chart, all optional objects": render(merged(mlu_values, podDisruptionBudget={"enabled": True},
                                                          autoscaling={"enabled": True}, service={"headless": True, "port": 50051},
+                                                         metrics={"service": {"enabled": True}, "serviceMonitor": {"enabled": True},
+                                                                  "podAnnotations": True},
                                                          server={"labels": {"configMap": "l", "key": "k"}, "imgSize": 256})),
         }
+        broken_hpa = copy.deepcopy(by_kind(cases["values-cpu.yaml + values-cpu-hpa.yaml (HPA on Pods metrics, metrics Service)"],
+                                           "HorizontalPodAutoscaler")[0])
+        broken_hpa["spec"]["metrics"][0]["pods"]["target"]["averageUtilisation"] = 50
+        try:
+            kubernetes_validate.validate(broken_hpa, K8S_VERSIONS[-1], strict=True)
+            check("self-test: kubernetes-validate rejects a misspelt HPA metric target field", False, "accepted")
+        except Exception:
+            check("self-test: kubernetes-validate rejects a misspelt HPA metric target field", True)
         for version in K8S_VERSIONS:
             for label, docs in cases.items():
                 errors = []
                 for d in filter(None, docs):
+                    if d.get("kind") == "ServiceMonitor":
+                        continue  # a CRD: not in the Kubernetes schemas, checked by service_monitor_problems
                     try:
                         kubernetes_validate.validate(d, version, strict=True)
                     except Exception as e:  # ValidationError, SchemaNotFoundError, ...

@@ -16,6 +16,7 @@ use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
+use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
@@ -214,6 +215,10 @@ struct ServeArgs {
     /// port needs TLS client certificates or tokens).
     #[arg(long, env = "SWIN_SERVE_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
+    /// Most calls in flight at once (all RPCs but health; a stream counts as one): more get
+    /// RESOURCE_EXHAUSTED at once, before their message is read.
+    #[arg(long, env = "SWIN_SERVE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Seconds one engine batch may run before the engine counts as hung: health and OIP readiness
     /// turn NOT_SERVING, and so does the liveness service `swin-serve.liveness` (restart the pod);
     /// they turn back when it recovers. 0: no hang detection.
@@ -438,6 +443,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }),
         health_listen: args.health_listen,
         reflection: !args.no_reflection,
+        max_in_flight: args.max_in_flight,
         engine_hang_timeout: match Duration::try_from_secs_f64(args.engine_hang_timeout) {
             Ok(d) if d.is_zero() => None,
             Ok(d) => Some(d),

@@ -2193,3 +2193,59 @@ async fn health_and_liveness_follow_a_hung_engine() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_over_max_in_flight_are_refused_at_once_but_health_is_not() {
+    let gate = Arc::new(Gate::default());
+    let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
+    let config = ServerConfig {
+        max_in_flight: 2,
+        ..ServerConfig::default()
+    };
+    let (mut srv, ch) = serving_gated(config, Arc::clone(&gate)).await;
+    let client = ClassifierClient::new(ch.clone());
+    let png = test_image(40, 30, image::ImageFormat::Png);
+    // Two calls in flight (one in the engine, one waiting for it): the cap.
+    let held = spawn_classifies(&client, &png, 2);
+    gate.wait_for_batches(1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let r = client
+            .clone()
+            .get_model_info(proto::GetModelInfoRequest {})
+            .await;
+        match r {
+            Err(e) => break e,
+            // The second held call may not have arrived yet.
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "the cap never applied");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("--max-in-flight"), "{refused:?}");
+    // Probes get through.
+    assert_eq!(health(&ch, "").await, ServingStatus::Serving);
+    gate.open();
+    for call in held {
+        assert!(call.await.unwrap().is_ok());
+    }
+    // Places are given back when the answers are sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .clone()
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "places were not given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}

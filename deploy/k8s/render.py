@@ -39,7 +39,7 @@ PREREQUISITES = {
     ],
 }
 # Install order of the kinds the chart can produce (as `helm template` sorts them).
-KIND_ORDER = ["PodDisruptionBudget", "Service", "Deployment", "HorizontalPodAutoscaler"]
+KIND_ORDER = ["PodDisruptionBudget", "Service", "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor"]
 HELM_ONLY_LABELS = ("helm.sh/chart:", "app.kubernetes.io/managed-by:")
 
 

@@ -15,6 +15,7 @@
 pub mod auth;
 mod classifier;
 pub mod deadline;
+pub mod in_flight;
 pub mod loader;
 pub mod metrics;
 mod model_info;
@@ -136,6 +137,9 @@ pub struct ServerConfig {
     pub health_listen: Option<SocketAddr>,
     /// Serve server reflection (`--no-reflection` turns it off). With tokens it needs a token too.
     pub reflection: bool,
+    /// Most calls in flight at once (`--max-in-flight`, see [`in_flight`]); more get
+    /// RESOURCE_EXHAUSTED at once. Health is exempt.
+    pub max_in_flight: usize,
     /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
     /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
     pub engine_hang_timeout: Option<Duration>,
@@ -158,6 +162,7 @@ impl Default for ServerConfig {
             health_listen: None,
             reflection: true,
             engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
+            max_in_flight: in_flight::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -419,6 +424,7 @@ where
             .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
     }
     let router = builder
+        .layer(in_flight::InFlightLimitLayer::new(config.max_in_flight))
         .layer(request_id::RequestIdLayer)
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)

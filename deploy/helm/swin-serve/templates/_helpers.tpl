@@ -85,6 +85,15 @@ The port the probes use: the health port when it is open, else the gRPC port.
 {{- end }}
 
 {{/*
+Labels of the metrics Service, which the ServiceMonitor selects: the selector labels plus one that
+the gRPC and headless Services do not carry.
+*/}}
+{{- define "swin-serve.metricsServiceLabels" -}}
+{{ include "swin-serve.selectorLabels" . }}
+swin-serve/metrics: "true"
+{{- end }}
+
+{{/*
 Where the client CA file is: in the TLS Secret's mount when it is that Secret, else in its own
 mount; "" without mutual TLS (or without TLS).
 */}}
@@ -138,6 +147,34 @@ Checks that fail the render with a message instead of producing a pod that canno
 {{- end }}
 {{- if and (include "swin-serve.healthPortOn" .) (eq (int .Values.server.healthPort.port) (int .Values.server.port)) }}
 {{- fail (printf "server.healthPort.port (%d) must differ from server.port" (int .Values.server.healthPort.port)) }}
+{{- end }}
+{{- $m := .Values.metrics }}
+{{- if not $m.enabled }}
+{{- if $m.service.enabled }}
+{{- fail "metrics.service.enabled needs metrics.enabled (the server opens no metrics port without it)" }}
+{{- end }}
+{{- if $m.serviceMonitor.enabled }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled (there would be nothing to scrape)" }}
+{{- end }}
+{{- if $m.podAnnotations }}
+{{- fail "metrics.podAnnotations needs metrics.enabled (the annotations would point Prometheus at a closed port)" }}
+{{- end }}
+{{- else }}
+{{- if and $m.serviceMonitor.enabled (not $m.service.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: a ServiceMonitor selects the <fullname>-metrics Service" }}
+{{- end }}
+{{- if eq (int $m.port) (int .Values.server.port) }}
+{{- fail (printf "metrics.port (%d) must differ from server.port" (int $m.port)) }}
+{{- end }}
+{{- if and (include "swin-serve.healthPortOn" .) (eq (int $m.port) (int .Values.server.healthPort.port)) }}
+{{- fail (printf "metrics.port (%d) must differ from server.healthPort.port" (int $m.port)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.metrics) }}
+{{- fail "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage or autoscaling.metrics" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}
