@@ -15,13 +15,13 @@ use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
-use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
 use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
+use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
-    self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_IMAGES,
-    DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
+    self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_MAX_BATCH_IMAGES, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 
 /// Server the `classify` and `info` clients talk to by default.
@@ -51,7 +51,13 @@ struct Cli {
     /// Log lines as text or as JSON objects (one per line: timestamp, level, target, fields).
     /// `RUST_LOG` picks what is logged (default info; the per-call lines are target
     /// swin_serve::access).
-    #[arg(long, global = true, value_enum, env = "SWIN_SERVE_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SWIN_SERVE_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
 }
 
@@ -601,6 +607,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 stop,
                 warmup: args.warmup,
                 image: std::sync::Arc::clone(&image),
+                progress: true,
             };
             eprintln!(
                 "running {} at concurrency {concurrency} ({})",

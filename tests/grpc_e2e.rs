@@ -1840,13 +1840,19 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
     let gate = Arc::new(Gate::default());
     gate.open();
     let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
-    for protocol in [Protocol::Classify, Protocol::ModelInfer] {
+    for protocol in [
+        Protocol::Classify,
+        Protocol::ModelInfer,
+        Protocol::Batch,
+        Protocol::Stream,
+    ] {
         let options = LoadOptions {
             protocol,
             concurrency: 3,
             stop: Stop::Requests(7),
             warmup: 2,
             image: Arc::new(load::default_image()),
+            progress: false,
         };
         let report = guarded(load::run(ch.clone(), Bearer(None), &options))
             .await
@@ -1875,8 +1881,11 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
             "{report:?}"
         );
     }
-    // 7 good images + 2 warm-up per protocol reached the engine.
-    assert_eq!(gate.batches().len(), 2 * (7 + 2));
+    // 7 good calls + 2 warm-up per protocol reached the engine (8 images per batch call).
+    assert_eq!(
+        gate.batches().len(),
+        3 * (7 + 2) + (7 + 2) * load::BATCH_CALL_IMAGES
+    );
     srv.shutdown.take().unwrap().send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), srv.handle)
         .await

@@ -22,7 +22,15 @@ pub enum Protocol {
     /// `inference.GRPCInferenceService/ModelInfer`, input IMAGE (raw BYTES), output
     /// PROBABILITIES with classification 5 (what a tritonclient user asks for).
     ModelInfer,
+    /// `swin.v1.Classifier/ClassifyBatch` with [`BATCH_CALL_IMAGES`] images per call.
+    Batch,
+    /// `swin.v1.Classifier/ClassifyStream`: each caller keeps one stream open and sends its next
+    /// image when the previous one is answered.
+    Stream,
 }
+
+/// Images per ClassifyBatch call (`--rpc batch`).
+pub const BATCH_CALL_IMAGES: usize = 8;
 
 impl Protocol {
     /// The RPC's name.
@@ -30,6 +38,8 @@ impl Protocol {
         match self {
             Protocol::Classify => "Classify",
             Protocol::ModelInfer => "ModelInfer",
+            Protocol::Batch => "ClassifyBatch",
+            Protocol::Stream => "ClassifyStream",
         }
     }
 }
@@ -55,7 +65,12 @@ pub struct LoadOptions {
     pub warmup: usize,
     /// The encoded image every call carries.
     pub image: Arc<Vec<u8>>,
+    /// Print a progress line to stderr every [`PROGRESS_INTERVAL`].
+    pub progress: bool,
 }
+
+/// How often a run with `progress` reports.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -64,6 +79,8 @@ pub struct LoadReport {
     pub concurrency: usize,
     /// Calls answered OK.
     pub ok: usize,
+    /// Images classified by those calls.
+    pub images: usize,
     /// Calls answered with an error, and the first error seen.
     pub errors: usize,
     pub first_error: Option<String>,
@@ -76,9 +93,9 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Answered OK per second.
+    /// Images classified per second.
     pub fn throughput(&self) -> f64 {
-        self.ok as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
+        self.images as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
     /// The `q` quantile (0..=1) of the latencies (nearest rank).
@@ -148,27 +165,107 @@ pub fn default_image() -> Vec<u8> {
     out.into_inner()
 }
 
+/// One caller's open ClassifyStream.
+struct OpenStream {
+    requests: tokio::sync::mpsc::Sender<proto::ClassifyRequest>,
+    answers: tonic::Streaming<proto::ClassifyStreamResponse>,
+}
+
 /// A caller's client.
-#[derive(Clone)]
 enum Caller {
     Classify(proto::classifier_client::ClassifierClient<Authed>),
     ModelInfer {
         client: pb::grpc_inference_service_client::GrpcInferenceServiceClient<Authed>,
         model: String,
     },
+    Batch(proto::classifier_client::ClassifierClient<Authed>),
+    Stream {
+        client: proto::classifier_client::ClassifierClient<Authed>,
+        open: Option<OpenStream>,
+    },
+}
+
+impl Clone for Caller {
+    /// A new caller on the same connection (a stream is not shared: the clone opens its own).
+    fn clone(&self) -> Self {
+        match self {
+            Caller::Classify(c) => Caller::Classify(c.clone()),
+            Caller::ModelInfer { client, model } => Caller::ModelInfer {
+                client: client.clone(),
+                model: model.clone(),
+            },
+            Caller::Batch(c) => Caller::Batch(c.clone()),
+            Caller::Stream { client, .. } => Caller::Stream {
+                client: client.clone(),
+                open: None,
+            },
+        }
+    }
+}
+
+fn request(image: &[u8]) -> proto::ClassifyRequest {
+    proto::ClassifyRequest {
+        image: image.to_vec(),
+        top_k: 5,
+        request_id: String::new(),
+    }
 }
 
 impl Caller {
-    async fn call(&mut self, image: &[u8]) -> Result<(), tonic::Status> {
+    /// One call; the images it classified.
+    async fn call(&mut self, image: &[u8]) -> Result<usize, tonic::Status> {
         match self {
-            Caller::Classify(c) => c
-                .classify(proto::ClassifyRequest {
-                    image: image.to_vec(),
-                    top_k: 5,
-                    request_id: String::new(),
-                })
-                .await
-                .map(drop),
+            Caller::Classify(c) => c.classify(request(image)).await.map(|_| 1),
+            Caller::Batch(c) => {
+                let answer = c
+                    .classify_batch(proto::ClassifyBatchRequest {
+                        requests: (0..BATCH_CALL_IMAGES).map(|_| request(image)).collect(),
+                    })
+                    .await?
+                    .into_inner();
+                // The call succeeds even when entries fail: report the first failed entry.
+                for result in &answer.results {
+                    if let Some(proto::classify_result::Outcome::Error(e)) = &result.outcome {
+                        return Err(tonic::Status::new(e.code.into(), e.message.clone()));
+                    }
+                }
+                Ok(answer.results.len())
+            }
+            Caller::Stream { client, open } => {
+                if open.is_none() {
+                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                    let answers = client
+                        .classify_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                        .await?
+                        .into_inner();
+                    *open = Some(OpenStream {
+                        requests: tx,
+                        answers,
+                    });
+                }
+                let stream = open.as_mut().expect("opened above");
+                let sent = stream.requests.send(request(image)).await;
+                let answer = match sent {
+                    Ok(()) => stream.answers.message().await,
+                    Err(_) => Err(tonic::Status::unavailable("the stream was closed")),
+                };
+                match answer {
+                    Ok(Some(a)) => match a.outcome {
+                        Some(proto::classify_stream_response::Outcome::Error(e)) => {
+                            Err(tonic::Status::new(e.code.into(), e.message))
+                        }
+                        _ => Ok(1),
+                    },
+                    Ok(None) => {
+                        *open = None;
+                        Err(tonic::Status::unavailable("the server ended the stream"))
+                    }
+                    Err(status) => {
+                        *open = None;
+                        Err(status)
+                    }
+                }
+            }
             Caller::ModelInfer { client, model } => {
                 let mut raw = Vec::with_capacity(image.len() + 4);
                 raw.extend_from_slice(&(image.len() as u32).to_le_bytes());
@@ -193,7 +290,7 @@ impl Caller {
                         ..Default::default()
                     })
                     .await
-                    .map(drop)
+                    .map(|_| 1)
             }
         }
     }
@@ -213,12 +310,18 @@ pub async fn run(
         return Err(LoadError::Options);
     }
     let authed = InterceptedService::new(channel, token);
+    let classifier = || {
+        proto::classifier_client::ClassifierClient::new(authed.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    };
     let caller = match options.protocol {
-        Protocol::Classify => Caller::Classify(
-            proto::classifier_client::ClassifierClient::new(authed)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        ),
+        Protocol::Classify => Caller::Classify(classifier()),
+        Protocol::Batch => Caller::Batch(classifier()),
+        Protocol::Stream => Caller::Stream {
+            client: classifier(),
+            open: None,
+        },
         Protocol::ModelInfer => {
             let mut client =
                 pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(authed)
@@ -246,16 +349,35 @@ pub async fn run(
     }
 
     let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let started = Instant::now();
+    let progress = options.progress.then(|| {
+        let answered = Arc::clone(&answered);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprintln!(
+                    "  {:>5.0} s: {} ok, {} failed",
+                    started.elapsed().as_secs_f64(),
+                    answered[0].load(Ordering::Relaxed),
+                    answered[1].load(Ordering::Relaxed)
+                );
+            }
+        })
+    });
     let workers: Vec<_> = (0..options.concurrency)
         .map(|_| {
             let mut caller = caller.clone();
             let next = Arc::clone(&next);
+            let answered = Arc::clone(&answered);
             let image = Arc::clone(&options.image);
             let stop = options.stop;
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = Vec::new();
+                let mut images = 0;
                 loop {
                     let more = match stop {
                         Stop::Requests(total) => next.fetch_add(1, Ordering::Relaxed) < total,
@@ -266,22 +388,34 @@ pub async fn run(
                     }
                     let sent = Instant::now();
                     match caller.call(&image).await {
-                        Ok(()) => latencies.push(sent.elapsed()),
-                        Err(status) => errors.push(status),
+                        Ok(n) => {
+                            latencies.push(sent.elapsed());
+                            images += n;
+                            answered[0].fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(status) => {
+                            errors.push(status);
+                            answered[1].fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, images)
             })
         })
         .collect();
     let mut latencies = Vec::new();
     let mut errors: Vec<tonic::Status> = Vec::new();
+    let mut images = 0;
     for worker in workers {
-        let (l, e) = worker.await.unwrap_or_default();
+        let (l, e, n) = worker.await.unwrap_or_default();
         latencies.extend(l);
         errors.extend(e);
+        images += n;
     }
     let wall = started.elapsed();
+    if let Some(task) = progress {
+        task.abort();
+    }
     latencies.sort();
     let mut codes = BTreeMap::new();
     for status in &errors {
@@ -291,6 +425,7 @@ pub async fn run(
         protocol: options.protocol,
         concurrency: options.concurrency,
         ok: latencies.len(),
+        images,
         errors: errors.len(),
         first_error: errors
             .first()
@@ -311,6 +446,7 @@ mod tests {
             protocol: Protocol::Classify,
             concurrency: 1,
             ok: 4,
+            images: 4,
             errors: 0,
             first_error: None,
             codes: BTreeMap::new(),
