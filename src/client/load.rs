@@ -181,7 +181,7 @@ enum Caller {
     Batch(proto::classifier_client::ClassifierClient<Authed>),
     Stream {
         client: proto::classifier_client::ClassifierClient<Authed>,
-        open: Option<OpenStream>,
+        open: Option<Box<OpenStream>>,
     },
 }
 
@@ -238,10 +238,10 @@ impl Caller {
                         .classify_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
                         .await?
                         .into_inner();
-                    *open = Some(OpenStream {
+                    *open = Some(Box::new(OpenStream {
                         requests: tx,
                         answers,
-                    });
+                    }));
                 }
                 let stream = open.as_mut().expect("opened above");
                 let sent = stream.requests.send(request(image)).await;
