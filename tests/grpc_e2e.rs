@@ -122,6 +122,16 @@ async fn start_server_with_config(opts: ModelOptions, config: ServerConfig) -> T
     }
 }
 
+/// Send the shutdown signal and wait (bounded) for the server to stop cleanly.
+async fn stop_server(mut srv: TestServer) {
+    srv.shutdown.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), srv.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
+
 async fn channel(addr: SocketAddr) -> Channel {
     let url = format!("http://{addr}");
     for _ in 0..100 {
@@ -833,12 +843,7 @@ async fn bearer_tokens_guard_every_rpc_but_health_and_are_reloaded() {
         Code::Unauthenticated
     );
 
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 // ---- Deadlines: grpc-timeout and --request-timeout -------------------------------------------
@@ -1782,7 +1787,7 @@ async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
     use oip_pb::infer_parameter::ParameterChoice;
     let gate = Arc::new(Gate::default());
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
-    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    let (srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
     let mut oip = InferenceClient::new(ch.clone());
 
     // The only engine instance is held by a request without a deadline.
@@ -1826,12 +1831,7 @@ async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
     assert_eq!(floats(&answered.raw_output_contents[0])[0], 1.0);
     // The expired image never reached the engine.
     assert_eq!(gate.batches().len(), 1);
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1839,7 +1839,7 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
     use swin_serve::client::load::{self, Bearer, LoadOptions, Protocol, Stop};
     let gate = Arc::new(Gate::default());
     gate.open();
-    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    let (srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
     for protocol in [
         Protocol::Classify,
         Protocol::ModelInfer,
@@ -1886,12 +1886,7 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
         gate.batches().len(),
         3 * (7 + 2) + (7 + 2) * load::BATCH_CALL_IMAGES
     );
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1957,12 +1952,7 @@ async fn a_full_queue_refuses_before_any_decoding() {
         .model_infer(gated_infer_request(&[1.0], true))
         .await
         .is_ok());
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2061,7 +2051,7 @@ async fn request_ids_travel_in_metadata_and_every_call_has_a_json_access_line() 
 async fn classify_stream_answers_each_image_as_it_completes() {
     let gate = Arc::new(Gate::default());
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
-    let (mut srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
+    let (srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
     let mut client = ClassifierClient::new(ch.clone());
     let png = test_image(40, 30, image::ImageFormat::Png);
 
@@ -2126,12 +2116,7 @@ async fn classify_stream_answers_each_image_as_it_completes() {
             other => panic!("{other:?}"),
         }
     }
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2195,12 +2180,7 @@ async fn health_and_liveness_follow_a_hung_engine() {
             .into_inner()
             .ready
     );
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2211,7 +2191,7 @@ async fn calls_over_max_in_flight_are_refused_at_once_but_health_is_not() {
         max_in_flight: 2,
         ..ServerConfig::default()
     };
-    let (mut srv, ch) = serving_gated(config, Arc::clone(&gate)).await;
+    let (srv, ch) = serving_gated(config, Arc::clone(&gate)).await;
     let client = ClassifierClient::new(ch.clone());
     let png = test_image(40, 30, image::ImageFormat::Png);
     // Two calls in flight (one in the engine, one waiting for it): the cap.
@@ -2251,10 +2231,5 @@ async fn calls_over_max_in_flight_are_refused_at_once_but_health_is_not() {
         assert!(Instant::now() < deadline, "places were not given back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    srv.shutdown.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), srv.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    stop_server(srv).await;
 }
