@@ -347,7 +347,10 @@ def runtime_errors(rt: dict, flags_known: set[str] | None) -> list[str]:
             errs.append(f"{probe}: missing or not a gRPC (grpc.health.v1) probe")
         elif p["grpc"].get("port") != port:
             errs.append(f"{probe}: gRPC port {p['grpc'].get('port')} is not the h2c port {port}")
-        elif p["grpc"].get("service", "") not in ("", "swin.v1.Classifier"):
+        elif probe == "livenessProbe" and p["grpc"].get("service", "") != "swin-serve.liveness":
+            errs.append(f"{probe}: health service {p['grpc'].get('service')!r}: liveness must check "
+                        "'swin-serve.liveness' (NOT_SERVING only for a hung engine; '' drains)")
+        elif probe != "livenessProbe" and p["grpc"].get("service", "") not in ("", "swin.v1.Classifier"):
             errs.append(f"{probe}: health service {p['grpc'].get('service')!r} is not one the server reports")
     live = c.get("livenessProbe") or {}
     if live.get("periodSeconds", 10) * live.get("failureThreshold", 3) < 30:
