@@ -69,7 +69,9 @@ enum TorchStage<'a> {
 /// The [`ModelError::Format`] for a failure of the torch ZIP reader.
 fn torch_error(path: &Path, stage: TorchStage<'_>, e: TorchFileError) -> ModelError {
     let message = match (stage, &e) {
-        (_, TorchFileError::BigEndian) => e.to_string(),
+        (_, TorchFileError::UnknownByteOrder { .. }) => {
+            format!("not a readable PyTorch checkpoint: {e}")
+        }
         (TorchStage::Archive, _) => {
             format!("not a readable PyTorch checkpoint: {e} (truncated or damaged file?)")
         }
@@ -204,12 +206,21 @@ fn is_zip(path: &Path) -> bool {
 /// Read a `torch.save` ZIP checkpoint with our tolerant reader (module `torch`)
 /// (same state-dict selection and conversions as the `pytorch-reader` path).
 pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError> {
-    use super::torch::{materialize, parse_tensors, TorchZip};
     // One sequential read of the whole file; uncompressed storages are then used in place.
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    read_torch_zip_bytes(&bytes, path)
+}
+
+/// [`read_torch_zip`] of a checkpoint already in memory (`path` only names it in errors): what the
+/// file path uses, and the entry point of the checkpoint fuzz target.
+pub fn read_torch_zip_bytes(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    use super::torch::{materialize, parse_tensors, TorchZip};
     let damaged = |e| torch_error(path, TorchStage::Archive, e);
-    let mut zip = TorchZip::new(&bytes).map_err(damaged)?;
-    zip.check_byteorder().map_err(damaged)?;
+    let mut zip = TorchZip::new(bytes).map_err(damaged)?;
+    let order = zip.byteorder().map_err(damaged)?;
     let pickle = zip.pickle().map_err(damaged)?;
     let all = parse_tensors(&pickle).map_err(|e| torch_error(path, TorchStage::Pickle, e))?;
     let selected = select_state_dict(path, all)?;
@@ -223,7 +234,7 @@ pub fn read_torch_zip(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErro
         .map(|(name, t, storage)| {
             let data = storage
                 .verified()
-                .and_then(|bytes| materialize(&t, bytes))
+                .and_then(|bytes| materialize(&t, bytes, order))
                 .map_err(|e| torch_error(path, TorchStage::Tensor(&name), e))?;
             Ok((
                 name,
@@ -363,4 +374,99 @@ fn convert<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32>
         .chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunk of N bytes")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// `{'model': {'patch_embed.proj.weight': <f32 tensor [3] over storage 0>}}`, protocol 2.
+    fn pickle() -> Vec<u8> {
+        let mut p = vec![0x80, 2, b'}'];
+        let su = |s: &str| [&[0x8c, s.len() as u8][..], s.as_bytes()].concat();
+        p.extend(su("model"));
+        p.push(b'}');
+        p.extend(su("patch_embed.proj.weight"));
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        p.push(b'(');
+        p.extend(su("storage"));
+        p.extend(b"ctorch\nFloatStorage\n");
+        p.extend(su("0"));
+        p.extend(su("cpu"));
+        p.extend([b'K', 3, b't', b'Q']); // numel, TUPLE, BINPERSID
+        p.extend([
+            b'K', 0, b'(', b'K', 3, b't', b'(', b'K', 1, b't', 0x89, b't', b'R',
+        ]);
+        p.extend([b's', b's', b'.']); // SETITEM ×2, STOP
+        p
+    }
+
+    fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in entries {
+            w.start_file(*name, stored).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    const VALUES: [f32; 3] = [1.5, -2.0, 1e-3];
+
+    #[test]
+    fn big_endian_checkpoints_are_read_byte_swapped() {
+        let pickle = pickle();
+        for (order, storage) in [
+            ("little", VALUES.map(f32::to_le_bytes).concat()),
+            ("big", VALUES.map(f32::to_be_bytes).concat()),
+        ] {
+            let bytes = archive(&[
+                ("archive/data.pkl", &pickle),
+                ("archive/byteorder", order.as_bytes()),
+                ("archive/data/0", &storage),
+            ]);
+            let tensors = read_torch_zip_bytes(&bytes, Path::new("m.pth")).unwrap();
+            let t = &tensors["patch_embed.proj.weight"];
+            assert_eq!(
+                (t.shape.as_slice(), t.data.as_slice()),
+                (&[3][..], &VALUES[..])
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_byteorder_and_misplaced_data_pkl_are_clear_errors() {
+        let pickle = pickle();
+        let storage = VALUES.map(f32::to_le_bytes).concat();
+        let message = |bytes: &[u8]| {
+            read_torch_zip_bytes(bytes, Path::new("m.pth"))
+                .expect_err("refused")
+                .to_string()
+        };
+        let bytes = archive(&[
+            ("archive/data.pkl", &pickle),
+            ("archive/byteorder", b"middle"),
+            ("archive/data/0", &storage),
+        ]);
+        let m = message(&bytes);
+        assert!(
+            m.ends_with(
+                "not a readable PyTorch checkpoint: unknown byte order \"middle\" in the byteorder \
+                 entry (expected little or big)"
+            ),
+            "{m}"
+        );
+        let bytes = archive(&[("data.pkl", &pickle), ("data/0", &storage)]);
+        let m = message(&bytes);
+        assert!(
+            m.contains("ZIP entry \"data.pkl\" is not in a folder"),
+            "{m}"
+        );
+        let bytes = archive(&[("a/b/data.pkl", &pickle), ("a/b/data/0", &storage)]);
+        let m = message(&bytes);
+        assert!(m.contains("ZIP archive has no a/data.pkl"), "{m}");
+    }
 }

@@ -92,6 +92,12 @@ fn decode_known_format(
     if format == ImageFormat::Jpeg {
         return super::jpeg::decode_jpeg(bytes, cfg);
     }
+    if format == ImageFormat::Png {
+        check_png_palette(bytes).map_err(|message| PreprocessError::Decode {
+            format: name.to_string(),
+            message,
+        })?;
+    }
     let to_error = |e: ImageError| map_image_error(e, name, cfg);
     let mut limits = Limits::default();
     limits.max_alloc = Some(cfg.max_decode_alloc);
@@ -120,6 +126,37 @@ fn decode_known_format(
     decoder.set_limits(limits).map_err(to_error)?;
     let img = DynamicImage::from_decoder(decoder).map_err(to_error)?;
     Ok(convert_rgb8_like_pil(img))
+}
+
+/// Refuse a palette PNG whose `PLTE` chunk is not 1 to 256 RGB entries (a length that is not a
+/// multiple of 3, or over 768 bytes): libpng refuses it ("invalid palette length"), and the `png`
+/// crate (0.18) panics on it (found by fuzzing, see `fuzz/README.md`). Only the chunks before the
+/// image data are read; a file cut short there is left to the decoder to report.
+fn check_png_palette(bytes: &[u8]) -> Result<(), String> {
+    const SIGNATURE: usize = 8;
+    let mut at = SIGNATURE;
+    let mut indexed = false;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = &header[4..8];
+        match kind {
+            // Colour type (IHDR byte 9) 3: indexed.
+            b"IHDR" => indexed = bytes.get(at + 8 + 9) == Some(&3),
+            b"PLTE" if indexed && (len == 0 || !len.is_multiple_of(3) || len > 3 * 256) => {
+                return Err(format!(
+                    "invalid palette length {len} bytes (PLTE holds 1 to 256 RGB entries)"
+                ));
+            }
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        // Length, type, data, CRC.
+        at = match at.checked_add(12).and_then(|a| a.checked_add(len)) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Ok(())
 }
 
 fn map_image_error(e: ImageError, format: &'static str, cfg: &PreprocessConfig) -> PreprocessError {
@@ -192,6 +229,59 @@ mod tests {
 
     fn cfg() -> PreprocessConfig {
         PreprocessConfig::for_image_size(256)
+    }
+
+    /// A 1×1 palette PNG (index 0) whose PLTE chunk holds `palette`.
+    fn palette_png(palette: &[u8]) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend((data.len() as u32).to_be_bytes());
+            out.extend(kind);
+            out.extend(data);
+            let mut h = crc32fast::Hasher::new();
+            h.update(kind);
+            h.update(data);
+            out.extend(h.finalize().to_be_bytes());
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        // 1×1, 8 bits, colour type 3 (palette).
+        chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+        chunk(&mut png, b"PLTE", palette);
+        // zlib, one stored block of the row [filter 0, index 0]; Adler-32 of it is 0x00020001.
+        let idat = [0x78, 0x01, 0x01, 2, 0, 0xfd, 0xff, 0, 0, 0, 2, 0, 1];
+        chunk(&mut png, b"IDAT", &idat);
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
+
+    #[test]
+    fn palette_pngs_with_a_bad_plte_length_are_refused_not_panicking() {
+        // Found by fuzzing: the png crate panics on a PLTE chunk whose length is not a multiple of 3.
+        let img = decode_rgb8(&palette_png(&[10, 20, 30]), &cfg()).unwrap();
+        assert_eq!(img.get_pixel(0, 0).0, [10, 20, 30]);
+        // 4 and 5 bytes: the png crate panics; under 3 or over 768 it refuses them itself (our
+        // check answers first, with one message for all).
+        for palette in [
+            &[1u8, 2, 3, 4][..],
+            &[1, 2, 3, 4, 5],
+            &[10, 20],
+            &[1],
+            &[],
+            &[7; 771],
+        ] {
+            match decode_rgb8(&palette_png(palette), &cfg()) {
+                Err(PreprocessError::Decode { format, message }) => {
+                    assert_eq!(format, "png");
+                    assert_eq!(
+                        message,
+                        format!(
+                            "invalid palette length {} bytes (PLTE holds 1 to 256 RGB entries)",
+                            palette.len()
+                        )
+                    );
+                }
+                other => panic!("PLTE of {}: {other:?}", palette.len()),
+            }
+        }
     }
 
     #[test]

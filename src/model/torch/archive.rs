@@ -1,10 +1,22 @@
 //! The ZIP container `torch.save` writes: `{root}/data.pkl` (the pickled object),
 //! `{root}/byteorder` (`little` / `big`, absent in old files) and one entry `{root}/data/{key}`
-//! per storage, stored uncompressed.
+//! per storage, stored uncompressed. `{root}` is one folder: the top folder of the first entry, as
+//! `torch.load` finds it.
 
 use std::io::Read;
 
+use super::strided::ByteOrder;
 use super::TorchFileError;
+
+/// An untrusted name or record for an error message: control characters escaped (Rust's
+/// `escape_debug`), at most 100 characters.
+fn escaped(s: &str) -> String {
+    let mut out: String = s.chars().take(100).flat_map(char::escape_debug).collect();
+    if s.chars().nth(100).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// A storage's bytes: borrowed from the file when stored uncompressed (as `torch.save` writes
 /// them), with the CRC-32 the archive records for them still to be checked; else inflated.
@@ -51,7 +63,9 @@ fn max_inflated(archive_len: usize) -> u64 {
 }
 
 impl<'a> TorchZip<'a> {
-    /// Open the archive and find its root folder (the first entry named `…data.pkl`).
+    /// Open the archive and find its root folder as `torch.load` does (PyTorch's
+    /// `PyTorchFileReader`): the top folder of the archive's first entry, which must hold
+    /// `data.pkl` (`{root}/data.pkl`, nowhere else).
     pub fn new(bytes: &'a [u8]) -> Result<Self, TorchFileError> {
         // torch.save never prepends data: a known offset of 0 avoids the zip crate's offset
         // detection, which rejects some valid torch archives.
@@ -60,11 +74,27 @@ impl<'a> TorchZip<'a> {
         };
         let archive = zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes))
             .map_err(TorchFileError::NotZip)?;
-        let prefix = archive
-            .file_names()
-            .filter_map(Result::ok)
-            .find_map(|n| n.strip_suffix("data.pkl").map(str::to_string))
-            .ok_or(TorchFileError::NoDataPkl)?;
+        let first = match archive.name_for_index(0) {
+            Some(Ok(name)) => name.into_owned(),
+            Some(Err(e)) => return Err(TorchFileError::NotZip(e)),
+            None => {
+                return Err(TorchFileError::NoDataPkl {
+                    expected: "<folder>/data.pkl".into(),
+                })
+            }
+        };
+        let Some((root, _)) = first.split_once('/') else {
+            return Err(TorchFileError::NotInFolder {
+                name: escaped(&first),
+            });
+        };
+        let prefix = format!("{root}/");
+        let data_pkl = format!("{prefix}data.pkl");
+        if archive.index_for_name(&data_pkl).is_none() {
+            return Err(TorchFileError::NoDataPkl {
+                expected: escaped(&data_pkl),
+            });
+        }
         Ok(Self {
             bytes,
             archive,
@@ -112,26 +142,21 @@ impl<'a> TorchZip<'a> {
         Ok(StorageBytes::Inflated(buf))
     }
 
-    /// Contents of the `byteorder` entry (`little` / `big`), absent in old files.
-    fn byteorder(&mut self) -> Result<Option<String>, TorchFileError> {
+    /// The byte order of the storages, from the `byteorder` entry as `torch.load` reads it:
+    /// exactly `little` or `big`; absent (files older than PyTorch 1.10) means little-endian;
+    /// anything else is refused ([`TorchFileError::UnknownByteOrder`]).
+    pub fn byteorder(&mut self) -> Result<ByteOrder, TorchFileError> {
         let full = format!("{}byteorder", self.prefix);
         if self.archive.index_for_name(&full).is_none() {
-            return Ok(None);
+            return Ok(ByteOrder::Little);
         }
         let entry = self.entry("byteorder")?;
-        Ok(Some(
-            String::from_utf8_lossy(entry.verified()?)
-                .trim()
-                .to_string(),
-        ))
-    }
-
-    /// Refuse checkpoints whose `byteorder` entry says `big` ([`TorchFileError::BigEndian`]);
-    /// any other content, or none, means little-endian.
-    pub fn check_byteorder(&mut self) -> Result<(), TorchFileError> {
-        match self.byteorder()?.as_deref() {
-            Some("big") => Err(TorchFileError::BigEndian),
-            _ => Ok(()),
+        match entry.verified()? {
+            b"little" => Ok(ByteOrder::Little),
+            b"big" => Ok(ByteOrder::Big),
+            other => Err(TorchFileError::UnknownByteOrder {
+                found: escaped(&String::from_utf8_lossy(other)),
+            }),
         }
     }
 
@@ -198,8 +223,7 @@ mod tests {
         let bytes = torch_like();
         let mut z = TorchZip::new(&bytes).unwrap();
         assert_eq!(z.prefix, "archive/");
-        assert_eq!(z.byteorder().unwrap().as_deref(), Some("little"));
-        z.check_byteorder().unwrap();
+        assert_eq!(z.byteorder().unwrap(), ByteOrder::Little);
         assert_eq!(z.pickle().unwrap(), PICKLE);
         let s0 = z.storage("0").unwrap();
         assert!(matches!(s0, StorageBytes::Stored(..)));
@@ -216,20 +240,80 @@ mod tests {
     }
 
     #[test]
-    fn root_folder_is_taken_from_data_pkl() {
-        for (pkl, storage) in [
-            ("data.pkl", "data/0"),
-            ("my_model/data.pkl", "my_model/data/0"),
-            ("a/b/data.pkl", "a/b/data/0"),
+    fn root_folder_is_the_first_entrys_top_folder() {
+        // As torch.load: the top folder of the first entry, whatever its name, holds data.pkl.
+        for entries in [
+            &[("my_model/data.pkl", PICKLE), ("my_model/data/0", &[7][..])][..],
+            &[
+                ("m/.format_version", b"1"),
+                ("m/data/0", &[7]),
+                ("m/data.pkl", PICKLE),
+            ],
+            &[
+                ("archive/", b""),
+                ("archive/data.pkl", PICKLE),
+                ("archive/data/0", &[7]),
+            ],
         ] {
-            let bytes = zip_of(&[
-                (pkl, PICKLE, CompressionMethod::Stored),
-                (storage, &[7], CompressionMethod::Stored),
-            ]);
+            let entries: Vec<_> = entries
+                .iter()
+                .map(|&(n, d)| (n, d, CompressionMethod::Stored))
+                .collect();
+            let bytes = zip_of(&entries);
             let mut z = TorchZip::new(&bytes).unwrap();
-            assert_eq!(z.pickle().unwrap(), PICKLE, "{pkl}");
-            assert_eq!(z.storage("0").unwrap().verified().unwrap(), [7], "{pkl}");
+            assert_eq!(z.pickle().unwrap(), PICKLE, "{:?}", entries[0].0);
+            assert_eq!(z.storage("0").unwrap().verified().unwrap(), [7]);
         }
+    }
+
+    #[test]
+    fn data_pkl_anywhere_but_the_root_folder_is_refused() {
+        let stored = |entries: &[(&str, &[u8])]| {
+            let entries: Vec<_> = entries
+                .iter()
+                .map(|&(n, d)| (n, d, CompressionMethod::Stored))
+                .collect();
+            zip_of(&entries)
+        };
+        // Not in a folder (the old suffix match took "" as the root).
+        let e = TorchZip::new(&stored(&[("data.pkl", PICKLE), ("data/0", &[7])]))
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&e, TorchFileError::NotInFolder { name } if name == "data.pkl"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "ZIP entry \"data.pkl\" is not in a folder: not a torch.save checkpoint \
+             (whose entries are all under one top folder)"
+        );
+        for (entries, expected) in [
+            // Nested one folder too deep.
+            (
+                &[("a/b/data.pkl", PICKLE), ("a/b/data/0", &[7][..])][..],
+                "a/data.pkl",
+            ),
+            // In a second top folder.
+            (&[("a/version", b"3"), ("b/data.pkl", PICKLE)], "a/data.pkl"),
+            // Only a name that ends in data.pkl.
+            (&[("archive/mydata.pkl", PICKLE)], "archive/data.pkl"),
+            (&[("archive/x/data.pkl", PICKLE)], "archive/data.pkl"),
+            // A name with control characters is escaped.
+            (&[("\u{1b}[2J/x", b"")], "\\u{1b}[2J/data.pkl"),
+        ] {
+            let e = TorchZip::new(&stored(entries)).err().expect("refused");
+            assert!(
+                matches!(&e, TorchFileError::NoDataPkl { expected: x } if x == expected),
+                "{entries:?}: {e:?}"
+            );
+        }
+        // No entries at all.
+        let e = TorchZip::new(&stored(&[])).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "ZIP archive has no <folder>/data.pkl: not a torch.save checkpoint"
+        );
     }
 
     #[test]
@@ -265,10 +349,10 @@ mod tests {
             ("archive/data/0", &[1], CompressionMethod::Stored),
         ]);
         let err = TorchZip::new(&bytes).err().expect("refused");
-        assert!(matches!(err, TorchFileError::NoDataPkl), "{err:?}");
+        assert!(matches!(err, TorchFileError::NoDataPkl { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "ZIP archive has no data.pkl: not a torch.save checkpoint"
+            "ZIP archive has no archive/data.pkl: not a torch.save checkpoint"
         );
     }
 
@@ -327,32 +411,47 @@ mod tests {
     }
 
     #[test]
-    fn big_endian_byteorder_is_refused_and_others_accepted() {
-        for (contents, big) in [
-            (&b"big"[..], true),
-            (b"big\n", true),
-            (b"little", false),
-            (b"little\n", false),
-            (b"", false),
+    fn byteorder_is_exactly_little_or_big_as_torch_load_reads_it() {
+        for (contents, order) in [
+            (&b"little"[..], Some(ByteOrder::Little)),
+            (b"big", Some(ByteOrder::Big)),
+            // torch.load: "Unknown endianness type" for anything else (no trimming).
+            (b"big\n", None),
+            (b"little\n", None),
+            (b"", None),
+            (b"LITTLE", None),
+            (b"\x1b[2J\xff", None),
         ] {
             let bytes = zip_of(&[
                 ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
                 ("archive/byteorder", contents, CompressionMethod::Stored),
             ]);
             let mut z = TorchZip::new(&bytes).unwrap();
-            let result = z.check_byteorder();
-            assert_eq!(
-                matches!(result, Err(TorchFileError::BigEndian)),
-                big,
-                "{contents:?}: {result:?}"
-            );
-            assert_eq!(result.is_ok(), !big);
+            match (z.byteorder(), order) {
+                (Ok(got), Some(want)) => assert_eq!(got, want),
+                (Err(TorchFileError::UnknownByteOrder { found }), None) => {
+                    assert_eq!(found, escaped(&String::from_utf8_lossy(contents)));
+                    assert!(!found.contains('\x1b'), "{found}");
+                }
+                (other, _) => panic!("{contents:?}: {other:?}"),
+            }
         }
+        let bytes = zip_of(&[
+            ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
+            ("archive/byteorder", b"big\n", CompressionMethod::Stored),
+        ]);
+        assert_eq!(
+            TorchZip::new(&bytes)
+                .unwrap()
+                .byteorder()
+                .unwrap_err()
+                .to_string(),
+            "unknown byte order \"big\\n\" in the byteorder entry (expected little or big)"
+        );
         // Old files have no byteorder entry: little-endian.
         let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Stored)]);
         let mut z = TorchZip::new(&bytes).unwrap();
-        assert_eq!(z.byteorder().unwrap(), None);
-        z.check_byteorder().unwrap();
+        assert_eq!(z.byteorder().unwrap(), ByteOrder::Little);
     }
 
     #[test]

@@ -73,6 +73,24 @@ pub(crate) enum TorchFileError {
         /// `INT`, `FLOAT`, `PUT index` or `GET index`.
         what: &'static str,
     },
+    /// `DICT` or `SETITEMS` with an odd number of items (keys without values).
+    #[error("odd number of items for {opcode} ({items})")]
+    OddItems {
+        /// `DICT` or `SETITEMS`.
+        opcode: &'static str,
+        /// How many there were.
+        items: usize,
+    },
+    /// `NEWOBJ` / `NEWOBJ_EX` with something other than a class and an argument tuple.
+    #[error("{opcode} {what}: {found}")]
+    BadNewObject {
+        /// `NEWOBJ` or `NEWOBJ_EX`.
+        opcode: &'static str,
+        /// What is wrong.
+        what: &'static str,
+        /// What was found instead.
+        found: String,
+    },
     /// `STACK_GLOBAL` found something other than two strings.
     #[error("STACK_GLOBAL expects two strings")]
     StackGlobalNotStrings,
@@ -97,7 +115,8 @@ pub(crate) enum TorchFileError {
     /// A persistent id tuple that is not `('storage', StorageClass, key, …)`.
     #[error("unexpected persistent id layout")]
     PersistentIdLayout,
-    /// A storage class without a supported element type.
+    /// A storage class that is not one of torch's (`torch.FloatStorage`, …) with a supported
+    /// element type.
     #[error("unsupported storage type {class}")]
     UnsupportedStorageType {
         /// The class name (`ComplexFloatStorage`, …).
@@ -123,9 +142,20 @@ pub(crate) enum TorchFileError {
     /// The file is not a ZIP archive the `zip` crate can open.
     #[error("not a ZIP archive: {0}")]
     NotZip(#[source] zip::result::ZipError),
-    /// No entry ends in `data.pkl`.
-    #[error("ZIP archive has no data.pkl: not a torch.save checkpoint")]
-    NoDataPkl,
+    /// No `{root}/data.pkl`, `{root}` being the top folder of the first entry (as in `torch.load`).
+    #[error("ZIP archive has no {expected}: not a torch.save checkpoint")]
+    NoDataPkl {
+        /// The entry looked for (escaped).
+        expected: String,
+    },
+    /// The first entry is not in a folder: `torch.save` puts every entry under one top folder.
+    #[error(
+        "ZIP entry \"{name}\" is not in a folder: not a torch.save checkpoint (whose entries are all under one top folder)"
+    )]
+    NotInFolder {
+        /// The entry's name (escaped).
+        name: String,
+    },
     /// An entry is missing or its header unreadable.
     #[error("entry {name}: {source}")]
     Entry {
@@ -169,9 +199,12 @@ pub(crate) enum TorchFileError {
         /// CRC-32 the archive records.
         expected: u32,
     },
-    /// The `byteorder` entry says `big`.
-    #[error("the checkpoint was saved on a big-endian machine (not supported)")]
-    BigEndian,
+    /// The `byteorder` entry is neither `little` nor `big` (`torch.load`: "Unknown endianness type").
+    #[error("unknown byte order \"{found}\" in the byteorder entry (expected little or big)")]
+    UnknownByteOrder {
+        /// What it holds (escaped).
+        found: String,
+    },
 
     // --- tensor views ---
     /// A tensor's size and stride have different lengths.

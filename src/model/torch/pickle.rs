@@ -410,15 +410,34 @@ fn long_le(bytes: &[u8]) -> Value {
     Value::Int(i64::from_le_bytes(buf))
 }
 
-/// Pairs of consecutive items (a trailing odd item is dropped).
-fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
+/// Pairs of consecutive items, for `DICT` / `SETITEMS` (`opcode`): an odd number of items is
+/// refused, as CPython's unpickler refuses it ("odd number of items for DICT").
+fn pairs(items: Vec<Value>, opcode: &'static str) -> Result<Vec<(Value, Value)>, TorchFileError> {
+    if !items.len().is_multiple_of(2) {
+        return Err(TorchFileError::OddItems {
+            opcode,
+            items: items.len(),
+        });
+    }
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         out.push((k, v));
     }
-    out
+    Ok(out)
 }
+
+/// `dict` and `collections.OrderedDict`: the containers a state dict is made of.
+fn is_dict_class(module: &str, name: &str) -> bool {
+    matches!(
+        (module, name),
+        ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict")
+    )
+}
+
+/// Modules of the storage classes `torch.load` accepts in a persistent id (`torch.FloatStorage`;
+/// `torch.cuda.FloatStorage` in files of old versions, loaded onto the CPU here).
+const STORAGE_MODULES: [&str; 2] = ["torch", "torch.cuda"];
 
 #[derive(Default)]
 struct Unpickler {
@@ -473,9 +492,12 @@ impl Unpickler {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), TorchFileError> {
-        match self.top()? {
+        let target = self.top()?;
+        // SETITEM always brings two items.
+        let items = pairs(items, "SETITEMS")?;
+        match target {
             Value::Dict(d) => {
-                d.borrow_mut().extend(pairs(items));
+                d.borrow_mut().extend(items);
                 Ok(())
             }
             Value::Opaque(_) => Ok(()),
@@ -498,6 +520,36 @@ impl Unpickler {
         }
     }
 
+    /// `cls.__new__(cls, *args)` (`NEWOBJ`, `NEWOBJ_EX`): a dict for `dict` and
+    /// `collections.OrderedDict` (as `REDUCE` of them gives), an opaque object for any other class
+    /// (a `dict` subclass such as yacs' `CfgNode` included: its items are not tensors we read).
+    /// As in CPython, `cls` must be a class and `args` a tuple.
+    fn new_object(
+        opcode: &'static str,
+        cls: &Value,
+        args: &Value,
+    ) -> Result<Value, TorchFileError> {
+        let Value::Class(module, name) = cls else {
+            return Err(TorchFileError::BadNewObject {
+                opcode,
+                what: "class argument isn't a class",
+                found: cls.describe(),
+            });
+        };
+        if !matches!(args, Value::Tuple(_)) {
+            return Err(TorchFileError::BadNewObject {
+                opcode,
+                what: "expected an argument tuple",
+                found: args.describe(),
+            });
+        }
+        Ok(if is_dict_class(module, name) {
+            Value::Dict(Rc::default())
+        } else {
+            Value::Opaque(format!("{module}.{name}"))
+        })
+    }
+
     fn global(module: &str, name: &str) -> Value {
         Value::Class(module.to_string(), name.to_string())
     }
@@ -509,12 +561,14 @@ impl Unpickler {
             });
         };
         match items.as_slice() {
-            [Value::Str(kind), Value::Class(_, class), key, ..] if kind == "storage" => {
-                let dtype = StorageDtype::from_storage_class(class).ok_or_else(|| {
-                    TorchFileError::UnsupportedStorageType {
-                        class: class.clone(),
-                    }
-                })?;
+            [Value::Str(kind), Value::Class(module, class), key, ..] if kind == "storage" => {
+                let dtype = STORAGE_MODULES
+                    .contains(&module.as_str())
+                    .then(|| StorageDtype::from_storage_class(class))
+                    .flatten()
+                    .ok_or_else(|| TorchFileError::UnsupportedStorageType {
+                        class: format!("{module}.{class}"),
+                    })?;
                 let key = key
                     .key_string()
                     .ok_or(TorchFileError::StorageKeyNotString)?;
@@ -565,9 +619,7 @@ impl Unpickler {
                         _ => Err(bad_arguments()),
                     };
                 }
-                ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict") => {
-                    return Ok(Value::Dict(Rc::default()));
-                }
+                (m, n) if is_dict_class(m, n) => return Ok(Value::Dict(Rc::default())),
                 _ => return Ok(Value::Opaque(format!("{module}.{name}"))),
             };
             callable = func;
@@ -616,7 +668,7 @@ impl Unpickler {
                 }
                 DICT => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Dict(Rc::new(RefCell::new(pairs(items)))));
+                    self.push(Value::Dict(Rc::new(RefCell::new(pairs(items, "DICT")?))));
                 }
                 FROZENSET => {
                     self.pop_mark()?;
@@ -769,24 +821,15 @@ impl Unpickler {
                     self.push(Self::reduce(callable, args)?);
                 }
                 NEWOBJ => {
-                    let _args = self.pop()?;
+                    let args = self.pop()?;
                     let cls = self.pop()?;
-                    self.push(match &cls {
-                        Value::Class(m, n) if n == "OrderedDict" && m == "collections" => {
-                            Value::Dict(Rc::default())
-                        }
-                        Value::Class(m, n) => Value::Opaque(format!("{m}.{n}")),
-                        _ => Value::Opaque("object".into()),
-                    });
+                    self.push(Self::new_object("NEWOBJ", &cls, &args)?);
                 }
                 NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
-                    let _args = self.pop()?;
+                    let args = self.pop()?;
                     let cls = self.pop()?;
-                    self.push(match &cls {
-                        Value::Class(m, n) => Value::Opaque(format!("{m}.{n}")),
-                        _ => Value::Opaque("object".into()),
-                    });
+                    self.push(Self::new_object("NEWOBJ_EX", &cls, &args)?);
                 }
                 BUILD => {
                     // The state of a dict (OrderedDict `_metadata`) or of an opaque object is
@@ -1293,11 +1336,6 @@ mod tests {
                 ]),
                 "{}",
             ),
-            (cat(&[&k1(3), &[EMPTY_TUPLE, NEWOBJ, STOP]]), "<object>"),
-            (
-                cat(&[&k1(3), &[EMPTY_TUPLE, EMPTY_DICT, NEWOBJ_EX, STOP]]),
-                "<object>",
-            ),
             // Opaque objects absorb items, appends and state.
             (
                 cat(&[
@@ -1723,7 +1761,7 @@ mod tests {
         let e = err(&cat(&[&storage("ComplexFloatStorage", "0", 1), &[STOP]]));
         assert_eq!(
             e.to_string(),
-            "unsupported storage type ComplexFloatStorage"
+            "unsupported storage type torch.ComplexFloatStorage"
         );
         // Keys: a string or an int (as a string), nothing else.
         let with_key = |key: &[u8]| {
@@ -1815,6 +1853,160 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unexpected arguments to torch._tensor._rebuild_from_type_v2"
+        );
+    }
+
+    #[test]
+    fn odd_numbers_of_dict_items_are_refused() {
+        // As CPython: "odd number of items for DICT" / "... for SETITEMS", whatever the target.
+        let e = err(&[MARK, BININT1, 1, DICT, STOP]);
+        assert!(
+            matches!(
+                e,
+                TorchFileError::OddItems {
+                    opcode: "DICT",
+                    items: 1
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "odd number of items for DICT (1)");
+        let e = err(&[
+            EMPTY_DICT, MARK, BININT1, 1, BININT1, 2, BININT1, 3, SETITEMS, STOP,
+        ]);
+        assert_eq!(e.to_string(), "odd number of items for SETITEMS (3)");
+        // On an opaque object (yacs CfgNode) too.
+        let e = err(&cat(&[
+            &global("yacs.config", "CfgNode"),
+            &[EMPTY_TUPLE, NEWOBJ, MARK, BININT1, 1, SETITEMS, STOP],
+        ]));
+        assert!(
+            matches!(
+                e,
+                TorchFileError::OddItems {
+                    opcode: "SETITEMS",
+                    items: 1
+                }
+            ),
+            "{e:?}"
+        );
+        // A key without its value no longer hides a tensor-less pair: even counts read as before.
+        assert_eq!(
+            show(&run(&[MARK, BININT1, 1, BININT1, 2, DICT, STOP]).unwrap()),
+            "{1: 2}"
+        );
+        assert_eq!(show(&run(&[MARK, DICT, STOP]).unwrap()), "{}");
+        assert_eq!(
+            show(&run(&[EMPTY_DICT, MARK, SETITEMS, STOP]).unwrap()),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn newobj_of_dict_classes_makes_a_dict_others_an_opaque_object() {
+        let tensor = tensor_v2(&storage("FloatStorage", "0", 3), 0, &[3], &[1]);
+        for (module, name, opcode) in [
+            ("builtins", "dict", NEWOBJ),
+            ("__builtin__", "dict", NEWOBJ),
+            ("collections", "OrderedDict", NEWOBJ),
+            ("builtins", "dict", NEWOBJ_EX),
+            ("collections", "OrderedDict", NEWOBJ_EX),
+        ] {
+            let new = if opcode == NEWOBJ {
+                vec![EMPTY_TUPLE, NEWOBJ]
+            } else {
+                vec![EMPTY_TUPLE, EMPTY_DICT, NEWOBJ_EX]
+            };
+            let pickle = cat(&[
+                &global(module, name),
+                &new,
+                &su("w"),
+                &tensor,
+                &[SETITEM, STOP],
+            ]);
+            assert_eq!(
+                show(&run(&pickle).unwrap()),
+                "{'w': <tensor 0 F32 +0 [3] [1]>}",
+                "{module}.{name}"
+            );
+            let found = parse_tensors(&pickle).unwrap();
+            assert_eq!(found.len(), 1, "{module}.{name}");
+            assert_eq!(found[0].0, "w");
+        }
+        // A dict subclass we do not know (yacs CfgNode): opaque, its items ignored.
+        let pickle = cat(&[
+            &global("yacs.config", "CfgNode"),
+            &[EMPTY_TUPLE, NEWOBJ],
+            &su("w"),
+            &tensor,
+            &[SETITEM, STOP],
+        ]);
+        assert_eq!(show(&run(&pickle).unwrap()), "<yacs.config.CfgNode>");
+        assert!(parse_tensors(&pickle).unwrap().is_empty());
+        // As CPython: the class must be a class, the arguments a tuple.
+        for (pickle, message) in [
+            (
+                vec![BININT1, 3, EMPTY_TUPLE, NEWOBJ, STOP],
+                "NEWOBJ class argument isn't a class: Int(3)",
+            ),
+            (
+                vec![NONE, EMPTY_TUPLE, EMPTY_DICT, NEWOBJ_EX, STOP],
+                "NEWOBJ_EX class argument isn't a class: None",
+            ),
+            (
+                cat(&[&global("builtins", "dict"), &[NONE, NEWOBJ, STOP]]),
+                "NEWOBJ expected an argument tuple: None",
+            ),
+            (
+                cat(&[
+                    &global("a", "B"),
+                    &[EMPTY_LIST, EMPTY_DICT, NEWOBJ_EX, STOP],
+                ]),
+                "NEWOBJ_EX expected an argument tuple: List(0 items)",
+            ),
+        ] {
+            let e = err(&pickle);
+            assert!(matches!(e, TorchFileError::BadNewObject { .. }), "{e:?}");
+            assert_eq!(e.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn storage_classes_must_be_torch_ones() {
+        let with_class = |module: &str, class: &str| {
+            cat(&[
+                &[MARK],
+                &su("storage"),
+                &global(module, class),
+                &su("0"),
+                &su("cpu"),
+                &[BININT1, 1, TUPLE, BINPERSID, STOP],
+            ])
+        };
+        assert_eq!(
+            show(&run(&with_class("torch", "FloatStorage")).unwrap()),
+            "<storage 0 F32>"
+        );
+        // Files of old versions name CUDA storages; torch.load accepts them (and so do we).
+        assert_eq!(
+            show(&run(&with_class("torch.cuda", "HalfStorage")).unwrap()),
+            "<storage 0 F16>"
+        );
+        for (module, class) in [
+            ("os", "FloatStorage"),
+            ("torch.storage", "FloatStorage"),
+            ("", "FloatStorage"),
+            ("torch", "UntypedStorage"),
+        ] {
+            let e = err(&with_class(module, class));
+            assert!(
+                matches!(&e, TorchFileError::UnsupportedStorageType { class: c } if *c == format!("{module}.{class}")),
+                "{module}.{class}: {e:?}"
+            );
+        }
+        assert_eq!(
+            err(&with_class("os", "FloatStorage")).to_string(),
+            "unsupported storage type os.FloatStorage"
         );
     }
 

@@ -10,6 +10,14 @@ pub(crate) struct StorageId {
     pub dtype: StorageDtype,
 }
 
+/// Byte order of a checkpoint's storages, from its `byteorder` entry: `torch.save` writes the
+/// machine's native order and `torch.load` byte-swaps storages saved in the other one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ByteOrder {
+    Little,
+    Big,
+}
+
 /// Element types of torch storages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StorageDtype {
@@ -53,26 +61,42 @@ impl StorageDtype {
         }
     }
 
-    /// Decode consecutive little-endian elements of `bytes` (a trailing partial element is
-    /// ignored) onto `out`.
-    fn decode_into(self, bytes: &[u8], out: &mut Vec<f32>) {
+    /// Decode consecutive elements of `bytes` in byte order `order` (a trailing partial element
+    /// is ignored) onto `out`.
+    fn decode_into(self, bytes: &[u8], order: ByteOrder, out: &mut Vec<f32>) {
+        let big = order == ByteOrder::Big;
         match self {
-            Self::F64 => convert::<8>(bytes, out, |b| f64::from_le_bytes(b) as f32),
-            Self::F32 => convert::<4>(bytes, out, f32::from_le_bytes),
-            Self::F16 => convert::<2>(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
-            Self::BF16 => convert::<2>(bytes, out, |b| half::bf16::from_le_bytes(b).to_f32()),
-            Self::I64 => convert::<8>(bytes, out, |b| i64::from_le_bytes(b) as f32),
-            Self::I32 => convert::<4>(bytes, out, |b| i32::from_le_bytes(b) as f32),
-            Self::I16 => convert::<2>(bytes, out, |b| i16::from_le_bytes(b) as f32),
-            Self::I8 => convert::<1>(bytes, out, |b| i8::from_le_bytes(b) as f32),
-            Self::U8 | Self::Bool => convert::<1>(bytes, out, |[b]| b as f32),
+            Self::F64 => convert::<8>(bytes, big, out, |b| f64::from_le_bytes(b) as f32),
+            Self::F32 => convert::<4>(bytes, big, out, f32::from_le_bytes),
+            Self::F16 => convert::<2>(bytes, big, out, |b| half::f16::from_le_bytes(b).to_f32()),
+            Self::BF16 => convert::<2>(bytes, big, out, |b| half::bf16::from_le_bytes(b).to_f32()),
+            Self::I64 => convert::<8>(bytes, big, out, |b| i64::from_le_bytes(b) as f32),
+            Self::I32 => convert::<4>(bytes, big, out, |b| i32::from_le_bytes(b) as f32),
+            Self::I16 => convert::<2>(bytes, big, out, |b| i16::from_le_bytes(b) as f32),
+            Self::I8 => convert::<1>(bytes, big, out, |b| i8::from_le_bytes(b) as f32),
+            Self::U8 | Self::Bool => convert::<1>(bytes, big, out, |[b]| b as f32),
         }
     }
 }
 
-fn convert<const N: usize>(bytes: &[u8], out: &mut Vec<f32>, f: impl Fn([u8; N]) -> f32) {
+/// Convert `N`-byte elements with `f`, which reads little-endian bytes; `big`: each element's
+/// bytes are reversed first.
+fn convert<const N: usize>(
+    bytes: &[u8],
+    big: bool,
+    out: &mut Vec<f32>,
+    f: impl Fn([u8; N]) -> f32,
+) {
     let (elements, _) = bytes.as_chunks::<N>();
-    out.extend(elements.iter().map(|&b| f(b)));
+    if big {
+        out.extend(elements.iter().map(|&b| {
+            let mut b = b;
+            b.reverse();
+            f(b)
+        }));
+    } else {
+        out.extend(elements.iter().map(|&b| f(b)));
+    }
 }
 
 /// A tensor as the pickle describes it: a strided view of a storage (in elements).
@@ -93,9 +117,13 @@ impl TensorRef {
     }
 }
 
-/// Gather the elements of the strided view `t` from its storage bytes, as f32, in row-major
-/// order of `t.shape`.
-pub(crate) fn materialize(t: &TensorRef, storage: &[u8]) -> Result<Vec<f32>, TorchFileError> {
+/// Gather the elements of the strided view `t` from its storage bytes (in byte order `order`), as
+/// f32, in row-major order of `t.shape`.
+pub(crate) fn materialize(
+    t: &TensorRef,
+    storage: &[u8],
+    order: ByteOrder,
+) -> Result<Vec<f32>, TorchFileError> {
     let dtype = t.storage.dtype;
     let size = dtype.size();
     if t.shape.len() != t.stride.len() {
@@ -146,7 +174,7 @@ pub(crate) fn materialize(t: &TensorRef, storage: &[u8]) -> Result<Vec<f32>, Tor
             .get(t.offset * size..(last + 1) * size)
             .ok_or_else(too_small)?;
         let mut out = Vec::with_capacity(numel);
-        dtype.decode_into(bytes, &mut out);
+        dtype.decode_into(bytes, order, &mut out);
         return Ok(out);
     }
     // Broadcast views (stride 0) can have more elements than the storage: allocate fallibly.
@@ -159,7 +187,7 @@ pub(crate) fn materialize(t: &TensorRef, storage: &[u8]) -> Result<Vec<f32>, Tor
         // `element` stays within offset..=last (checked above), so this cannot overflow.
         let start = element * size;
         let bytes = storage.get(start..start + size).ok_or_else(too_small)?;
-        dtype.decode_into(bytes, &mut out);
+        dtype.decode_into(bytes, order, &mut out);
         // Next index, last dimension fastest; `element` follows it.
         for (((i, &n), &s), &span) in index
             .iter_mut()
@@ -202,7 +230,69 @@ mod tests {
     }
 
     fn f32s(t: &TensorRef, storage: &[u8]) -> Vec<f32> {
-        materialize(t, storage).unwrap()
+        materialize(t, storage, ByteOrder::Little).unwrap()
+    }
+
+    #[test]
+    fn big_endian_storages_are_byte_swapped_per_element() {
+        // torch.load byte-swaps a storage whose archive says `big`: the same values, read from
+        // big-endian bytes, contiguous and strided, for every element size.
+        let be =
+            |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_be_bytes()).collect() };
+        let storage = be(&[0.0, 1.5, -2.0, 3.25, 4.0, 5.0]);
+        let t = view(StorageDtype::F32, 0, &[2, 3], &[3, 1]);
+        assert_eq!(
+            materialize(&t, &storage, ByteOrder::Big).unwrap(),
+            [0.0, 1.5, -2.0, 3.25, 4.0, 5.0]
+        );
+        let t = view(StorageDtype::F32, 1, &[2, 2], &[1, 3]);
+        assert_eq!(
+            materialize(&t, &storage, ByteOrder::Big).unwrap(),
+            [1.5, 4.0, -2.0, 5.0]
+        );
+        let f64s: Vec<u8> = [1.0f64, -0.5]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let i64s: Vec<u8> = [258i64, -3].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let i32s: Vec<u8> = [65_536i32, -7]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let i16s: Vec<u8> = [256i16, -2].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let f16s: Vec<u8> = [half::f16::from_f32(0.5), half::f16::from_f32(-8.0)]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let bf16s: Vec<u8> = [half::bf16::from_f32(2.0), half::bf16::from_f32(-0.25)]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        for (dtype, bytes, expected) in [
+            (StorageDtype::F64, f64s, [1.0, -0.5]),
+            (StorageDtype::I64, i64s, [258.0, -3.0]),
+            (StorageDtype::I32, i32s, [65_536.0, -7.0]),
+            (StorageDtype::I16, i16s, [256.0, -2.0]),
+            (StorageDtype::F16, f16s, [0.5, -8.0]),
+            (StorageDtype::BF16, bf16s, [2.0, -0.25]),
+            (StorageDtype::I8, vec![1, 0xfe], [1.0, -2.0]),
+            (StorageDtype::U8, vec![1, 0xfe], [1.0, 254.0]),
+        ] {
+            let t = view(dtype, 0, &[2], &[1]);
+            assert_eq!(
+                materialize(&t, &bytes, ByteOrder::Big).unwrap(),
+                expected,
+                "{dtype:?}"
+            );
+            // Read as little-endian, the multi-byte ones differ.
+            if dtype.size() > 1 {
+                assert_ne!(
+                    materialize(&t, &bytes, ByteOrder::Little).unwrap(),
+                    expected,
+                    "{dtype:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -287,7 +377,7 @@ mod tests {
         let storage = iota_f32(6);
         // Contiguous 2x3 from offset 1 needs elements 1..=6.
         let t = view(StorageDtype::F32, 1, &[2, 3], &[3, 1]);
-        match materialize(&t, &storage) {
+        match materialize(&t, &storage, ByteOrder::Little) {
             Err(TorchFileError::StorageTooSmall { last, available }) => {
                 assert_eq!((last, available), (6, 6));
             }
@@ -296,7 +386,7 @@ mod tests {
         // Strided: element 0 + 2*2 + 1*3 = 7 is out of 6.
         let t = view(StorageDtype::F32, 0, &[3, 2], &[2, 3]);
         assert!(matches!(
-            materialize(&t, &storage),
+            materialize(&t, &storage, ByteOrder::Little),
             Err(TorchFileError::StorageTooSmall {
                 last: 7,
                 available: 6
@@ -305,13 +395,15 @@ mod tests {
         // A partial trailing element does not count.
         let t = view(StorageDtype::F32, 0, &[2], &[1]);
         assert!(matches!(
-            materialize(&t, &storage[..7]),
+            materialize(&t, &storage[..7], ByteOrder::Little),
             Err(TorchFileError::StorageTooSmall {
                 last: 1,
                 available: 1
             })
         ));
-        let msg = materialize(&t, &[]).unwrap_err().to_string();
+        let msg = materialize(&t, &[], ByteOrder::Little)
+            .unwrap_err()
+            .to_string();
         assert_eq!(msg, "view reaches element 1 but the storage holds 0");
     }
 
@@ -319,7 +411,7 @@ mod tests {
     fn size_and_stride_of_different_lengths_are_refused() {
         let t = view(StorageDtype::F32, 0, &[2, 3], &[3]);
         assert!(matches!(
-            materialize(&t, &iota_f32(6)),
+            materialize(&t, &iota_f32(6), ByteOrder::Little),
             Err(TorchFileError::RankMismatch {
                 sizes: 2,
                 strides: 1
@@ -338,14 +430,17 @@ mod tests {
         ] {
             let t = view(StorageDtype::F32, offset, &shape, &stride);
             assert!(
-                matches!(materialize(&t, &storage), Err(TorchFileError::ViewOverflow)),
+                matches!(
+                    materialize(&t, &storage, ByteOrder::Little),
+                    Err(TorchFileError::ViewOverflow)
+                ),
                 "{shape:?} {stride:?} {offset}"
             );
         }
         // Reach within usize but far past the storage.
         let t = view(StorageDtype::F64, usize::MAX - 1, &[1], &[1]);
         assert!(matches!(
-            materialize(&t, &storage),
+            materialize(&t, &storage, ByteOrder::Little),
             Err(TorchFileError::StorageTooSmall { .. })
         ));
     }
@@ -355,7 +450,7 @@ mod tests {
         let storage = iota_f32(1);
         let t = view(StorageDtype::F32, 0, &[usize::MAX / 2], &[0]);
         assert!(matches!(
-            materialize(&t, &storage),
+            materialize(&t, &storage, ByteOrder::Little),
             Err(TorchFileError::TooLarge { .. })
         ));
     }
