@@ -44,6 +44,16 @@ fn resolve_top_k(requested: u32, num_classes: usize) -> Result<usize, Status> {
     Ok(requested as usize)
 }
 
+/// What the access log says of one classified image.
+fn classify_summary(r: &proto::ClassifyResponse) -> CallSummary {
+    CallSummary {
+        images: 1,
+        batch_size: r.timing.as_ref().map_or(0, |t| t.batch_size as usize),
+        width: r.image_width,
+        height: r.image_height,
+    }
+}
+
 /// One image through the shared pipeline, answered as `swin.v1`.
 async fn classify_one(
     pipeline: Pipeline,
@@ -55,11 +65,7 @@ async fn classify_one(
     check_deadline(deadline, "before decoding")?;
     let num_classes = model.info.num_classes as usize;
     let k = resolve_top_k(request.top_k, num_classes)?;
-    if request.image.is_empty() {
-        return Err(Status::invalid_argument(
-            "image is empty: send the encoded file bytes (JPEG, PNG, BMP, GIF, WebP or TIFF) in `image`",
-        ));
-    }
+    // An empty image is refused by the pipeline, before it takes a queue slot.
     let classified = pipeline
         .classify_image(&model, request.image, deadline)
         .await?;
@@ -257,12 +263,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
                         .await
                     };
                     let result = work.await;
-                    let result = pipeline.recorded(call, result, |r| CallSummary {
-                        images: 1,
-                        batch_size: r.timing.as_ref().map_or(0, |t| t.batch_size as usize),
-                        width: r.image_width,
-                        height: r.image_height,
-                    });
+                    let result = pipeline.recorded(call, result, classify_summary);
                     let outcome = match result {
                         Ok(response) => {
                             proto::classify_stream_response::Outcome::Response(response)
@@ -313,15 +314,8 @@ impl proto::classifier_server::Classifier for ClassifierService {
             request_id,
         };
         let result = self.classify_inner(request, &header_id).await;
-        self.pipeline.recorded(call, result, |r| {
-            let r = r.get_ref();
-            CallSummary {
-                images: 1,
-                batch_size: r.timing.as_ref().map_or(0, |t| t.batch_size as usize),
-                width: r.image_width,
-                height: r.image_height,
-            }
-        })
+        self.pipeline
+            .recorded(call, result, |r| classify_summary(r.get_ref()))
     }
 
     async fn classify_batch(

@@ -162,9 +162,14 @@ pub fn call_deadline(
             source: DeadlineSource::Server,
         })
     });
-    match (client, server) {
-        (Some(c), Some(s)) => Some(if s.at < c.at { s } else { c }),
-        (c, s) => c.or(s),
+    earlier(client, server)
+}
+
+/// The earlier of two deadlines (on a tie, `a`); `None` is no deadline.
+pub fn earlier(a: Option<CallDeadline>, b: Option<CallDeadline>) -> Option<CallDeadline> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -47,6 +47,10 @@ use crate::scheduler::EnginePool;
 /// gRPC service name of the classifier, as health reports it.
 pub const CLASSIFIER_SERVICE_NAME: &str = "swin.v1.Classifier";
 
+/// Health service names that say whether the server takes traffic (NOT_SERVING while loading,
+/// draining, or while the engine is hung or failing).
+const READINESS_SERVICES: [&str; 2] = ["", CLASSIFIER_SERVICE_NAME];
+
 /// Health service name of the liveness check: SERVING unless an engine instance is hung (also
 /// while the model loads, so that a slow load does not get the pod restarted).
 pub const LIVENESS_SERVICE_NAME: &str = "swin-serve.liveness";
@@ -245,6 +249,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// The connections of `listener`, with TCP_NODELAY and [`TCP_KEEPALIVE`] set on each.
+fn tcp_incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+}
+
 /// Serve on `listener` until `shutdown` completes.
 ///
 /// `load` runs on a blocking thread while the server already answers health checks (NOT_SERVING)
@@ -274,7 +285,7 @@ where
         None => Ok(request),
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    for name in ["", CLASSIFIER_SERVICE_NAME] {
+    for name in READINESS_SERVICES {
         health_reporter
             .set_service_status(name, ServingStatus::NotServing)
             .await;
@@ -344,7 +355,7 @@ where
                 let model = Arc::new(model);
                 metrics::watch_model(&model, started.elapsed());
                 let _ = loader_slot.set(Arc::clone(&model));
-                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                for name in READINESS_SERVICES {
                     loader_reporter
                         .set_service_status(name, ServingStatus::Serving)
                         .await;
@@ -369,9 +380,7 @@ where
         tracing::info!(addr = ?addr, "plaintext health port (grpc.health.v1 only)");
         let health = health_service.clone();
         tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(TCP_KEEPALIVE));
+            let incoming = tcp_incoming(listener);
             let served = tonic::transport::Server::builder()
                 .add_service(health)
                 .serve_with_incoming(incoming)
@@ -392,7 +401,7 @@ where
             _ = shutdown => {
                 tracing::info!("shutdown requested: health NOT_SERVING, draining in-flight requests");
                 pipeline.start_draining();
-                for name in ["", CLASSIFIER_SERVICE_NAME] {
+                for name in READINESS_SERVICES {
                     drain_reporter.set_service_status(name, ServingStatus::NotServing).await;
                 }
                 if !drain_delay.is_zero() {
@@ -400,7 +409,7 @@ where
                 }
                 // End every health Watch stream (their senders go with the entries; watchers have
                 // seen NOT_SERVING): a client watching health must not hold the shutdown open.
-                for name in ["", CLASSIFIER_SERVICE_NAME, LIVENESS_SERVICE_NAME] {
+                for name in READINESS_SERVICES.into_iter().chain([LIVENESS_SERVICE_NAME]) {
                     drain_reporter.clear_service_status(name).await;
                 }
             }
@@ -416,8 +425,7 @@ where
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        .tcp_keepalive(Some(TCP_KEEPALIVE));
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
     if let Some(age) = config.max_connection_age {
         builder = builder
             .max_connection_age(age)
@@ -434,21 +442,19 @@ where
         .add_service(inference);
     let server: std::pin::Pin<
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
-    > =
-        match tls {
-            Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
-                tls::incoming(listener, tls, Some(TCP_KEEPALIVE)),
+    > = match tls {
+        Some(tls) => Box::pin(
+            router.serve_with_incoming_shutdown(tls::incoming(tcp_incoming(listener), tls), stop),
+        ),
+        None => Box::pin(
+            router.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(TCP_KEEPALIVE)),
                 stop,
-            )),
-            None => Box::pin(
-                router.serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener)
-                        .with_nodelay(Some(true))
-                        .with_keepalive(Some(TCP_KEEPALIVE)),
-                    stop,
-                ),
             ),
-        };
+        ),
+    };
     // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
     // remaining ones (a stalled upload, a reflection stream left open) are closed.
     let shutdown_timeout = config.shutdown_timeout;
@@ -529,7 +535,7 @@ async fn watch_engine(
         if pipeline.is_draining() {
             return;
         }
-        for name in ["", CLASSIFIER_SERVICE_NAME] {
+        for name in READINESS_SERVICES {
             reporter.set_service_status(name, ready).await;
         }
         reporter

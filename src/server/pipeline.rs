@@ -294,16 +294,8 @@ pub fn stream_message_deadline(
     request_timeout: Option<Duration>,
     arrived: Instant,
 ) -> Option<CallDeadline> {
-    let server = request_timeout
-        .and_then(|t| arrived.checked_add(t))
-        .map(|at| CallDeadline {
-            at,
-            source: super::deadline::DeadlineSource::Server,
-        });
-    match (stream, server) {
-        (Some(c), Some(s)) => Some(if s.at < c.at { s } else { c }),
-        (c, s) => c.or(s),
-    }
+    use super::deadline::{call_deadline, earlier};
+    earlier(stream, call_deadline(None, request_timeout, arrived))
 }
 
 /// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).

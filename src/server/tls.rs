@@ -21,11 +21,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::transport::server::TcpIncoming;
 
 /// How often the certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -183,35 +185,35 @@ impl ReloadingTls {
     }
 }
 
-/// The TLS connections of `listener`: each accepted TCP connection is handshaken on its own task
+/// The TLS connections of `tcp` (the TCP connections, with their socket options set by
+/// [`TcpIncoming`]): each accepted TCP connection is handshaken on its own task
 /// (bounded by [`HANDSHAKE_TIMEOUT`]); failures (plaintext clients, unknown CAs, missing client
 /// certificates) are logged at debug level and dropped. The accept loop ends when the returned
 /// stream is dropped.
 pub fn incoming(
-    listener: TcpListener,
+    mut tcp: TcpIncoming,
     tls: ReloadingTls,
-    tcp_keepalive: Option<Duration>,
 ) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(ACCEPTED_BACKLOG);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+            let accepted = tokio::select! {
+                accepted = tcp.next() => accepted,
                 _ = tx.closed() => return,
             };
-            let _ = tcp.set_nodelay(true);
-            if let Some(time) = tcp_keepalive {
-                let keepalive = socket2::TcpKeepalive::new().with_time(time);
-                let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
-            }
+            let tcp = match accepted {
+                None => return,
+                Some(Ok(tcp)) => tcp,
+                Some(Err(e)) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let peer = tcp
+                .peer_addr()
+                .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
             let acceptor = tls.acceptor();
             let tx = tx.clone();
             tokio::spawn(async move {

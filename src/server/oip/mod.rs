@@ -106,10 +106,7 @@ fn with_timeout_parameter(
         at,
         source: DeadlineSource::RequestParameter,
     };
-    Ok(Some(match deadline {
-        Some(d) if d.at <= own.at => d,
-        _ => own,
-    }))
+    Ok(super::deadline::earlier(deadline, Some(own)))
 }
 
 /// One ModelInfer request through the pipeline. `deadline` is the call's (for a stream, the
