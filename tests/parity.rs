@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use swin_serve::engine::cpu::{tables, CpuEngine, SwinV2Model};
+use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinV2Model, ISA_ENV};
 use swin_serve::engine::{Engine, EngineError};
 use swin_serve::model::{ModelError, SwinV2Config, Weights};
 
@@ -141,9 +141,38 @@ fn logits_match_official_model() {
             );
         }
     }
-    println!("parity with the official SwinV2 (float64 reference):");
+    println!(
+        "parity with the official SwinV2 (float64 reference), kernels: {}",
+        Isa::active()
+    );
     for line in &report {
         println!("  {line}");
+    }
+}
+
+/// Every instruction set this CPU has gives the same logits: the parity test again in a child process
+/// per ISA, forced with `SWIN_SERVE_ISA` (read once per process, so it takes a process each), so an
+/// AVX-512 machine also checks the AVX2 and scalar kernels.
+#[test]
+fn logits_match_official_model_under_every_isa() {
+    let exe = std::env::current_exe().unwrap();
+    for isa in Isa::available() {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "logits_match_official_model", "--nocapture"])
+            .env(ISA_ENV, isa.name())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{ISA_ENV}={isa}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("kernels: {isa}\n")),
+            "{ISA_ENV}={isa} did not take effect: {stdout}"
+        );
+        assert!(stdout.contains("1 passed"), "{stdout}");
     }
 }
 

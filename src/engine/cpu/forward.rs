@@ -60,8 +60,7 @@ pub(super) fn forward(
         &buf.pooled,
         batch,
         nf,
-        &head.weight_t,
-        head.out_features,
+        &head.weight,
         logits,
         head.bias.as_deref().map_or(Epilogue::None, Epilogue::Bias),
     );
@@ -110,8 +109,7 @@ fn patch_embed(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize) 
         &buf.hidden[..rows * k],
         rows,
         k,
-        &pe.proj.weight_t,
-        pe.proj.out_features,
+        &pe.proj.weight,
         &mut buf.x,
         epilogue,
     );
@@ -144,8 +142,7 @@ fn swin_block(
         &buf.x[..rows * c],
         rows,
         c,
-        &attn.qkv.weight_t,
-        3 * c,
+        &attn.qkv.weight,
         &mut buf.qkv,
         attn.qkv
             .bias
@@ -173,8 +170,7 @@ fn swin_block(
         &buf.attn[..rows * c],
         rows,
         c,
-        &attn.proj.weight_t,
-        c,
+        &attn.proj.weight,
         &mut buf.tmp,
         Epilogue::BiasNormResidual {
             bias: attn.proj.bias.as_deref().unwrap_or(&[]),
@@ -190,8 +186,7 @@ fn swin_block(
         &buf.x[..rows * c],
         rows,
         c,
-        &fc1.weight_t,
-        fc1.out_features,
+        &fc1.weight,
         &mut buf.hidden,
         Epilogue::BiasGelu(fc1.bias.as_deref().unwrap_or(&[])),
     );
@@ -201,8 +196,7 @@ fn swin_block(
         &buf.hidden[..rows * fc1.out_features],
         rows,
         fc1.out_features,
-        &fc2.weight_t,
-        c,
+        &fc2.weight,
         &mut buf.tmp,
         Epilogue::BiasNormResidual {
             bias: fc2.bias.as_deref().unwrap_or(&[]),
@@ -240,8 +234,7 @@ fn patch_merging(pm: &PatchMerging, buf: &mut Buffers, batch: usize) {
         &buf.qkv[..rows * 4 * c],
         rows,
         4 * c,
-        &pm.reduction.weight_t,
-        2 * c,
+        &pm.reduction.weight,
         &mut buf.x,
         Epilogue::BiasNorm {
             bias: None,

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use super::forward::forward;
 use super::kernels::attention::WindowAttentionArgs;
-use super::kernels::{denormals, has_avx2_fma};
+use super::kernels::denormals;
+use super::kernels::isa::Isa;
 use super::modules::SwinV2Model;
 use super::profile::Profile;
 use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
@@ -116,9 +117,8 @@ impl CpuEngine {
             num_classes: model.config.num_classes,
             max_batch,
             detail: format!(
-                "threads={threads}, kernels={}, gemm={}, denormals={}",
-                if has_avx2_fma() { "avx2+fma" } else { "scalar" },
-                gemm_isa(),
+                "threads={threads}, isa={}, denormals={}",
+                Isa::active(),
                 if flush { "flushed" } else { "kept" }
             ),
         };
@@ -172,18 +172,4 @@ impl Engine for CpuEngine {
             .install(|| forward(model, buffers, input, batch, logits, &mut None));
         Ok(())
     }
-}
-
-/// Instruction set the `gemm` crate dispatches to on this CPU (its own run-time detection).
-fn gemm_isa() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::is_x86_feature_detected!("fma") {
-            return "avx2+fma";
-        }
-    }
-    "generic"
 }

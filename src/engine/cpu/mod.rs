@@ -28,6 +28,7 @@ pub mod tables;
 use std::sync::Arc;
 
 pub use instance::CpuEngine;
+pub use kernels::isa::{Isa, ISA_ENV};
 pub use modules::SwinV2Model;
 pub use profile::Profile;
 

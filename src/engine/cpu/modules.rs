@@ -13,19 +13,20 @@
 //! buffers (`relative_coords_table`, `relative_position_index`, `attn_mask`) are not needed.
 
 use super::kernels::attention::TokenPermutation;
+use super::kernels::isa::Isa;
+use super::kernels::packed_gemm::PackedMatrix;
 use super::ops::PluginRelu;
 use super::tables;
 use crate::model::{ModelError, SwinV2Config, Weights, WeightsView};
 
 pub use crate::model::layout::CPB_HIDDEN;
 
-/// `nn.Linear` (`y = x·Wᵀ + b`). The weight is stored transposed, `Wᵀ` as `[in_features, out_features]`
-/// row-major, done once at load: the GEMM then reads it with unit stride along the output features,
-/// which is markedly faster than PyTorch's `[out, in]` layout for the wide-K layers (fc2, merging).
+/// `nn.Linear` (`y = x·Wᵀ + b`). The weight is packed once at load into the GEMM microkernel's panel
+/// layout for the instruction set in use ([`PackedMatrix`]): no repacking per call.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `Wᵀ`, `[in_features * out_features]` row-major.
-    pub weight_t: Vec<f32>,
+    /// `Wᵀ` packed for [`Isa::active`].
+    pub weight: PackedMatrix,
     /// `[out_features]`.
     pub bias: Option<Vec<f32>>,
     /// Input width.
@@ -59,14 +60,8 @@ impl Linear {
         out_features: usize,
     ) -> Self {
         assert_eq!(weight.len(), in_features * out_features);
-        let mut weight_t = vec![0.0f32; weight.len()];
-        for (o, row) in weight.chunks_exact(in_features).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                weight_t[i * out_features + o] = v;
-            }
-        }
         Self {
-            weight_t,
+            weight: PackedMatrix::from_pytorch(weight, in_features, out_features, Isa::active()),
             bias,
             in_features,
             out_features,
@@ -76,7 +71,7 @@ impl Linear {
     /// `W[o, i]` in PyTorch's indexing.
     #[inline]
     pub fn weight_at(&self, o: usize, i: usize) -> f32 {
-        self.weight_t[i * self.out_features + o]
+        self.weight.get(i, o)
     }
 }
 
@@ -325,7 +320,7 @@ impl SwinV2Model {
 
     /// Number of parameters held (after folding).
     pub fn num_parameters(&self) -> usize {
-        let lin = |l: &Linear| l.weight_t.len() + l.bias.as_ref().map_or(0, Vec::len);
+        let lin = |l: &Linear| l.in_features * l.out_features + l.bias.as_ref().map_or(0, Vec::len);
         let ln = |n: &LayerNorm| n.weight.len() + n.bias.len();
         let mut total = lin(&self.patch_embed.proj)
             + self.patch_embed.norm.as_ref().map_or(0, ln)

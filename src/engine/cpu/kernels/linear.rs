@@ -1,6 +1,6 @@
-//! Linear layers on the `gemm` crate: `y = x · Wᵀ` with `Wᵀ` stored `[in, out]` row-major, split into
-//! row chunks (or column blocks when there are few rows) over the current rayon pool, each chunk running a
-//! single-threaded `gemm` and then its epilogue while the rows are still in cache.
+//! Linear layers: `y = x · Wᵀ` on weights packed at load ([`PackedMatrix`]), split into row chunks (or
+//! panel groups when there are few rows) over the current rayon pool, each task running the
+//! single-threaded packed GEMM and then its epilogue while the rows are still in cache.
 
 use std::marker::PhantomData;
 
@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::math::{bias_gelu_rows, bias_rows};
 use super::norm::{add_layer_norm_rows, layer_norm_rows};
+use super::packed_gemm::{matmul_panels, tile_rows, PackedMatrix};
 use super::SendPtr;
 
 /// What to do with the rows of `x · Wᵀ` once computed.
@@ -137,85 +138,40 @@ impl Epilogue<'_> {
     }
 }
 
-/// Single-threaded `y[m, n] = x[m, k] · wt[k, n]` (row strides `ldx`, `ldw`, `ldy`).
-///
-/// # Safety
-/// `x` must be valid for `m` rows of stride `ldx` (k values each), `wt` for `k` rows of stride `ldw`
-/// (n values each), `y` for `m` rows of stride `ldy` (n values each), and `y` must not overlap `x` or
-/// `wt`.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    x: *const f32,
-    ldx: usize,
-    wt: *const f32,
-    ldw: usize,
-    y: *mut f32,
-    ldy: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: forwarded from the caller; gemm computes dst := beta · lhs · rhs when read_dst is false.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            y,
-            1,
-            ldy as isize,
-            false,
-            x,
-            1,
-            ldx as isize,
-            wt,
-            1,
-            ldw as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
-/// How one linear layer is split into tasks: row chunks × column blocks.
+/// How one linear layer is split into tasks: row chunks × panel groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
     /// Rows per task.
     pub row_chunk: usize,
-    /// Output columns per task.
-    pub col_block: usize,
+    /// Weight panels (of [`PackedMatrix::nr`] output columns) per task.
+    pub panel_group: usize,
 }
 
-/// Choose the split of a `[rows, k] · [k, n]` product over `threads` threads.
+/// Choose the split of a `[rows, k] · [k, n]` product (`panels` weight panels, microkernel tiles of
+/// `tile_rows` rows) over `threads` threads.
 ///
-/// Many rows: row chunks (whole output rows, so every epilogue fuses; each task packs the weights
-/// once, which is cheap next to its rows). Few rows (small batch, late stages, where the weights
-/// outweigh the activations): column blocks, so the weights are packed once in total.
-pub fn plan(rows: usize, n: usize, threads: usize) -> Split {
+/// Many rows: row chunks (whole output rows, so every epilogue fuses), a multiple of the tile height.
+/// Few rows (small batch, late stages: stage 3 has 64 tokens an image): panel groups, so every thread
+/// has work however few the rows; the weights are packed already, so splitting over `n` costs nothing
+/// but a repack of the few activation rows per task.
+pub fn plan(rows: usize, panels: usize, tile_rows: usize, threads: usize) -> Split {
     if threads <= 1 {
         return Split {
             row_chunk: rows.max(1),
-            col_block: n.max(1),
+            panel_group: panels.max(1),
         };
     }
-    if rows >= ROW_SPLIT_MIN_ROWS {
+    if rows >= ROW_SPLIT_MIN_ROWS || panels < threads {
         let chunks = (threads * ROW_CHUNKS_PER_THREAD).max(rows.div_ceil(MAX_ROW_CHUNK));
         Split {
-            row_chunk: rows.div_ceil(chunks).div_ceil(16) * 16,
-            col_block: n,
+            row_chunk: rows.div_ceil(chunks).div_ceil(tile_rows).max(1) * tile_rows,
+            panel_group: panels.max(1),
         }
     } else {
-        let blocks = threads * COL_BLOCKS_PER_THREAD;
+        let groups = (threads * PANEL_GROUPS_PER_THREAD).min(panels);
         Split {
             row_chunk: rows.max(1),
-            col_block: (n.div_ceil(blocks).div_ceil(16) * 16).max(16),
+            panel_group: panels.div_ceil(groups),
         }
     }
 }
@@ -223,21 +179,22 @@ pub fn plan(rows: usize, n: usize, threads: usize) -> Split {
 const ROW_SPLIT_MIN_ROWS: usize = 512;
 const ROW_CHUNKS_PER_THREAD: usize = 2;
 const MAX_ROW_CHUNK: usize = 1024;
-const COL_BLOCKS_PER_THREAD: usize = 2;
+const PANEL_GROUPS_PER_THREAD: usize = 2;
 
-/// `y[rows, n] = x[rows, k] · wt[k, n]`, then `epilogue`, in parallel over the current rayon pool.
+/// `y[rows, n] = x[rows, k] · Wᵀ[k, n]` (`w` packed at load), then `epilogue`, in parallel over the
+/// current rayon pool.
 ///
 /// Panics if the slices are shorter than the shapes say (a planning bug, never input-dependent).
 pub fn linear(
     x: &[f32],
     rows: usize,
     k: usize,
-    wt: &[f32],
-    n: usize,
+    w: &PackedMatrix,
     y: &mut [f32],
     epilogue: Epilogue<'_>,
 ) {
-    assert!(x.len() >= rows * k && wt.len() == n * k && y.len() >= rows * n);
+    let n = w.n();
+    assert!(x.len() >= rows * k && w.k() == k && y.len() >= rows * n);
     if let Epilogue::BiasNormResidual { residual, .. } = &epilogue {
         assert!(residual.len >= rows * n, "residual shorter than rows · n");
     }
@@ -245,30 +202,32 @@ pub fn linear(
         return;
     }
     let threads = rayon::current_num_threads().max(1);
-    let split = plan(rows, n, threads);
+    let panels = w.panels();
+    let split = plan(rows, panels, tile_rows(w.isa()), threads);
     let row_chunks = rows.div_ceil(split.row_chunk);
-    let col_blocks = n.div_ceil(split.col_block);
-    let fuse = col_blocks == 1 || !epilogue.needs_full_rows();
+    let groups = panels.div_ceil(split.panel_group);
+    let fuse = groups == 1 || !epilogue.needs_full_rows();
     let yp = SendPtr(y.as_mut_ptr());
-    (0..row_chunks * col_blocks).into_par_iter().for_each(|t| {
-        let (ri, ci) = (t / col_blocks, t % col_blocks);
+    let nr = w.nr();
+    (0..row_chunks * groups).into_par_iter().for_each(|t| {
+        let (ri, gi) = (t / groups, t % groups);
         let r0 = ri * split.row_chunk;
         let m = split.row_chunk.min(rows - r0);
-        let c0 = ci * split.col_block;
-        let nb = split.col_block.min(n - c0);
-        // SAFETY: the (row chunk, column block) tiles are disjoint; x has rows r0..r0+m of k values,
-        // wt columns c0..c0+nb, y rows r0..r0+m and the residual of `BiasNormResidual` rows·n
-        // floats (asserted above).
+        let p0 = gi * split.panel_group;
+        let p1 = (p0 + split.panel_group).min(panels);
+        let c0 = p0 * nr;
+        let nb = (p1 * nr).min(n) - c0;
+        // SAFETY: the (row chunk, panel group) tiles are disjoint; x has rows r0..r0+m of k values,
+        // y rows r0..r0+m of n, and the residual of `BiasNormResidual` rows·n floats (asserted
+        // above); w was packed for an instruction set this CPU has (`Isa::active` at load).
         unsafe {
-            matmul(
+            matmul_panels(
                 m,
-                nb,
-                k,
                 x.as_ptr().add(r0 * k),
                 k,
-                wt.as_ptr().add(c0),
-                n,
-                yp.get().add(r0 * n + c0),
+                w,
+                p0..p1,
+                yp.get().add(r0 * n),
                 n,
             );
             if fuse {
@@ -289,6 +248,7 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cpu::kernels::isa::Isa;
 
     fn naive(x: &[f32], rows: usize, k: usize, wt: &[f32], n: usize) -> Vec<f32> {
         let mut y = vec![0.0f32; rows * n];
@@ -319,7 +279,8 @@ mod tests {
                 .collect();
             let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
             let mut y = vec![0.0; rows * n];
-            pool.install(|| linear(&x, rows, k, &w, n, &mut y, Epilogue::Bias(&bias)));
+            let packed = PackedMatrix::from_transposed(&w, k, n, Isa::active());
+            pool.install(|| linear(&x, rows, k, &packed, &mut y, Epilogue::Bias(&bias)));
             let want = naive(&x, rows, k, &w, n);
             for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
                 let b = b + bias[i % n];
@@ -349,9 +310,10 @@ mod tests {
             let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.01).collect();
             let beta: Vec<f32> = (0..n).map(|i| i as f32 * -0.01).collect();
             let plain = naive(&x, rows, k, &wt, n);
+            let packed = PackedMatrix::from_transposed(&wt, k, n, Isa::active());
             // GELU
             let mut y = vec![0.0; rows * n];
-            pool.install(|| linear(&x, rows, k, &wt, n, &mut y, Epilogue::BiasGelu(&bias)));
+            pool.install(|| linear(&x, rows, k, &packed, &mut y, Epilogue::BiasGelu(&bias)));
             for (i, &a) in y.iter().enumerate() {
                 let v = (plain[i] + bias[i % n]) as f64;
                 let want = 0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2));
@@ -370,7 +332,7 @@ mod tests {
                 norm_bias: &beta,
                 residual: ResidualRows::new(&mut res),
             };
-            pool.install(|| linear(&x, rows, k, &wt, n, &mut scratch, epi));
+            pool.install(|| linear(&x, rows, k, &packed, &mut scratch, epi));
             for r in 0..rows {
                 let row: Vec<f64> = (0..n)
                     .map(|j| (plain[r * n + j] + bias[j]) as f64)

@@ -1,25 +1,20 @@
-//! Compute kernels of the CPU engine: GEMM for linear layers (`gemm` crate, row/column chunked, epilogues
-//! fused), element-wise math (exact-erf GELU, exp), LayerNorm, and the fused window attention
+//! Compute kernels of the CPU engine: GEMM for linear layers (weights packed at load, AVX-512 / AVX2 /
+//! scalar microkernels, row or panel chunked, epilogues fused), element-wise math (exact-erf GELU, exp), LayerNorm, and the fused window attention
 //! ([`attention`]). Every hot kernel has an AVX2+FMA version chosen at run time with
 //! `is_x86_feature_detected!` and a portable scalar version (also the reference in unit tests).
 
 pub mod attention;
 pub mod denormals;
+pub mod isa;
 pub mod linear;
 pub mod math;
 pub mod norm;
+pub mod packed_gemm;
 
-/// Whether the AVX2+FMA kernels can run on this CPU (detected at run time, cached by std).
+/// Whether the AVX2+FMA kernels run: the CPU has them and [`isa::ISA_ENV`] did not lower the choice.
 #[inline]
 pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    isa::Isa::active() >= isa::Isa::Avx2
 }
 
 /// A raw pointer that may cross threads. Kernels that write disjoint parts of one buffer from several
