@@ -108,9 +108,9 @@ struct ServeArgs {
     /// Engine instances (CPU model replicas sharing weights, or MagicMind contexts + queues).
     #[arg(long, env = "SWIN_SERVE_INSTANCES", default_value_t = DEFAULT_INSTANCES)]
     instances: usize,
-    /// Threads per CPU instance.
-    #[arg(long, env = "SWIN_SERVE_THREADS", default_value_t = default_threads())]
-    threads: usize,
+    /// Threads per CPU instance [default: the cores this process may use / --instances, at least 1].
+    #[arg(long, env = "SWIN_SERVE_THREADS")]
+    threads: Option<usize>,
     /// Largest batch one instance runs at once (queued images are batched up to this).
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     max_batch: usize,
@@ -356,7 +356,9 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
                 ..Default::default()
             },
             instances: args.instances,
-            threads: args.threads,
+            threads: args
+                .threads
+                .unwrap_or_else(|| (default_threads() / args.instances.max(1)).max(1)),
             max_batch: args.max_batch,
         }),
         BackendKind::Mlu => {

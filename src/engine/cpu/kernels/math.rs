@@ -7,6 +7,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::isa::Isa;
+
 const ERF_ALPHA: [f32; 7] = [
     -1.609_603_3e-2,
     -2.954_6e-3,
@@ -50,11 +52,20 @@ pub fn gelu(x: f32) -> f32 {
 /// `data[i] = gelu(data[i] + bias[i % bias.len()])` over whole rows (`data.len()` a multiple of
 /// `bias.len()`).
 pub fn bias_gelu_rows(data: &mut [f32], bias: &[f32]) {
+    bias_gelu_rows_with(Isa::active(), data, bias)
+}
+
+/// [`bias_gelu_rows`] on the kernels of `isa` (scalar where the CPU lacks it).
+pub fn bias_gelu_rows_with(isa: Isa, data: &mut [f32], bias: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
-        // SAFETY: AVX2 and FMA were detected at run time.
-        unsafe { bias_gelu_rows_avx2(data, bias) };
-        return;
+    if isa.supported() {
+        match isa {
+            // SAFETY: the CPU has AVX-512 F (checked above).
+            Isa::Avx512 => return unsafe { bias_gelu_rows_avx512(data, bias) },
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            Isa::Avx2 => return unsafe { bias_gelu_rows_avx2(data, bias) },
+            Isa::Scalar => {}
+        }
     }
     bias_gelu_rows_scalar(data, bias);
 }
@@ -102,6 +113,59 @@ fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
             row[j] = gelu(row[j] + bias[j]);
         }
     }
+}
+
+/// AVX-512 version of [`bias_gelu_rows`] (row tails through masked loads and stores).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn bias_gelu_rows_avx512(data: &mut [f32], bias: &[f32]) {
+    let n = bias.len();
+    for row in data.chunks_exact_mut(n) {
+        let mut i = 0;
+        while i < n {
+            let lanes = (n - i).min(16);
+            let mask: __mmask16 = if lanes == 16 {
+                0xffff
+            } else {
+                (1u16 << lanes) - 1
+            };
+            // SAFETY: the mask enables only lanes i..i+lanes <= n = row.len() = bias.len().
+            unsafe {
+                let x = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(mask, row.as_ptr().add(i)),
+                    _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(i)),
+                );
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(i), mask, gelu_avx512(x));
+            }
+            i += 16;
+        }
+    }
+}
+
+/// Sixteen lanes of [`gelu`] (same coefficients as [`erf`], FMA evaluation).
+///
+/// # Safety
+/// A safe `#[target_feature]` function: callers that enable AVX-512 F themselves call it without
+/// `unsafe`; any other caller must make sure the CPU supports AVX-512 F (the only precondition).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn gelu_avx512(x: __m512) -> __m512 {
+    let u = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let u = _mm512_min_ps(_mm512_max_ps(u, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+    let u2 = _mm512_mul_ps(u, u);
+    let mut p = _mm512_set1_ps(ERF_ALPHA[6]);
+    for &a in ERF_ALPHA[..6].iter().rev() {
+        p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(a));
+    }
+    p = _mm512_mul_ps(p, u);
+    let mut q = _mm512_set1_ps(ERF_BETA[4]);
+    for &b in ERF_BETA[..4].iter().rev() {
+        q = _mm512_fmadd_ps(q, u2, _mm512_set1_ps(b));
+    }
+    let e = _mm512_div_ps(p, q);
+    let half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+    _mm512_fmadd_ps(half_x, e, half_x)
 }
 
 /// Eight lanes of [`erf`] (same coefficients, FMA evaluation).
@@ -213,18 +277,32 @@ mod tests {
     }
 
     #[test]
-    fn avx2_gelu_and_exp_match_scalar() {
-        if !crate::engine::cpu::kernels::has_avx2_fma() {
-            return;
+    fn every_isa_gelu_matches_exact_gelu() {
+        // Rows of 4003 and of 37 (vector bodies and tails, masked or scalar).
+        for n in [4003usize, 37] {
+            let xs: Vec<f32> = (0..2 * n)
+                .map(|i| (i as f32 - n as f32) * 0.0071 * 4003.0 / n as f32)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+            for isa in Isa::available() {
+                let mut a = xs.clone();
+                bias_gelu_rows_with(isa, &mut a, &bias);
+                for (i, (&got, &x)) in a.iter().zip(&xs).enumerate() {
+                    let v = (x + bias[i % n]) as f64;
+                    let want = 0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2));
+                    assert!(
+                        (got as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()),
+                        "{isa}: gelu({v}) = {got}, want {want}"
+                    );
+                }
+            }
         }
-        let xs: Vec<f32> = (0..4003).map(|i| (i as f32 - 2001.0) * 0.0071).collect();
-        let bias: Vec<f32> = (0..4003).map(|i| (i % 7) as f32 * 0.01).collect();
-        let mut a = xs.clone();
-        let mut b = xs.clone();
-        bias_gelu_rows(&mut a, &bias);
-        bias_gelu_rows_scalar(&mut b, &bias);
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() <= 2e-6 * (1.0 + y.abs()), "{x} vs {y}");
+    }
+
+    #[test]
+    fn avx2_exp_matches_exp() {
+        if !Isa::Avx2.supported() {
+            return;
         }
         // exp over [-80, 80] (softmax only meets x <= 0, but the kernel is general).
         let wide: Vec<f32> = (0..16_000).map(|i| (i as f32 - 8000.0) * 0.01).collect();
