@@ -116,9 +116,8 @@ impl CpuEngine {
             num_classes: model.config.num_classes,
             max_batch,
             detail: format!(
-                "threads={threads}, kernels={}, gemm={}, denormals={}",
-                if has_avx2_fma() { "avx2+fma" } else { "scalar" },
-                gemm_isa(),
+                "threads={threads}, {}, denormals={}",
+                isa(),
                 if flush { "flushed" } else { "kept" }
             ),
         };
@@ -172,6 +171,16 @@ impl Engine for CpuEngine {
             .install(|| forward(model, buffers, input, batch, logits, &mut None));
         Ok(())
     }
+}
+
+/// Instruction sets the engine runs on this CPU: our kernels' and the `gemm` crate's, e.g.
+/// `kernels=avx2+fma, gemm=avx512f`.
+pub fn isa() -> String {
+    format!(
+        "kernels={}, gemm={}",
+        if has_avx2_fma() { "avx2+fma" } else { "scalar" },
+        gemm_isa()
+    )
 }
 
 /// Instruction set the `gemm` crate dispatches to on this CPU (its own run-time detection).

@@ -27,7 +27,7 @@ pub mod tables;
 
 use std::sync::Arc;
 
-pub use instance::CpuEngine;
+pub use instance::{isa, CpuEngine};
 pub use modules::SwinV2Model;
 pub use profile::Profile;
 
