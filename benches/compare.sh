@@ -8,7 +8,8 @@
 #
 # Environment: PYTHON (a python with torch, onnx, onnxruntime; default python3), OFFICIAL (path to
 # the official models/swin_transformer_v2.py, passed to peers.py as --official; default: timm's),
-# PEERS (default ../shared/bench/peers.py), CARGO_TARGET_DIR (where the release build goes).
+# PEERS (default ../shared/bench/peers.py), CARGO_TARGET_DIR (where the release build goes),
+# SWIN_SERVE_BIN (an already built swin-serve to use instead of building release).
 # Everything runs on this machine's cores: run it on an otherwise idle machine.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --concurrency) CONCURRENCY=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -28,7 +29,7 @@ done
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 PEERS=${PEERS:-../shared/bench/peers.py}
-BIN="${CARGO_TARGET_DIR:-target}/release/swin-serve"
+BIN=${SWIN_SERVE_BIN:-}
 OUT=$(mktemp -d)
 SERVER_PID=
 cleanup() {
@@ -42,8 +43,12 @@ echo "cpu:  $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
 echo "threads: $THREADS, runs: $RUNS, saturation concurrency: $CONCURRENCY"
 echo
 
-echo "== building (release)" >&2
-cargo build --release --bin swin-serve >&2
+if [[ -z "$BIN" ]]; then
+    echo "== building (release)" >&2
+    cargo build --release --bin swin-serve >&2
+    BIN="${CARGO_TARGET_DIR:-target}/release/swin-serve"
+fi
+echo "binary: $BIN"
 
 echo "== swin-serve bench (local engine, batch 1,8)" >&2
 "$BIN" bench --json --batch 1,8 --runs "$RUNS" --threads "$THREADS" > "$OUT/engine.jsonl"
