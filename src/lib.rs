@@ -4,7 +4,8 @@
 //! `proto` → [`server`] → [`preprocess`] → [`scheduler`] → [`engine`] (`cpu` | `mlu`) → [`postprocess`].
 //! [`model`] holds what describes a SwinV2 network independent of where it runs: its configuration
 //! and its weights (official checkpoints, safetensors, deterministic random weights, download).
-//! [`client`] is the other end of the wire: the load generator behind `swin-serve bench`.
+//! [`client`] is the other end of the wire: the load generator behind `swin-serve bench`, and the
+//! local engine benchmark. [`telemetry`] sets up logs and (optional) OTLP traces.
 
 pub mod client;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod scheduler;
 pub mod server;
+pub mod telemetry;
 
 /// Generated protobuf / gRPC code for `swin.v1` (and, in [`proto::inference`], the Open Inference
 /// Protocol v2).

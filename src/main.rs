@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use swin_serve::client::engine_bench::{self, EngineBenchOptions};
 use swin_serve::client::load::{self, Bearer as BearerToken, LoadOptions, Protocol};
 use swin_serve::engine::cpu::{default_threads, CpuOptions};
 use swin_serve::engine::mlu::{MluOptions, DEFAULT_DEVICE};
@@ -23,9 +24,14 @@ use swin_serve::server::{
     DEFAULT_MAX_BATCH_IMAGES, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE,
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
+use swin_serve::telemetry::{self, LogFormat};
 
 /// Server the `classify` and `info` clients talk to by default.
 const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:50051";
+
+/// `bench --server`: calls measured per run (`--requests`) and sent before it (`--warmup`).
+const DEFAULT_BENCH_REQUESTS: usize = 100;
+const DEFAULT_BENCH_WARMUP_CALLS: usize = 5;
 
 /// Largest message the clients send or accept (an image larger than the server's limit gets its
 /// OUT_OF_RANGE answer rather than a client-side error).
@@ -61,13 +67,6 @@ struct Cli {
     log_format: LogFormat,
 }
 
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at startup
 enum Command {
@@ -77,8 +76,9 @@ enum Command {
     Classify(ClassifyArgs),
     /// Print GetModelInfo of a running server.
     Info(InfoArgs),
-    /// Load a running server (closed loop: N callers, each sending its next call when answered)
-    /// and print throughput and latency quantiles, per protocol and concurrency.
+    /// With --server: load a running server (closed loop: N callers, each sending its next call
+    /// when answered) and print throughput and latency quantiles, per protocol and concurrency.
+    /// Without: measure the local CPU engine (latency, img/s, GFLOP/s, peak RSS, --profile).
     Bench(BenchArgs),
 }
 
@@ -234,6 +234,11 @@ struct ServeArgs {
     /// variable takes true/1/yes/on (false/0/no/off or empty: reflection on).
     #[arg(long, env = "SWIN_SERVE_NO_REFLECTION", value_parser = clap::builder::FalseyValueParser::new())]
     no_reflection: bool,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://otel-collector:4317): a span
+    /// per call, child of the caller's W3C traceparent, with preprocess, queue, engine and
+    /// postprocess spans. Default: off.
+    #[arg(long, env = "SWIN_SERVE_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Args)]
@@ -252,24 +257,73 @@ struct ClassifyArgs {
 struct BenchArgs {
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Image file every call carries (default: a generated 500×375 JPEG).
-    #[arg(long)]
+    /// Server mode: image file every call carries (default: a generated 500×375 JPEG).
+    #[arg(long, help_heading = "Server mode (--server)")]
     image: Option<PathBuf>,
-    /// RPCs to load, one run each, in this order (comma-separated; repeat one to interleave runs).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "classify")]
+    /// Server mode: RPCs to load, one run each, in this order (comma-separated; repeat one to
+    /// interleave runs) [default: classify].
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Server mode (--server)"
+    )]
     rpc: Vec<Protocol>,
-    /// Callers in flight at once (comma-separated: one run per value).
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Server mode: callers in flight at once (comma-separated: one run per value) [default: 1].
+    #[arg(long, value_delimiter = ',', help_heading = "Server mode (--server)")]
     concurrency: Vec<usize>,
-    /// Calls measured per run (unless --duration).
-    #[arg(long, default_value_t = 100)]
-    requests: usize,
-    /// Seconds each run lasts (instead of --requests).
-    #[arg(long, value_name = "SECONDS")]
+    /// Server mode: calls measured per run (unless --duration) [default: 100].
+    #[arg(long, help_heading = "Server mode (--server)")]
+    requests: Option<usize>,
+    /// Server mode: seconds each run lasts (instead of --requests).
+    #[arg(long, value_name = "SECONDS", help_heading = "Server mode (--server)")]
     duration: Option<f64>,
-    /// Calls sent before each run, not measured.
-    #[arg(long, default_value_t = 5)]
-    warmup: usize,
+    /// Calls sent before each run, not measured [default: 5]; without --server, untimed forward
+    /// passes before each batch size's [default: 3].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Local mode: batch sizes (comma-separated), measured in this order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        help_heading = "Local engine (no --server)"
+    )]
+    batch: Vec<usize>,
+    /// Local mode: threads of the engine instance [default: all cores].
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    threads: Option<usize>,
+    /// Local mode: timed forward passes per batch size [default: 10].
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    runs: Option<usize>,
+    /// Local mode: checkpoint to run (.pth or .safetensors; default: random weights).
+    #[arg(
+        long,
+        visible_alias = "checkpoint",
+        help_heading = "Local engine (no --server)"
+    )]
+    model: Option<PathBuf>,
+    /// Local mode: deterministic random SwinV2-T weights with this seed [default: 0 when no
+    /// --model].
+    #[arg(
+        long,
+        value_name = "SEED",
+        conflicts_with = "model",
+        help_heading = "Local engine (no --server)"
+    )]
+    random_weights: Option<u64>,
+    /// Local mode: image size (of --random-weights, or when the checkpoint lacks it).
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    img_size: Option<usize>,
+    /// Local mode: window size (of --random-weights, or when the checkpoint lacks it).
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    window_size: Option<usize>,
+    /// Local mode: also print the time per operation and per stage of each batch size.
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    profile: bool,
+    /// Local mode: print one JSON object per line (a figure per batch size; with --profile, a
+    /// profile per batch size) instead of the table.
+    #[arg(long, help_heading = "Local engine (no --server)")]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -281,9 +335,10 @@ struct InfoArgs {
 /// How the `classify` and `info` clients reach the server.
 #[derive(Args)]
 struct ConnectionArgs {
-    /// Server URL.
-    #[arg(long, env = "SWIN_SERVE_URL", default_value = DEFAULT_SERVER_URL)]
-    server: String,
+    /// Server URL [default: http://127.0.0.1:50051]. `bench` without it measures the local CPU
+    /// engine instead of a server.
+    #[arg(long, env = "SWIN_SERVE_URL")]
+    server: Option<String>,
     /// File whose first line is the bearer token sent as `authorization: Bearer <token>`.
     #[arg(long, env = "SWIN_SERVE_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
@@ -311,32 +366,57 @@ struct ConnectionArgs {
     timeout: Option<f64>,
 }
 
+impl ConnectionArgs {
+    /// `--server`, or the default URL.
+    fn server_url(&self) -> String {
+        self.server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER_URL.to_string())
+    }
+}
+
 type Client = proto::classifier_client::ClassifierClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
 >;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    // The OTLP exporter's channel lives on this runtime (which outlives the flush below).
+    let traces = match &cli.command {
+        Command::Serve(ServeArgs {
+            otlp_endpoint: Some(endpoint),
+            ..
+        }) if !endpoint.is_empty() => {
+            let _runtime = runtime.enter();
+            Some(telemetry::otlp_provider(endpoint).context("--otlp-endpoint")?)
+        }
+        _ => None,
+    };
+    let telemetry = telemetry::init(cli.log_format, traces)?;
+    if let (
+        true,
+        Command::Serve(ServeArgs {
+            otlp_endpoint: Some(endpoint),
+            ..
+        }),
+    ) = (telemetry.traces_enabled(), &cli.command)
+    {
+        tracing::info!(endpoint = %endpoint, service = telemetry::SERVICE_NAME, "exporting traces over OTLP/gRPC");
+    }
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Classify(args) => runtime.block_on(classify(args)),
         Command::Info(args) => runtime.block_on(info(args)),
         Command::Bench(args) => runtime.block_on(bench(args)),
     };
+    // Export the spans still buffered while the runtime (the exporter's channel) still runs.
+    if let Err(e) = telemetry.shutdown() {
+        tracing::warn!(error = %e, "traces not flushed");
+    }
     // Don't wait for a model load or download still running on a blocking thread (e.g. SIGTERM
     // during the first download): the process is exiting.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -498,7 +578,7 @@ async fn connect_channel(
         }
         None => None,
     };
-    let url = &args.server;
+    let url = &args.server_url();
     let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
         .with_context(|| format!("invalid server URL {url}"))?;
     if let Some(secs) = args.timeout {
@@ -571,7 +651,129 @@ async fn connect(args: &ConnectionArgs) -> Result<Client> {
     )
 }
 
+/// `bench`: a server's load test with `--server`, else the local CPU engine.
 async fn bench(args: BenchArgs) -> Result<()> {
+    if args.connection.server.is_some() {
+        bench_server(args).await
+    } else {
+        tokio::task::spawn_blocking(move || bench_engine(args))
+            .await
+            .context("engine benchmark task")?
+    }
+}
+
+/// `bench` without `--server`: the local CPU engine ([`engine_bench`]).
+fn bench_engine(args: BenchArgs) -> Result<()> {
+    let c = &args.connection;
+    let server_only = [
+        ("--image", args.image.is_some()),
+        ("--rpc", !args.rpc.is_empty()),
+        ("--concurrency", !args.concurrency.is_empty()),
+        ("--requests", args.requests.is_some()),
+        ("--duration", args.duration.is_some()),
+        ("--token-file", c.token_file.is_some()),
+        ("--tls-ca", c.tls_ca.is_some()),
+        ("--tls-cert", c.tls_cert.is_some()),
+        ("--timeout", c.timeout.is_some()),
+    ];
+    if let Some((flag, _)) = server_only.iter().find(|(_, given)| *given) {
+        bail!("{flag} loads a server: give --server URL (without it, bench measures the local CPU engine)");
+    }
+    let source = match (&args.model, args.random_weights) {
+        (Some(path), _) => WeightsSource::File(model_file_in(path, &CHECKPOINT_EXTENSIONS)?),
+        (None, seed) => {
+            let mut config = SwinV2Config::tiny_window8_256();
+            if let Some(s) = args.img_size {
+                config.img_size = s;
+            }
+            if let Some(w) = args.window_size {
+                config.window_size = w;
+            }
+            WeightsSource::Random {
+                seed: seed.unwrap_or(0),
+                config,
+            }
+        }
+    };
+    let hints = ConfigHints {
+        img_size: args.img_size,
+        window_size: args.window_size,
+        ..Default::default()
+    };
+    let opts = EngineBenchOptions {
+        batches: if args.batch.is_empty() {
+            engine_bench::DEFAULT_BATCHES.to_vec()
+        } else {
+            args.batch.clone()
+        },
+        threads: args.threads.unwrap_or_else(default_threads),
+        runs: args.runs.unwrap_or(engine_bench::DEFAULT_RUNS),
+        warmup: args.warmup.unwrap_or(engine_bench::DEFAULT_WARMUP),
+        profile: args.profile,
+        progress: true,
+    };
+    let started = std::time::Instant::now();
+    let model = engine_bench::load_model(&source, &hints)?;
+    eprintln!(
+        "{} ({}, {:.2} GFLOP/image), {} parameters, loaded in {:.1} s",
+        model.config.name(),
+        source.describe(),
+        model.config.flops_per_image() as f64 / 1e9,
+        model.num_parameters(),
+        started.elapsed().as_secs_f64()
+    );
+    let report = engine_bench::run(&model, &opts)?;
+    if args.json {
+        for figure in &report.figures {
+            out!("{}", figure.to_json());
+        }
+        for profile in &report.profiles {
+            out!("{}", profile.to_json());
+        }
+    } else {
+        if let Some(f) = report.figures.first() {
+            out!(
+                "{} on {} ({}), {} threads",
+                report.model,
+                f.cpu,
+                f.isa,
+                f.threads
+            );
+        }
+        out!("{}", engine_bench::format_table(&report.figures).trim_end());
+        for profile in &report.profiles {
+            out!("{}", profile.describe());
+        }
+    }
+    Ok(())
+}
+
+/// `bench --server URL`: closed-loop load on a running server ([`load`]).
+async fn bench_server(args: BenchArgs) -> Result<()> {
+    let local_only = [
+        ("--batch", !args.batch.is_empty()),
+        ("--threads", args.threads.is_some()),
+        ("--runs", args.runs.is_some()),
+        ("--model", args.model.is_some()),
+        ("--random-weights", args.random_weights.is_some()),
+        ("--img-size", args.img_size.is_some()),
+        ("--window-size", args.window_size.is_some()),
+        ("--profile", args.profile),
+        ("--json", args.json),
+    ];
+    if let Some((flag, _)) = local_only.iter().find(|(_, given)| *given) {
+        bail!("{flag} is for the local engine benchmark (bench without --server)");
+    }
+    let rpcs = if args.rpc.is_empty() {
+        vec![Protocol::Classify]
+    } else {
+        args.rpc.clone()
+    };
+    let concurrencies = if args.concurrency.is_empty() {
+        vec![1]
+    } else {
+        args.concurrency.clone()
+    };
     let image = match &args.image {
         Some(path) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
@@ -580,7 +782,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
     };
     let image = std::sync::Arc::new(image);
     let stop = match args.duration {
-        None => load::Stop::Requests(args.requests),
+        None => load::Stop::Requests(args.requests.unwrap_or(DEFAULT_BENCH_REQUESTS)),
         Some(secs) => match Duration::try_from_secs_f64(secs) {
             Ok(d) if !d.is_zero() => load::Stop::Duration(d),
             _ => bail!("--duration must be a positive number of seconds"),
@@ -601,13 +803,13 @@ async fn bench(args: BenchArgs) -> Result<()> {
     );
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut failed = false;
-    for &concurrency in &args.concurrency {
-        for &protocol in &args.rpc {
+    for &concurrency in &concurrencies {
+        for &protocol in &rpcs {
             let options = LoadOptions {
                 protocol,
                 concurrency,
                 stop,
-                warmup: args.warmup,
+                warmup: args.warmup.unwrap_or(DEFAULT_BENCH_WARMUP_CALLS),
                 image: std::sync::Arc::clone(&image),
                 progress: true,
             };

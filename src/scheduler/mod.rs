@@ -84,6 +84,10 @@ struct Job {
     reply: oneshot::Sender<Result<Inference, SchedulerError>>,
     /// The admission slot, given back when a worker takes the job.
     admission: Option<OwnedSemaphorePermit>,
+    /// The trace span of the request that queued it (carried into the engine thread).
+    span: tracing::Span,
+    /// Its `queue` span (child of `span`): open until a worker takes the job.
+    queued: tracing::Span,
 }
 
 impl Job {
@@ -315,12 +319,16 @@ impl EnginePool {
             return Err(SchedulerError::DeadlineExceeded);
         }
         let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
+        let queued = tracing::info_span!(parent: &span, "queue");
         let job = Job {
             image,
             enqueued: now,
             deadline,
             reply,
             admission: Some(slot.permit),
+            span,
+            queued,
         };
         match sender.try_send(job) {
             Ok(()) => {}
@@ -432,9 +440,11 @@ fn worker_loop(
                 }
             }
         }
-        // Taken by an instance: their admission slots go back to the queue.
+        // Taken by an instance: their admission slots go back to the queue (and their queue
+        // spans end).
         for job in &mut batch {
             job.admission = None;
+            job.queued = tracing::Span::none();
         }
         // Drop work whose deadline has passed (answered DeadlineExceeded, in case its caller still
         // waits) and work whose caller has gone (cancelled RPC): neither reaches the engine.
@@ -457,9 +467,11 @@ fn worker_loop(
         for (slot, job) in input.chunks_exact_mut(image_len).zip(&batch) {
             slot.copy_from_slice(&job.image);
         }
+        let (infer_spans, batch_span) = engine_spans(index, &batch);
         let started = Instant::now();
         heartbeat.busy();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _entered = batch_span.enter();
             engine.infer(
                 &input[..n * image_len],
                 n,
@@ -479,6 +491,8 @@ fn worker_loop(
         });
         let inference_time = started.elapsed();
         heartbeat.idle();
+        drop(batch_span);
+        drop(infer_spans);
         stats.batches_run.fetch_add(1, Ordering::Relaxed);
         match &outcome {
             Ok(()) => stats.failed_in_a_row.store(0, Ordering::Relaxed),
@@ -514,6 +528,25 @@ fn worker_loop(
         }
     }
     tracing::debug!(instance = index, "engine worker stopped");
+}
+
+/// The trace spans of one engine batch, on the worker thread: per image an `engine.infer` span,
+/// child of the request span its job carries; and one `engine.batch` span under the first image's,
+/// following from (OTLP: linking) every request span of the batch.
+fn engine_spans(instance: usize, batch: &[Job]) -> (Vec<tracing::Span>, tracing::Span) {
+    let n = batch.len();
+    let infer: Vec<tracing::Span> = batch
+        .iter()
+        .map(|job| tracing::info_span!(parent: &job.span, "engine.infer", instance, batch_size = n))
+        .collect();
+    let batch_span = match infer.first() {
+        Some(first) => tracing::info_span!(parent: first, "engine.batch", instance, batch_size = n),
+        None => tracing::Span::none(),
+    };
+    for job in batch {
+        batch_span.follows_from(&job.span);
+    }
+    (infer, batch_span)
 }
 
 #[cfg(test)]

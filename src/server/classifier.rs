@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::pipeline::{
-    check_deadline, deadline_of, request_id_of, stream_message_deadline, within_deadline,
-    AbortOnDrop, Call, CallSummary, Pipeline,
+    check_deadline, deadline_of, request_id_of, spawn_traced, stream_message_deadline,
+    within_deadline, AbortOnDrop, Call, CallSummary, Pipeline,
 };
 use super::status::code_name;
 use super::ServingModel;
@@ -70,6 +71,7 @@ async fn classify_one(
         .classify_image(&model, request.image, deadline)
         .await?;
     let output_started = Instant::now();
+    let _postprocess = tracing::info_span!("postprocess").entered();
     let predictions = top_k(&classified.logits, k)
         .into_iter()
         .map(|r| proto::Prediction {
@@ -138,12 +140,10 @@ impl ClassifierService {
             requests
                 .into_iter()
                 .map(|r| {
-                    tokio::spawn(classify_one(
-                        self.pipeline.clone(),
-                        Arc::clone(&model),
-                        r,
-                        deadline,
-                    ))
+                    tokio::spawn(
+                        classify_one(self.pipeline.clone(), Arc::clone(&model), r, deadline)
+                            .in_current_span(),
+                    )
                 })
                 .collect(),
         );
@@ -216,7 +216,7 @@ impl proto::classifier_server::Classifier for ClassifierService {
         let request_timeout = pipeline.config().request_timeout;
         let (out_tx, out_rx) = tokio::sync::mpsc::channel(CLASSIFY_STREAM_IN_FLIGHT);
         let permits = Arc::new(tokio::sync::Semaphore::new(CLASSIFY_STREAM_IN_FLIGHT));
-        tokio::spawn(async move {
+        spawn_traced(async move {
             // Owns the images' tasks: dropped (and so aborted) when the client goes away.
             let mut tasks = tokio::task::JoinSet::new();
             let mut index: u64 = 0;
@@ -245,41 +245,44 @@ impl proto::classifier_server::Classifier for ClassifierService {
                     message.request_id = format!("{stream_id}/{index}");
                 }
                 let (pipeline, out_tx, position) = (pipeline.clone(), out_tx.clone(), index);
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    let request_id = message.request_id.clone();
-                    let call = Call {
-                        rpc: "ClassifyStream",
-                        inference: true,
-                        started: arrived,
-                        request_id: &request_id,
-                    };
-                    let work = async {
-                        let model = pipeline.model()?;
-                        within_deadline(
-                            deadline,
-                            classify_one(pipeline.clone(), model, message, deadline),
-                        )
-                        .await
-                    };
-                    let result = work.await;
-                    let result = pipeline.recorded(call, result, classify_summary);
-                    let outcome = match result {
-                        Ok(response) => {
-                            proto::classify_stream_response::Outcome::Response(response)
-                        }
-                        Err(status) => {
-                            proto::classify_stream_response::Outcome::Error(error_message(&status))
-                        }
-                    };
-                    let _ = out_tx
-                        .send(Ok(proto::ClassifyStreamResponse {
-                            request_id,
-                            index: position,
-                            outcome: Some(outcome),
-                        }))
-                        .await;
-                });
+                tasks.spawn(
+                    async move {
+                        let _permit = permit;
+                        let request_id = message.request_id.clone();
+                        let call = Call {
+                            rpc: "ClassifyStream",
+                            inference: true,
+                            started: arrived,
+                            request_id: &request_id,
+                        };
+                        let work = async {
+                            let model = pipeline.model()?;
+                            within_deadline(
+                                deadline,
+                                classify_one(pipeline.clone(), model, message, deadline),
+                            )
+                            .await
+                        };
+                        let result = work.await;
+                        let result = pipeline.recorded(call, result, classify_summary);
+                        let outcome = match result {
+                            Ok(response) => {
+                                proto::classify_stream_response::Outcome::Response(response)
+                            }
+                            Err(status) => proto::classify_stream_response::Outcome::Error(
+                                error_message(&status),
+                            ),
+                        };
+                        let _ = out_tx
+                            .send(Ok(proto::ClassifyStreamResponse {
+                                request_id,
+                                index: position,
+                                outcome: Some(outcome),
+                            }))
+                            .await;
+                    }
+                    .in_current_span(),
+                );
                 index += 1;
                 // Reap finished tasks as we go (their answers are already sent).
                 while tasks.try_join_next().is_some() {}

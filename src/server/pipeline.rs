@@ -201,8 +201,10 @@ impl Pipeline {
             .await
             .map_err(|_| Status::unavailable("server is shutting down"))?;
         check_deadline(deadline, "before decoding")?;
+        let call_span = tracing::Span::current();
         let decoded = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _span = tracing::info_span!(parent: &call_span, "preprocess").entered();
             // The call may have expired while this task waited for a blocking thread.
             check_deadline(deadline, "before decoding")?;
             let mut tensor = vec![0f32; image_len];
@@ -317,6 +319,17 @@ pub async fn within_deadline<T>(
             .await
             .unwrap_or_else(|_| Err(d.status("before the call was answered"))),
     }
+}
+
+/// `tokio::spawn` in the caller's trace span (the call's, see [`crate::telemetry`]): the
+/// task's spans and the images it queues belong to the call's trace.
+pub fn spawn_traced<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use tracing::Instrument as _;
+    tokio::spawn(future.in_current_span())
 }
 
 /// Aborts the tasks it holds when dropped (a caller that went away, a passed deadline).

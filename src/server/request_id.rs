@@ -2,6 +2,10 @@
 //! usable one (1 to [`MAX_REQUEST_ID_LEN`] visible ASCII characters), else made here. It is returned
 //! in the response's `x-request-id` header, named in the call's access-log line, and is what
 //! Classify echoes when the body's `request_id` is empty.
+//!
+//! The same layer opens each call's trace span ([`crate::telemetry::rpc_span`]: child of the
+//! caller's W3C `traceparent`, carrying the request id) and runs the call inside it; health checks
+//! get none (probes would flood the traces).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,9 +14,13 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tonic::codegen::http;
+use tracing::Instrument as _;
 
 /// The metadata key, in requests and responses.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Path prefix of `grpc.health.v1.Health` calls (no trace span).
+const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
 
 /// Longest client-supplied id used as is.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -80,15 +88,24 @@ where
             _ => generate(),
         };
         let header = http::HeaderValue::from_str(&id).ok();
+        let path = request.uri().path();
+        let span = if path.starts_with(HEALTH_PATH) {
+            tracing::Span::none()
+        } else {
+            crate::telemetry::rpc_span(path, &id, request.headers())
+        };
         request.extensions_mut().insert(RequestId(id));
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = call.await?;
-            if let Some(value) = header {
-                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        let call = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let mut response = call.await?;
+                if let Some(value) = header {
+                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                Ok(response)
             }
-            Ok(response)
-        })
+            .instrument(span),
+        )
     }
 }
 

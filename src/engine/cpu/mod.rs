@@ -1,4 +1,5 @@
-//! The native CPU engine: the SwinV2 forward pass on `gemm` + fused kernels, buffers planned at load.
+//! The native CPU engine: the SwinV2 forward pass on a GEMM with weights packed at load + fused kernels,
+//! buffers planned at load.
 //!
 //! * [`build`] is the backend's entry point (called by [`crate::engine::build`]): it reads the
 //!   weights ([`CpuOptions::weights`]), self-checks the plugin ops, folds the model once and makes

@@ -26,8 +26,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::deadline::{CallDeadline, DeadlineSource};
 use super::pipeline::{
-    check_deadline, deadline_of, request_id_of, stream_message_deadline, within_deadline,
-    AbortOnDrop, Call, CallSummary, Pipeline,
+    check_deadline, deadline_of, request_id_of, spawn_traced, stream_message_deadline,
+    within_deadline, AbortOnDrop, Call, CallSummary, Pipeline,
 };
 use super::ServingModel;
 use crate::proto::inference as pb;
@@ -144,14 +144,14 @@ async fn infer(
             .into_iter()
             .map(|file| {
                 let (pipeline, model) = (pipeline.clone(), Arc::clone(&model));
-                tokio::spawn(async move { pipeline.classify_image(&model, file, deadline).await })
+                spawn_traced(async move { pipeline.classify_image(&model, file, deadline).await })
             })
             .collect(),
         Images::Preprocessed(values) => values
             .into_iter()
             .map(|tensor| {
                 let (pipeline, model) = (pipeline.clone(), Arc::clone(&model));
-                tokio::spawn(
+                spawn_traced(
                     async move { pipeline.classify_tensor(&model, tensor, deadline).await },
                 )
             })
@@ -306,7 +306,7 @@ impl GrpcInferenceService for InferenceService {
         // Reader: each request starts at once (up to STREAM_REQUESTS_IN_FLIGHT ahead of the writer).
         let pipeline = self.pipeline.clone();
         let reader_out = out_tx.clone();
-        tokio::spawn(async move {
+        spawn_traced(async move {
             loop {
                 let message = match incoming.next().await {
                     None => break,
@@ -326,7 +326,7 @@ impl GrpcInferenceService for InferenceService {
                 } else {
                     id.clone()
                 };
-                let task = tokio::spawn(async move {
+                let task = spawn_traced(async move {
                     let call = Call {
                         rpc: "ModelStreamInfer",
                         inference: true,
@@ -347,7 +347,7 @@ impl GrpcInferenceService for InferenceService {
         });
 
         // Writer: answers in request order.
-        tokio::spawn(async move {
+        spawn_traced(async move {
             while let Some((model_name, id, mut task)) = order_rx.recv().await {
                 let answer = match task.0.pop().expect("one task").await {
                     Ok(Ok(response)) => pb::ModelStreamInferResponse {
