@@ -225,6 +225,12 @@ struct ServeArgs {
     /// RESOURCE_EXHAUSTED at once, before their message is read.
     #[arg(long, env = "SWIN_SERVE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    /// Global memory budget: every image is charged its encoded size plus the memory its decoding
+    /// and preprocessing take (estimated from its header) before it is decoded; what does not fit
+    /// gets RESOURCE_EXHAUSTED at once. Bytes, or with a suffix (512MiB, 2GiB, 1.5G); `auto`: half
+    /// of the cgroup memory limit (else of RAM) left after the model; 0 or `off`: no limit.
+    #[arg(long, env = "SWIN_SERVE_MEMORY_BUDGET", value_name = "BYTES", default_value = "auto")]
+    memory_budget: server::memory_budget::BudgetSetting,
     /// Seconds one engine batch may run before the engine counts as hung: health and OIP readiness
     /// turn NOT_SERVING, and so does the liveness service `swin-serve.liveness` (restart the pod);
     /// they turn back when it recovers. 0: no hang detection.
@@ -450,6 +456,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         health_listen: args.health_listen,
         reflection: !args.no_reflection,
         max_in_flight: args.max_in_flight,
+        memory_budget: args.memory_budget,
         engine_hang_timeout: match Duration::try_from_secs_f64(args.engine_hang_timeout) {
             Ok(d) if d.is_zero() => None,
             Ok(d) => Some(d),

@@ -17,6 +17,7 @@ mod classifier;
 pub mod deadline;
 pub mod in_flight;
 pub mod loader;
+pub mod memory_budget;
 pub mod metrics;
 mod model_info;
 pub mod oip;
@@ -144,6 +145,10 @@ pub struct ServerConfig {
     /// Most calls in flight at once (`--max-in-flight`, see [`in_flight`]); more get
     /// RESOURCE_EXHAUSTED at once. Health is exempt.
     pub max_in_flight: usize,
+    /// The global memory budget (`--memory-budget`, see [`memory_budget`]): every image is charged
+    /// its encoded size plus its preprocessing working set before it is decoded; what does not fit
+    /// is answered RESOURCE_EXHAUSTED at once.
+    pub memory_budget: memory_budget::BudgetSetting,
     /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
     /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
     pub engine_hang_timeout: Option<Duration>,
@@ -167,6 +172,7 @@ impl Default for ServerConfig {
             reflection: true,
             engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
             max_in_flight: in_flight::DEFAULT_MAX_IN_FLIGHT,
+            memory_budget: memory_budget::BudgetSetting::Auto,
         }
     }
 }
@@ -340,6 +346,7 @@ where
     let loader_reporter = health_reporter.clone();
     let loader_slot = Arc::clone(&slot);
     let watchdog_pipeline = pipeline.clone();
+    let budget_setting = config.memory_budget;
     let hang_timeout = config.engine_hang_timeout;
     tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -351,6 +358,15 @@ where
                     instances = model.info.engine_instances,
                     seconds = started.elapsed().as_secs_f32(),
                     "model loaded and warmed up; serving"
+                );
+                // The default budget is what is left of the memory limit with the model resident.
+                let (limit, origin) = memory_budget::resolve(budget_setting);
+                watchdog_pipeline.memory_budget().set_limit(limit);
+                tracing::info!(
+                    memory_budget_bytes = limit,
+                    origin = %origin,
+                    "memory budget: {}",
+                    limit.map_or_else(|| "no limit".to_string(), |l| format!("{l} bytes"))
                 );
                 let model = Arc::new(model);
                 metrics::watch_model(&model, started.elapsed());
