@@ -15,8 +15,10 @@ use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
+use swin_serve::server::connection::DEFAULT_IDLE_TIMEOUT;
 use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
+use swin_serve::server::message_timeout::DEFAULT_MESSAGE_TIMEOUT;
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_LISTEN,
@@ -231,6 +233,15 @@ struct ServeArgs {
     /// of the cgroup memory limit (else of RAM) left after the model; 0 or `off`: no limit.
     #[arg(long, env = "SWIN_SERVE_MEMORY_BUDGET", value_name = "BYTES", default_value = "auto")]
     memory_budget: server::memory_budget::BudgetSetting,
+    /// Seconds a request message may take to arrive: a unary call's whole request from the call's
+    /// start, each message of a stream from its first byte. Past it the call (or stream) ends with
+    /// DEADLINE_EXCEEDED and what was received is dropped. 0: no limit.
+    #[arg(long, env = "SWIN_SERVE_MESSAGE_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_MESSAGE_TIMEOUT.map_or(0.0, |d| d.as_secs_f64()))]
+    message_timeout: f64,
+    /// Seconds a connection may stay open with no call open on it before the server closes it
+    /// (HTTP/2 keepalive pings do not count as activity). 0: never.
+    #[arg(long, env = "SWIN_SERVE_IDLE_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.map_or(0.0, |d| d.as_secs_f64()))]
+    idle_timeout: f64,
     /// Seconds one engine batch may run before the engine counts as hung: health and OIP readiness
     /// turn NOT_SERVING, and so does the liveness service `swin-serve.liveness` (restart the pod);
     /// they turn back when it recovers. 0: no hang detection.
@@ -457,6 +468,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         reflection: !args.no_reflection,
         max_in_flight: args.max_in_flight,
         memory_budget: args.memory_budget,
+        message_timeout: match Duration::try_from_secs_f64(args.message_timeout) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--message-timeout must be a non-negative number of seconds"),
+        },
+        idle_timeout: match Duration::try_from_secs_f64(args.idle_timeout) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--idle-timeout must be a non-negative number of seconds"),
+        },
         engine_hang_timeout: match Duration::try_from_secs_f64(args.engine_hang_timeout) {
             Ok(d) if d.is_zero() => None,
             Ok(d) => Some(d),

@@ -14,10 +14,12 @@
 
 pub mod auth;
 mod classifier;
+pub mod connection;
 pub mod deadline;
 pub mod in_flight;
 pub mod loader;
 pub mod memory_budget;
+pub mod message_timeout;
 pub mod metrics;
 mod model_info;
 pub mod oip;
@@ -149,6 +151,13 @@ pub struct ServerConfig {
     /// its encoded size plus its preprocessing working set before it is decoded; what does not fit
     /// is answered RESOURCE_EXHAUSTED at once.
     pub memory_budget: memory_budget::BudgetSetting,
+    /// How long a request message may take to arrive (`--message-timeout`, see
+    /// [`message_timeout`]): a unary call's request from the call's start, a stream's message
+    /// from its first byte; past it, DEADLINE_EXCEEDED. `None`: no limit.
+    pub message_timeout: Option<Duration>,
+    /// A connection with no call open for this long is closed (`--idle-timeout`, see
+    /// [`connection`]). `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
     /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
     pub engine_hang_timeout: Option<Duration>,
@@ -173,6 +182,8 @@ impl Default for ServerConfig {
             engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
             max_in_flight: in_flight::DEFAULT_MAX_IN_FLIGHT,
             memory_budget: memory_budget::BudgetSetting::Auto,
+            message_timeout: message_timeout::DEFAULT_MESSAGE_TIMEOUT,
+            idle_timeout: connection::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -329,6 +340,7 @@ where
 
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let pipeline = pipeline::Pipeline::new(Arc::clone(&slot), config.clone());
+    let message_budget = Arc::clone(pipeline.memory_budget());
     let inference = oip::InferenceService::new(pipeline.clone());
     let inference =
         proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(inference)
@@ -449,6 +461,10 @@ where
     }
     let router = builder
         .layer(in_flight::InFlightLimitLayer::new(config.max_in_flight))
+        .layer(message_timeout::CallGuardLayer::new(
+            config.message_timeout,
+            Some(message_budget),
+        ))
         .layer(request_id::RequestIdLayer)
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
@@ -459,17 +475,17 @@ where
     let server: std::pin::Pin<
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match tls {
-        Some(tls) => Box::pin(
-            router.serve_with_incoming_shutdown(tls::incoming(tcp_incoming(listener), tls), stop),
-        ),
-        None => Box::pin(
-            router.serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener)
-                    .with_nodelay(Some(true))
-                    .with_keepalive(Some(TCP_KEEPALIVE)),
-                stop,
+        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+            connection::tracked(
+                tls::incoming(tcp_incoming(listener), tls),
+                config.idle_timeout,
             ),
-        ),
+            stop,
+        )),
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            connection::tracked(tcp_incoming(listener), config.idle_timeout),
+            stop,
+        )),
     };
     // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
     // remaining ones (a stalled upload, a reflection stream left open) are closed.
