@@ -231,7 +231,12 @@ struct ServeArgs {
     /// and preprocessing take (estimated from its header) before it is decoded; what does not fit
     /// gets RESOURCE_EXHAUSTED at once. Bytes, or with a suffix (512MiB, 2GiB, 1.5G); `auto`: half
     /// of the cgroup memory limit (else of RAM) left after the model; 0 or `off`: no limit.
-    #[arg(long, env = "SWIN_SERVE_MEMORY_BUDGET", value_name = "BYTES", default_value = "auto")]
+    #[arg(
+        long,
+        env = "SWIN_SERVE_MEMORY_BUDGET",
+        value_name = "BYTES",
+        default_value = "auto"
+    )]
     memory_budget: server::memory_budget::BudgetSetting,
     /// Seconds a request message may take to arrive: a unary call's whole request from the call's
     /// start, each message of a stream from its first byte. Past it the call (or stream) ends with

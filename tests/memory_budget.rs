@@ -30,11 +30,17 @@ const MIB: u64 = 1 << 20;
 /// one or two at a time.
 fn payloads() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("gif 9459x9459 screen, 1x1 frame", bombs::gif_screen_bomb(9459)),
+        (
+            "gif 9459x9459 screen, 1x1 frame",
+            bombs::gif_screen_bomb(9459),
+        ),
         ("png 9400x9400 black", bombs::png_rgb8(9400, 9400)),
         ("png 2500x2500 rgba16", bombs::png_rgba16(2500, 2500)),
         ("png 3000x3000", bombs::png_rgb8(3000, 3000)),
-        ("jpeg cmyk 2000x2000 progressive", bombs::jpeg_cmyk(2000, 2000, true)),
+        (
+            "jpeg cmyk 2000x2000 progressive",
+            bombs::jpeg_cmyk(2000, 2000, true),
+        ),
         ("tiff rgba16 1200x1200", bombs::tiff_rgba16(1200, 1200)),
         ("webp 2000x2000", bombs::webp_rgba(2000, 2000)),
         ("bmp 3000x2000", bombs::bmp_rgb(3000, 2000)),
@@ -59,8 +65,13 @@ fn scrape(addr: SocketAddr) -> String {
 }
 
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
@@ -231,7 +242,10 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
 
     let text = scrape(metrics_addr);
     let peak = sample(&text, "swin_memory_budget_peak_bytes").expect("peak gauge");
-    assert!(peak > 0.0 && peak <= budget as f64, "peak {peak} over {budget}");
+    assert!(
+        peak > 0.0 && peak <= budget as f64,
+        "peak {peak} over {budget}"
+    );
     assert_eq!(
         sample(&text, "swin_memory_budget_bytes"),
         Some(budget as f64)

@@ -98,7 +98,9 @@ async fn classify_small(addr: SocketAddr) -> Code {
 }
 
 /// A raw HTTP/2 connection; the task that drives it ends when the connection closes.
-async fn connect(addr: SocketAddr) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+async fn connect(
+    addr: SocketAddr,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     let driver = tokio::spawn(async move {
@@ -201,7 +203,10 @@ async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_
         .await
         .expect("B refused at once");
     assert_eq!(code, Code::ResourceExhausted, "{message}");
-    assert!(message.contains("request message being received"), "{message}");
+    assert!(
+        message.contains("request message being received"),
+        "{message}"
+    );
     // C: a stalled 100-byte message: A and C hold both places in flight.
     let (c, _c_send) = start_call(&mut client, CLASSIFY, 100, 10).await;
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -40,7 +40,10 @@ fn measure(bytes: &[u8]) -> (WorkingSet, u64) {
 fn assert_covers(name: &str, estimate: &WorkingSet, measured: u64) {
     let est = estimate.peak();
     eprintln!("{name}: estimate {est} bytes, measured {measured} bytes ({estimate:?})");
-    assert!(est >= measured, "{name}: estimate {est} < measured {measured}");
+    assert!(
+        est >= measured,
+        "{name}: estimate {est} < measured {measured}"
+    );
     assert!(
         est <= 2 * measured + (4 << 20),
         "{name}: estimate {est} far above measured {measured}"

@@ -159,7 +159,11 @@ pub(super) fn check_png_palette(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn map_image_error(e: ImageError, format: &'static str, cfg: &PreprocessConfig) -> PreprocessError {
+pub(super) fn map_image_error(
+    e: ImageError,
+    format: &'static str,
+    cfg: &PreprocessConfig,
+) -> PreprocessError {
     let decode = |message: String| PreprocessError::Decode {
         format: format.to_string(),
         message,

@@ -96,7 +96,9 @@ fn decode_cost_unwinding(
         .max()
         .unwrap_or(1);
     let blocks = |size: u32, samp: u64, max: u64| {
-        (u64::from(size) * samp).div_ceil(max * 8).next_multiple_of(samp)
+        (u64::from(size) * samp)
+            .div_ceil(max * 8)
+            .next_multiple_of(samp)
     };
     let coefficients: u64 = if has_multiple_scans(bytes, components.len()) {
         components

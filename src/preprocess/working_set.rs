@@ -100,7 +100,9 @@ pub fn working_set(bytes: &[u8], cfg: &PreprocessConfig) -> Result<WorkingSet, P
         super::jpeg::decode_cost(bytes, cfg)?
     } else {
         // As in decoding: a decoder that panics on a malformed header is a decode error.
-        match catch_unwind(AssertUnwindSafe(|| image_crate_cost(bytes, format, name, cfg))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            image_crate_cost(bytes, format, name, cfg)
+        })) {
             Ok(result) => result?,
             Err(_) => {
                 return Err(PreprocessError::Decode {
@@ -212,7 +214,12 @@ fn gif_frame_bytes(bytes: &[u8], screen_width: u32, screen_height: u32) -> u64 {
             let in_place = left == 0
                 && u32::from(width) == screen_width
                 && u64::from(top) + u64::from(height) <= u64::from(screen_height);
-            pixels + if in_place { 0 } else { (pixels * 4).min(GIF_FRAME_LIMIT) }
+            pixels
+                + if in_place {
+                    0
+                } else {
+                    (pixels * 4).min(GIF_FRAME_LIMIT)
+                }
         }
         None => screen + GIF_FRAME_LIMIT,
     }
@@ -226,11 +233,18 @@ fn gif_first_frame(bytes: &[u8]) -> Option<(u16, u16, u16, u16)> {
     if flags & 0x80 != 0 {
         i += 3 << ((flags & 7) + 1);
     }
-    let u16_at = |at: usize| -> Option<u16> { Some(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?])) };
+    let u16_at = |at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+    };
     loop {
         match *bytes.get(i)? {
             0x2C => {
-                return Some((u16_at(i + 1)?, u16_at(i + 3)?, u16_at(i + 5)?, u16_at(i + 7)?));
+                return Some((
+                    u16_at(i + 1)?,
+                    u16_at(i + 3)?,
+                    u16_at(i + 5)?,
+                    u16_at(i + 7)?,
+                ));
             }
             0x21 => {
                 i += 2;

@@ -82,7 +82,9 @@ pub struct TrackedInfo<C> {
 
 /// The connection state of the call `extensions` belong to (plaintext or TLS connection), if it
 /// came through a [`TrackedIo`].
-pub fn connection_of(extensions: &tonic::codegen::http::Extensions) -> Option<Arc<ConnectionState>> {
+pub fn connection_of(
+    extensions: &tonic::codegen::http::Extensions,
+) -> Option<Arc<ConnectionState>> {
     extensions
         .get::<TrackedInfo<TcpConnectInfo>>()
         .map(|info| Arc::clone(&info.state))

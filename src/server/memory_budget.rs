@@ -14,27 +14,23 @@
 //! limit after the model — `(limit − resident) / 2`, where `limit` is the cgroup's memory limit
 //! (v2 `memory.max`, v1 `memory.limit_in_bytes`) when one is set below the machine's RAM, else
 //! `MemTotal` from `/proc/meminfo`, and `resident` is the process's `VmRSS` with the model loaded.
-//! The other half is headroom for what the budget does not count: request messages while they are
-//! received, allocator slack, thread stacks, connection buffers.
+//! The other half is headroom for what the budget does not count: a received message while tonic
+//! decodes it (request messages are charged their declared length while they arrive, see
+//! [`super::message_timeout`]), HTTP/2 buffers, allocator slack, thread stacks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// `--memory-budget` as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BudgetSetting {
     /// Derived from the memory limit once the model is loaded (the default).
+    #[default]
     Auto,
     /// No limit (`0` or `off`): charges are still counted for the metrics.
     Off,
     /// This many bytes.
     Bytes(u64),
-}
-
-impl Default for BudgetSetting {
-    fn default() -> Self {
-        Self::Auto
-    }
 }
 
 /// Why a `--memory-budget` value cannot be read.
@@ -165,7 +161,8 @@ pub fn resolve(setting: BudgetSetting) -> (Option<u64>, BudgetOrigin) {
         BudgetSetting::Auto => {
             let resident = proc_kb_field("/proc/self/status", "VmRSS:").unwrap_or(0);
             let ram = proc_kb_field("/proc/meminfo", "MemTotal:");
-            let share = |limit: u64| (limit.saturating_sub(resident) / DEFAULT_SHARE_DIVISOR).max(1);
+            let share =
+                |limit: u64| (limit.saturating_sub(resident) / DEFAULT_SHARE_DIVISOR).max(1);
             match (cgroup_limit(ram), ram) {
                 (Some(limit), _) => (Some(share(limit)), BudgetOrigin::Cgroup { limit, resident }),
                 (None, Some(total)) => (Some(share(total)), BudgetOrigin::Ram { total, resident }),
@@ -313,7 +310,15 @@ mod tests {
         assert_eq!(parse_size("64k"), Ok(64_000));
         assert_eq!(parse_size("100MB"), Ok(100_000_000));
         assert_eq!(parse_size(" 7 b "), Ok(7));
-        for bad in ["", "MiB", "1.2.3G", "12X", "-5", "99999999999999999999T", "1e3"] {
+        for bad in [
+            "",
+            "MiB",
+            "1.2.3G",
+            "12X",
+            "-5",
+            "99999999999999999999T",
+            "1e3",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert_eq!("auto".parse(), Ok(BudgetSetting::Auto));
@@ -357,13 +362,17 @@ mod tests {
     fn the_default_is_half_of_what_is_left_after_the_model() {
         let (limit, origin) = resolve(BudgetSetting::Auto);
         match origin {
-            BudgetOrigin::Cgroup { limit: l, resident } | BudgetOrigin::Ram { total: l, resident } => {
+            BudgetOrigin::Cgroup { limit: l, resident }
+            | BudgetOrigin::Ram { total: l, resident } => {
                 assert_eq!(limit, Some((l.saturating_sub(resident) / 2).max(1)));
             }
             BudgetOrigin::Unknown => assert_eq!(limit, None),
             other => panic!("{other:?}"),
         }
         assert_eq!(resolve(BudgetSetting::Off).0, None);
-        assert_eq!(resolve(BudgetSetting::Bytes(5)), (Some(5), BudgetOrigin::Flag));
+        assert_eq!(
+            resolve(BudgetSetting::Bytes(5)),
+            (Some(5), BudgetOrigin::Flag)
+        );
     }
 }

@@ -47,6 +47,9 @@ const CLIENT_STREAMING: [&str; 4] = [
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
+/// One frame of a request body, as [`http_body::Body::poll_frame`] gives it.
+type FrameResult = Result<http_body::Frame<tonic::codegen::Bytes>, Status>;
+
 /// gRPC's message prefix: compression flag + 4-byte big-endian length.
 const HEADER_LEN: usize = 5;
 
@@ -104,8 +107,14 @@ where
         let open = connection_of(request.extensions()).map(|state| state.open_call());
         let streaming = CLIENT_STREAMING.contains(&request.uri().path());
         let layer = self.layer.clone();
-        let request = request
-            .map(|body| Body::new(MessageBody::new(body, layer.message_timeout, streaming, layer.budget)));
+        let request = request.map(|body| {
+            Body::new(MessageBody::new(
+                body,
+                layer.message_timeout,
+                streaming,
+                layer.budget,
+            ))
+        });
         let call = self.inner.call(request);
         Box::pin(async move {
             let response = call.await?;
@@ -246,7 +255,7 @@ impl MessageBody {
         timer.as_mut().poll(cx).is_ready()
     }
 
-    fn fail(&mut self, status: Status) -> Poll<Option<Result<http_body::Frame<tonic::codegen::Bytes>, Status>>> {
+    fn fail(&mut self, status: Status) -> Poll<Option<FrameResult>> {
         self.failed = true;
         self.charge = None;
         self.deadline = None;
@@ -334,7 +343,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn framing_is_followed_across_frames_and_charges_go_back() {
         let budget = MemoryBudget::new(Some(100));
-        let mut body = MessageBody::new(Body::empty(), Some(Duration::from_secs(1)), true, Some(Arc::clone(&budget)));
+        let mut body = MessageBody::new(
+            Body::empty(),
+            Some(Duration::from_secs(1)),
+            true,
+            Some(Arc::clone(&budget)),
+        );
         let mut two = framed(10);
         two.extend(framed(3));
         // Split inside the header, inside the payload, across the message boundary.

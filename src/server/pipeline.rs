@@ -107,10 +107,13 @@ impl Pipeline {
 
     /// Charge `bytes` to the memory budget, or RESOURCE_EXHAUSTED at once.
     fn charge(&self, bytes: u64) -> Result<BudgetGuard, Status> {
-        self.budget.try_acquire(bytes).map_err(|e: BudgetExhausted| {
-            metrics::counter!("swin_calls_refused_total", "reason" => "memory_budget").increment(1);
-            Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
-        })
+        self.budget
+            .try_acquire(bytes)
+            .map_err(|e: BudgetExhausted| {
+                metrics::counter!("swin_calls_refused_total", "reason" => "memory_budget")
+                    .increment(1);
+                Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
+            })
     }
 
     /// The model, or UNAVAILABLE while it loads.
