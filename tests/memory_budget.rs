@@ -102,6 +102,13 @@ async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
 /// Returns (ok, refused).
 async fn fire(ch: &tonic::transport::Channel, copies: usize) -> (usize, usize) {
     let payloads = payloads();
+    // OIP calls name the model.
+    let model_name = ClassifierClient::new(ch.clone())
+        .get_model_info(proto::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .model;
     let mut calls = tokio::task::JoinSet::new();
     for (name, bytes) in &payloads {
         for _ in 0..copies {
@@ -123,7 +130,7 @@ async fn fire(ch: &tonic::transport::Channel, copies: usize) -> (usize, usize) {
         let mut oip = GrpcInferenceServiceClient::new(ch.clone())
             .max_encoding_message_size(64 << 20)
             .max_decoding_message_size(64 << 20);
-        let (name, image) = (*name, bytes.clone());
+        let (name, image, model_name) = (*name, bytes.clone(), model_name.clone());
         calls.spawn(async move {
             let input = oip_pb::model_infer_request::InferInputTensor {
                 name: "IMAGE".into(),
@@ -137,6 +144,7 @@ async fn fire(ch: &tonic::transport::Channel, copies: usize) -> (usize, usize) {
             };
             let answer = oip
                 .model_infer(oip_pb::ModelInferRequest {
+                    model_name,
                     inputs: vec![input],
                     ..Default::default()
                 })

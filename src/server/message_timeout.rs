@@ -352,12 +352,12 @@ mod tests {
         let mut two = framed(10);
         two.extend(framed(3));
         // Split inside the header, inside the payload, across the message boundary.
-        for chunk in [&two[..2], &two[2..9], &two[9..17]] {
+        for chunk in [&two[..2], &two[2..9], &two[9..21]] {
             body.advance(chunk).unwrap();
         }
         assert_eq!(budget.in_use(), 3, "the second message's declared length");
         assert!(body.deadline.is_some(), "mid-message");
-        body.advance(&two[17..]).unwrap();
+        body.advance(&two[21..]).unwrap();
         assert_eq!(budget.in_use(), 0);
         assert!(body.deadline.is_none(), "between messages of a stream");
         // Over the budget: refused when the header arrives.

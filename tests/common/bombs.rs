@@ -49,9 +49,11 @@ pub fn png_rgba16(w: u32, h: u32) -> Vec<u8> {
     )
 }
 
-/// A `w`×`h` CMYK JPEG (libjpeg-turbo), `progressive` or baseline.
+/// A `w`×`h` CMYK JPEG (libjpeg-turbo), `progressive` or baseline (one scan).
 pub fn jpeg_cmyk(w: u32, h: u32, progressive: bool) -> Vec<u8> {
     let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_CMYK);
+    // libjpeg's defaults: mozjpeg's own make every file progressive.
+    c.set_fastest_defaults();
     c.set_size(w as usize, h as usize);
     c.set_quality(80.0);
     if progressive {
