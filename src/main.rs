@@ -16,8 +16,10 @@ use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
 use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
+use swin_serve::server::connection::DEFAULT_IDLE_TIMEOUT;
 use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
+use swin_serve::server::message_timeout::DEFAULT_MESSAGE_TIMEOUT;
 use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
     self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_LISTEN,
@@ -225,6 +227,26 @@ struct ServeArgs {
     /// RESOURCE_EXHAUSTED at once, before their message is read.
     #[arg(long, env = "SWIN_SERVE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    /// Global memory budget: every image is charged its encoded size plus the memory its decoding
+    /// and preprocessing take (estimated from its header) before it is decoded; what does not fit
+    /// gets RESOURCE_EXHAUSTED at once. Bytes, or with a suffix (512MiB, 2GiB, 1.5G); `auto`: half
+    /// of the cgroup memory limit (else of RAM) left after the model; 0 or `off`: no limit.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_MEMORY_BUDGET",
+        value_name = "BYTES",
+        default_value = "auto"
+    )]
+    memory_budget: server::memory_budget::BudgetSetting,
+    /// Seconds a request message may take to arrive: a unary call's whole request from the call's
+    /// start, each message of a stream from its first byte. Past it the call (or stream) ends with
+    /// DEADLINE_EXCEEDED and what was received is dropped. 0: no limit.
+    #[arg(long, env = "SWIN_SERVE_MESSAGE_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_MESSAGE_TIMEOUT.map_or(0.0, |d| d.as_secs_f64()))]
+    message_timeout: f64,
+    /// Seconds a connection may stay open with no call open on it before the server closes it
+    /// (HTTP/2 keepalive pings do not count as activity). 0: never.
+    #[arg(long, env = "SWIN_SERVE_IDLE_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.map_or(0.0, |d| d.as_secs_f64()))]
+    idle_timeout: f64,
     /// Seconds one engine batch may run before the engine counts as hung: health and OIP readiness
     /// turn NOT_SERVING, and so does the liveness service `swin-serve.liveness` (restart the pod);
     /// they turn back when it recovers. 0: no hang detection.
@@ -532,6 +554,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         health_listen: args.health_listen,
         reflection: !args.no_reflection,
         max_in_flight: args.max_in_flight,
+        memory_budget: args.memory_budget,
+        message_timeout: match Duration::try_from_secs_f64(args.message_timeout) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--message-timeout must be a non-negative number of seconds"),
+        },
+        idle_timeout: match Duration::try_from_secs_f64(args.idle_timeout) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--idle-timeout must be a non-negative number of seconds"),
+        },
         engine_hang_timeout: match Duration::try_from_secs_f64(args.engine_hang_timeout) {
             Ok(d) if d.is_zero() => None,
             Ok(d) => Some(d),

@@ -1900,6 +1900,10 @@ async fn a_full_queue_refuses_before_any_decoding() {
     wait_serving(&ch).await;
     let client = ClassifierClient::new(ch.clone());
     let png = test_image(40, 30, image::ImageFormat::Png);
+    // The probe: a PNG cut inside its image data. Its header passes the admission check (which
+    // reads headers only), so it reaches the queue; if it were decoded it would be refused
+    // INVALID_ARGUMENT. (A non-image is refused from its header, before the queue.)
+    let probe = png[..png.len() - 16].to_vec();
 
     // One image held by the engine (its slot given back when the engine took it), two waiting:
     // both admission slots are taken.
@@ -1910,7 +1914,7 @@ async fn a_full_queue_refuses_before_any_decoding() {
     loop {
         let refused = client
             .clone()
-            .classify(classify_request(b"not an image at all".to_vec(), 1))
+            .classify(classify_request(probe.clone(), 1))
             .await
             .unwrap_err();
         // Refused for the queue, not for the bytes: no decoding was attempted.

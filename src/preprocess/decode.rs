@@ -61,7 +61,7 @@ pub(crate) fn decode_rgb8_with_format(
 }
 
 /// The accepted formats, recognised from their signature like Pillow does.
-fn detect_format(bytes: &[u8]) -> Result<(ImageFormat, &'static str), PreprocessError> {
+pub(super) fn detect_format(bytes: &[u8]) -> Result<(ImageFormat, &'static str), PreprocessError> {
     let format = image::guess_format(bytes).map_err(|_| PreprocessError::UnknownFormat)?;
     let name = match format {
         ImageFormat::Jpeg => "jpeg",
@@ -132,7 +132,7 @@ fn decode_known_format(
 /// multiple of 3, or over 768 bytes): libpng refuses it ("invalid palette length"), and the `png`
 /// crate (0.18) panics on it (found by fuzzing, see `fuzz/README.md`). Only the chunks before the
 /// image data are read; a file cut short there is left to the decoder to report.
-fn check_png_palette(bytes: &[u8]) -> Result<(), String> {
+pub(super) fn check_png_palette(bytes: &[u8]) -> Result<(), String> {
     const SIGNATURE: usize = 8;
     let mut at = SIGNATURE;
     let mut indexed = false;
@@ -159,7 +159,11 @@ fn check_png_palette(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn map_image_error(e: ImageError, format: &'static str, cfg: &PreprocessConfig) -> PreprocessError {
+pub(super) fn map_image_error(
+    e: ImageError,
+    format: &'static str,
+    cfg: &PreprocessConfig,
+) -> PreprocessError {
     let decode = |message: String| PreprocessError::Decode {
         format: format.to_string(),
         message,
@@ -185,40 +189,37 @@ fn map_image_error(e: ImageError, format: &'static str, cfg: &PreprocessConfig) 
 /// Pillow's `convert('RGB')` for each pixel layout the decoders produce (see the module table).
 fn convert_rgb8_like_pil(img: DynamicImage) -> RgbImage {
     let (w, h) = (img.width(), img.height());
-    let rgb = |raw: Vec<u8>| RgbImage::from_raw(w, h, raw).expect("3 bytes per pixel");
+    // One allocation of exactly `w·h·3` bytes (no growth, no reallocation copies): the size
+    // [`super::working_set`] counts for this copy.
+    let rgb = |samples: &mut dyn Iterator<Item = u8>| {
+        let mut raw = Vec::with_capacity(w as usize * h as usize * 3);
+        raw.extend(samples);
+        RgbImage::from_raw(w, h, raw).expect("3 bytes per pixel")
+    };
     match img {
         DynamicImage::ImageRgb8(rgb8) => rgb8,
-        DynamicImage::ImageLuma8(l) => rgb(l.as_raw().iter().flat_map(|&v| [v, v, v]).collect()),
-        DynamicImage::ImageLumaA8(la) => rgb(la
-            .as_raw()
-            .chunks_exact(2)
-            .flat_map(|p| [p[0]; 3])
-            .collect()),
-        DynamicImage::ImageRgba8(rgba) => rgb(rgba
-            .as_raw()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect()),
-        // Pillow opens 16-bit grey as `I;16`; its conversion to 8 bits clamps instead of scaling.
-        DynamicImage::ImageLuma16(l) => rgb(l
-            .as_raw()
-            .iter()
-            .flat_map(|&v| [v.min(255) as u8; 3])
-            .collect()),
-        // Pillow unpacks 16-bit LA / RGB / RGBA PNGs keeping the most significant byte.
-        DynamicImage::ImageLumaA16(la) => rgb(la
-            .as_raw()
-            .chunks_exact(2)
-            .flat_map(|p| [(p[0] >> 8) as u8; 3])
-            .collect()),
-        DynamicImage::ImageRgb16(rgb16) => {
-            rgb(rgb16.as_raw().iter().map(|&v| (v >> 8) as u8).collect())
+        DynamicImage::ImageLuma8(l) => rgb(&mut l.as_raw().iter().flat_map(|&v| [v, v, v])),
+        DynamicImage::ImageLumaA8(la) => {
+            rgb(&mut la.as_raw().chunks_exact(2).flat_map(|p| [p[0]; 3]))
         }
-        DynamicImage::ImageRgba16(rgba) => rgb(rgba
+        DynamicImage::ImageRgba8(rgba) => rgb(&mut rgba
             .as_raw()
             .chunks_exact(4)
-            .flat_map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
-            .collect()),
+            .flat_map(|p| [p[0], p[1], p[2]])),
+        // Pillow opens 16-bit grey as `I;16`; its conversion to 8 bits clamps instead of scaling.
+        DynamicImage::ImageLuma16(l) => {
+            rgb(&mut l.as_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]))
+        }
+        // Pillow unpacks 16-bit LA / RGB / RGBA PNGs keeping the most significant byte.
+        DynamicImage::ImageLumaA16(la) => rgb(&mut la
+            .as_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [(p[0] >> 8) as u8; 3])),
+        DynamicImage::ImageRgb16(rgb16) => rgb(&mut rgb16.as_raw().iter().map(|&v| (v >> 8) as u8)),
+        DynamicImage::ImageRgba16(rgba) => rgb(&mut rgba
+            .as_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])),
         other => other.to_rgb8(),
     }
 }

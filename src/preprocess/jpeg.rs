@@ -44,6 +44,117 @@ pub(super) fn decode_jpeg(
     }
 }
 
+/// What decoding this JPEG allocates, from its header (see [`super::working_set`]): libjpeg's
+/// output (3 bytes per pixel, 4 for CMYK/YCCK), the CMYK → RGB copy, and libjpeg's own memory — its
+/// whole-image buffer of 16-bit DCT coefficients when the image has several scans (progressive, or
+/// sequential with components in separate scans: `has_multiple_scans`), each component padded to
+/// whole blocks of its sampling factors, plus row buffers (≤ 64 rows of the padded width per
+/// component) and a fixed allowance for tables.
+pub(super) fn decode_cost(
+    bytes: &[u8],
+    cfg: &PreprocessConfig,
+) -> Result<super::working_set::DecodeCost, PreprocessError> {
+    match catch_unwind(AssertUnwindSafe(|| decode_cost_unwinding(bytes, cfg))) {
+        Ok(result) => result,
+        Err(payload) => Err(decode_error(
+            if let Some(f) = payload.downcast_ref::<LibjpegFailure>() {
+                f.0.clone()
+            } else {
+                "the decoder failed on malformed data".to_string()
+            },
+        )),
+    }
+}
+
+fn decode_cost_unwinding(
+    bytes: &[u8],
+    cfg: &PreprocessConfig,
+) -> Result<super::working_set::DecodeCost, PreprocessError> {
+    let decoder = Decompress::builder()
+        .with_err(error_manager())
+        .from_mem(bytes)
+        .map_err(|e| decode_error(e.to_string()))?;
+    let (w, h) = (
+        u32::try_from(decoder.width()).unwrap_or(u32::MAX),
+        u32::try_from(decoder.height()).unwrap_or(u32::MAX),
+    );
+    super::working_set::check_header("jpeg", w, h, cfg)?;
+    let pixels = u64::from(w) * u64::from(h);
+    let cmyk = matches!(
+        decoder.color_space(),
+        J_COLOR_SPACE::JCS_CMYK | J_COLOR_SPACE::JCS_YCCK
+    );
+    let components = decoder.components();
+    let max_h = components
+        .iter()
+        .map(|c| c.h_samp_factor.clamp(1, 4) as u64)
+        .max()
+        .unwrap_or(1);
+    let max_v = components
+        .iter()
+        .map(|c| c.v_samp_factor.clamp(1, 4) as u64)
+        .max()
+        .unwrap_or(1);
+    let blocks = |size: u32, samp: u64, max: u64| {
+        (u64::from(size) * samp)
+            .div_ceil(max * 8)
+            .next_multiple_of(samp)
+    };
+    let coefficients: u64 = if has_multiple_scans(bytes, components.len()) {
+        components
+            .iter()
+            .map(|c| {
+                let (hs, vs) = (
+                    c.h_samp_factor.clamp(1, 4) as u64,
+                    c.v_samp_factor.clamp(1, 4) as u64,
+                );
+                blocks(w, hs, max_h) * blocks(h, vs, max_v) * 64 * 2
+            })
+            .sum()
+    } else {
+        0
+    };
+    let padded_width = u64::from(w).next_multiple_of(32) + 64;
+    let rows = 64 * padded_width * components.len().max(1) as u64;
+    let output = pixels * if cmyk { 4 } else { 3 };
+    Ok(super::working_set::DecodeCost {
+        width: w,
+        height: h,
+        format: "jpeg",
+        decoder: coefficients + rows + super::working_set::DECODER_FIXED_BYTES,
+        output,
+        conversion: if cmyk { pixels * 3 } else { 0 },
+    })
+}
+
+/// libjpeg's `has_multiple_scans`: progressive, or a first scan that does not carry every
+/// component. Read from the markers up to the first SOS; `true` when they cannot be read (the
+/// larger estimate).
+fn has_multiple_scans(bytes: &[u8], components: usize) -> bool {
+    let mut i = 2; // after SOI
+    let mut progressive = false;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return true;
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1, // fill byte
+            0xC2 | 0xC6 | 0xCA | 0xCE => {
+                progressive = true;
+                i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+            }
+            0xDA => {
+                let scan_components = bytes.get(i + 4).map_or(0, |&n| usize::from(n));
+                return progressive || scan_components < components;
+            }
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+        }
+    }
+    true
+}
+
 fn decode_error(message: String) -> PreprocessError {
     PreprocessError::Decode {
         format: "jpeg".to_string(),
@@ -127,14 +238,14 @@ fn cmyk_to_rgb_like_pil(samples: &[u8]) -> Vec<u8> {
         let t = a * b + 128;
         ((t >> 8) + t) >> 8
     };
-    samples
-        .chunks_exact(4)
-        .flat_map(|p| {
-            let [c, m, y, k] = [p[0], p[1], p[2], p[3]].map(|v| i32::from(255 - v));
-            let nk = 255 - k;
-            [c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8)
-        })
-        .collect()
+    // Exactly 3 bytes per pixel, allocated once (what `working_set` counts for this copy).
+    let mut rgb = Vec::with_capacity(samples.len() / 4 * 3);
+    rgb.extend(samples.chunks_exact(4).flat_map(|p| {
+        let [c, m, y, k] = [p[0], p[1], p[2], p[3]].map(|v| i32::from(255 - v));
+        let nk = 255 - k;
+        [c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8)
+    }));
+    rgb
 }
 
 /// Whether the frame is progressive (SOF2/6/10/14), found by walking the marker segments.

@@ -23,6 +23,8 @@
 //!   crop is bit-identical to PIL's for the same decoded pixels; only the output window of the
 //!   crop is computed, so a 1×5000 image (resized by torchvision to 292×1 460 000) costs no more
 //!   than any other.
+//! * [`working_set`] estimates, from the header alone, the memory all of this takes for one image
+//!   (every intermediate buffer), which the server charges to its memory budget before decoding.
 //! * Normalisation computes `(v / 255 - mean) / std` in f32, in torchvision's order, so the tensor
 //!   is bit-identical to torchvision's for the same crop.
 
@@ -30,12 +32,14 @@ pub mod decode;
 mod jpeg;
 pub mod normalize;
 pub mod resize;
+pub mod working_set;
 
 use std::time::Instant;
 
 pub use decode::decode_rgb8;
 pub use normalize::normalize_into;
 pub use resize::{center_crop_offset, resize_center_crop, resized_size};
+pub use working_set::{working_set, DecodeCost, WorkingSet};
 
 /// ImageNet mean of timm's `IMAGENET_DEFAULT_MEAN`, used by the official Swin code.
 pub const IMAGENET_DEFAULT_MEAN: [f32; 3] = [0.485, 0.456, 0.406];

@@ -157,6 +157,45 @@ pub fn resize_center_crop(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
     out
 }
 
+/// Bytes [`resize_center_crop`] allocates for a `width`×`height` image under `cfg`, all alive at
+/// once at its peak: the `crop_size`² RGB crop, the uint8 intermediate of the horizontal pass (the
+/// source rows the vertical pass reads × the crop columns), the vertical accumulator row and both
+/// passes' weight tables (the 8-byte `first`/`count` entries, the 4-byte weights, the f64 kernel).
+/// Computed without allocating, from the same windows and tap spans the resampler uses.
+pub fn working_bytes(width: u32, height: u32, cfg: &PreprocessConfig) -> u64 {
+    let crop = u64::from(cfg.crop_size);
+    let out = crop * crop * 3;
+    let (new_w, new_h) = resized_size(width, height, cfg.resize_size);
+    if new_w == 0 || new_h == 0 || crop == 0 {
+        return out;
+    }
+    let cols = AxisWindow::new(new_w, cfg.crop_size);
+    let rows = AxisWindow::new(new_h, cfg.crop_size);
+    if cols.valid.is_empty() || rows.valid.is_empty() {
+        return out;
+    }
+    let out_w = cols.valid.end - cols.valid.start;
+    let tmp_row_len = out_w * 3;
+    let taps_bytes = |in_size: u32, out_size: u64, outputs: &Range<u64>| {
+        let n = outputs.end - outputs.start;
+        let ksize = Taps::kernel_size(in_size, out_size) as u64;
+        n * 16 + n * ksize * 4 + ksize * 8
+    };
+    let mut total = out;
+    let src_rows = if new_h != u64::from(height) {
+        total += taps_bytes(height, new_h, &rows.valid) + tmp_row_len * 4;
+        let first = Taps::span(height, new_h, rows.valid.start).0;
+        let last = Taps::span(height, new_h, rows.valid.end - 1).1;
+        last.saturating_sub(first) as u64
+    } else {
+        rows.valid.end - rows.valid.start
+    };
+    if new_w != u64::from(width) {
+        total += taps_bytes(width, new_w, &cols.valid);
+    }
+    total + src_rows * tmp_row_len
+}
+
 /// The crop window along one axis of the resized image.
 struct AxisWindow {
     /// Indices of the resized image that fall inside the crop (the rest is zero padding).
@@ -192,12 +231,12 @@ impl Taps {
     /// `precompute_coeffs` + `normalize_coeffs_8bpc` of Pillow for the bicubic filter, box
     /// `(0, in_size)`, computed for the outputs in `outputs` only.
     fn bicubic(in_size: u32, out_size: u64, outputs: Range<u64>) -> Self {
-        // Pillow passes the box as C floats: `(double)(in1 - in0) / outSize`.
-        let scale = f64::from(in_size as f32) / out_size as f64;
-        let filterscale = scale.max(1.0);
-        let support = BICUBIC_SUPPORT * filterscale;
-        let ksize = support.ceil() as usize * 2 + 1;
-        let ss = 1.0 / filterscale;
+        let Geometry {
+            scale,
+            support,
+            ksize,
+            ss,
+        } = Geometry::new(in_size, out_size);
 
         let n = (outputs.end - outputs.start) as usize;
         let mut first = Vec::with_capacity(n);
@@ -206,9 +245,7 @@ impl Taps {
         let mut k = vec![0f64; ksize];
         for (xx, row) in outputs.zip(weights.chunks_exact_mut(ksize)) {
             let center = (xx as f64 + 0.5) * scale;
-            // `(int)` truncates toward zero; negative values are then clamped to 0 anyway.
-            let xmin = ((center - support + 0.5) as i64).max(0);
-            let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size));
+            let (xmin, xmax) = span_at(center, support, in_size);
             let taps = (xmax - xmin).max(0) as usize;
             let mut ww = 0.0;
             for (x, kx) in k.iter_mut().enumerate().take(taps) {
@@ -236,6 +273,18 @@ impl Taps {
         }
     }
 
+    /// Weights per output sample (the stride of the weight table) for this resize.
+    fn kernel_size(in_size: u32, out_size: u64) -> usize {
+        Geometry::new(in_size, out_size).ksize
+    }
+
+    /// `(first, end)` input indices read by output `xx` (the same values [`Taps::bicubic`] uses).
+    fn span(in_size: u32, out_size: u64, xx: u64) -> (usize, usize) {
+        let g = Geometry::new(in_size, out_size);
+        let (xmin, xmax) = span_at((xx as f64 + 0.5) * g.scale, g.support, in_size);
+        (xmin as usize, xmax.max(xmin) as usize)
+    }
+
     /// First input index and weights of output `j` (relative to the requested range).
     fn get(&self, j: usize) -> (usize, &[i32]) {
         let w = &self.weights[j * self.stride..j * self.stride + self.count[j]];
@@ -254,6 +303,37 @@ impl Taps {
             .unwrap_or(start);
         start..end
     }
+}
+
+/// Pillow's `precompute_coeffs` geometry for the bicubic filter.
+struct Geometry {
+    scale: f64,
+    support: f64,
+    ksize: usize,
+    ss: f64,
+}
+
+impl Geometry {
+    fn new(in_size: u32, out_size: u64) -> Self {
+        // Pillow passes the box as C floats: `(double)(in1 - in0) / outSize`.
+        let scale = f64::from(in_size as f32) / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = BICUBIC_SUPPORT * filterscale;
+        Self {
+            scale,
+            support,
+            ksize: support.ceil() as usize * 2 + 1,
+            ss: 1.0 / filterscale,
+        }
+    }
+}
+
+/// Pillow's `xmin`, `xmax` of the output sample centred on `center`.
+fn span_at(center: f64, support: f64, in_size: u32) -> (i64, i64) {
+    // `(int)` truncates toward zero; negative values are then clamped to 0 anyway.
+    let xmin = ((center - support + 0.5) as i64).max(0);
+    let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size));
+    (xmin, xmax)
 }
 
 /// Pillow's `bicubic_filter` (Keys cubic convolution with a = -0.5).

@@ -14,6 +14,10 @@
 //! | `swin_queue_slots_in_use` | gauge | | admission slots taken (`--queue-capacity`): images being decoded or waiting for an instance |
 //! | `swin_images_total` | counter | `outcome` = `done`, `failed`, `cancelled`, `expired`, `rejected` | images by what became of them in the engine pool |
 //! | `swin_engine_batches_total` | counter | | engine batches run |
+//! | `swin_memory_budget_bytes` | gauge | | the memory budget in force (`--memory-budget`; absent when off) |
+//! | `swin_memory_budget_in_use_bytes` | gauge | | bytes charged to the budget now: encoded images and their working sets being preprocessed, tensors waiting for or in the engine |
+//! | `swin_memory_budget_peak_bytes` | gauge | | the most bytes ever charged to the budget at once (high-water mark since start) |
+//! | `swin_calls_refused_total` | counter | `reason` = `in_flight`, `memory_budget` | calls or images refused at admission (`--max-in-flight`, `--memory-budget`) |
 //! | `swin_model_load_duration_seconds` | gauge | | load + warm-up time of the model |
 //! | `swin_build_info` | gauge (1) | `version`, `backend`, `model` | what is running |
 //!
@@ -78,6 +82,25 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
     );
     metrics::describe_counter!("swin_images_total", "images by outcome in the engine pool");
     metrics::describe_counter!("swin_engine_batches_total", "engine batches run");
+    metrics::describe_gauge!(
+        "swin_memory_budget_bytes",
+        metrics::Unit::Bytes,
+        "the memory budget in force (--memory-budget)"
+    );
+    metrics::describe_gauge!(
+        "swin_memory_budget_in_use_bytes",
+        metrics::Unit::Bytes,
+        "bytes charged to the memory budget: images being preprocessed, tensors queued or running"
+    );
+    metrics::describe_gauge!(
+        "swin_memory_budget_peak_bytes",
+        metrics::Unit::Bytes,
+        "the most bytes ever charged to the memory budget at once"
+    );
+    metrics::describe_counter!(
+        "swin_calls_refused_total",
+        "calls or images refused at admission, by reason (in_flight, memory_budget)"
+    );
     metrics::describe_gauge!(
         "swin_model_load_duration_seconds",
         metrics::Unit::Seconds,

@@ -14,9 +14,12 @@
 
 pub mod auth;
 mod classifier;
+pub mod connection;
 pub mod deadline;
 pub mod in_flight;
 pub mod loader;
+pub mod memory_budget;
+pub mod message_timeout;
 pub mod metrics;
 mod model_info;
 pub mod oip;
@@ -144,6 +147,17 @@ pub struct ServerConfig {
     /// Most calls in flight at once (`--max-in-flight`, see [`in_flight`]); more get
     /// RESOURCE_EXHAUSTED at once. Health is exempt.
     pub max_in_flight: usize,
+    /// The global memory budget (`--memory-budget`, see [`memory_budget`]): every image is charged
+    /// its encoded size plus its preprocessing working set before it is decoded; what does not fit
+    /// is answered RESOURCE_EXHAUSTED at once.
+    pub memory_budget: memory_budget::BudgetSetting,
+    /// How long a request message may take to arrive (`--message-timeout`, see
+    /// [`message_timeout`]): a unary call's request from the call's start, a stream's message
+    /// from its first byte; past it, DEADLINE_EXCEEDED. `None`: no limit.
+    pub message_timeout: Option<Duration>,
+    /// A connection with no call open for this long is closed (`--idle-timeout`, see
+    /// [`connection`]). `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
     /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
     pub engine_hang_timeout: Option<Duration>,
@@ -167,6 +181,9 @@ impl Default for ServerConfig {
             reflection: true,
             engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
             max_in_flight: in_flight::DEFAULT_MAX_IN_FLIGHT,
+            memory_budget: memory_budget::BudgetSetting::Auto,
+            message_timeout: message_timeout::DEFAULT_MESSAGE_TIMEOUT,
+            idle_timeout: connection::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -323,6 +340,7 @@ where
 
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let pipeline = pipeline::Pipeline::new(Arc::clone(&slot), config.clone());
+    let message_budget = Arc::clone(pipeline.memory_budget());
     let inference = oip::InferenceService::new(pipeline.clone());
     let inference =
         proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(inference)
@@ -340,6 +358,7 @@ where
     let loader_reporter = health_reporter.clone();
     let loader_slot = Arc::clone(&slot);
     let watchdog_pipeline = pipeline.clone();
+    let budget_setting = config.memory_budget;
     let hang_timeout = config.engine_hang_timeout;
     tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -351,6 +370,15 @@ where
                     instances = model.info.engine_instances,
                     seconds = started.elapsed().as_secs_f32(),
                     "model loaded and warmed up; serving"
+                );
+                // The default budget is what is left of the memory limit with the model resident.
+                let (limit, origin) = memory_budget::resolve(budget_setting);
+                watchdog_pipeline.memory_budget().set_limit(limit);
+                tracing::info!(
+                    memory_budget_bytes = limit,
+                    origin = %origin,
+                    "memory budget: {}",
+                    limit.map_or_else(|| "no limit".to_string(), |l| format!("{l} bytes"))
                 );
                 let model = Arc::new(model);
                 metrics::watch_model(&model, started.elapsed());
@@ -433,6 +461,10 @@ where
     }
     let router = builder
         .layer(in_flight::InFlightLimitLayer::new(config.max_in_flight))
+        .layer(message_timeout::CallGuardLayer::new(
+            config.message_timeout,
+            Some(message_budget),
+        ))
         .layer(request_id::RequestIdLayer)
         .layer(DeadlineLayer::new(config.request_timeout))
         .add_service(health_service)
@@ -443,17 +475,17 @@ where
     let server: std::pin::Pin<
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match tls {
-        Some(tls) => Box::pin(
-            router.serve_with_incoming_shutdown(tls::incoming(tcp_incoming(listener), tls), stop),
-        ),
-        None => Box::pin(
-            router.serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener)
-                    .with_nodelay(Some(true))
-                    .with_keepalive(Some(TCP_KEEPALIVE)),
-                stop,
+        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+            connection::tracked(
+                tls::incoming(tcp_incoming(listener), tls),
+                config.idle_timeout,
             ),
-        ),
+            stop,
+        )),
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            connection::tracked(tcp_incoming(listener), config.idle_timeout),
+            stop,
+        )),
     };
     // Graceful shutdown waits for every open call; past `shutdown_timeout` after it began, the
     // remaining ones (a stalled upload, a reflection stream left open) are closed.

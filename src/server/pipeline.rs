@@ -1,7 +1,7 @@
 //! The path every inference request takes, whatever protocol carried it (`swin.v1` Classify /
-//! ClassifyBatch, OIP ModelInfer / ModelStreamInfer): the model slot, admission (decode permits,
-//! then the engine pool's bounded queue), preprocessing on the blocking pool, the engine, deadlines,
-//! and the per-image metrics and statistics. The protocol services only convert at the edge.
+//! ClassifyBatch, ClassifyStream, OIP ModelInfer / ModelStreamInfer): the model slot, admission
+//! (the memory budget, the engine pool's bounded queue, then decode permits), preprocessing on the
+//! blocking pool, the engine, deadlines, and the per-image metrics and statistics. The protocol services only convert at the edge.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Status};
 
 use super::deadline::CallDeadline;
+use super::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use super::status::{preprocess_status, scheduler_status};
 use super::{ModelSlot, ServerConfig, ServingModel};
 
@@ -71,6 +72,7 @@ pub struct Pipeline {
     slot: ModelSlot,
     config: ServerConfig,
     decode_permits: Arc<Semaphore>,
+    budget: Arc<MemoryBudget>,
     draining: Arc<AtomicBool>,
     engine_ok: Arc<AtomicBool>,
 }
@@ -79,10 +81,15 @@ impl Pipeline {
     /// The pipeline over `slot`: ready once the slot is filled, until [`Pipeline::start_draining`].
     pub fn new(slot: ModelSlot, config: ServerConfig) -> Self {
         let decode_permits = Arc::new(Semaphore::new(config.max_concurrent_decodes.max(1)));
+        let budget = MemoryBudget::new(match config.memory_budget {
+            BudgetSetting::Bytes(n) => Some(n),
+            BudgetSetting::Auto | BudgetSetting::Off => None,
+        });
         Self {
             slot,
             config,
             decode_permits,
+            budget,
             draining: Arc::new(AtomicBool::new(false)),
             engine_ok: Arc::new(AtomicBool::new(true)),
         }
@@ -91,6 +98,22 @@ impl Pipeline {
     /// Server settings.
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The memory budget every image draws from (see [`super::memory_budget`]).
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Charge `bytes` to the memory budget, or RESOURCE_EXHAUSTED at once.
+    fn charge(&self, bytes: u64) -> Result<BudgetGuard, Status> {
+        self.budget
+            .try_acquire(bytes)
+            .map_err(|e: BudgetExhausted| {
+                metrics::counter!("swin_calls_refused_total", "reason" => "memory_budget")
+                    .increment(1);
+                Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
+            })
     }
 
     /// The model, or UNAVAILABLE while it loads.
@@ -175,6 +198,13 @@ impl Pipeline {
     /// One encoded image through decoding (bounded by the decode permits, on the blocking pool),
     /// the engine pool and the per-image records.
     ///
+    /// Admission, before any work on the pixels: the header is read for the working-set estimate
+    /// (refusals the header shows are INVALID_ARGUMENT), the memory budget is charged the encoded
+    /// size plus that estimate (RESOURCE_EXHAUSTED when it does not fit), then an engine-queue slot
+    /// is reserved (UNAVAILABLE when the queue is full). The charge goes with the decoding task
+    /// (a caller that goes away does not release it while the decoder still runs), shrinks to the
+    /// tensor's size when preprocessing ends and is given back when the engine has answered.
+    ///
     /// Expired work is dropped at each stage: before decoding (checked on arrival, after waiting for
     /// a decode permit, and on the blocking thread before the decoder starts), before the engine
     /// queue, and by the scheduler's worker before an engine runs it.
@@ -191,8 +221,12 @@ impl Pipeline {
                 "image is empty: send the encoded file bytes (JPEG, PNG, BMP, GIF, WebP or TIFF)",
             ));
         }
-        // Admission before work: the engine-queue slot is taken before anything is spent on the
-        // image, so a full queue refuses at once (UNAVAILABLE) instead of after decoding.
+        // Admission before work: the memory budget, then the engine-queue slot, are taken before
+        // anything is spent on the pixels, so an image that does not fit, or a full queue, is
+        // refused at once (RESOURCE_EXHAUSTED, UNAVAILABLE) instead of after decoding.
+        let cost = crate::preprocess::working_set(&bytes, &model.preprocess)
+            .map_err(|e| preprocess_status(&e))?;
+        let charge = self.charge(bytes.len() as u64 + cost.peak())?;
         let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
         let image_len = model.pool.image_len();
         let pre_model = Arc::clone(model);
@@ -202,23 +236,30 @@ impl Pipeline {
             .map_err(|_| Status::unavailable("server is shutting down"))?;
         check_deadline(deadline, "before decoding")?;
         let call_span = tracing::Span::current();
-        let decoded = tokio::task::spawn_blocking(move || {
+        let (mut charge, decoded) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _span = tracing::info_span!(parent: &call_span, "preprocess").entered();
             // The call may have expired while this task waited for a blocking thread.
-            check_deadline(deadline, "before decoding")?;
+            if let Err(status) = check_deadline(deadline, "before decoding") {
+                return (charge, Err(status));
+            }
             let mut tensor = vec![0f32; image_len];
-            Ok::<_, Status>(
+            let result =
                 crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, &mut tensor)
-                    .map(|info| (tensor, info)),
-            )
+                    .map(|info| (tensor, info))
+                    .map_err(|e| preprocess_status(&e));
+            drop(bytes);
+            (charge, result)
         })
         .await
-        .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))??;
-        let (tensor, info) = decoded.map_err(|e| preprocess_status(&e))?;
+        .map_err(|e| Status::internal(format!("preprocessing task failed: {e}")))?;
+        let (tensor, info) = decoded?;
+        // Only the tensor is left; it is held until the engine has answered.
+        charge.shrink_to(cost.tensor);
         let mut classified = self
             .run_engine(model, slot, tensor, arrived.elapsed(), deadline)
             .await?;
+        drop(charge);
         classified.width = info.width;
         classified.height = info.height;
         Ok(classified)
@@ -232,11 +273,13 @@ impl Pipeline {
         deadline: Option<CallDeadline>,
     ) -> Result<Classified, Status> {
         check_deadline(deadline, "before the engine queue")?;
+        let charge = self.charge(std::mem::size_of_val(tensor.as_slice()) as u64)?;
         let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
         let size = model.preprocess.crop_size;
         let mut classified = self
             .run_engine(model, slot, tensor, Duration::ZERO, deadline)
             .await?;
+        drop(charge);
         classified.width = size;
         classified.height = size;
         Ok(classified)

@@ -5,6 +5,7 @@
 //! | empty image, undecodable/truncated/unknown format, bad `top_k` | INVALID_ARGUMENT |
 //! | image over the pixel or decode-memory limit | INVALID_ARGUMENT (message says which limit) |
 //! | queue full, model still loading, shutting down | UNAVAILABLE (retryable) |
+//! | too many calls in flight (`--max-in-flight`), image over what is left of `--memory-budget` | RESOURCE_EXHAUSTED (at once) |
 //! | the call's deadline (client `grpc-timeout`, server `--request-timeout`) passed | DEADLINE_EXCEEDED |
 //! | malformed `grpc-timeout` header | INTERNAL (as grpc-go) |
 //! | engine failure | INTERNAL |

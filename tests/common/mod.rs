@@ -2,6 +2,7 @@
 //! uses a subset, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
+pub mod bombs;
 pub mod fake_mlu;
 
 use std::path::PathBuf;

@@ -1,0 +1,317 @@
+//! Slow senders and idle connections against the real server, from a raw HTTP/2 client (`h2`)
+//! that can stop in the middle of a gRPC message: `--message-timeout` ends a stalled call with
+//! DEADLINE_EXCEEDED and gives back its place in flight and its memory-budget charge, a request
+//! message being received is charged its declared length, and `--idle-timeout` closes a
+//! connection with no call open (and only such a connection).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::bombs;
+use swin_serve::engine::cpu::CpuOptions;
+use swin_serve::engine::BackendOptions;
+use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::proto;
+use swin_serve::proto::classifier_client::ClassifierClient;
+use swin_serve::server::loader::{load_model, ModelOptions};
+use swin_serve::server::memory_budget::BudgetSetting;
+use swin_serve::server::{self, ServerConfig};
+use tokio::net::TcpStream;
+use tonic::codegen::{http, Bytes};
+use tonic::Code;
+
+const MIB: u32 = 1 << 20;
+const CLASSIFY: &str = "/swin.v1.Classifier/Classify";
+const CLASSIFY_STREAM: &str = "/swin.v1.Classifier/ClassifyStream";
+
+fn tiny_model() -> ModelOptions {
+    let mut config = SwinV2Config::tiny_window8_256();
+    config.img_size = 64;
+    config.window_size = 4;
+    let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 3, config });
+    cpu.threads = 1;
+    ModelOptions::new(BackendOptions::Cpu(cpu))
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), server::ServerError>>,
+}
+
+async fn start(config: ServerConfig) -> Server {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = tiny_model();
+    let handle = tokio::spawn(server::serve(
+        listener,
+        config,
+        move || load_model(&opts),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Serving once a small image is classified.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if classify_small(addr).await == Code::Ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { addr, stop, handle }
+}
+
+async fn stop(server: Server) {
+    server.stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), server.handle)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+/// A 64×64 PNG through a tonic client: the call's code.
+async fn classify_small(addr: SocketAddr) -> Code {
+    let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+    else {
+        return Code::Unavailable;
+    };
+    let answer = ClassifierClient::new(ch)
+        .classify(proto::ClassifyRequest {
+            image: bombs::png_rgb8(64, 64),
+            top_k: 1,
+            request_id: String::new(),
+        })
+        .await;
+    match answer {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// A raw HTTP/2 connection; the task that drives it ends when the connection closes.
+async fn connect(
+    addr: SocketAddr,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, driver)
+}
+
+/// A call to `path` whose request starts a gRPC message of `declared` bytes and sends `sent` of
+/// them (no end of stream): the response future and the open request stream.
+async fn start_call(
+    client: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+    declared: u32,
+    sent: usize,
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, mut send) = ready.send_request(request, false).unwrap();
+    if sent > 0 || declared > 0 {
+        let mut data = vec![0u8];
+        data.extend(declared.to_be_bytes());
+        // Field 1 (image, bytes) of a ClassifyRequest would follow; zeros are enough here.
+        data.extend(std::iter::repeat_n(0u8, sent));
+        send.send_data(Bytes::from(data), false).unwrap();
+    }
+    (response, send)
+}
+
+/// `grpc-message` is percent-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], text.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The gRPC status of a response: trailers-only headers, or the trailers after the body.
+async fn grpc_status(response: h2::client::ResponseFuture) -> (Code, String) {
+    let response = response.await.expect("response");
+    let from = |headers: &http::HeaderMap| {
+        headers.get("grpc-status").map(|code| {
+            let code = code.to_str().unwrap().parse::<i32>().unwrap();
+            let message = headers
+                .get("grpc-message")
+                .map(|m| percent_decode(m.to_str().unwrap()))
+                .unwrap_or_default();
+            (Code::from(code), message)
+        })
+    };
+    if let Some(status) = from(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        data.expect("response body");
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("trailers");
+    from(&trailers).expect("grpc-status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_and_budget() {
+    let limit = Duration::from_secs(1);
+    let server = start(ServerConfig {
+        message_timeout: Some(limit),
+        memory_budget: BudgetSetting::Bytes(u64::from(10 * MIB)),
+        max_in_flight: 2,
+        idle_timeout: None,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (mut client, _driver) = connect(server.addr).await;
+
+    // A: 8 MiB declared, 1 KiB sent, then nothing.
+    let started = Instant::now();
+    let (a, _a_send) = start_call(&mut client, CLASSIFY, 8 * MIB, 1024).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // B: its declared 4 MiB do not fit beside A's 8: refused at once.
+    let (b, _b_send) = start_call(&mut client, CLASSIFY, 4 * MIB, 10).await;
+    let (code, message) = tokio::time::timeout(Duration::from_millis(800), grpc_status(b))
+        .await
+        .expect("B refused at once");
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(
+        message.contains("request message being received"),
+        "{message}"
+    );
+    // C: a stalled 100-byte message: A and C hold both places in flight.
+    let (c, _c_send) = start_call(&mut client, CLASSIFY, 100, 10).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(classify_small(server.addr).await, Code::ResourceExhausted);
+
+    // A and C end with DEADLINE_EXCEEDED after the message timeout.
+    for call in [a, c] {
+        let (code, message) = tokio::time::timeout(Duration::from_secs(10), grpc_status(call))
+            .await
+            .expect("a stalled call was never ended");
+        assert_eq!(code, Code::DeadlineExceeded, "{message}");
+        assert!(message.contains("--message-timeout"), "{message}");
+    }
+    assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+
+    // Their places and A's 8 MiB are back: 9 MiB declared is not refused (it stalls and times
+    // out), and a whole call gets through.
+    let (e, _e_send) = start_call(&mut client, CLASSIFY, 9 * MIB, 10).await;
+    let (code, message) = grpc_status(e).await;
+    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+    assert_eq!(classify_small(server.addr).await, Code::Ok);
+
+    // A unary request whose message arrived but whose stream never ends is bounded too.
+    let (f, _f_send) = start_call(&mut client, CLASSIFY, 0, 0).await;
+    let (code, _) = tokio::time::timeout(Duration::from_secs(10), grpc_status(f))
+        .await
+        .expect("never ended");
+    assert_eq!(code, Code::DeadlineExceeded);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_may_idle_between_messages_but_not_stall_inside_one() {
+    let limit = Duration::from_secs(1);
+    let server = start(ServerConfig {
+        message_timeout: Some(limit),
+        idle_timeout: None,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (mut client, _driver) = connect(server.addr).await;
+    let (response, mut send) = start_call(&mut client, CLASSIFY_STREAM, 0, 0).await;
+    let response = response.await.expect("stream answered");
+    let mut body = response.into_body();
+    // Longer than the message timeout with no message begun: the stream stays open.
+    let quiet = tokio::time::timeout(3 * limit / 2, body.data()).await;
+    assert!(quiet.is_err(), "the stream ended while idle: {quiet:?}");
+    // Half a message, then a stall: the stream ends with DEADLINE_EXCEEDED.
+    let mut half = vec![0u8];
+    half.extend((1000u32).to_be_bytes());
+    half.extend([0u8; 100]);
+    let stalled = Instant::now();
+    send.send_data(Bytes::from(half), false).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(data) = body.data().await {
+            data.expect("stream body");
+        }
+        body.trailers().await.expect("trailers").expect("trailers")
+    })
+    .await
+    .expect("the stalled stream was never ended");
+    assert!(stalled.elapsed() >= limit);
+    assert_eq!(
+        ended.get("grpc-status").unwrap(),
+        &(Code::DeadlineExceeded as i32).to_string()
+    );
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let idle = Duration::from_secs(1);
+    let server = start(ServerConfig {
+        idle_timeout: Some(idle),
+        message_timeout: None,
+        ..ServerConfig::default()
+    })
+    .await;
+    // No call at all: closed after about the idle timeout.
+    let (_client, driver) = connect(server.addr).await;
+    let opened = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("an idle connection was not closed")
+        .unwrap();
+    assert!(opened.elapsed() >= idle, "{:?}", opened.elapsed());
+
+    // A stream open (no message) for three idle timeouts: the connection stays.
+    let (mut client, mut driver) = connect(server.addr).await;
+    let (response, send) = start_call(&mut client, CLASSIFY_STREAM, 0, 0).await;
+    let response = response.await.expect("stream answered");
+    assert!(
+        tokio::time::timeout(3 * idle, &mut driver).await.is_err(),
+        "a connection with an open call was closed"
+    );
+    // The stream ends (reset by the client; the client itself stays): the connection is closed
+    // once idle for the limit.
+    drop(send);
+    drop(response);
+    let closing = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("the connection was not closed once idle")
+        .unwrap();
+    eprintln!("closed {:?} after its last call", closing.elapsed());
+    drop(client);
+    stop(server).await;
+}
