@@ -300,6 +300,14 @@ struct BenchArgs {
     /// Server mode: seconds each run lasts (instead of --requests).
     #[arg(long, value_name = "SECONDS", help_heading = "Server mode (--server)")]
     duration: Option<f64>,
+    /// Server mode: open loop — calls due at this many per second whatever the answers (up to
+    /// --concurrency in flight; latency counts from when a call was due) [default: closed loop].
+    #[arg(
+        long,
+        value_name = "CALLS_PER_SECOND",
+        help_heading = "Server mode (--server)"
+    )]
+    rate: Option<f64>,
     /// Calls sent before each run, not measured [default: 5]; without --server, untimed forward
     /// passes before each batch size's [default: 3].
     #[arg(long)]
@@ -704,6 +712,7 @@ fn bench_engine(args: BenchArgs) -> Result<()> {
         ("--concurrency", !args.concurrency.is_empty()),
         ("--requests", args.requests.is_some()),
         ("--duration", args.duration.is_some()),
+        ("--rate", args.rate.is_some()),
         ("--token-file", c.token_file.is_some()),
         ("--tls-ca", c.tls_ca.is_some()),
         ("--tls-cert", c.tls_cert.is_some()),
@@ -781,7 +790,7 @@ fn bench_engine(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `bench --server URL`: closed-loop load on a running server ([`load`]).
+/// `bench --server URL`: closed- or open-loop load on a running server ([`load`]).
 async fn bench_server(args: BenchArgs) -> Result<()> {
     let local_only = [
         ("--batch", !args.batch.is_empty()),
@@ -845,10 +854,13 @@ async fn bench_server(args: BenchArgs) -> Result<()> {
                 warmup: args.warmup.unwrap_or(DEFAULT_BENCH_WARMUP_CALLS),
                 image: std::sync::Arc::clone(&image),
                 progress: true,
+                rate: args.rate,
             };
             eprintln!(
-                "running {} at concurrency {concurrency} ({})",
+                "running {} at concurrency {concurrency}{} ({})",
                 protocol.rpc(),
+                args.rate
+                    .map_or(String::new(), |r| format!(", {r} calls/s open loop")),
                 match stop {
                     load::Stop::Requests(n) => format!("{n} calls"),
                     load::Stop::Duration(d) => format!("{:.0} s", d.as_secs_f64()),

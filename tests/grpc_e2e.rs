@@ -1853,6 +1853,7 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
             warmup: 2,
             image: Arc::new(load::default_image()),
             progress: false,
+            rate: None,
         };
         let report = guarded(load::run(ch.clone(), Bearer(None), &options))
             .await
@@ -1861,6 +1862,21 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
             (report.ok, report.errors),
             (7, 0),
             "{protocol:?}: {report:?}"
+        );
+        // Open loop: 7 calls due 1/40 s apart, so the last is sent 150 ms after the first.
+        let paced = LoadOptions {
+            rate: Some(40.0),
+            warmup: 0,
+            ..options.clone()
+        };
+        let report = guarded(load::run(ch.clone(), Bearer(None), &paced))
+            .await
+            .unwrap();
+        assert_eq!((report.ok, report.errors), (7, 0), "{protocol:?} paced");
+        assert!(
+            report.wall >= Duration::from_millis(150),
+            "{protocol:?}: 7 calls at 40/s took {:?}",
+            report.wall
         );
         assert_eq!(report.latencies.len(), 7);
         assert!(report.quantile(0.99) >= report.quantile(0.5));
@@ -1881,10 +1897,10 @@ async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
             "{report:?}"
         );
     }
-    // 7 good calls + 2 warm-up per protocol reached the engine (8 images per batch call).
+    // 7 good calls + 2 warm-up + 7 paced per protocol reached the engine (8 images per batch call).
     assert_eq!(
         gate.batches().len(),
-        3 * (7 + 2) + (7 + 2) * load::BATCH_CALL_IMAGES
+        3 * (7 + 2 + 7) + (7 + 2 + 7) * load::BATCH_CALL_IMAGES
     );
     stop_server(srv).await;
 }

@@ -1,7 +1,10 @@
-//! Closed-loop load: `concurrency` callers, each sending its next request as soon as the previous
-//! one is answered, over one HTTP/2 connection (as a gRPC client library does), until a number of
-//! calls have been answered or a duration has passed. Latency is measured per call on the client;
-//! throughput over the whole run; failures counted by gRPC code.
+//! Load on a server over one HTTP/2 connection (as a gRPC client library does), until a number of
+//! calls have been answered or a duration has passed. Closed loop by default: `concurrency` callers,
+//! each sending its next request as soon as the previous one is answered. Open loop with a rate:
+//! calls are due at fixed intervals (`1/rate`) whatever the answers, sent by up to `concurrency`
+//! callers, and each call's latency counts from when it was *due* (so a server that falls behind
+//! shows it in the latency, not in a lower offered rate). Latency is measured per call on the
+//! client; throughput over the whole run; failures counted by gRPC code.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +70,9 @@ pub struct LoadOptions {
     pub image: Arc<Vec<u8>>,
     /// Print a progress line to stderr every [`PROGRESS_INTERVAL`].
     pub progress: bool,
+    /// Open loop: calls due at this many per second (at most `concurrency` in flight; a call
+    /// whose caller is still busy when it is due waits, and its latency includes the wait).
+    pub rate: Option<f64>,
 }
 
 /// How often a run with `progress` reports.
@@ -119,7 +125,7 @@ impl LoadReport {
 /// Errors before the load starts.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("--concurrency and --requests (or --duration) must be at least 1")]
+    #[error("--concurrency and --requests (or --duration) must be at least 1, --rate positive")]
     Options,
     #[error("the server lists no model (RepositoryIndex): {0}")]
     NoModel(String),
@@ -306,7 +312,8 @@ pub async fn run(
         Stop::Requests(n) => n == 0,
         Stop::Duration(d) => d.is_zero(),
     };
-    if options.concurrency == 0 || empty {
+    let bad_rate = options.rate.is_some_and(|r| !(r.is_finite() && r > 0.0));
+    if options.concurrency == 0 || empty || bad_rate {
         return Err(LoadError::Options);
     }
     let authed = InterceptedService::new(channel, token);
@@ -374,19 +381,41 @@ pub async fn run(
             let answered = Arc::clone(&answered);
             let image = Arc::clone(&options.image);
             let stop = options.stop;
+            let rate = options.rate;
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = Vec::new();
                 let mut images = 0;
                 loop {
-                    let more = match stop {
-                        Stop::Requests(total) => next.fetch_add(1, Ordering::Relaxed) < total,
-                        Stop::Duration(d) => started.elapsed() < d,
+                    let sent = match rate {
+                        None => {
+                            let more = match stop {
+                                Stop::Requests(total) => {
+                                    next.fetch_add(1, Ordering::Relaxed) < total
+                                }
+                                Stop::Duration(d) => started.elapsed() < d,
+                            };
+                            if !more {
+                                break;
+                            }
+                            Instant::now()
+                        }
+                        Some(rate) => {
+                            // The next call due: number j is due j/rate after the start.
+                            let j = next.fetch_add(1, Ordering::Relaxed);
+                            let due = Duration::from_secs_f64(j as f64 / rate);
+                            let more = match stop {
+                                Stop::Requests(total) => j < total,
+                                Stop::Duration(d) => due < d,
+                            };
+                            if !more {
+                                break;
+                            }
+                            let at = started + due;
+                            tokio::time::sleep_until(at.into()).await;
+                            at
+                        }
                     };
-                    if !more {
-                        break;
-                    }
-                    let sent = Instant::now();
                     match caller.call(&image).await {
                         Ok(n) => {
                             latencies.push(sent.elapsed());

@@ -112,7 +112,15 @@ impl Pipeline {
             .map_err(|e: BudgetExhausted| {
                 metrics::counter!("swin_calls_refused_total", "reason" => "memory_budget")
                     .increment(1);
-                Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
+                if e.needed > e.limit {
+                    // Retrying cannot help: the image needs more than the whole budget.
+                    Status::resource_exhausted(format!(
+                        "{e}: this image alone needs more than the server's whole memory budget \
+                         (--memory-budget); send a smaller image"
+                    ))
+                } else {
+                    Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
+                }
             })
     }
 

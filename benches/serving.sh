@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The issue-8 serving measurements in one sitting, all with `swin-serve bench`:
+#   1. the engine's own batch-8 throughput (local bench) vs end-to-end Classify throughput at saturation;
+#   2. throughput with and without --max-queue-delay at concurrency 8 and 32;
+#   3. p50/p99 at 50% and 90% of the saturation rate (open loop, --rate);
+#   4. 4x overload (open loop): shed fraction, p99 of the accepted calls, the server's peak RSS;
+#   5. concurrent decompression bombs (PNG 9400x9400, GIF with a 9459x9459 screen): codes, peak RSS;
+#   6. SIGTERM under load: codes the callers saw, time from SIGTERM to exit.
+#
+#   benches/serving.sh [--seconds S] [--threads N] [--queue-delay SECONDS]
+#
+# Environment: SWIN_SERVE_BIN (an already built swin-serve; default: build release), CARGO_TARGET_DIR.
+# Loads every core for several minutes: run it on an otherwise idle machine.
+set -euo pipefail
+
+SECS=20
+THREADS=$(nproc)
+QDELAY=0.01
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --seconds) SECS=$2; shift 2 ;;
+        --threads) THREADS=$2; shift 2 ;;
+        --queue-delay) QDELAY=$2; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+BIN=${SWIN_SERVE_BIN:-}
+OUT=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+    if [[ -n "$SERVER_PID" ]]; then kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "cpu:  $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores"
+if [[ -z "$BIN" ]]; then
+    cargo build --release --bin swin-serve >&2
+    BIN="${CARGO_TARGET_DIR:-target}/release/swin-serve"
+fi
+
+# A 256x256 RGB PNG, a 9400x9400 black PNG (~270 KB) and a GIF with a 9459x9459 logical screen
+# and a 1x1 frame (~40 bytes), written with the standard library only.
+python3 - "$OUT" <<'EOF'
+import struct, sys, zlib
+out = sys.argv[1]
+def png(path, w, h, row):
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    z = zlib.compressobj(9)
+    data = b"".join(z.compress(b"\0" + row(y)) for y in range(h)) + z.flush()
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+png(f"{out}/image.png", 256, 256, lambda y: bytes(v for x in range(256) for v in (x, y, (x * y) % 256)))
+black = bytes(9400 * 3)
+png(f"{out}/bomb.png", 9400, 9400, lambda y: black)
+gif = (b"GIF89a" + struct.pack("<HH", 9459, 9459) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+       + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b")
+open(f"{out}/bomb.gif", "wb").write(gif)
+EOF
+ls -l "$OUT"/bomb.* | awk '{print "bomb file:", $NF, $5, "bytes"}'
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+start_server() { # extra serve flags
+    RUST_LOG=warn "$BIN" serve --random-weights 0 --listen "127.0.0.1:$PORT" --threads "$THREADS" \
+        --max-batch 8 "$@" > "$OUT/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 240); do
+        if "$BIN" info --server "$URL" > /dev/null 2>&1; then return; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$OUT/server.log" >&2; exit 1; fi
+        sleep 0.5
+    done
+    echo "server did not start" >&2; exit 1
+}
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+rss() { # VmRSS and VmHWM of the server, MiB
+    awk '/VmRSS|VmHWM/ {printf "%s %.0f MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status"
+}
+load() { # label, bench flags...; prints the result row
+    local label=$1; shift
+    local row
+    row=$("$BIN" bench --server "$URL" --image "$OUT/image.png" "$@" 2>/dev/null | tail -1 || true)
+    printf '%-34s %s\n' "$label" "$row"
+    echo "$row" > "$OUT/last.txt"
+}
+col() { awk -v c="$1" '{print $c}' "$OUT/last.txt"; }
+
+echo
+echo "== 1. engine vs end to end (Classify, 256x256 PNG)"
+"$BIN" bench --batch 8 --runs 10 --threads "$THREADS" | tail -2
+ENGINE8=$("$BIN" bench --json --batch 8 --runs 10 --threads "$THREADS" | python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.startswith("{")][0]["img_per_s"])')
+start_server
+echo "server idle: $(rss)"
+printf '%-34s %s\n' "" "rpc        conc     ok errors     img/s   mean ms    p50 ms    p90 ms    p99 ms"
+load "saturation (closed loop, c=32)" --concurrency 32 --duration "$SECS" --warmup 16
+SAT=$(col 5)
+python3 -c "print(f'engine batch 8: {float($ENGINE8):.2f} img/s; end to end at saturation: {float($SAT):.2f} img/s = {float($SAT)/float($ENGINE8)*100:.1f}% (goal >= 95%)')"
+
+echo
+echo "== 2. --max-queue-delay 0 vs $QDELAY s"
+load "delay 0, c=8" --concurrency 8 --duration "$SECS" --warmup 8
+load "delay 0, c=32" --concurrency 32 --duration "$SECS" --warmup 16
+stop_server
+start_server --max-queue-delay "$QDELAY"
+load "delay $QDELAY, c=8" --concurrency 8 --duration "$SECS" --warmup 8
+load "delay $QDELAY, c=32" --concurrency 32 --duration "$SECS" --warmup 16
+stop_server
+
+echo
+echo "== 3. open loop at 50% and 90% of saturation ($SAT img/s)"
+start_server
+R50=$(python3 -c "print(round(float($SAT) * 0.5, 2))")
+R90=$(python3 -c "print(round(float($SAT) * 0.9, 2))")
+load "rate $R50/s (50%)" --rate "$R50" --concurrency 64 --duration "$SECS" --warmup 4
+load "rate $R90/s (90%)" --rate "$R90" --concurrency 64 --duration "$SECS" --warmup 4
+
+echo
+echo "== 4. 4x overload (open loop), server defaults"
+R400=$(python3 -c "print(round(float($SAT) * 4, 2))")
+load "rate $R400/s (400%)" --rate "$R400" --concurrency 1024 --duration "$SECS" --warmup 0
+python3 - "$OUT/last.txt" <<'EOF'
+import sys
+f = open(sys.argv[1]).read().split()
+ok, err = int(f[2]), int(f[3])
+print(f"shed (refused) fraction: {err / max(1, ok + err) * 100:.1f}% of {ok + err} calls; p99 of accepted {f[8]} ms; codes: {' '.join(f[9:]) or '-'}")
+EOF
+echo "server after overload: $(rss)"
+stop_server
+
+echo
+echo "== 5. concurrent decompression bombs (server defaults: --memory-budget auto)"
+start_server
+echo "server idle: $(rss)"
+for bomb in bomb.png bomb.gif; do
+    row=$("$BIN" bench --server "$URL" --image "$OUT/$bomb" --concurrency 16 --requests 64 --warmup 0 2>/dev/null | tail -1 || true)
+    printf '%-10s %s\n' "$bomb" "$row"
+    echo "server after $bomb x64 (16 at once): $(rss)"
+done
+stop_server
+
+echo
+echo "== 6. SIGTERM under load (c=16 closed loop; SIGTERM 5 s in)"
+start_server --shutdown-timeout 30
+( "$BIN" bench --server "$URL" --image "$OUT/image.png" --concurrency 16 --duration 15 --warmup 0 > "$OUT/term.txt" 2> "$OUT/term.err" || true ) &
+LOADER=$!
+sleep 5
+T0=$(date +%s.%N)
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+T1=$(date +%s.%N)
+SERVER_PID=
+wait "$LOADER" || true
+python3 -c "print(f'server exited {float($T1) - float($T0):.2f} s after SIGTERM')"
+tail -1 "$OUT/term.txt"
+grep -m3 "first error" "$OUT/term.err" || true
