@@ -4,10 +4,11 @@
 #   2. throughput with and without --max-queue-delay at concurrency 8 and 32;
 #   3. p50/p99 at 50% and 90% of the saturation rate (open loop, --rate);
 #   4. 4x overload (open loop): shed fraction, p99 of the accepted calls, the server's peak RSS;
-#   5. concurrent decompression bombs (PNG 9400x9400, GIF with a 9459x9459 screen): codes, peak RSS;
+#   5. concurrent decompression bombs (PNG 9400x9400, GIF with a 9459x9459 screen) with
+#      --memory-budget 1GiB and off: codes, the server's peak RSS;
 #   6. SIGTERM under load: codes the callers saw, time from SIGTERM to exit.
 #
-#   benches/serving.sh [--seconds S] [--threads N] [--queue-delay SECONDS]
+#   benches/serving.sh [--seconds S] [--threads N] [--queue-delay SECONDS] [--bomb-budget SIZE]
 #
 # Environment: SWIN_SERVE_BIN (an already built swin-serve; default: build release), CARGO_TARGET_DIR.
 # Loads every core for several minutes: run it on an otherwise idle machine.
@@ -16,11 +17,13 @@ set -euo pipefail
 SECS=20
 THREADS=$(nproc)
 QDELAY=0.01
+BOMB_BUDGET=1GiB
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seconds) SECS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --queue-delay) QDELAY=$2; shift 2 ;;
+        --bomb-budget) BOMB_BUDGET=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -123,28 +126,42 @@ load "rate $R50/s (50%)" --rate "$R50" --concurrency 64 --duration "$SECS" --war
 load "rate $R90/s (90%)" --rate "$R90" --concurrency 64 --duration "$SECS" --warmup 4
 
 echo
-echo "== 4. 4x overload (open loop), server defaults"
+echo "== 4. 4x overload (open loop from 4 client processes, one connection each), server defaults"
 R400=$(python3 -c "print(round(float($SAT) * 4, 2))")
-load "rate $R400/s (400%)" --rate "$R400" --concurrency 1024 --duration "$SECS" --warmup 0
-python3 - "$OUT/last.txt" <<'EOF'
+R100=$(python3 -c "print(round(float($SAT), 2))")
+CLIENTS=()
+for c in 1 2 3 4; do
+    "$BIN" bench --server "$URL" --image "$OUT/image.png" --rate "$R100" --concurrency 256 \
+        --duration "$SECS" --warmup 0 > "$OUT/over-$c.txt" 2>/dev/null &
+    CLIENTS+=($!)
+done
+wait "${CLIENTS[@]}" || true
+python3 - "$OUT" "$R400" <<'EOF'
 import sys
-f = open(sys.argv[1]).read().split()
-ok, err = int(f[2]), int(f[3])
-print(f"shed (refused) fraction: {err / max(1, ok + err) * 100:.1f}% of {ok + err} calls; p99 of accepted {f[8]} ms; codes: {' '.join(f[9:]) or '-'}")
+ok = err = 0; p99 = []; codes = {}
+for c in range(1, 5):
+    f = open(f"{sys.argv[1]}/over-{c}.txt").read().strip().splitlines()[-1].split()
+    ok += int(f[2]); err += int(f[3]); p99.append(float(f[8]))
+    for kv in f[9:]:
+        k, v = kv.split("="); codes[k] = codes.get(k, 0) + int(v)
+print(f"offered {sys.argv[2]} calls/s: {ok + err} calls, shed (refused) {err / max(1, ok + err) * 100:.1f}%; "
+      f"p99 of accepted calls (worst client) {max(p99):.0f} ms; codes {codes or '-'}")
 EOF
 echo "server after overload: $(rss)"
 stop_server
 
 echo
-echo "== 5. concurrent decompression bombs (server defaults: --memory-budget auto)"
-start_server
-echo "server idle: $(rss)"
-for bomb in bomb.png bomb.gif; do
-    row=$("$BIN" bench --server "$URL" --image "$OUT/$bomb" --concurrency 16 --requests 64 --warmup 0 2>/dev/null | tail -1 || true)
-    printf '%-10s %s\n' "$bomb" "$row"
-    echo "server after $bomb x64 (16 at once): $(rss)"
+echo "== 5. concurrent decompression bombs, 64 calls 16 at once, per --memory-budget"
+for budget in "$BOMB_BUDGET" off; do
+    start_server --memory-budget "$budget"
+    echo "--memory-budget $budget; server idle: $(rss)"
+    for bomb in bomb.png bomb.gif; do
+        row=$("$BIN" bench --server "$URL" --image "$OUT/$bomb" --concurrency 16 --requests 64 --warmup 0 2>/dev/null | tail -1 || true)
+        printf '  %-10s %s\n' "$bomb" "$row"
+        echo "  server after $bomb: $(rss)"
+    done
+    stop_server
 done
-stop_server
 
 echo
 echo "== 6. SIGTERM under load (c=16 closed loop; SIGTERM 5 s in)"

@@ -15,7 +15,9 @@ use swin_serve::model::source::{model_file_in, CHECKPOINT_EXTENSIONS};
 use swin_serve::model::{download, ConfigHints, SwinV2Config, WeightsSource};
 use swin_serve::preprocess::PIL_MAX_IMAGE_PIXELS;
 use swin_serve::proto;
-use swin_serve::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_QUEUE_CAPACITY};
+use swin_serve::scheduler::{
+    DEFAULT_MAX_QUEUE_DELAY, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_QUEUE_CAPACITY,
+};
 use swin_serve::server::connection::DEFAULT_IDLE_TIMEOUT;
 use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
 use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
@@ -121,6 +123,11 @@ struct ServeArgs {
     /// what is queued at once.
     #[arg(long, env = "SWIN_SERVE_MAX_QUEUE_DELAY_SECS", value_name = "SECONDS", default_value_t = DEFAULT_MAX_QUEUE_DELAY.as_secs_f64())]
     max_queue_delay: f64,
+    /// Seconds an image may be expected to wait for a free instance: when the images already
+    /// admitted × the recent engine time per image / instances is longer, it gets UNAVAILABLE at
+    /// once (overload sheds instead of queueing). 0: only --queue-capacity bounds the wait.
+    #[arg(long, env = "SWIN_SERVE_MAX_QUEUE_WAIT_SECS", value_name = "SECONDS", default_value_t = DEFAULT_MAX_QUEUE_WAIT.as_secs_f64())]
+    max_queue_wait: f64,
     /// Images admitted at once (being decoded, or waiting for a free instance): a request takes its
     /// place before any decoding, and one more gets UNAVAILABLE at once.
     #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
@@ -494,6 +501,11 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions> {
         max_queue_delay: match Duration::try_from_secs_f64(args.max_queue_delay) {
             Ok(d) => d,
             Err(_) => bail!("--max-queue-delay must be a non-negative number of seconds"),
+        },
+        max_queue_wait: match Duration::try_from_secs_f64(args.max_queue_wait) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(_) => bail!("--max-queue-wait must be a non-negative number of seconds"),
         },
     })
 }

@@ -34,6 +34,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 /// none, it runs what is queued at once.
 pub const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::ZERO;
 
+/// Default bound on an image's estimated wait for an instance (`--max-queue-wait`): 10 s. With the
+/// default queue capacity (256) a saturated 2-core CPU server (~14 img/s) would otherwise let an
+/// accepted call wait ~18 s.
+pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a request did not get logits.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -42,6 +47,21 @@ pub enum SchedulerError {
     QueueFull {
         /// Queue capacity.
         capacity: usize,
+    },
+    /// The images already admitted would keep this one waiting longer than the pool's
+    /// `max_queue_wait` (gRPC UNAVAILABLE, retry later or elsewhere).
+    #[error(
+        "server overloaded: {ahead} images ahead, an estimated {:.1} s wait (over the {:.1} s limit, --max-queue-wait)",
+        estimated.as_secs_f64(),
+        limit.as_secs_f64()
+    )]
+    QueueWaitTooLong {
+        /// Images admitted and not yet taken by an instance.
+        ahead: usize,
+        /// `ahead` × recent engine time per image / instances.
+        estimated: Duration,
+        /// The limit.
+        limit: Duration,
     },
     /// The pool is shutting down.
     #[error("engine pool is shutting down")]
@@ -116,6 +136,9 @@ pub struct PoolStats {
     pub in_flight: AtomicUsize,
     /// Engine batches that failed in a row (reset by a batch that succeeds).
     pub failed_in_a_row: AtomicU64,
+    /// Recent engine time per image, in nanoseconds (an exponential moving average over batches,
+    /// weight 1/4 for the newest; 0 until the first batch has run).
+    pub engine_ns_per_image: AtomicU64,
 }
 
 /// What [`EnginePool::health`] finds.
@@ -143,6 +166,8 @@ pub struct EnginePool {
     /// while idle. Written by the worker, read by [`Self::health`].
     busy_since: Arc<[AtomicU64]>,
     epoch: Instant,
+    /// Refuse an image whose estimated wait for an instance exceeds this (`None`: no limit).
+    max_queue_wait: Option<Duration>,
 }
 
 /// Batches that must fail in a row before the pool is reported [`EngineHealth::Failing`].
@@ -216,7 +241,26 @@ impl EnginePool {
             stats,
             busy_since,
             epoch,
+            max_queue_wait: None,
         }
+    }
+
+    /// Refuse images at admission ([`SchedulerError::QueueWaitTooLong`]) when the images already
+    /// admitted would keep them waiting longer than `limit`: the estimate is images ahead × the
+    /// recent engine time per image / instances. `None` (or zero): no limit besides the queue
+    /// capacity. Under overload this bounds how long an accepted image waits, where a deep queue
+    /// alone would let every accepted call wait `capacity` images long.
+    pub fn with_max_queue_wait(mut self, limit: Option<Duration>) -> Self {
+        self.max_queue_wait = limit.filter(|l| !l.is_zero());
+        self
+    }
+
+    /// The wait an image admitted now would have before an instance takes it (estimated from the
+    /// images ahead and the recent engine time per image; zero before any batch has run).
+    pub fn estimated_queue_wait(&self) -> Duration {
+        let per_image = self.stats.engine_ns_per_image.load(Ordering::Relaxed);
+        let ahead = self.slots_in_use() as u64;
+        Duration::from_nanos(ahead.saturating_mul(per_image) / self.instances.max(1) as u64)
     }
 
     /// Whether the instances are working: none stuck in one batch for longer than `hang_after`,
@@ -245,6 +289,17 @@ impl EnginePool {
     pub fn reserve(&self) -> Result<QueueSlot, SchedulerError> {
         if self.sender.is_none() {
             return Err(SchedulerError::ShuttingDown);
+        }
+        if let Some(limit) = self.max_queue_wait {
+            let estimated = self.estimated_queue_wait();
+            if estimated > limit {
+                self.stats.images_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SchedulerError::QueueWaitTooLong {
+                    ahead: self.slots_in_use(),
+                    estimated,
+                    limit,
+                });
+            }
         }
         match Arc::clone(&self.admission).try_acquire_owned() {
             Ok(permit) => Ok(QueueSlot { permit }),
@@ -491,6 +546,16 @@ fn worker_loop(
         });
         let inference_time = started.elapsed();
         heartbeat.idle();
+        if outcome.is_ok() {
+            let per_image = (inference_time.as_nanos() / n as u128).min(u64::MAX as u128) as u64;
+            let old = stats.engine_ns_per_image.load(Ordering::Relaxed);
+            let new = if old == 0 {
+                per_image
+            } else {
+                (old.saturating_mul(3) / 4).saturating_add(per_image / 4)
+            };
+            stats.engine_ns_per_image.store(new, Ordering::Relaxed);
+        }
         drop(batch_span);
         drop(infer_spans);
         stats.batches_run.fetch_add(1, Ordering::Relaxed);
@@ -657,6 +722,49 @@ mod tests {
         assert!(b.iter().any(|&n| n > 1), "no batching happened: {b:?}");
         assert!(b.iter().all(|&n| n <= 4), "max_batch exceeded: {b:?}");
         assert_eq!(pool.stats().images_done.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn images_whose_estimated_wait_is_too_long_are_refused_at_once() {
+        // One instance taking ≥ 100 ms an image; refuse beyond an estimated 250 ms wait.
+        let (pool, _) = pool(1, 64, Duration::from_millis(100), None);
+        let pool = pool.with_max_queue_wait(Some(Duration::from_millis(250)));
+        // Nothing has run yet: no estimate, nothing refused.
+        assert_eq!(pool.estimated_queue_wait(), Duration::ZERO);
+        pool.infer(image(1.0), None).await.unwrap();
+        let per_image = pool.stats().engine_ns_per_image.load(Ordering::Relaxed);
+        assert!(per_image >= 100_000_000, "{per_image} ns");
+        // Admitted images that no instance has taken yet (held slots) are what an image waits for.
+        let first = pool.reserve().unwrap();
+        let second = pool.reserve().unwrap(); // 1 ahead: ~100 ms
+        let third = pool.reserve().unwrap(); // 2 ahead: ~200 ms
+        let refused = pool.reserve(); // 3 ahead: ≥ 300 ms > 250 ms
+        match refused {
+            Err(SchedulerError::QueueWaitTooLong {
+                ahead: 3,
+                estimated,
+                limit,
+            }) => {
+                assert!(estimated >= Duration::from_millis(300), "{estimated:?}");
+                assert_eq!(limit, Duration::from_millis(250));
+            }
+            other => panic!("expected QueueWaitTooLong, got {other:?}"),
+        }
+        assert_eq!(pool.stats().images_rejected.load(Ordering::Relaxed), 1);
+        drop((second, third));
+        assert!(pool.reserve().is_ok(), "1 ahead again: admitted");
+        drop(first);
+        // Without a limit only the capacity counts.
+        let (unlimited, _) = pool_with_run(Duration::from_millis(100)).await;
+        let held: Vec<_> = (0..10).map(|_| unlimited.reserve().unwrap()).collect();
+        assert_eq!(held.len(), 10);
+    }
+
+    async fn pool_with_run(delay: Duration) -> (EnginePool, Arc<Mutex<Vec<usize>>>) {
+        let (pool, batches) = pool(1, 64, delay, None);
+        let pool = pool.with_max_queue_wait(None);
+        pool.infer(image(1.0), None).await.unwrap();
+        (pool, batches)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,9 @@ pub struct ModelOptions {
     pub max_image_pixels: u64,
     /// Longest a free instance waits for more images to fill its batch (`--max-queue-delay`).
     pub max_queue_delay: std::time::Duration,
+    /// Refuse an image whose estimated wait for an instance is longer (`--max-queue-wait`; `None`:
+    /// only the queue capacity bounds the wait).
+    pub max_queue_wait: Option<std::time::Duration>,
     /// The name the model is served under (`--model-name`; OIP clients address it by this name).
     /// `None`: the model's own name (e.g. `swinv2_tiny_patch4_window8_256`).
     pub model_name: Option<String>,
@@ -40,6 +43,7 @@ impl ModelOptions {
             max_image_pixels: PIL_MAX_IMAGE_PIXELS,
             model_name: None,
             max_queue_delay: crate::scheduler::DEFAULT_MAX_QUEUE_DELAY,
+            max_queue_wait: Some(crate::scheduler::DEFAULT_MAX_QUEUE_WAIT),
         }
     }
 
@@ -126,7 +130,8 @@ pub fn load_model(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
             engines.instances,
             opts.queue_capacity,
             opts.max_queue_delay,
-        ),
+        )
+        .with_max_queue_wait(opts.max_queue_wait),
         preprocess,
         labels,
         info,

@@ -29,9 +29,9 @@ pub fn engine_status(err: &EngineError) -> Status {
 /// Status for a scheduling failure.
 pub fn scheduler_status(err: &SchedulerError) -> Status {
     match err {
-        SchedulerError::QueueFull { .. } | SchedulerError::ShuttingDown => {
-            Status::unavailable(err.to_string())
-        }
+        SchedulerError::QueueFull { .. }
+        | SchedulerError::QueueWaitTooLong { .. }
+        | SchedulerError::ShuttingDown => Status::unavailable(err.to_string()),
         SchedulerError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         SchedulerError::BadInput { .. } => Status::internal(err.to_string()),
         SchedulerError::Engine(e) => engine_status(e),
