@@ -107,20 +107,7 @@ fn decode_known_format(
     // Reads the header only.
     let mut decoder = reader.into_decoder().map_err(to_error)?;
     let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(PreprocessError::ZeroSize {
-            format: name.to_string(),
-            width,
-            height,
-        });
-    }
-    if u64::from(width) * u64::from(height) > cfg.max_image_pixels {
-        return Err(PreprocessError::TooLarge {
-            width,
-            height,
-            max_pixels: cfg.max_image_pixels,
-        });
-    }
+    super::working_set::check_header(name, width, height, cfg)?;
     // The output buffer counts against the budget; the decoder gets what is left.
     limits.reserve(decoder.total_bytes()).map_err(to_error)?;
     decoder.set_limits(limits).map_err(to_error)?;

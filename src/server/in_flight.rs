@@ -94,9 +94,9 @@ where
             let response = call.await?;
             // The place goes back when the answer's body is done (or dropped).
             Ok(response.map(|body| {
-                Body::new(Holding {
+                Body::new(HoldingBody {
                     body,
-                    _permit: Place(permit),
+                    _guard: Place(permit),
                 })
             }))
         })
@@ -112,13 +112,14 @@ impl Drop for Place {
     }
 }
 
-/// A response body that holds its call's place until it is done.
-struct Holding {
-    body: Body,
-    _permit: Place,
+/// A response body that holds `guard` (a call's place, its open-call count, ...) until the body
+/// is done: the call is not over when its handler returns, but when its last frame has been sent.
+pub(crate) struct HoldingBody<G> {
+    pub(crate) body: Body,
+    pub(crate) _guard: G,
 }
 
-impl http_body::Body for Holding {
+impl<G: Send + Unpin + 'static> http_body::Body for HoldingBody<G> {
     type Data = tonic::codegen::Bytes;
     type Error = Status;
 

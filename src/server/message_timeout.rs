@@ -22,6 +22,7 @@
 //! The timer is only polled while the server reads the request: a message the server is slow to
 //! read (its handler busy) is not the client's stall; what is already buffered is read first.
 
+use super::in_flight::HoldingBody;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::Status;
 
-use super::connection::{connection_of, OpenCall};
+use super::connection::connection_of;
 use super::memory_budget::{BudgetGuard, MemoryBudget};
 
 /// Default `--message-timeout`: 30 s.
@@ -120,36 +121,10 @@ where
             let response = call.await?;
             Ok(match open {
                 // The call stays open until the answer's body is done (or dropped).
-                Some(open) => response.map(|body| Body::new(HoldingOpen { body, _open: open })),
+                Some(open) => response.map(|body| Body::new(HoldingBody { body, _guard: open })),
                 None => response,
             })
         })
-    }
-}
-
-/// A response body that keeps its call open on its connection until it is done.
-struct HoldingOpen {
-    body: Body,
-    _open: OpenCall,
-}
-
-impl http_body::Body for HoldingOpen {
-    type Data = tonic::codegen::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 
