@@ -349,11 +349,13 @@ def main() -> int:
         "SWIN_SERVE_WINDOW_SIZE", "RUST_LOG", "HOME",
         "SWIN_SERVE_HEALTH_LISTEN", "SWIN_SERVE_TLS_CERT", "SWIN_SERVE_TLS_KEY", "SWIN_SERVE_TLS_CLIENT_CA",
         "SWIN_SERVE_AUTH_TOKEN_FILE", "SWIN_SERVE_NO_REFLECTION", "SWIN_SERVE_METRICS_LISTEN",
+        "SWIN_SERVE_MEMORY_BUDGET", "SWIN_SERVE_OTLP_ENDPOINT",
     }
     everything = merged(mlu_values, server__imgSize=256, server__windowSize=8,
                         server__labels={"configMap": "labels", "key": "labels.txt"}, server__reflection=False,
                         tls={"enabled": True, "secretName": "t", "clientCA": {"configMap": "ca"}},
-                        auth={"tokenSecret": {"name": "tok"}})
+                        auth={"tokenSecret": {"name": "tok"}},
+                        server__otlpEndpoint="http://otel-collector:4317")
     all_env = set(env_of(by_kind(render(everything), "Deployment")[0])) | set(env)
     check("env: only variables the binary reads", all_env <= known, str(all_env - known))
     main_rs = DEPLOY.parent / "src" / "main.rs"

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::instance::Buffers;
 use super::kernels::attention::{window_attention, WindowAttentionArgs};
 use super::kernels::linear::{linear, Epilogue, ResidualRows};
+use super::kernels::mlp::{self, MlpWeights};
 use super::kernels::norm::layer_norm_rows;
 use super::modules::{BasicLayer, PatchMerging, SwinTransformerBlock, SwinV2Model};
 use super::profile::{enter_stage, mark, Profile};
@@ -182,6 +183,19 @@ fn swin_block(
     mark(prof, "proj+norm1");
     // x = x + norm2(fc2(gelu(fc1(x))))
     let (fc1, fc2) = (&blk.mlp.fc1, &blk.mlp.fc2);
+    let fused = MlpWeights {
+        fc1: &fc1.weight,
+        fc1_bias: fc1.bias.as_deref().unwrap_or(&[]),
+        fc2: &fc2.weight,
+        fc2_bias: fc2.bias.as_deref().unwrap_or(&[]),
+        norm_weight: &blk.norm2.weight,
+        norm_bias: &blk.norm2.bias,
+    };
+    if mlp::worth_fusing(rows, &fused, rayon::current_num_threads()) {
+        mlp::mlp_residual(&mut buf.x[..rows * c], rows, &fused, &buf.mlp_scratch);
+        mark(prof, "mlp+norm2 (fused)");
+        return;
+    }
     linear(
         &buf.x[..rows * c],
         rows,

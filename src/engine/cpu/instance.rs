@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use super::forward::forward;
 use super::kernels::attention::WindowAttentionArgs;
-use super::kernels::denormals;
 use super::kernels::isa::Isa;
+use super::kernels::{denormals, mlp};
 use super::modules::SwinV2Model;
 use super::profile::Profile;
 use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
@@ -27,18 +27,25 @@ pub(super) struct Buffers {
     pub(super) pooled: Vec<f32>,
     /// One attention scratch per pool thread.
     pub(super) attn_scratch: Vec<Mutex<Vec<f32>>>,
+    /// One fused-MLP scratch per pool thread (a chunk's hidden block and fc2 output).
+    pub(super) mlp_scratch: Vec<Mutex<Vec<f32>>>,
 }
 
 impl Buffers {
     fn plan(model: &SwinV2Model, max_batch: usize, threads: usize) -> Self {
         let cfg = &model.config;
-        let (mut x, mut qkv, mut hidden, mut scratch) = (0, 0, 0, 0);
+        let (mut x, mut qkv, mut hidden, mut scratch, mut mlp) = (0, 0, 0, 0, 0);
         for layer in &model.layers {
             let l = layer.input_resolution * layer.input_resolution;
             x = x.max(l * layer.dim);
             qkv = qkv.max(3 * l * layer.dim);
             for b in &layer.blocks {
                 hidden = hidden.max(l * b.mlp.fc1.out_features);
+                mlp = mlp.max(mlp::scratch_len(
+                    mlp::chunk_rows(&b.mlp.fc1.weight),
+                    b.dim,
+                    b.mlp.fc1.out_features,
+                ));
                 let n = b.window_size * b.window_size;
                 scratch = scratch.max(WindowAttentionArgs::scratch_len(
                     n,
@@ -59,6 +66,7 @@ impl Buffers {
             attn_scratch: (0..threads)
                 .map(|_| Mutex::new(vec![0.0; scratch]))
                 .collect(),
+            mlp_scratch: (0..threads).map(|_| Mutex::new(vec![0.0; mlp])).collect(),
         }
     }
 }

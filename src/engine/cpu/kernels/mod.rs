@@ -8,6 +8,7 @@ pub mod denormals;
 pub mod isa;
 pub mod linear;
 pub mod math;
+pub mod mlp;
 pub mod norm;
 pub mod packed_gemm;
 
