@@ -7,20 +7,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::bombs;
-use swin_serve::engine::cpu::CpuOptions;
-use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::proto::inference as oip_pb;
 use swin_serve::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::memory_budget::BudgetSetting;
+use swin_serve::server::loader::load_model;
+use swin_serve::server::memory_budget::{proc_kb_field, BudgetSetting};
 use swin_serve::server::{self, ServerConfig};
 use tonic::Code;
 
@@ -46,22 +42,6 @@ fn payloads() -> Vec<(&'static str, Vec<u8>)> {
         ("bmp 3000x2000", bombs::bmp_rgb(3000, 2000)),
         ("gif 3000x3000 screen", bombs::gif_screen_bomb(3000)),
     ]
-}
-
-/// `GET /metrics` on `addr`, the body as text.
-fn scrape(addr: SocketAddr) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
 }
 
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -207,15 +187,6 @@ async fn fire(ch: &tonic::transport::Channel, copies: usize) -> (usize, usize) {
     (ok, refused)
 }
 
-fn tiny_model() -> ModelOptions {
-    let mut config = SwinV2Config::tiny_window8_256();
-    config.img_size = 64;
-    config.window_size = 4;
-    let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 3, config });
-    cpu.threads = 1;
-    ModelOptions::new(BackendOptions::Cpu(cpu))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_budget() {
     let budget = 160 * MIB;
@@ -232,7 +203,7 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
         max_message_bytes: 64 << 20,
         ..ServerConfig::default()
     };
-    let opts = tiny_model();
+    let opts = common::tiny_model_options();
     let handle = tokio::spawn(server::serve(
         listener,
         config,
@@ -248,7 +219,7 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
     assert!(refused >= 2 * 6, "ok {ok}, refused {refused}");
     assert!(ok >= 1, "ok {ok}, refused {refused}");
 
-    let text = scrape(metrics_addr);
+    let text = common::scrape_metrics(metrics_addr);
     let peak = sample(&text, "swin_memory_budget_peak_bytes").expect("peak gauge");
     assert!(
         peak > 0.0 && peak <= budget as f64,
@@ -272,17 +243,6 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
         .expect("server did not stop")
         .unwrap()
         .unwrap();
-}
-
-/// `VmRSS`/`VmHWM` of a process, in bytes.
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 /// What the budget does not count, allowed on top of it: request messages being received and
@@ -322,10 +282,10 @@ async fn the_real_binary_keeps_its_peak_rss_within_budget_plus_model() {
         })
         .await
         .unwrap();
-    let idle = proc_status_kb(pid, "VmHWM:");
+    let idle = proc_kb_field(&format!("/proc/{pid}/status"), "VmHWM:").unwrap();
 
     let (ok, refused) = fire(&ch, 4).await;
-    let peak = proc_status_kb(pid, "VmHWM:");
+    let peak = proc_kb_field(&format!("/proc/{pid}/status"), "VmHWM:").unwrap();
     let _ = child.kill();
     let _ = child.wait();
     eprintln!(

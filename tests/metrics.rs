@@ -1,7 +1,8 @@
 //! The Prometheus endpoint (`--metrics-listen`): scraped over HTTP after real calls, its counters
 //! move. A test binary of its own: the metrics recorder is global to a process.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use swin_serve::engine::cpu::CpuOptions;
@@ -11,23 +12,6 @@ use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::server::loader::{load_model, ModelOptions};
 use swin_serve::server::{self, ServerConfig};
-
-/// `GET /metrics` on `addr`, the body as text.
-fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
-}
 
 /// The value of the sample `name{labels}` (labels written exactly as the exporter does).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -107,7 +91,7 @@ async fn metrics_endpoint_is_scraped_and_its_counters_move() {
     // The pool counters are sampled every second.
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let text = scrape(metrics_addr);
+        let text = common::scrape_metrics(metrics_addr);
         if sample(&text, "swin_images_total{outcome=\"done\"}") == Some(2.0) {
             break text;
         }

@@ -10,12 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::bombs;
-use swin_serve::engine::cpu::CpuOptions;
-use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions};
+use swin_serve::server::loader::load_model;
 use swin_serve::server::memory_budget::BudgetSetting;
 use swin_serve::server::{self, ServerConfig};
 use tokio::net::TcpStream;
@@ -25,15 +22,6 @@ use tonic::Code;
 const MIB: u32 = 1 << 20;
 const CLASSIFY: &str = "/swin.v1.Classifier/Classify";
 const CLASSIFY_STREAM: &str = "/swin.v1.Classifier/ClassifyStream";
-
-fn tiny_model() -> ModelOptions {
-    let mut config = SwinV2Config::tiny_window8_256();
-    config.img_size = 64;
-    config.window_size = 4;
-    let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 3, config });
-    cpu.threads = 1;
-    ModelOptions::new(BackendOptions::Cpu(cpu))
-}
 
 struct Server {
     addr: SocketAddr,
@@ -45,7 +33,7 @@ async fn start(config: ServerConfig) -> Server {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let opts = tiny_model();
+    let opts = common::tiny_model_options();
     let handle = tokio::spawn(server::serve(
         listener,
         config,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::engine::cpu::{CpuEngine, Isa, Profile, SwinV2Model};
 use crate::engine::{Engine, EngineError};
 use crate::model::{ConfigHints, ModelError, SwinV2Config, WeightsSource};
+use crate::server::memory_budget::proc_kb_field;
 
 /// `system` of the figures (as `peers.py` names its own).
 pub const SYSTEM: &str = "swin-serve-cpu";
@@ -344,16 +345,7 @@ pub fn cpu_model_name() -> String {
 
 /// Peak resident set size of this process so far (`VmHWM` of `/proc/self/status`), MiB.
 pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    proc_kb_field("/proc/self/status", "VmHWM:").map(|bytes| bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// `text` as a JSON string literal.

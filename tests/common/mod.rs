@@ -5,7 +5,44 @@
 pub mod bombs;
 pub mod fake_mlu;
 
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use swin_serve::engine::cpu::CpuOptions;
+use swin_serve::engine::BackendOptions;
+use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::server::loader::ModelOptions;
+
+/// A small random SwinV2-T (64×64 input, window 4, seed 3) on one thread: the real engine, fast
+/// enough for serving tests.
+pub fn tiny_model_options() -> ModelOptions {
+    let mut config = SwinV2Config::tiny_window8_256();
+    config.img_size = 64;
+    config.window_size = 4;
+    let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 3, config });
+    cpu.threads = 1;
+    ModelOptions::new(BackendOptions::Cpu(cpu))
+}
+
+/// `GET /metrics` on `addr` (the `--metrics-listen` endpoint): the whole HTTP response as text,
+/// asserted to be `200`.
+pub fn scrape_metrics(addr: SocketAddr) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
 
 /// `tests/fixtures/<name>` (e.g. `parity`, `preprocess`).
 pub fn fixture_dir(name: &str) -> PathBuf {

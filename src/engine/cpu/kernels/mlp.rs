@@ -65,15 +65,16 @@ pub fn mlp_residual(x: &mut [f32], rows: usize, w: &MlpWeights<'_>, scratch: &[M
     assert!(w.fc2.k() == h && w.fc2.n() == c && x.len() >= rows * c);
     assert!(w.fc1_bias.len() == h && w.fc2_bias.len() == c && !scratch.is_empty());
     let chunk = chunk_rows(w.fc1);
-    assert!(scratch.iter().all(|s| s
-        .lock()
-        .map_or(true, |s| s.len() >= scratch_len(chunk, c, h))));
     let xp = SendPtr(x.as_mut_ptr());
     (0..rows.div_ceil(chunk)).into_par_iter().for_each(|t| {
         let r0 = t * chunk;
         let m = chunk.min(rows - r0);
         let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            guard.len() >= scratch_len(chunk, c, h),
+            "MLP scratch too short"
+        );
         let (hidden, out) = guard.split_at_mut(chunk * h);
         let (hidden, out) = (&mut hidden[..m * h], &mut out[..m * c]);
         // SAFETY: rows r0..r0+m of x (rows·c floats, asserted) belong to this task alone: the
