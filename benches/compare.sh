@@ -27,6 +27,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 PYTHON=${PYTHON:-python3}
 PEERS=${PEERS:-../shared/bench/peers.py}
 BIN=${SWIN_SERVE_BIN:-}
@@ -60,29 +61,11 @@ echo "== peers.py (as shipped)" >&2
 echo "== peers.py --ftz (tuned)" >&2
 "$PYTHON" "$PEERS" "${peers_args[@]}" --ftz > "$OUT/peers-ftz.jsonl" || echo "peers.py --ftz failed" >&2
 
-# A 256×256 RGB PNG (a smooth pattern), written with the standard library only.
-python3 - "$OUT/image.png" <<'EOF'
-import struct, sys, zlib
-w = h = 256
-rows = b"".join(b"\0" + bytes(v for x in range(w) for v in (x, y, (x * y) % 256)) for y in range(h))
-chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
-png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) \
-    + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
-open(sys.argv[1], "wb").write(png)
-EOF
-
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+write_images "$OUT"
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 echo "== swin-serve serve --random-weights 0 on $URL" >&2
-RUST_LOG=warn "$BIN" serve --random-weights 0 --listen "127.0.0.1:$PORT" --threads "$THREADS" \
-    --max-batch 8 > "$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 240); do
-    if "$BIN" info --server "$URL" > /dev/null 2>&1; then break; fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$OUT/server.log" >&2; exit 1; fi
-    sleep 0.5
-done
-"$BIN" info --server "$URL" > /dev/null
+start_server
 echo "== gRPC Classify, concurrency 1" >&2
 "$BIN" bench --server "$URL" --rpc classify --image "$OUT/image.png" --concurrency 1 \
     --requests $((RUNS * 5)) --warmup 5 > "$OUT/grpc-1.txt"

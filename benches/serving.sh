@@ -30,6 +30,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 BIN=${SWIN_SERVE_BIN:-}
 OUT=$(mktemp -d)
 SERVER_PID=
@@ -46,44 +47,11 @@ if [[ -z "$BIN" ]]; then
     BIN="${CARGO_TARGET_DIR:-target}/release/swin-serve"
 fi
 
-# A 256x256 RGB PNG, a 9400x9400 black PNG (~270 KB) and a GIF with a 9459x9459 logical screen
-# and a 1x1 frame (~40 bytes), written with the standard library only.
-python3 - "$OUT" <<'EOF'
-import struct, sys, zlib
-out = sys.argv[1]
-def png(path, w, h, row):
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
-    z = zlib.compressobj(9)
-    data = b"".join(z.compress(b"\0" + row(y)) for y in range(h)) + z.flush()
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-png(f"{out}/image.png", 256, 256, lambda y: bytes(v for x in range(256) for v in (x, y, (x * y) % 256)))
-black = bytes(9400 * 3)
-png(f"{out}/bomb.png", 9400, 9400, lambda y: black)
-gif = (b"GIF89a" + struct.pack("<HH", 9459, 9459) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
-       + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b")
-open(f"{out}/bomb.gif", "wb").write(gif)
-EOF
+write_images "$OUT" bombs
 ls -l "$OUT"/bomb.* | awk '{print "bomb file:", $NF, $5, "bytes"}'
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
-start_server() { # extra serve flags
-    RUST_LOG=warn "$BIN" serve --random-weights 0 --listen "127.0.0.1:$PORT" --threads "$THREADS" \
-        --max-batch 8 "$@" > "$OUT/server.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 240); do
-        if "$BIN" info --server "$URL" > /dev/null 2>&1; then return; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$OUT/server.log" >&2; exit 1; fi
-        sleep 0.5
-    done
-    echo "server did not start" >&2; exit 1
-}
-stop_server() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
 rss() { # VmRSS and VmHWM of the server, MiB
     awk '/VmRSS|VmHWM/ {printf "%s %.0f MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status"
 }
