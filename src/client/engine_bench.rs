@@ -125,15 +125,27 @@ impl BatchProfile {
             .collect()
     }
 
-    /// Two human lines: milliseconds per operation, then per stage.
+    /// Human lines: milliseconds per operation, per stage, then per operation within each stage.
     pub fn describe(&self) -> String {
-        format!(
+        let mut out = format!(
             "batch-{} profile, ms per operation: {}\nbatch-{} profile, ms per stage: {}",
             self.batch,
             join_ms(&self.profile.by_operation()),
             self.batch,
             join_ms(&self.by_stage())
-        )
+        );
+        for (stage, _) in self.profile.by_stage() {
+            let ops: Vec<(&str, f64)> = self
+                .profile
+                .entries
+                .iter()
+                .filter(|(s, _, _)| *s == stage)
+                .map(|&(_, what, ms)| (what, ms))
+                .collect();
+            let name = stage.map_or("embed/head".into(), |s| format!("stage {s}"));
+            out.push_str(&format!("\n  {name}: {}", join_ms(&ops)));
+        }
+        out
     }
 
     /// One JSON object: `{"system": "swin-serve-cpu-profile", "batch", "total_ms", "operations":

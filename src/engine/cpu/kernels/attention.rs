@@ -16,6 +16,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::isa::Isa;
 use super::SendPtr;
 
 /// `F.normalize` epsilon.
@@ -91,16 +92,16 @@ pub fn window_attention(
     out: &mut [f32],
     scratch: &[Mutex<Vec<f32>>],
 ) {
-    window_attention_with(args, qkv, out, scratch, super::has_avx2_fma());
+    window_attention_with(args, qkv, out, scratch, Isa::active());
 }
 
-/// [`window_attention`] with the kernel set chosen by the caller (`avx2` only where detected).
+/// [`window_attention`] with the kernel set chosen by the caller (lowered to what the CPU has).
 fn window_attention_with(
     args: &WindowAttentionArgs<'_>,
     qkv: &[f32],
     out: &mut [f32],
     scratch: &[Mutex<Vec<f32>>],
-    avx2: bool,
+    isa: Isa,
 ) {
     let n = args.window_tokens;
     assert_eq!(
@@ -117,18 +118,18 @@ fn window_attention_with(
     assert!(qkv.len() >= args.batch * args.tokens * 3 * args.dim);
     assert!(out.len() >= args.batch * args.tokens * args.dim);
     let out = SendPtr(out.as_mut_ptr());
-    let avx2 = avx2 && super::has_avx2_fma();
+    let isa = isa.min(Isa::detected());
     (0..tasks).into_par_iter().for_each(|t| {
         let h = t % args.num_heads;
         let w = (t / args.num_heads) % windows;
         let b = t / (args.num_heads * windows);
         let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: `out` holds batch*tokens*dim floats (asserted above) and `avx2` implies detection
-        // (line above). Task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of
+        // SAFETY: `out` holds batch*tokens*dim floats (asserted above) and the CPU has `isa`
+        // (lowered to the detected set above). Task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of
         // image b; the token map is a permutation of 0..tokens (`TokenPermutation`, length asserted
         // above), so the rows exist and no two tasks write the same element.
-        unsafe { window_head(args, qkv, out, &mut guard, b, w, h, avx2) };
+        unsafe { window_head(args, qkv, out, &mut guard, b, w, h, isa) };
     });
 }
 
@@ -137,8 +138,8 @@ fn window_attention_with(
 /// # Safety
 /// `out` must be valid for writes of `batch*tokens*dim` floats; every entry of `a.token_index` must be
 /// below `a.tokens`; no other thread may access this task's elements of `out` (columns
-/// `h*hd..(h+1)*hd` of the rows of window `w` of image `b`) during the call; `avx2` may be true only
-/// where the CPU supports AVX2 and FMA.
+/// `h*hd..(h+1)*hd` of the rows of window `w` of image `b`) during the call; the CPU must support
+/// `isa`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn window_head(
     a: &WindowAttentionArgs<'_>,
@@ -148,7 +149,7 @@ unsafe fn window_head(
     b: usize,
     w: usize,
     h: usize,
-    avx2: bool,
+    isa: Isa,
 ) {
     let n = a.window_tokens;
     let c = a.dim;
@@ -168,18 +169,24 @@ unsafe fn window_head(
     let dst_row = |p: usize| unsafe { out.get().add((base + map[p] as usize) * c + h * hd) };
 
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: AVX2 and FMA were detected at run time (caller); q, kt, v and s were split from
-        // the scratch at n×hd, hd×n, n×hd and n×n floats, bias and mask sliced at n×n above, and
-        // dst_row(p) is valid for hd floats owned by this task (see dst_row).
+    if isa >= Isa::Avx2 {
+        // SAFETY: the CPU has `isa` (caller), so AVX2 and FMA, and AVX-512 F where `isa` says so;
+        // q, kt, v and s were split from the scratch at n×hd, hd×n, n×hd and n×n floats, bias and
+        // mask sliced at n×n above, and dst_row(p) is valid for hd floats owned by this task (see
+        // dst_row).
         unsafe {
             gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
-            scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
-            pv_avx2(s, v, &dst_row, n, hd);
+            if isa >= Isa::Avx512 {
+                scores_softmax_avx512(q, kt, s, bias, mask, n, hd);
+                pv_avx512(s, v, &dst_row, n, hd);
+            } else {
+                scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
+                pv_avx2(s, v, &dst_row, n, hd);
+            }
         }
         return;
     }
-    let _ = avx2;
+    let _ = isa;
 
     // 1. gather + cosine normalisation (logit scale folded into q).
     for (p, &tok) in map.iter().enumerate() {
@@ -618,6 +625,291 @@ unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n:
     }
 }
 
+/// AVX-512 [`score_tile`]: rows `i..i+R`, columns `j..j + 16*B`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `i + R <= n` and `j + 16*B <= n`; the slices are sized as
+/// [`score_tile`] requires.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline]
+unsafe fn score_tile512<const R: usize, const B: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+    j: usize,
+) {
+    debug_assert!(i + R <= n && j + 16 * B <= n);
+    let mut acc = [[_mm512_setzero_ps(); B]; R];
+    // SAFETY: (all loads/stores) rows i..i+R < n, columns j..j+16B <= n of the n×n bias, mask and
+    // s; rows d < hd of the hd×n kt; rows i..i+R of the n×hd q (caller).
+    unsafe {
+        for r in 0..R {
+            for b in 0..B {
+                let off = (i + r) * n + j + 16 * b;
+                acc[r][b] = _mm512_loadu_ps(bias.as_ptr().add(off));
+                if let Some(m) = mask {
+                    acc[r][b] = _mm512_add_ps(acc[r][b], _mm512_loadu_ps(m.as_ptr().add(off)));
+                }
+            }
+        }
+        for d in 0..hd {
+            let mut kv = [_mm512_setzero_ps(); B];
+            for (b, k) in kv.iter_mut().enumerate() {
+                *k = _mm512_loadu_ps(kt.as_ptr().add(d * n + j + 16 * b));
+            }
+            for r in 0..R {
+                let qb = _mm512_set1_ps(*q.get_unchecked((i + r) * hd + d));
+                for b in 0..B {
+                    acc[r][b] = _mm512_fmadd_ps(qb, kv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            for b in 0..B {
+                _mm512_storeu_ps(s.as_mut_ptr().add((i + r) * n + j + 16 * b), acc[r][b]);
+            }
+        }
+    }
+}
+
+/// AVX-512 [`score_rows`]: scores for rows `i..i+R`, then softmax of each row.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `i + R <= n`; the slices are sized as [`score_tile`] requires.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn score_rows512<const R: usize>(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
+    let mut j = 0;
+    // SAFETY: i + R <= n and the slice sizes come from the caller; the loop bounds keep
+    // j + 64 <= n, resp. j + 16 <= n.
+    unsafe {
+        while j + 64 <= n {
+            score_tile512::<R, 4>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 64;
+        }
+        while j + 16 <= n {
+            score_tile512::<R, 1>(q, kt, s, bias, mask, n, hd, i, j);
+            j += 16;
+        }
+    }
+    for r in i..i + R {
+        for jj in j..n {
+            let mut x = bias[r * n + jj] + mask.map_or(0.0, |m| m[r * n + jj]);
+            for d in 0..hd {
+                x += q[r * hd + d] * kt[d * n + jj];
+            }
+            s[r * n + jj] = x;
+        }
+        softmax_avx512(&mut s[r * n..(r + 1) * n]);
+    }
+}
+
+/// AVX-512 [`scores_softmax_avx2`].
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `bias`, `s` (and `mask`) must hold at least `n*n` floats, `q` at
+/// least `n*hd` and `kt` at least `hd*n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scores_softmax_avx512(
+    q: &[f32],
+    kt: &[f32],
+    s: &mut [f32],
+    bias: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    hd: usize,
+) {
+    let mut i = 0;
+    // SAFETY: the loop bounds keep i + 4 <= n, resp. i + 1 <= n; slice sizes from the caller.
+    unsafe {
+        while i + 4 <= n {
+            score_rows512::<4>(q, kt, s, bias, mask, n, hd, i);
+            i += 4;
+        }
+        while i < n {
+            score_rows512::<1>(q, kt, s, bias, mask, n, hd, i);
+            i += 1;
+        }
+    }
+}
+
+/// Softmax of one row in place (max-subtracted, [`exp_avx512`](super::math::exp_avx512)).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn softmax_avx512(row: &mut [f32]) {
+    use super::math::exp_avx512;
+    let n = row.len();
+    let end = n - n % 16;
+    let p = row.as_mut_ptr();
+    // SAFETY: (all pointer accesses) p = row.as_mut_ptr(); vector accesses at j with
+    // j + 16 <= end <= n = row.len(), scalar ones at jj < n.
+    unsafe {
+        let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut j = 0;
+        while j < end {
+            vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(p.add(j)));
+            j += 16;
+        }
+        let mut max = _mm512_reduce_max_ps(vmax);
+        for jj in end..n {
+            max = max.max(*p.add(jj));
+        }
+        let vm = _mm512_set1_ps(max);
+        let mut vsum = _mm512_setzero_ps();
+        let mut j = 0;
+        while j < end {
+            let e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(p.add(j)), vm));
+            _mm512_storeu_ps(p.add(j), e);
+            vsum = _mm512_add_ps(vsum, e);
+            j += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(vsum);
+        for jj in end..n {
+            let e = (*p.add(jj) - max).exp();
+            *p.add(jj) = e;
+            sum += e;
+        }
+        let inv = 1.0 / sum;
+        let vinv = _mm512_set1_ps(inv);
+        let mut j = 0;
+        while j < end {
+            _mm512_storeu_ps(p.add(j), _mm512_mul_ps(_mm512_loadu_ps(p.add(j)), vinv));
+            j += 16;
+        }
+        for jj in end..n {
+            *p.add(jj) *= inv;
+        }
+    }
+}
+
+/// AVX-512 [`pv_tile`]: `O[i, d..d+16B]` for rows `i..i+R`.
+///
+/// # Safety
+/// As [`pv_tile`] with AVX-512 F instead of AVX2 and `d + 16*B <= hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)]
+#[inline]
+unsafe fn pv_tile512<const R: usize, const B: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+    d: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); B]; R];
+    // SAFETY: (all loads/stores) rows i..i+R < n of the n×n P, rows j < n and columns
+    // d..d+16B <= hd of the n×hd v; dst_row(r) is valid for hd floats owned by this task (caller).
+    unsafe {
+        for j in 0..n {
+            let mut vv = [_mm512_setzero_ps(); B];
+            for (b, x) in vv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(v.as_ptr().add(j * hd + d + 16 * b));
+            }
+            for r in 0..R {
+                let pb = _mm512_set1_ps(*s.get_unchecked((i + r) * n + j));
+                for b in 0..B {
+                    acc[r][b] = _mm512_fmadd_ps(pb, vv[b], acc[r][b]);
+                }
+            }
+        }
+        for r in 0..R {
+            let o = dst_row(i + r).add(d);
+            for b in 0..B {
+                _mm512_storeu_ps(o.add(16 * b), acc[r][b]);
+            }
+        }
+    }
+}
+
+/// AVX-512 [`pv_rows`]: rows `i..i+R`, all `hd` columns.
+///
+/// # Safety
+/// As [`pv_tile512`], with `i + R <= n` and no condition on the columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn pv_rows512<const R: usize>(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+    i: usize,
+) {
+    let mut d = 0;
+    // SAFETY: the loop bounds keep d + 32 <= hd, resp. d + 16 <= hd, and the tail writes columns
+    // dd < hd of dst_row(r), valid for hd floats; the rest comes from the caller (see pv_tile).
+    unsafe {
+        while d + 32 <= hd {
+            pv_tile512::<R, 2>(s, v, dst_row, n, hd, i, d);
+            d += 32;
+        }
+        while d + 16 <= hd {
+            pv_tile512::<R, 1>(s, v, dst_row, n, hd, i, d);
+            d += 16;
+        }
+        for r in i..i + R {
+            let o = dst_row(r);
+            for dd in d..hd {
+                let mut x = 0.0;
+                for j in 0..n {
+                    x += s[r * n + j] * v[j * hd + dd];
+                }
+                *o.add(dd) = x;
+            }
+        }
+    }
+}
+
+/// AVX-512 [`pv_avx2`].
+///
+/// # Safety
+/// As [`pv_avx2`] with AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pv_avx512(
+    s: &[f32],
+    v: &[f32],
+    dst_row: &impl Fn(usize) -> *mut f32,
+    n: usize,
+    hd: usize,
+) {
+    let mut i = 0;
+    // SAFETY: the loop bounds keep i + 8 <= n, resp. i + 1 <= n; the rest comes from the caller.
+    unsafe {
+        while i + 8 <= n {
+            pv_rows512::<8>(s, v, dst_row, n, hd, i);
+            i += 8;
+        }
+        while i < n {
+            pv_rows512::<1>(s, v, dst_row, n, hd, i);
+            i += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,16 +1061,16 @@ mod tests {
                 })
                 .build()
                 .unwrap();
-            for avx2 in [true, false] {
+            for isa in Isa::available() {
                 let scratch: Vec<_> = (0..2)
                     .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
                     .collect();
                 let mut out = vec![f32::NAN; tokens * c];
-                pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, avx2));
+                pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, isa));
                 for (i, (&got, &x)) in out.iter().zip(&want).enumerate() {
                     assert!(
                         (got as f64 - x).abs() <= 1e-4 * (1.0 + x.abs()),
-                        "flush {flush} avx2 {avx2} at {i}: {got} vs {x}"
+                        "flush {flush} {isa} at {i}: {got} vs {x}"
                     );
                 }
             }
@@ -791,17 +1083,20 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
-        // (window, heads, head_dim, shifted): covers N = 9, 16, 64 and head dims 6, 8, 32, 40.
-        for &(win, heads, hd, shifted, avx2) in &[
-            (3, 2, 6, false, true),
-            (4, 3, 8, true, true),
-            (8, 2, 32, true, true),
-            (4, 1, 40, false, true),
-            (6, 2, 12, true, true),
-            (3, 2, 6, false, false),
-            (6, 2, 12, true, false),
-            (8, 2, 32, true, false),
-        ] {
+        // (window, heads, head_dim, shifted): covers N = 9, 16, 36, 64, 144 and head dims 6, 8,
+        // 12, 32, 40, 48 (full vector tiles and every kind of tail), on every instruction set.
+        let shapes = [
+            (3, 2, 6, false),
+            (4, 3, 8, true),
+            (8, 2, 32, true),
+            (4, 1, 40, false),
+            (6, 2, 12, true),
+            (12, 1, 48, true),
+        ];
+        for (isa, &(win, heads, hd, shifted)) in Isa::available()
+            .into_iter()
+            .flat_map(|isa| shapes.iter().map(move |s| (isa, s)))
+        {
             let res = win * 2;
             let c = heads * hd;
             let n = win * win;
@@ -835,7 +1130,7 @@ mod tests {
                 .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
                 .collect();
             let mut out = vec![f32::NAN; batch * tokens * c];
-            pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, avx2));
+            pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, isa));
             for b in 0..batch {
                 for w in 0..tokens / n {
                     for h in 0..heads {
@@ -857,7 +1152,7 @@ mod tests {
                                 let got = out[tok * c + h * hd + d] as f64;
                                 assert!(
                                     (got - x).abs() < 2e-5,
-                                    "win {win} b {b} w {w} h {h} i {i} d {d}: {got} vs {x}"
+                                    "{isa} win {win} b {b} w {w} h {h} i {i} d {d}: {got} vs {x}"
                                 );
                             }
                         }

@@ -1,14 +1,15 @@
 //! Linear layers: `y = x · Wᵀ` on weights packed at load ([`PackedMatrix`]), split into row chunks (or
 //! panel groups when there are few rows) over the current rayon pool, each task running the
-//! single-threaded packed GEMM and then its epilogue while the rows are still in cache.
+//! single-threaded packed GEMM. Bias and GELU are applied by the GEMM's microkernels while each tile
+//! is still in registers; a LayerNorm (which needs whole rows) runs after the task's GEMM while its
+//! rows are still in cache.
 
 use std::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use super::math::{bias_gelu_rows, bias_rows};
 use super::norm::{add_layer_norm_rows, layer_norm_rows};
-use super::packed_gemm::{matmul_panels, tile_rows, PackedMatrix};
+use super::packed_gemm::{matmul_panels, tile_rows, PackedMatrix, TileOutput};
 use super::SendPtr;
 
 /// What to do with the rows of `x · Wᵀ` once computed.
@@ -63,7 +64,7 @@ impl<'a> ResidualRows<'a> {
     }
 }
 
-impl Epilogue<'_> {
+impl<'a> Epilogue<'a> {
     /// Whether the epilogue needs whole rows (a LayerNorm), so cannot run on a column block.
     fn needs_full_rows(&self) -> bool {
         matches!(
@@ -72,67 +73,49 @@ impl Epilogue<'_> {
         )
     }
 
-    /// Apply to the block of rows `r0..r0+m`, columns `c0..c0+nb` of `y` (row stride `n`).
+    /// The part the GEMM's microkernels apply as they store: the bias, and GELU. (An empty bias is
+    /// no bias: a layer loaded without one.)
+    fn tile_output(&self) -> TileOutput<'a> {
+        match *self {
+            Epilogue::None | Epilogue::BiasNorm { bias: None, .. } => TileOutput::Plain,
+            Epilogue::Bias(b) | Epilogue::BiasNormResidual { bias: b, .. } if b.is_empty() => {
+                TileOutput::Plain
+            }
+            Epilogue::Bias(b)
+            | Epilogue::BiasNorm { bias: Some(b), .. }
+            | Epilogue::BiasNormResidual { bias: b, .. } => TileOutput::Bias(b),
+            Epilogue::BiasGelu(b) => TileOutput::BiasGelu(b),
+        }
+    }
+
+    /// Apply the rest (the norms: bias and GELU came with [`Self::tile_output`]) to rows
+    /// `r0..r0+m` of `y` (row stride `n`).
     ///
     /// # Safety
     /// `y` must be valid for reads and writes of rows `r0..r0+m` (`n` floats each) and, for
     /// `BiasNormResidual`, `residual` must hold those rows too (`(r0 + m) · n <= residual.len`); no
-    /// other thread may access the block (nor the same rows of `residual`) during the call. Norm epilogues need `c0 == 0 && nb == n`, and bias
-    /// epilogues `c0 + nb <= n`.
-    unsafe fn apply(&self, y: *mut f32, n: usize, r0: usize, m: usize, c0: usize, nb: usize) {
-        let full = c0 == 0 && nb == n;
-        debug_assert!(full || !self.needs_full_rows());
+    /// other thread may access those rows (nor the same rows of `residual`) during the call.
+    unsafe fn apply_norm(&self, y: *mut f32, n: usize, r0: usize, m: usize) {
         // SAFETY: rows r0..r0+m exist and belong to this task (caller).
         let rows = || unsafe { std::slice::from_raw_parts_mut(y.add(r0 * n), m * n) };
         match *self {
-            Epilogue::None => {}
-            Epilogue::Bias(b) | Epilogue::BiasGelu(b) => {
-                let gelu = matches!(self, Epilogue::BiasGelu(_));
-                let b = &b[c0..c0 + nb];
-                if full {
-                    if gelu {
-                        bias_gelu_rows(rows(), b)
-                    } else {
-                        bias_rows(rows(), b)
-                    }
-                } else {
-                    for r in r0..r0 + m {
-                        // SAFETY: columns c0..c0+nb of row r belong to this task.
-                        let row = unsafe { std::slice::from_raw_parts_mut(y.add(r * n + c0), nb) };
-                        if gelu {
-                            bias_gelu_rows(row, b)
-                        } else {
-                            bias_rows(row, b)
-                        }
-                    }
-                }
-            }
+            Epilogue::None | Epilogue::Bias(_) | Epilogue::BiasGelu(_) => {}
             Epilogue::BiasNorm {
-                bias,
-                weight,
-                norm_bias,
-            } => {
-                let rows = rows();
-                if let Some(b) = bias {
-                    bias_rows(rows, b);
-                }
-                layer_norm_rows(rows, weight, norm_bias);
-            }
+                weight, norm_bias, ..
+            } => layer_norm_rows(rows(), weight, norm_bias),
             Epilogue::BiasNormResidual {
-                bias,
                 weight,
                 norm_bias,
                 residual,
+                ..
             } => {
-                let rows = rows();
-                bias_rows(rows, bias);
                 debug_assert!((r0 + m) * n <= residual.len);
                 // SAFETY: the rows exist (caller) and belong to this task alone: `ResidualRows`
                 // comes from an exclusive borrow and tasks own disjoint row ranges.
                 let res = unsafe {
                     std::slice::from_raw_parts_mut(residual.ptr.get().add(r0 * n), m * n)
                 };
-                add_layer_norm_rows(res, rows, weight, norm_bias);
+                add_layer_norm_rows(res, rows(), weight, norm_bias);
             }
         }
     }
@@ -206,17 +189,16 @@ pub fn linear(
     let split = plan(rows, panels, tile_rows(w.isa()), threads);
     let row_chunks = rows.div_ceil(split.row_chunk);
     let groups = panels.div_ceil(split.panel_group);
-    let fuse = groups == 1 || !epilogue.needs_full_rows();
+    // A norm runs in the task when the task has whole rows, else in a second pass.
+    let norm_in_task = groups == 1 || !epilogue.needs_full_rows();
+    let output = epilogue.tile_output();
     let yp = SendPtr(y.as_mut_ptr());
-    let nr = w.nr();
     (0..row_chunks * groups).into_par_iter().for_each(|t| {
         let (ri, gi) = (t / groups, t % groups);
         let r0 = ri * split.row_chunk;
         let m = split.row_chunk.min(rows - r0);
         let p0 = gi * split.panel_group;
         let p1 = (p0 + split.panel_group).min(panels);
-        let c0 = p0 * nr;
-        let nb = (p1 * nr).min(n) - c0;
         // SAFETY: the (row chunk, panel group) tiles are disjoint; x has rows r0..r0+m of k values,
         // y rows r0..r0+m of n, and the residual of `BiasNormResidual` rows·n floats (asserted
         // above); w was packed for an instruction set this CPU has (`Isa::active` at load).
@@ -229,18 +211,19 @@ pub fn linear(
                 p0..p1,
                 yp.get().add(r0 * n),
                 n,
+                output,
             );
-            if fuse {
-                epilogue.apply(yp.get(), n, r0, m, c0, nb);
+            if norm_in_task && epilogue.needs_full_rows() {
+                epilogue.apply_norm(yp.get(), n, r0, m);
             }
         }
     });
-    if !fuse {
+    if !norm_in_task {
         let chunk = rows.div_ceil(threads);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|ri| {
             let r0 = ri * chunk;
             // SAFETY: row chunks are disjoint; the tiles above are complete (the parallel loop joined).
-            unsafe { epilogue.apply(yp.get(), n, r0, chunk.min(rows - r0), 0, n) };
+            unsafe { epilogue.apply_norm(yp.get(), n, r0, chunk.min(rows - r0)) };
         });
     }
 }
@@ -365,5 +348,74 @@ mod tests {
             term *= -x * x / n;
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use crate::engine::cpu::kernels::isa::Isa;
+
+    /// `cargo test --release --lib linear::speed -- --ignored --nocapture`: GFLOP/s of [`linear`] on
+    /// SwinV2-T's batch-1 shapes on a 2-thread pool, warm (one weight matrix reused) and cold (as many
+    /// distinct weight matrices as the stage has blocks, in turn). A measurement, not a check.
+    #[test]
+    #[ignore]
+    fn gflops_on_model_shapes_two_threads() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let isa = Isa::active();
+        for &(m, k, n, depth) in &[
+            (4096, 96, 288, 2),
+            (4096, 96, 96, 2),
+            (1024, 192, 576, 2),
+            (1024, 192, 768, 2),
+            (1024, 768, 192, 2),
+            (256, 384, 1152, 6),
+            (256, 384, 384, 6),
+            (256, 384, 1536, 6),
+            (256, 1536, 384, 6),
+            (64, 768, 2304, 2),
+            (64, 768, 768, 2),
+            (64, 768, 3072, 2),
+            (64, 3072, 768, 2),
+        ] {
+            let x = vec![0.5f32; m * k];
+            let ws: Vec<PackedMatrix> = (0..depth)
+                .map(|_| PackedMatrix::from_transposed(&vec![0.25f32; k * n], k, n, isa))
+                .collect();
+            let bias = vec![0.0f32; n];
+            let mut y = vec![0.0f32; m * n];
+            let mut time = |ws: &[PackedMatrix]| {
+                pool.install(|| {
+                    for w in ws {
+                        linear(&x, m, k, w, &mut y, Epilogue::Bias(&bias));
+                    }
+                    let reps = 20;
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        for w in ws {
+                            linear(&x, m, k, w, &mut y, Epilogue::Bias(&bias));
+                        }
+                    }
+                    let s = t.elapsed().as_secs_f64() / (reps * ws.len()) as f64;
+                    2.0 * (m * k * n) as f64 / s / 1e9
+                })
+            };
+            let warm = time(&ws[..1]);
+            let cold = time(&ws);
+            // As many distinct weights as make 256 MiB: from memory, as in a whole forward pass.
+            let many = (256 << 20) / (4 * k * n);
+            let ws: Vec<PackedMatrix> = (0..many)
+                .map(|_| PackedMatrix::from_transposed(&vec![0.25f32; k * n], k, n, isa))
+                .collect();
+            let dram = time(&ws);
+            println!(
+                "{isa} {m}x{k}x{n}: warm {warm:.1} GFLOP/s, cold ({depth} weights) {cold:.1}, \
+                 {many} weights (256 MiB) {dram:.1}"
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `erf` is the rational minimax approximation used by Eigen/XLA (`x·P(x²)/Q(x²)` on [-4, 4], ±1
 //! outside): max absolute error ≈ 4e-7 in f32 arithmetic, below PyTorch's own GELU error (≈ 1e-6).
-//! `exp` (AVX2) is the Cephes `expf` scheme: range reduction by ln 2 and a degree-6 polynomial, ≈ 1 ulp.
+//! `exp` (AVX2, AVX-512) is the Cephes `expf` scheme: range reduction by ln 2 and a degree-6
+//! polynomial, ≈ 1 ulp.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -243,6 +244,39 @@ pub fn exp_avx2(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
 }
 
+/// Sixteen lanes of `exp(x)`: [`exp_avx2`]'s scheme and constants.
+///
+/// # Safety
+/// A safe `#[target_feature]` function: callers that enable AVX-512 F themselves call it without
+/// `unsafe`; any other caller must make sure the CPU supports AVX-512 F (the only precondition).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn exp_avx512(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-87.336_54)),
+        _mm512_set1_ps(88.376_26),
+    );
+    let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut y = _mm512_set1_ps(1.987_569_1e-4);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.398_199_9e-3));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.333_452e-3));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.166_579_6e-2));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.666_666_5e-1));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5));
+    let r2 = _mm512_mul_ps(r, r);
+    y = _mm512_fmadd_ps(y, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+    let pow2 = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+        _mm512_cvtps_epi32(fx),
+        _mm512_set1_epi32(127),
+    ));
+    _mm512_mul_ps(y, _mm512_castsi512_ps(pow2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +345,31 @@ mod tests {
             // SAFETY: AVX2 and FMA were detected at run time (above); `chunk` and `out` hold 8 floats.
             unsafe {
                 _mm256_storeu_ps(out.as_mut_ptr(), exp_avx2(_mm256_loadu_ps(chunk.as_ptr())))
+            };
+            for (o, &x) in out.iter().zip(chunk) {
+                let want = (x as f64).exp();
+                assert!(
+                    ((*o as f64) - want).abs() <= 3e-7 * want,
+                    "exp({x}) = {o}, want {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn avx512_exp_matches_exp() {
+        if !Isa::Avx512.supported() {
+            return;
+        }
+        let wide: Vec<f32> = (0..16_000).map(|i| (i as f32 - 8000.0) * 0.01).collect();
+        for chunk in wide.chunks_exact(16) {
+            let mut out = [0.0f32; 16];
+            // SAFETY: AVX-512 F was detected at run time (above); `chunk` and `out` hold 16 floats.
+            unsafe {
+                _mm512_storeu_ps(
+                    out.as_mut_ptr(),
+                    exp_avx512(_mm512_loadu_ps(chunk.as_ptr())),
+                )
             };
             for (o, &x) in out.iter().zip(chunk) {
                 let want = (x as f64).exp();

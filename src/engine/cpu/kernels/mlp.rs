@@ -11,9 +11,8 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::math::{bias_gelu_rows, bias_rows};
 use super::norm::add_layer_norm_rows;
-use super::packed_gemm::{matmul_panels, tile_rows, PackedMatrix};
+use super::packed_gemm::{matmul_panels, tile_rows, PackedMatrix, TileOutput};
 use super::SendPtr;
 
 /// The weights of one `Mlp` and the block's `norm2`.
@@ -91,9 +90,9 @@ pub fn mlp_residual(x: &mut [f32], rows: usize, w: &MlpWeights<'_>, scratch: &[M
                 0..w.fc1.panels(),
                 hidden.as_mut_ptr(),
                 h,
+                TileOutput::BiasGelu(w.fc1_bias),
             );
         }
-        bias_gelu_rows(hidden, w.fc1_bias);
         // SAFETY: as above.
         unsafe {
             matmul_panels(
@@ -104,9 +103,9 @@ pub fn mlp_residual(x: &mut [f32], rows: usize, w: &MlpWeights<'_>, scratch: &[M
                 0..w.fc2.panels(),
                 out.as_mut_ptr(),
                 c,
+                TileOutput::Bias(w.fc2_bias),
             );
         }
-        bias_rows(out, w.fc2_bias);
         add_layer_norm_rows(xs, out, w.norm_weight, w.norm_bias);
     });
 }

@@ -1,7 +1,7 @@
 //! Compute kernels of the CPU engine: GEMM for linear layers (weights packed at load, AVX-512 / AVX2 /
 //! scalar microkernels, row or panel chunked, epilogues fused), element-wise math (exact-erf GELU, exp), LayerNorm, and the fused window attention
-//! ([`attention`]). Every hot kernel has an AVX2+FMA version chosen at run time with
-//! `is_x86_feature_detected!` and a portable scalar version (also the reference in unit tests).
+//! ([`attention`]). Every hot kernel has AVX-512 and AVX2+FMA versions, chosen at run time
+//! ([`isa::Isa::active`]), and a portable scalar version (also the reference in unit tests).
 
 pub mod attention;
 pub mod denormals;
@@ -11,12 +11,6 @@ pub mod math;
 pub mod mlp;
 pub mod norm;
 pub mod packed_gemm;
-
-/// Whether the AVX2+FMA kernels run: the CPU has them and [`isa::ISA_ENV`] did not lower the choice.
-#[inline]
-pub fn has_avx2_fma() -> bool {
-    isa::Isa::active() >= isa::Isa::Avx2
-}
 
 /// A raw pointer that may cross threads. Kernels that write disjoint parts of one buffer from several
 /// threads (scattered rows, column blocks) carry the buffer this way; each use documents why the parts

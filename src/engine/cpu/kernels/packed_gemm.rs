@@ -7,9 +7,12 @@
 //! last panel zero-padded), the layout the microkernel streams. The activations are read in place.
 //!
 //! Microkernels (`mr × nr` accumulators kept in registers): AVX-512 14 × 32, AVX2+FMA 6 × 16, and a
-//! portable 4 × 16; the instruction set is the one the matrix was packed for ([`Isa`]). Blocking: `KC`
-//! rows of `k` per pass (the `mr` activation rows a tile reads stay in L1), `NC_FLOATS` columns of panels per
-//! block (the weight block stays in L2).
+//! portable 4 × 16; the instruction set is the one the matrix was packed for ([`Isa`]). Blocking, in
+//! GotoBLAS order: `KC` rows of `k` per pass; a block of activation rows (`MC_BYTES` of them, kept in
+//! L2); then each weight panel in turn, its `kc × nr` slice kept in L1 while every tile of the row block
+//! uses it. The weights come from memory once per pass (113 MB for SwinV2-T, more than any cache), so
+//! while the tiles work on one panel the microkernels software-prefetch the next into L2: the
+//! stream from DRAM overlaps the arithmetic instead of stalling the first sweep over each block.
 
 use std::ops::Range;
 
@@ -18,8 +21,9 @@ use super::isa::Isa;
 /// Rows of `k` per pass: 384 floats × 14 rows of activations (21 KB) stay in L1, and every layer of
 /// SwinV2-T with `k` ≤ 384 runs in one pass.
 const KC: usize = 384;
-/// Floats of `k × n` weights per block (the weight block a row block sweeps stays in L2: 1 MiB).
-const NC_FLOATS: usize = 256 * 1024;
+/// Bytes of activations (`rows × kc` floats) per row block: stays in L2 (2 MiB a core on Sapphire
+/// Rapids, 512 KiB–1 MiB on Zen) while every weight panel passes over it.
+const MC_BYTES: usize = 384 * 1024;
 
 /// Output columns of one packed panel for `isa`.
 pub fn panel_width(isa: Isa) -> usize {
@@ -45,9 +49,8 @@ pub struct PackedMatrix {
     n: usize,
     isa: Isa,
     nr: usize,
-    /// `offset` floats of padding (to a 64-byte boundary), then `panels · k · nr` floats.
-    data: Vec<f32>,
-    offset: usize,
+    /// `panels · k · nr` floats.
+    data: PanelBuffer,
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -76,10 +79,9 @@ impl PackedMatrix {
     fn pack(k: usize, n: usize, isa: Isa, at: impl Fn(usize, usize) -> f32) -> Self {
         let nr = panel_width(isa);
         let panels = n.div_ceil(nr);
-        let mut data = vec![0.0f32; panels * k * nr + 16];
-        let offset = data.as_ptr().align_offset(64).min(16);
+        let mut data = PanelBuffer::zeroed(panels * k * nr);
         for p in 0..panels {
-            let panel = &mut data[offset + p * k * nr..offset + (p + 1) * k * nr];
+            let panel = &mut data[p * k * nr..(p + 1) * k * nr];
             for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
                 for (jj, v) in row.iter_mut().enumerate() {
                     let j = p * nr + jj;
@@ -95,7 +97,6 @@ impl PackedMatrix {
             isa,
             nr,
             data,
-            offset,
         }
     }
 
@@ -128,21 +129,152 @@ impl PackedMatrix {
     pub fn get(&self, kk: usize, j: usize) -> f32 {
         assert!(kk < self.k && j < self.n);
         let (p, jj) = (j / self.nr, j % self.nr);
-        self.data[self.offset + p * self.k * self.nr + kk * self.nr + jj]
+        self.data[p * self.k * self.nr + kk * self.nr + jj]
     }
 
     /// Panel `p`: `k` rows of `nr` floats.
     fn panel(&self, p: usize) -> &[f32] {
         let len = self.k * self.nr;
-        &self.data[self.offset + p * len..self.offset + (p + 1) * len]
+        &self.data[p * len..(p + 1) * len]
+    }
+}
+
+/// Bytes of one transparent huge page (x86-64 Linux).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The packed panels' memory: 64-byte aligned, and from [`HUGE_PAGE`] bytes up 2 MiB aligned with
+/// every whole 2 MiB advised as a transparent huge page (`madvise(MADV_HUGEPAGE)`, Linux; the
+/// system's `transparent_hugepage` setting decides). A forward pass streams every weight from
+/// memory once; on 4 KiB pages that is a TLB miss every 4 KiB of each panel stream, on huge pages
+/// one per 2 MiB. The tail short of a whole huge page stays on small pages, so nothing is resident
+/// that the weights do not use.
+struct PanelBuffer {
+    ptr: std::ptr::NonNull<f32>,
+    len: usize,
+}
+
+// SAFETY: PanelBuffer owns its allocation exclusively (like a Vec<f32>); shared access is read-only
+// through `Deref`, mutation needs `&mut`.
+unsafe impl Send for PanelBuffer {}
+// SAFETY: as above.
+unsafe impl Sync for PanelBuffer {}
+
+impl PanelBuffer {
+    fn layout(len: usize) -> std::alloc::Layout {
+        let bytes = (len * 4).max(64);
+        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { 64 };
+        std::alloc::Layout::from_size_align(bytes, align).expect("panel buffer size")
+    }
+
+    /// `len` zeros.
+    fn zeroed(len: usize) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc(layout) }.cast::<f32>();
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        if layout.align() == HUGE_PAGE {
+            let whole = layout.size() / HUGE_PAGE * HUGE_PAGE;
+            // SAFETY: FFI; [raw, raw + whole) lies inside the allocation just made and not yet
+            // touched (the advice must come before the first write to take effect). madvise only
+            // changes how the kernel backs those pages; failure (old kernel, THP off) is harmless.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                libc::madvise(raw.cast(), whole, libc::MADV_HUGEPAGE);
+            }
+            let _ = whole;
+        }
+        // SAFETY: the allocation holds layout.size() ≥ len·4 bytes, aligned for f32.
+        unsafe { std::ptr::write_bytes(raw, 0, len) };
+        Self { ptr, len }
+    }
+}
+
+impl Drop for PanelBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this same layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
+    }
+}
+
+impl Clone for PanelBuffer {
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeroed(self.len);
+        copy.copy_from_slice(self);
+        copy
+    }
+}
+
+impl std::ops::Deref for PanelBuffer {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        // SAFETY: ptr holds len initialised floats (zeroed at allocation), owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for PanelBuffer {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
 /// A microkernel: `c[rows, nr] (+)= a[rows, kc] · b[kc, nr]`, `a` rows `lda` floats apart (read in
 /// place: broadcasting from the activations' own rows costs nothing more than from a packed copy, and
 /// a copy would cost as much as the product on the narrow layers), `b` a panel slice `[kc][nr]`, `c`
-/// rows `ldc` apart; `rows` ≤ the kernel's tile height.
-type Microkernel = unsafe fn(usize, usize, *const f32, usize, *const f32, *mut f32, usize, bool);
+/// rows `ldc` apart; `rows` ≤ the kernel's tile height; `store` says what happens to the tile in
+/// registers before it is written. While it runs it prefetches into L2 the first `pf.steps` rows
+/// (`nr` floats each) of `pf.ptr` (the next panel's slice; null: nothing), one row a step.
+type Microkernel = unsafe fn(usize, usize, *const f32, usize, *const f32, *mut f32, usize, Store);
+
+/// How a microkernel writes its tile.
+#[derive(Clone, Copy)]
+struct Store {
+    /// Add the tile to what `c` holds (a later block of `k`).
+    accumulate: bool,
+    /// `nr` floats added to every row (null: none), then GELU when `gelu`: the last block of `k`.
+    bias: *const f32,
+    gelu: bool,
+    /// What to prefetch meanwhile.
+    pf: Prefetch,
+}
+
+/// What a microkernel call prefetches: `steps` rows of `nr` floats from `ptr` (null when none).
+#[derive(Clone, Copy)]
+struct Prefetch {
+    ptr: *const f32,
+    steps: usize,
+}
+
+impl Prefetch {
+    const NONE: Prefetch = Prefetch {
+        ptr: std::ptr::null(),
+        steps: 0,
+    };
+}
+
+/// What [`matmul_panels`] applies to the finished output, fused into the microkernels' stores (the
+/// tile is still in registers): nothing, `+ bias`, or `gelu(· + bias)` (exact erf).
+#[derive(Clone, Copy, Debug)]
+pub enum TileOutput<'a> {
+    /// `y = x · Wᵀ`.
+    Plain,
+    /// `y = x · Wᵀ + bias` (`bias` has `n` floats).
+    Bias(&'a [f32]),
+    /// `y = gelu(x · Wᵀ + bias)`.
+    BiasGelu(&'a [f32]),
+}
+
+impl TileOutput<'_> {
+    fn bias(&self) -> Option<&[f32]> {
+        match *self {
+            TileOutput::Plain => None,
+            TileOutput::Bias(b) | TileOutput::BiasGelu(b) => Some(b),
+        }
+    }
+}
 
 fn microkernel(isa: Isa) -> Microkernel {
     #[cfg(target_arch = "x86_64")]
@@ -160,13 +292,16 @@ fn microkernel(isa: Isa) -> Microkernel {
     }
 }
 
-/// Single-threaded `y[r, c] = Σ_kk x[r, kk] · Wᵀ[kk, c]` for rows `0..m` and the columns of panels
-/// `panels` (columns `panels.start·nr .. min(panels.end·nr, n)`).
+/// Single-threaded `y[r, c] = Σ_kk x[r, kk] · Wᵀ[kk, c]` (then `output`) for rows `0..m` and the
+/// columns of panels `panels` (columns `panels.start·nr .. min(panels.end·nr, n)`).
+///
+/// Panics if `output`'s bias does not have `n` floats.
 ///
 /// # Safety
 /// `x` must be valid for reads of `m` rows `ldx` floats apart, `w.k()` floats each; `y` for reads and
 /// writes of `m` rows `ldy` floats apart covering those columns; `y` must not overlap `x`, and no other
 /// thread may access those elements of `y` during the call. The CPU must support `w.isa()`.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_panels(
     m: usize,
     x: *const f32,
@@ -175,8 +310,13 @@ pub unsafe fn matmul_panels(
     panels: Range<usize>,
     y: *mut f32,
     ldy: usize,
+    output: TileOutput<'_>,
 ) {
     let (k, n, nr) = (w.k, w.n, w.nr);
+    if let Some(b) = output.bias() {
+        assert_eq!(b.len(), n, "bias of {} floats for {n} outputs", b.len());
+    }
+    let gelu = matches!(output, TileOutput::BiasGelu(_));
     let panels = panels.start..panels.end.min(w.panels());
     if m == 0 || panels.is_empty() {
         return;
@@ -185,37 +325,71 @@ pub unsafe fn matmul_panels(
         let (c0, c1) = (panels.start * nr, (panels.end * nr).min(n));
         for r in 0..m {
             // SAFETY: row r, columns c0..c1 of y are ours (caller).
-            unsafe { std::slice::from_raw_parts_mut(y.add(r * ldy + c0), c1 - c0) }.fill(0.0);
+            let row = unsafe { std::slice::from_raw_parts_mut(y.add(r * ldy + c0), c1 - c0) };
+            row.fill(0.0);
+            finish_scalar(row, output.bias().map(|b| &b[c0..c1]), gelu);
         }
         return;
     }
     let mr = tile_rows(w.isa);
     let kern = microkernel(w.isa);
-    let row_blocks = m.div_ceil(mr);
-    let panels_per_block = (NC_FLOATS / (KC.min(k) * nr)).max(1);
     let mut tile = [0.0f32; 14 * 32];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let accumulate = k0 > 0;
-        let mut pb = panels.start;
-        while pb < panels.end {
-            let pe = (pb + panels_per_block).min(panels.end);
-            for ib in 0..row_blocks {
-                let rows = mr.min(m - ib * mr);
-                for p in pb..pe {
-                    let b = w.panel(p)[k0 * nr..].as_ptr();
-                    let c0 = p * nr;
-                    let cols = nr.min(n - c0);
-                    // SAFETY: row block ib, panel p: rows ib·mr..+rows < m (kc floats from column
-                    // k0 each) of x, and columns c0..c0+cols < n of those rows of y belong to this
-                    // call (caller); b holds kc·nr panel floats; the CPU supports w.isa (caller).
+        let last = k0 + kc == k;
+        let mc = (MC_BYTES / (kc * 4) / mr).max(1) * mr;
+        for r0 in (0..m).step_by(mc) {
+            let block_rows = mc.min(m - r0);
+            let tiles = block_rows.div_ceil(mr);
+            for p in panels.clone() {
+                let b = w.panel(p)[k0 * nr..].as_ptr();
+                // The next slice this row block will need, spread over its tiles.
+                let next = if p + 1 < panels.end {
+                    w.panel(p + 1)[k0 * nr..].as_ptr()
+                } else {
+                    std::ptr::null()
+                };
+                let steps_per_tile = kc.div_ceil(tiles);
+                let c0 = p * nr;
+                let cols = nr.min(n - c0);
+                for t in 0..tiles {
+                    let ib = r0 + t * mr;
+                    let rows = mr.min(m - ib);
+                    let first = (t * steps_per_tile).min(kc);
+                    let pf = if next.is_null() {
+                        Prefetch::NONE
+                    } else {
+                        Prefetch {
+                            // SAFETY: row `first` ≤ kc of the next panel's slice (kc rows of nr).
+                            ptr: unsafe { next.add(first * nr) },
+                            steps: steps_per_tile.min(kc - first),
+                        }
+                    };
+                    let bias = output.bias().filter(|_| last).map(|b| &b[c0..c0 + cols]);
+                    // SAFETY: tile rows ib..ib+rows < m (kc floats from column k0 each) of x, and
+                    // columns c0..c0+cols ≤ n of those rows of y belong to this call (caller); b
+                    // holds kc·nr panel floats, the bias nr floats when cols == nr, and pf stays
+                    // inside the next panel's slice; the CPU supports w.isa (caller).
                     unsafe {
-                        let a = x.add(ib * mr * ldx + k0);
-                        let c = y.add(ib * mr * ldy + c0);
+                        let a = x.add(ib * ldx + k0);
+                        let c = y.add(ib * ldy + c0);
                         if cols == nr {
-                            kern(rows, kc, a, ldx, b, c, ldy, accumulate);
+                            let store = Store {
+                                accumulate,
+                                bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                                gelu: gelu && last,
+                                pf,
+                            };
+                            kern(rows, kc, a, ldx, b, c, ldy, store);
                         } else {
-                            kern(rows, kc, a, ldx, b, tile.as_mut_ptr(), nr, false);
+                            let store = Store {
+                                accumulate: false,
+                                bias: std::ptr::null(),
+                                gelu: false,
+                                pf,
+                            };
+                            kern(rows, kc, a, ldx, b, tile.as_mut_ptr(), nr, store);
                             for r in 0..rows {
                                 let dst = std::slice::from_raw_parts_mut(c.add(r * ldy), cols);
                                 let src = &tile[r * nr..r * nr + cols];
@@ -224,13 +398,25 @@ pub unsafe fn matmul_panels(
                                 } else {
                                     dst.copy_from_slice(src);
                                 }
+                                if last {
+                                    finish_scalar(dst, bias, gelu);
+                                }
                             }
                         }
                     }
                 }
             }
-            pb = pe;
         }
+    }
+}
+
+/// `row += bias`, then GELU when `gelu` (the edge columns the vector stores do not cover).
+fn finish_scalar(row: &mut [f32], bias: Option<&[f32]>, gelu: bool) {
+    if let Some(b) = bias {
+        row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+    }
+    if gelu {
+        row.iter_mut().for_each(|v| *v = super::math::gelu(*v));
     }
 }
 
@@ -248,7 +434,7 @@ unsafe fn micro_scalar(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    store: Store,
 ) {
     const NR: usize = 16;
     debug_assert!(rows <= 4);
@@ -265,11 +451,15 @@ unsafe fn micro_scalar(
         }
         // SAFETY: row i of c holds NR floats (caller).
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), NR) };
-        if accumulate {
+        if store.accumulate {
             dst.iter_mut().zip(&acc).for_each(|(d, s)| *d += s);
         } else {
             dst.copy_from_slice(&acc);
         }
+        // SAFETY: a non-null bias holds NR floats (caller).
+        let bias =
+            (!store.bias.is_null()).then(|| unsafe { std::slice::from_raw_parts(store.bias, NR) });
+        finish_scalar(dst, bias, store.gelu);
     }
 }
 
@@ -297,10 +487,18 @@ unsafe fn micro_avx2_rows(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    store: Store,
 ) {
     // SAFETY: forwarded (caller).
-    unsafe { by_rows!(micro_avx2, rows, 6, (kc, a, lda, b, c, ldc, accumulate), [1 2 3 4 5 6]) }
+    unsafe {
+        by_rows!(
+            micro_avx2,
+            rows,
+            6,
+            (kc, a, lda, b, c, ldc, store),
+            [1 2 3 4 5 6]
+        )
+    }
 }
 
 /// AVX2+FMA `R × 16` microkernel (2R accumulators, 2 panel loads and R broadcasts a step).
@@ -316,14 +514,19 @@ unsafe fn micro_avx2<const R: usize>(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    store: Store,
 ) {
     use std::arch::x86_64::*;
+    let pf = store.pf;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    // SAFETY: a holds R rows of kc floats lda apart, b kc·16, c R rows of 16 (caller).
+    // SAFETY: a holds R rows of kc floats lda apart, b kc·16, c R rows of 16, a non-null bias 16
+    // floats, pf.ptr pf.steps rows of 16 (caller); a prefetch never faults.
     unsafe {
         let mut b = b;
         for kk in 0..kc {
+            if kk < pf.steps {
+                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 16).cast());
+            }
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
             for (i, acc) in acc.iter_mut().enumerate() {
@@ -333,12 +536,28 @@ unsafe fn micro_avx2<const R: usize>(
             }
             b = b.add(16);
         }
+        let bias = if store.bias.is_null() {
+            [_mm256_setzero_ps(); 2]
+        } else {
+            [
+                _mm256_loadu_ps(store.bias),
+                _mm256_loadu_ps(store.bias.add(8)),
+            ]
+        };
         for (i, acc) in acc.iter().enumerate() {
             let ci = c.add(i * ldc);
             let (mut v0, mut v1) = (acc[0], acc[1]);
-            if accumulate {
+            if store.accumulate {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci.add(8)));
+            }
+            if !store.bias.is_null() {
+                v0 = _mm256_add_ps(v0, bias[0]);
+                v1 = _mm256_add_ps(v1, bias[1]);
+            }
+            if store.gelu {
+                v0 = super::math::gelu_avx2(v0);
+                v1 = super::math::gelu_avx2(v1);
             }
             _mm256_storeu_ps(ci, v0);
             _mm256_storeu_ps(ci.add(8), v1);
@@ -360,7 +579,7 @@ unsafe fn micro_avx512_rows(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    store: Store,
 ) {
     // SAFETY: forwarded (caller).
     unsafe {
@@ -368,7 +587,7 @@ unsafe fn micro_avx512_rows(
             micro_avx512,
             rows,
             14,
-            (kc, a, lda, b, c, ldc, accumulate),
+            (kc, a, lda, b, c, ldc, store),
             [1 2 3 4 5 6 7 8 9 10 11 12 13 14]
         )
     }
@@ -387,14 +606,20 @@ unsafe fn micro_avx512<const R: usize>(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    store: Store,
 ) {
     use std::arch::x86_64::*;
+    let pf = store.pf;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    // SAFETY: a holds R rows of kc floats lda apart, b kc·32, c R rows of 32 (caller).
+    // SAFETY: a holds R rows of kc floats lda apart, b kc·32, c R rows of 32, a non-null bias 32
+    // floats, pf.ptr pf.steps rows of 32 (caller); a prefetch never faults.
     unsafe {
         let mut b = b;
         for kk in 0..kc {
+            if kk < pf.steps {
+                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 32).cast());
+                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 32 + 16).cast());
+            }
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             for (i, acc) in acc.iter_mut().enumerate() {
@@ -404,12 +629,28 @@ unsafe fn micro_avx512<const R: usize>(
             }
             b = b.add(32);
         }
+        let bias = if store.bias.is_null() {
+            [_mm512_setzero_ps(); 2]
+        } else {
+            [
+                _mm512_loadu_ps(store.bias),
+                _mm512_loadu_ps(store.bias.add(16)),
+            ]
+        };
         for (i, acc) in acc.iter().enumerate() {
             let ci = c.add(i * ldc);
             let (mut v0, mut v1) = (acc[0], acc[1]);
-            if accumulate {
+            if store.accumulate {
                 v0 = _mm512_add_ps(v0, _mm512_loadu_ps(ci));
                 v1 = _mm512_add_ps(v1, _mm512_loadu_ps(ci.add(16)));
+            }
+            if !store.bias.is_null() {
+                v0 = _mm512_add_ps(v0, bias[0]);
+                v1 = _mm512_add_ps(v1, bias[1]);
+            }
+            if store.gelu {
+                v0 = super::math::gelu_avx512(v0);
+                v1 = super::math::gelu_avx512(v1);
             }
             _mm512_storeu_ps(ci, v0);
             _mm512_storeu_ps(ci.add(16), v1);
@@ -445,6 +686,23 @@ mod tests {
             .collect()
     }
 
+    /// GELU in f64 (erf by its Maclaurin series; |x| ≤ 8 here).
+    fn gelu_f64(x: f64) -> f64 {
+        let u = x / std::f64::consts::SQRT_2;
+        let erf = if u.abs() > 5.0 {
+            u.signum()
+        } else {
+            let (mut sum, mut term, mut i) = (0.0, u, 0.0);
+            while term.abs() > 1e-17 || i < 5.0 {
+                sum += term / (2.0 * i + 1.0);
+                i += 1.0;
+                term *= -u * u / i;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        };
+        0.5 * x * (1.0 + erf)
+    }
+
     #[test]
     fn every_isa_matches_naive_on_odd_shapes() {
         let shapes = [
@@ -462,25 +720,40 @@ mod tests {
             for &(m, k, n) in &shapes {
                 let x = pseudo(m * k, 1);
                 let wt = pseudo(k * n, 2);
+                let bias: Vec<f32> = pseudo(n, 3).iter().map(|b| b * 2.0).collect();
                 let w = PackedMatrix::from_transposed(&wt, k, n, isa);
-                let want = naive(&x, m, k, &wt, n);
-                // Strided output (ldy > n) with a sentinel border, computed in two panel ranges.
-                let ldy = n + 3;
-                let mut y = vec![f32::NAN; m * ldy];
-                let split = w.panels() / 2;
-                for range in [0..split, split..w.panels()] {
-                    // SAFETY: x is m×k, y m rows of ldy >= n; the two panel ranges are disjoint.
-                    unsafe { matmul_panels(m, x.as_ptr(), k, &w, range, y.as_mut_ptr(), ldy) };
-                }
-                for r in 0..m {
-                    for j in 0..n {
-                        let (got, want) = (y[r * ldy + j] as f64, want[r * n + j]);
-                        assert!(
-                            (got - want).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + want.abs()),
-                            "{isa} {m}x{k}x{n} at ({r},{j}): {got} vs {want}"
-                        );
+                let plain = naive(&x, m, k, &wt, n);
+                for output in [
+                    TileOutput::Plain,
+                    TileOutput::Bias(&bias),
+                    TileOutput::BiasGelu(&bias),
+                ] {
+                    // Strided output (ldy > n) with a sentinel border, computed in two panel ranges.
+                    let ldy = n + 3;
+                    let mut y = vec![f32::NAN; m * ldy];
+                    let split = w.panels() / 2;
+                    for range in [0..split, split..w.panels()] {
+                        // SAFETY: x is m×k, y m rows of ldy >= n; the panel ranges are disjoint.
+                        unsafe {
+                            matmul_panels(m, x.as_ptr(), k, &w, range, y.as_mut_ptr(), ldy, output)
+                        };
                     }
-                    assert!(y[r * ldy + n..(r + 1) * ldy].iter().all(|v| v.is_nan()));
+                    for r in 0..m {
+                        for j in 0..n {
+                            let v = plain[r * n + j];
+                            let want = match output {
+                                TileOutput::Plain => v,
+                                TileOutput::Bias(b) => v + b[j] as f64,
+                                TileOutput::BiasGelu(b) => gelu_f64(v + b[j] as f64),
+                            };
+                            let got = y[r * ldy + j] as f64;
+                            assert!(
+                                (got - want).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + want.abs()),
+                                "{isa} {output:?} {m}x{k}x{n} at ({r},{j}): {got} vs {want}"
+                            );
+                        }
+                        assert!(y[r * ldy + n..(r + 1) * ldy].iter().all(|v| v.is_nan()));
+                    }
                 }
             }
         }
@@ -535,7 +808,18 @@ mod speed {
                 let mut y = vec![0.0f32; m * n];
                 let run = |y: &mut [f32]| {
                     // SAFETY: shapes as allocated.
-                    unsafe { matmul_panels(m, x.as_ptr(), k, &w, 0..w.panels(), y.as_mut_ptr(), n) }
+                    unsafe {
+                        matmul_panels(
+                            m,
+                            x.as_ptr(),
+                            k,
+                            &w,
+                            0..w.panels(),
+                            y.as_mut_ptr(),
+                            n,
+                            TileOutput::Plain,
+                        )
+                    }
                 };
                 run(&mut y);
                 let t = std::time::Instant::now();
@@ -571,7 +855,23 @@ mod peak {
             let t = std::time::Instant::now();
             for _ in 0..reps {
                 // SAFETY: extents as allocated; the CPU has isa.
-                unsafe { kern(mr, kc, a.as_ptr(), kc, b.as_ptr(), c.as_mut_ptr(), nr, true) };
+                unsafe {
+                    kern(
+                        mr,
+                        kc,
+                        a.as_ptr(),
+                        kc,
+                        b.as_ptr(),
+                        c.as_mut_ptr(),
+                        nr,
+                        Store {
+                            accumulate: true,
+                            bias: std::ptr::null(),
+                            gelu: false,
+                            pf: Prefetch::NONE,
+                        },
+                    )
+                };
             }
             let s = t.elapsed().as_secs_f64();
             println!(
