@@ -11,6 +11,7 @@ pub mod math;
 pub mod mlp;
 pub mod norm;
 pub mod packed_gemm;
+pub mod slab;
 
 /// A raw pointer that may cross threads. Kernels that write disjoint parts of one buffer from several
 /// threads (scattered rows, column blocks) carry the buffer this way; each use documents why the parts

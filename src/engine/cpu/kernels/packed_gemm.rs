@@ -10,13 +10,15 @@
 //! portable 4 × 16; the instruction set is the one the matrix was packed for ([`Isa`]). Blocking, in
 //! GotoBLAS order: `KC` rows of `k` per pass; a block of activation rows (`MC_BYTES` of them, kept in
 //! L2); then each weight panel in turn, its `kc × nr` slice kept in L1 while every tile of the row block
-//! uses it. The weights come from memory once per pass (113 MB for SwinV2-T, more than any cache), so
-//! while the tiles work on one panel the microkernels software-prefetch the next into L2: the
-//! stream from DRAM overlaps the arithmetic instead of stalling the first sweep over each block.
+//! uses it. The weights come from memory once per pass (113 MB for SwinV2-T, more than any cache):
+//! they live on transparent huge pages ([`super::slab`]) so that streaming them costs one TLB miss per
+//! 2 MiB instead of one per 4 KiB. (Software prefetch of the next panel was tried as well and
+//! measured no better than the hardware prefetchers, so it is not done.)
 
 use std::ops::Range;
 
 use super::isa::Isa;
+use super::slab::WeightSlice;
 
 /// Rows of `k` per pass: 384 floats × 14 rows of activations (21 KB) stay in L1, and every layer of
 /// SwinV2-T with `k` ≤ 384 runs in one pass.
@@ -49,8 +51,8 @@ pub struct PackedMatrix {
     n: usize,
     isa: Isa,
     nr: usize,
-    /// `panels · k · nr` floats.
-    data: PanelBuffer,
+    /// `panels · k · nr` floats, on huge pages, shared by clones.
+    data: WeightSlice,
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -79,18 +81,19 @@ impl PackedMatrix {
     fn pack(k: usize, n: usize, isa: Isa, at: impl Fn(usize, usize) -> f32) -> Self {
         let nr = panel_width(isa);
         let panels = n.div_ceil(nr);
-        let mut data = PanelBuffer::zeroed(panels * k * nr);
-        for p in 0..panels {
-            let panel = &mut data[p * k * nr..(p + 1) * k * nr];
-            for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
-                for (jj, v) in row.iter_mut().enumerate() {
-                    let j = p * nr + jj;
-                    if j < n {
-                        *v = at(kk, j);
+        let data = WeightSlice::filled(panels * k * nr, |data| {
+            for p in 0..panels {
+                let panel = &mut data[p * k * nr..(p + 1) * k * nr];
+                for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
+                    for (jj, v) in row.iter_mut().enumerate() {
+                        let j = p * nr + jj;
+                        if j < n {
+                            *v = at(kk, j);
+                        }
                     }
                 }
             }
-        }
+        });
         Self {
             k,
             n,
@@ -129,95 +132,13 @@ impl PackedMatrix {
     pub fn get(&self, kk: usize, j: usize) -> f32 {
         assert!(kk < self.k && j < self.n);
         let (p, jj) = (j / self.nr, j % self.nr);
-        self.data[p * self.k * self.nr + kk * self.nr + jj]
+        self.data.as_slice()[p * self.k * self.nr + kk * self.nr + jj]
     }
 
     /// Panel `p`: `k` rows of `nr` floats.
     fn panel(&self, p: usize) -> &[f32] {
         let len = self.k * self.nr;
-        &self.data[p * len..(p + 1) * len]
-    }
-}
-
-/// Bytes of one transparent huge page (x86-64 Linux).
-const HUGE_PAGE: usize = 2 << 20;
-
-/// The packed panels' memory: 64-byte aligned, and from [`HUGE_PAGE`] bytes up 2 MiB aligned with
-/// every whole 2 MiB advised as a transparent huge page (`madvise(MADV_HUGEPAGE)`, Linux; the
-/// system's `transparent_hugepage` setting decides). A forward pass streams every weight from
-/// memory once; on 4 KiB pages that is a TLB miss every 4 KiB of each panel stream, on huge pages
-/// one per 2 MiB. The tail short of a whole huge page stays on small pages, so nothing is resident
-/// that the weights do not use.
-struct PanelBuffer {
-    ptr: std::ptr::NonNull<f32>,
-    len: usize,
-}
-
-// SAFETY: PanelBuffer owns its allocation exclusively (like a Vec<f32>); shared access is read-only
-// through `Deref`, mutation needs `&mut`.
-unsafe impl Send for PanelBuffer {}
-// SAFETY: as above.
-unsafe impl Sync for PanelBuffer {}
-
-impl PanelBuffer {
-    fn layout(len: usize) -> std::alloc::Layout {
-        let bytes = (len * 4).max(64);
-        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { 64 };
-        std::alloc::Layout::from_size_align(bytes, align).expect("panel buffer size")
-    }
-
-    /// `len` zeros.
-    fn zeroed(len: usize) -> Self {
-        let layout = Self::layout(len);
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc(layout) }.cast::<f32>();
-        let Some(ptr) = std::ptr::NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        if layout.align() == HUGE_PAGE {
-            let whole = layout.size() / HUGE_PAGE * HUGE_PAGE;
-            // SAFETY: FFI; [raw, raw + whole) lies inside the allocation just made and not yet
-            // touched (the advice must come before the first write to take effect). madvise only
-            // changes how the kernel backs those pages; failure (old kernel, THP off) is harmless.
-            #[cfg(target_os = "linux")]
-            unsafe {
-                libc::madvise(raw.cast(), whole, libc::MADV_HUGEPAGE);
-            }
-            let _ = whole;
-        }
-        // SAFETY: the allocation holds layout.size() ≥ len·4 bytes, aligned for f32.
-        unsafe { std::ptr::write_bytes(raw, 0, len) };
-        Self { ptr, len }
-    }
-}
-
-impl Drop for PanelBuffer {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this same layout, freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
-    }
-}
-
-impl Clone for PanelBuffer {
-    fn clone(&self) -> Self {
-        let mut copy = Self::zeroed(self.len);
-        copy.copy_from_slice(self);
-        copy
-    }
-}
-
-impl std::ops::Deref for PanelBuffer {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        // SAFETY: ptr holds len initialised floats (zeroed at allocation), owned by self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl std::ops::DerefMut for PanelBuffer {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        &self.data.as_slice()[p * len..(p + 1) * len]
     }
 }
 
@@ -225,8 +146,7 @@ impl std::ops::DerefMut for PanelBuffer {
 /// place: broadcasting from the activations' own rows costs nothing more than from a packed copy, and
 /// a copy would cost as much as the product on the narrow layers), `b` a panel slice `[kc][nr]`, `c`
 /// rows `ldc` apart; `rows` ≤ the kernel's tile height; `store` says what happens to the tile in
-/// registers before it is written. While it runs it prefetches into L2 the first `pf.steps` rows
-/// (`nr` floats each) of `pf.ptr` (the next panel's slice; null: nothing), one row a step.
+/// registers before it is written.
 type Microkernel = unsafe fn(usize, usize, *const f32, usize, *const f32, *mut f32, usize, Store);
 
 /// How a microkernel writes its tile.
@@ -237,22 +157,6 @@ struct Store {
     /// `nr` floats added to every row (null: none), then GELU when `gelu`: the last block of `k`.
     bias: *const f32,
     gelu: bool,
-    /// What to prefetch meanwhile.
-    pf: Prefetch,
-}
-
-/// What a microkernel call prefetches: `steps` rows of `nr` floats from `ptr` (null when none).
-#[derive(Clone, Copy)]
-struct Prefetch {
-    ptr: *const f32,
-    steps: usize,
-}
-
-impl Prefetch {
-    const NONE: Prefetch = Prefetch {
-        ptr: std::ptr::null(),
-        steps: 0,
-    };
 }
 
 /// What [`matmul_panels`] applies to the finished output, fused into the microkernels' stores (the
@@ -344,33 +248,16 @@ pub unsafe fn matmul_panels(
             let tiles = block_rows.div_ceil(mr);
             for p in panels.clone() {
                 let b = w.panel(p)[k0 * nr..].as_ptr();
-                // The next slice this row block will need, spread over its tiles.
-                let next = if p + 1 < panels.end {
-                    w.panel(p + 1)[k0 * nr..].as_ptr()
-                } else {
-                    std::ptr::null()
-                };
-                let steps_per_tile = kc.div_ceil(tiles);
                 let c0 = p * nr;
                 let cols = nr.min(n - c0);
                 for t in 0..tiles {
                     let ib = r0 + t * mr;
                     let rows = mr.min(m - ib);
-                    let first = (t * steps_per_tile).min(kc);
-                    let pf = if next.is_null() {
-                        Prefetch::NONE
-                    } else {
-                        Prefetch {
-                            // SAFETY: row `first` ≤ kc of the next panel's slice (kc rows of nr).
-                            ptr: unsafe { next.add(first * nr) },
-                            steps: steps_per_tile.min(kc - first),
-                        }
-                    };
                     let bias = output.bias().filter(|_| last).map(|b| &b[c0..c0 + cols]);
                     // SAFETY: tile rows ib..ib+rows < m (kc floats from column k0 each) of x, and
                     // columns c0..c0+cols ≤ n of those rows of y belong to this call (caller); b
-                    // holds kc·nr panel floats, the bias nr floats when cols == nr, and pf stays
-                    // inside the next panel's slice; the CPU supports w.isa (caller).
+                    // holds kc·nr panel floats and the bias nr floats when cols == nr; the CPU
+                    // supports w.isa (caller).
                     unsafe {
                         let a = x.add(ib * ldx + k0);
                         let c = y.add(ib * ldy + c0);
@@ -379,7 +266,6 @@ pub unsafe fn matmul_panels(
                                 accumulate,
                                 bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
                                 gelu: gelu && last,
-                                pf,
                             };
                             kern(rows, kc, a, ldx, b, c, ldy, store);
                         } else {
@@ -387,7 +273,6 @@ pub unsafe fn matmul_panels(
                                 accumulate: false,
                                 bias: std::ptr::null(),
                                 gelu: false,
-                                pf,
                             };
                             kern(rows, kc, a, ldx, b, tile.as_mut_ptr(), nr, store);
                             for r in 0..rows {
@@ -517,16 +402,12 @@ unsafe fn micro_avx2<const R: usize>(
     store: Store,
 ) {
     use std::arch::x86_64::*;
-    let pf = store.pf;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     // SAFETY: a holds R rows of kc floats lda apart, b kc·16, c R rows of 16, a non-null bias 16
-    // floats, pf.ptr pf.steps rows of 16 (caller); a prefetch never faults.
+    // floats (caller).
     unsafe {
         let mut b = b;
         for kk in 0..kc {
-            if kk < pf.steps {
-                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 16).cast());
-            }
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
             for (i, acc) in acc.iter_mut().enumerate() {
@@ -609,17 +490,12 @@ unsafe fn micro_avx512<const R: usize>(
     store: Store,
 ) {
     use std::arch::x86_64::*;
-    let pf = store.pf;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     // SAFETY: a holds R rows of kc floats lda apart, b kc·32, c R rows of 32, a non-null bias 32
-    // floats, pf.ptr pf.steps rows of 32 (caller); a prefetch never faults.
+    // floats (caller).
     unsafe {
         let mut b = b;
         for kk in 0..kc {
-            if kk < pf.steps {
-                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 32).cast());
-                _mm_prefetch::<_MM_HINT_T1>(pf.ptr.add(kk * 32 + 16).cast());
-            }
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             for (i, acc) in acc.iter_mut().enumerate() {
@@ -868,7 +744,6 @@ mod peak {
                             accumulate: true,
                             bias: std::ptr::null(),
                             gelu: false,
-                            pf: Prefetch::NONE,
                         },
                     )
                 };
