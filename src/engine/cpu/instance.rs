@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::forward::forward;
 use super::kernels::attention::WindowAttentionArgs;
 use super::kernels::isa::Isa;
+use super::kernels::slab::HugeBuffer;
 use super::kernels::{denormals, mlp};
 use super::modules::SwinV2Model;
 use super::profile::Profile;
@@ -14,15 +15,15 @@ use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
 /// Activation buffers of one instance, sized for the largest stage at `max_batch`.
 pub(super) struct Buffers {
     /// Residual stream `[B*L, C]`.
-    pub(super) x: Vec<f32>,
+    pub(super) x: HugeBuffer,
     /// `[B*L, 3C]` qkv; also the gathered 2×2 neighbours of patch merging `[B*L/4, 4C]`.
-    pub(super) qkv: Vec<f32>,
+    pub(super) qkv: HugeBuffer,
     /// `[B*L, C]` attention output (before proj).
-    pub(super) attn: Vec<f32>,
+    pub(super) attn: HugeBuffer,
     /// `[B*L, C]` proj / fc2 output before the post-norm.
-    pub(super) tmp: Vec<f32>,
+    pub(super) tmp: HugeBuffer,
     /// `[B*L, hidden]` MLP hidden; also the flattened patches `[B*L0, in_chans*p*p]`.
-    pub(super) hidden: Vec<f32>,
+    pub(super) hidden: HugeBuffer,
     /// `[B, num_features]` pooled features.
     pub(super) pooled: Vec<f32>,
     /// One attention scratch per pool thread.
@@ -55,14 +56,14 @@ impl Buffers {
         }
         let l0 = cfg.stage_resolution(0).pow(2);
         hidden = hidden.max(l0 * cfg.in_chans * cfg.patch_size * cfg.patch_size);
-        let zeros = |n: usize| vec![0.0f32; n * max_batch];
+        let zeros = |n: usize| HugeBuffer::zeroed(n * max_batch);
         Self {
             x: zeros(x),
             qkv: zeros(qkv),
             attn: zeros(x),
             tmp: zeros(x),
             hidden: zeros(hidden),
-            pooled: zeros(cfg.num_features()),
+            pooled: vec![0.0; cfg.num_features() * max_batch],
             attn_scratch: (0..threads)
                 .map(|_| Mutex::new(vec![0.0; scratch]))
                 .collect(),

@@ -10,6 +10,9 @@
 //! small matrices share huge pages instead of each sitting on small ones. A slab is freed when the
 //! last matrix in it is dropped. Only touched pages are resident, so the unused end of the last
 //! slab costs address space, not memory.
+//!
+//! The activation buffers an engine instance plans once ([`HugeBuffer`]) are advised the same way:
+//! at batch 8 they are tens of MB each, streamed by every layer.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -113,6 +116,121 @@ fn reserve(len: usize) -> (Arc<Slab>, usize) {
     (slab, 0)
 }
 
+/// A zeroed, mutable, owned `[f32]`. From 2 MiB up it is its own anonymous mapping, 2 MiB aligned
+/// and advised as huge pages; smaller ones are ordinary allocations. Either way pages are zero-filled
+/// by the kernel when first touched, so a buffer planned for a batch larger than the ones that come
+/// costs no memory beyond what they touch.
+pub struct HugeBuffer(BufferMemory);
+
+enum BufferMemory {
+    Heap(Vec<f32>),
+    #[cfg(target_os = "linux")]
+    Mapped {
+        /// The mapping (what `munmap` gets back) and its length in bytes.
+        base: *mut libc::c_void,
+        map_len: usize,
+        /// The 2 MiB aligned floats inside it.
+        ptr: *mut f32,
+        len: usize,
+    },
+}
+
+// SAFETY: HugeBuffer owns its memory exclusively, like a Vec<f32>: shared access is read-only
+// through `Deref`, mutation needs `&mut`.
+unsafe impl Send for HugeBuffer {}
+// SAFETY: as above.
+unsafe impl Sync for HugeBuffer {}
+
+impl HugeBuffer {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        #[cfg(target_os = "linux")]
+        if len * 4 >= HUGE_PAGE {
+            if let Some(memory) = Self::map(len) {
+                return Self(memory);
+            }
+        }
+        Self(BufferMemory::Heap(vec![0.0; len]))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn map(len: usize) -> Option<BufferMemory> {
+        let bytes = len * 4;
+        let map_len = bytes.next_multiple_of(HUGE_PAGE) + HUGE_PAGE;
+        // SAFETY: FFI. A fresh private anonymous mapping (zero-filled on first touch); nothing else
+        // refers to the range.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let skip = (base as usize).next_multiple_of(HUGE_PAGE) - base as usize;
+        // SAFETY: skip < HUGE_PAGE, so base + skip + bytes (rounded up to a huge page) stays inside
+        // the map_len bytes just mapped.
+        let ptr = unsafe { base.cast::<u8>().add(skip) }.cast::<f32>();
+        // SAFETY: FFI. The advised range lies inside the mapping; failure leaves small pages.
+        unsafe {
+            libc::madvise(
+                ptr.cast(),
+                bytes.next_multiple_of(HUGE_PAGE),
+                libc::MADV_HUGEPAGE,
+            );
+        }
+        Some(BufferMemory::Mapped {
+            base,
+            map_len,
+            ptr,
+            len,
+        })
+    }
+}
+
+impl Drop for HugeBuffer {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let BufferMemory::Mapped { base, map_len, .. } = self.0 {
+            // SAFETY: FFI. Unmaps exactly the mapping made in `map`, once; no slice of it outlives
+            // `self`.
+            unsafe { libc::munmap(base, map_len) };
+        }
+    }
+}
+
+impl std::ops::Deref for HugeBuffer {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match &self.0 {
+            BufferMemory::Heap(v) => v,
+            #[cfg(target_os = "linux")]
+            // SAFETY: ptr..ptr+len lies inside the mapping (see `map`), readable, owned by self.
+            &BufferMemory::Mapped { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts(ptr, len)
+            },
+        }
+    }
+}
+
+impl std::ops::DerefMut for HugeBuffer {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match &mut self.0 {
+            BufferMemory::Heap(v) => v,
+            #[cfg(target_os = "linux")]
+            // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+            &mut BufferMemory::Mapped { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts_mut(ptr, len)
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +266,16 @@ mod tests {
         }
         let clone = slices[2].clone();
         assert_eq!(clone.as_slice().as_ptr(), slices[2].as_slice().as_ptr());
+    }
+
+    #[test]
+    fn huge_buffers_are_zeroed_and_writable() {
+        for len in [0usize, 5, HUGE_PAGE / 4 + 3, 3 * HUGE_PAGE / 4] {
+            let mut b = HugeBuffer::zeroed(len);
+            assert_eq!(b.len(), len);
+            assert!(b.iter().all(|&v| v == 0.0));
+            b.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+            assert!(b.iter().enumerate().all(|(i, &v)| v == i as f32));
+        }
     }
 }
