@@ -162,6 +162,7 @@ fn swin_block(
         logit_scale: &attn.logit_scale,
         bias: &attn.relative_position_bias,
         mask: blk.attn_mask.as_deref(),
+        masked_windows: blk.masked_windows.as_deref(),
     };
     window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
     mark(prof, "attention");

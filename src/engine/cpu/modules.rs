@@ -159,6 +159,8 @@ pub struct SwinTransformerBlock {
     pub mlp: Mlp,
     /// `attn_mask` `[nW, N, N]` (0 / -100) of a shifted block.
     pub attn_mask: Option<Vec<f32>>,
+    /// `[nW]`: which windows of `attn_mask` have a non-zero entry.
+    pub masked_windows: Option<Vec<bool>>,
     /// (window, position) → token row (roll + window partition folded), `[nW * N]`.
     pub token_index: TokenPermutation,
 }
@@ -413,6 +415,8 @@ fn load_block(
             fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
         },
         attn_mask: tables::attn_mask(res, window, shift),
+        masked_windows: tables::attn_mask(res, window, shift)
+            .map(|m| tables::masked_windows(&m, window * window)),
         token_index: TokenPermutation::new(tables::window_token_index(res, window, shift))
             .ok_or_else(|| {
                 ModelError::Config(format!(

@@ -111,8 +111,31 @@ pub fn window_token_index(resolution: usize, window: usize, shift: usize) -> Vec
     map
 }
 
+/// Per window of a `[nW, N, N]` mask: whether it has a non-zero entry.
+pub fn masked_windows(mask: &[f32], window_tokens: usize) -> Vec<bool> {
+    mask.chunks(window_tokens * window_tokens)
+        .map(|w| w.iter().any(|&v| v != 0.0))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    /// Only windows that straddle the shifted regions are masked: with a 16×16 grid, window 8 and
+    /// shift 4, the top-left window lies inside one region (the official `attn_mask` is all zero
+    /// there) and the other three cross a boundary.
+    #[test]
+    fn only_windows_across_region_boundaries_are_masked() {
+        let mask = attn_mask(16, 8, 4).unwrap();
+        assert_eq!(masked_windows(&mask, 64), vec![false, true, true, true]);
+        let mask = attn_mask(64, 8, 4).unwrap();
+        let masked = masked_windows(&mask, 64);
+        assert_eq!(
+            masked.iter().filter(|&&m| m).count(),
+            15,
+            "last row and column of 8×8 windows"
+        );
+    }
+
     use super::*;
     use crate::engine::cpu::ops::CnnlRoll;
 

@@ -74,6 +74,9 @@ pub struct WindowAttentionArgs<'a> {
     pub bias: &'a [f32],
     /// `[nW, N, N]` shifted-window mask (0 / -100), if the block is shifted.
     pub mask: Option<&'a [f32]>,
+    /// `[nW]`: whether window `w`'s mask has a non-zero entry (interior windows have none, and
+    /// skip the add); `None`: every window is masked.
+    pub masked_windows: Option<&'a [bool]>,
 }
 
 impl WindowAttentionArgs<'_> {
@@ -163,7 +166,10 @@ unsafe fn window_head(
     let scale = a.logit_scale[h];
 
     let bias = &a.bias[h * n * n..(h + 1) * n * n];
-    let mask = a.mask.map(|m| &m[w * n * n..(w + 1) * n * n]);
+    let mask = a
+        .mask
+        .filter(|_| a.masked_windows.is_none_or(|masked| masked[w]))
+        .map(|m| &m[w * n * n..(w + 1) * n * n]);
     // Row of the output that window position p goes to (window reverse + roll back).
     // SAFETY: row (base + tok) exists and its head-h columns belong to this task (see caller).
     let dst_row = |p: usize| unsafe { out.get().add((base + map[p] as usize) * c + h * hd) };
@@ -1008,6 +1014,7 @@ mod tests {
             logit_scale: &scale,
             bias: &bias,
             mask: Some(&mask),
+            masked_windows: None,
         };
         // The f64 reference, and how many softmax terms exp(s - max) are f32 denormals.
         let mut want = vec![0.0f64; tokens * c];
@@ -1109,6 +1116,11 @@ mod tests {
             .unwrap();
             let mask =
                 crate::engine::cpu::tables::attn_mask(res, win, if shifted { win / 2 } else { 0 });
+            // The engine's per-window flags (some shapes), or none (every window masked).
+            let masked = mask
+                .as_ref()
+                .filter(|_| win % 2 == 0)
+                .map(|m| crate::engine::cpu::tables::masked_windows(m, win * win));
             let batch = 2;
             let qkv: Vec<f32> = (0..batch * tokens * 3 * c)
                 .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
@@ -1125,6 +1137,7 @@ mod tests {
                 logit_scale: &scale,
                 bias: &bias,
                 mask: mask.as_deref(),
+                masked_windows: masked.as_deref(),
             };
             let scratch: Vec<_> = (0..2)
                 .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
