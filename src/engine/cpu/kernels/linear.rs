@@ -383,9 +383,12 @@ mod speed {
             (64, 3072, 768, 2),
         ] {
             let x = vec![0.5f32; m * k];
-            let ws: Vec<PackedMatrix> = (0..depth)
-                .map(|_| PackedMatrix::from_transposed(&vec![0.25f32; k * n], k, n, isa))
-                .collect();
+            let weights = |count: usize| -> Vec<PackedMatrix> {
+                (0..count)
+                    .map(|_| PackedMatrix::from_transposed(&vec![0.25f32; k * n], k, n, isa))
+                    .collect()
+            };
+            let ws = weights(depth);
             let bias = vec![0.0f32; n];
             let mut y = vec![0.0f32; m * n];
             let mut time = |ws: &[PackedMatrix]| {
@@ -408,10 +411,7 @@ mod speed {
             let cold = time(&ws);
             // As many distinct weights as make 256 MiB: from memory, as in a whole forward pass.
             let many = (256 << 20) / (4 * k * n);
-            let ws: Vec<PackedMatrix> = (0..many)
-                .map(|_| PackedMatrix::from_transposed(&vec![0.25f32; k * n], k, n, isa))
-                .collect();
-            let dram = time(&ws);
+            let dram = time(&weights(many));
             println!(
                 "{isa} {m}x{k}x{n}: warm {warm:.1} GFLOP/s, cold ({depth} weights) {cold:.1}, \
                  {many} weights (256 MiB) {dram:.1}"
