@@ -394,6 +394,7 @@ fn load_block(
         heads,
     );
 
+    let attn_mask = tables::attn_mask(res, window, shift);
     Ok(SwinTransformerBlock {
         dim,
         input_resolution: res,
@@ -414,9 +415,10 @@ fn load_block(
             fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true)?,
             fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
         },
-        attn_mask: tables::attn_mask(res, window, shift),
-        masked_windows: tables::attn_mask(res, window, shift)
-            .map(|m| tables::masked_windows(&m, window * window)),
+        masked_windows: attn_mask
+            .as_deref()
+            .map(|m| tables::masked_windows(m, window * window)),
+        attn_mask,
         token_index: TokenPermutation::new(tables::window_token_index(res, window, shift))
             .ok_or_else(|| {
                 ModelError::Config(format!(

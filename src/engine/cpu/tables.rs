@@ -120,6 +120,9 @@ pub fn masked_windows(mask: &[f32], window_tokens: usize) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::engine::cpu::ops::CnnlRoll;
+
     /// Only windows that straddle the shifted regions are masked: with a 16×16 grid, window 8 and
     /// shift 4, the top-left window lies inside one region (the official `attn_mask` is all zero
     /// there) and the other three cross a boundary.
@@ -135,9 +138,6 @@ mod tests {
             "last row and column of 8×8 windows"
         );
     }
-
-    use super::*;
-    use crate::engine::cpu::ops::CnnlRoll;
 
     /// `window_partition` of the official file on a `[H, W, C]` image: `[nW, W*W, C]`.
     fn window_partition(x: &[f32], res: usize, c: usize, window: usize) -> Vec<f32> {

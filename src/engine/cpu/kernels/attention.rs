@@ -129,9 +129,10 @@ fn window_attention_with(
         let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
         let mut guard = scratch[slot].lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `out` holds batch*tokens*dim floats (asserted above) and the CPU has `isa`
-        // (lowered to the detected set above). Task (b, w, h) writes only columns h*hd..(h+1)*hd of the rows of window w of
-        // image b; the token map is a permutation of 0..tokens (`TokenPermutation`, length asserted
-        // above), so the rows exist and no two tasks write the same element.
+        // (lowered to the detected set above). Task (b, w, h) writes only columns
+        // h*hd..(h+1)*hd of the rows of window w of image b; the token map is a permutation of
+        // 0..tokens (`TokenPermutation`, length asserted above), so the rows exist and no two
+        // tasks write the same element.
         unsafe { window_head(args, qkv, out, &mut guard, b, w, h, isa) };
     });
 }

@@ -1,4 +1,5 @@
-//! Element-wise math: exact-erf GELU (`nn.GELU()` default) and exp, scalar and AVX2+FMA.
+//! Element-wise math: exact-erf GELU (`nn.GELU()` default) and exp, scalar, AVX2+FMA and AVX-512
+//! lanes (the GEMM's microkernels apply GELU as they store, the attention's softmax uses exp).
 //!
 //! `erf` is the rational minimax approximation used by Eigen/XLA (`x·P(x²)/Q(x²)` on [-4, 4], ±1
 //! outside): max absolute error ≈ 4e-7 in f32 arithmetic, below PyTorch's own GELU error (≈ 1e-6).
@@ -7,8 +8,6 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
-
-use super::isa::Isa;
 
 const ERF_ALPHA: [f32; 7] = [
     -1.609_603_3e-2,
@@ -48,99 +47,6 @@ pub fn erf(x: f32) -> f32 {
 #[inline]
 pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// `data[i] = gelu(data[i] + bias[i % bias.len()])` over whole rows (`data.len()` a multiple of
-/// `bias.len()`).
-pub fn bias_gelu_rows(data: &mut [f32], bias: &[f32]) {
-    bias_gelu_rows_with(Isa::active(), data, bias)
-}
-
-/// [`bias_gelu_rows`] on the kernels of `isa` (scalar where the CPU lacks it).
-pub fn bias_gelu_rows_with(isa: Isa, data: &mut [f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa.supported() {
-        match isa {
-            // SAFETY: the CPU has AVX-512 F (checked above).
-            Isa::Avx512 => return unsafe { bias_gelu_rows_avx512(data, bias) },
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            Isa::Avx2 => return unsafe { bias_gelu_rows_avx2(data, bias) },
-            Isa::Scalar => {}
-        }
-    }
-    bias_gelu_rows_scalar(data, bias);
-}
-
-/// Scalar version of [`bias_gelu_rows`].
-pub fn bias_gelu_rows_scalar(data: &mut [f32], bias: &[f32]) {
-    for row in data.chunks_exact_mut(bias.len()) {
-        for (v, &b) in row.iter_mut().zip(bias) {
-            *v = gelu(*v + b);
-        }
-    }
-}
-
-/// `data[i] += bias[i % bias.len()]` over whole rows.
-pub fn bias_rows(data: &mut [f32], bias: &[f32]) {
-    for row in data.chunks_exact_mut(bias.len()) {
-        for (v, &b) in row.iter_mut().zip(bias) {
-            *v += b;
-        }
-    }
-}
-
-/// AVX2+FMA version of [`bias_gelu_rows`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn bias_gelu_rows_avx2(data: &mut [f32], bias: &[f32]) {
-    let n = bias.len();
-    let vec_end = n - n % 8;
-    for row in data.chunks_exact_mut(n) {
-        let mut i = 0;
-        while i < vec_end {
-            // SAFETY: i + 8 <= vec_end <= n = row.len() = bias.len().
-            let x = unsafe {
-                _mm256_add_ps(
-                    _mm256_loadu_ps(row.as_ptr().add(i)),
-                    _mm256_loadu_ps(bias.as_ptr().add(i)),
-                )
-            };
-            let y = gelu_avx2(x);
-            // SAFETY: as above.
-            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(i), y) };
-            i += 8;
-        }
-        for j in vec_end..n {
-            row[j] = gelu(row[j] + bias[j]);
-        }
-    }
-}
-
-/// AVX-512 version of [`bias_gelu_rows`] (row tails through masked loads and stores).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn bias_gelu_rows_avx512(data: &mut [f32], bias: &[f32]) {
-    let n = bias.len();
-    for row in data.chunks_exact_mut(n) {
-        let mut i = 0;
-        while i < n {
-            let lanes = (n - i).min(16);
-            let mask: __mmask16 = if lanes == 16 {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
-            // SAFETY: the mask enables only lanes i..i+lanes <= n = row.len() = bias.len().
-            unsafe {
-                let x = _mm512_add_ps(
-                    _mm512_maskz_loadu_ps(mask, row.as_ptr().add(i)),
-                    _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(i)),
-                );
-                _mm512_mask_storeu_ps(row.as_mut_ptr().add(i), mask, gelu_avx512(x));
-            }
-            i += 16;
-        }
-    }
 }
 
 /// Sixteen lanes of [`gelu`] (same coefficients as [`erf`], FMA evaluation).
@@ -209,6 +115,22 @@ pub fn gelu_avx2(x: __m256) -> __m256 {
     _mm256_fmadd_ps(half_x, e, half_x)
 }
 
+/// `exp`'s input clamp: below it `2^n` would underflow the exponent field, above it overflow.
+const EXP_MIN_X: f32 = -87.336_54;
+const EXP_MAX_X: f32 = 88.376_26;
+/// ln 2 split in two (Cody–Waite) for the range reduction `r = x - n·ln 2`.
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// The polynomial for `(exp(r) - 1 - r) / r²`, highest degree first.
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// Eight lanes of `exp(x)` (Cephes scheme; inputs below -87.3 give ≈ 1e-38 instead of smaller values,
 /// which only ever meets softmax after the max is subtracted).
 ///
@@ -220,21 +142,19 @@ pub fn gelu_avx2(x: __m256) -> __m256 {
 #[inline]
 pub fn exp_avx2(x: __m256) -> __m256 {
     let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(-87.336_54)),
-        _mm256_set1_ps(88.376_26),
+        _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN_X)),
+        _mm256_set1_ps(EXP_MAX_X),
     );
     let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
     ));
-    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_LN2_HI), x);
+    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_LN2_LO), r);
+    let mut y = _mm256_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+    }
     let r2 = _mm256_mul_ps(r, r);
     y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
     let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
@@ -244,7 +164,7 @@ pub fn exp_avx2(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
 }
 
-/// Sixteen lanes of `exp(x)`: [`exp_avx2`]'s scheme and constants.
+/// Sixteen lanes of `exp(x)`: [`exp_avx2`]'s scheme, the same constants.
 ///
 /// # Safety
 /// A safe `#[target_feature]` function: callers that enable AVX-512 F themselves call it without
@@ -254,20 +174,18 @@ pub fn exp_avx2(x: __m256) -> __m256 {
 #[inline]
 pub fn exp_avx512(x: __m512) -> __m512 {
     let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(-87.336_54)),
-        _mm512_set1_ps(88.376_26),
+        _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN_X)),
+        _mm512_set1_ps(EXP_MAX_X),
     );
     let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
         _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
     );
-    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.121_944_4e-4), r);
-    let mut y = _mm512_set1_ps(1.987_569_1e-4);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.398_199_9e-3));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.333_452e-3));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.166_579_6e-2));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.666_666_5e-1));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5));
+    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_LN2_HI), x);
+    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_LN2_LO), r);
+    let mut y = _mm512_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
+    }
     let r2 = _mm512_mul_ps(r, r);
     y = _mm512_fmadd_ps(y, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
     let pow2 = _mm512_slli_epi32::<23>(_mm512_add_epi32(
@@ -279,6 +197,7 @@ pub fn exp_avx512(x: __m512) -> __m512 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::isa::Isa;
     use super::*;
 
     /// erf in f64 by its Maclaurin series (exact enough on [-4, 4]: terms stay below 1e6, f64 keeps
@@ -310,19 +229,54 @@ mod tests {
         assert!((erf_f64(1.0) - 0.842_700_792_949_714_9).abs() < 1e-14);
     }
 
+    /// GELU over `data` in place with `isa`'s lane function (the microkernels' epilogue), the tail
+    /// short of a vector through the scalar [`gelu`].
+    fn gelu_in_place(isa: Isa, data: &mut [f32]) {
+        let lanes = match isa {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Scalar => 1,
+        };
+        let mut chunks = data.chunks_exact_mut(lanes);
+        for chunk in &mut chunks {
+            // SAFETY: the CPU has `isa` (the caller iterates over `Isa::available`); each chunk
+            // holds exactly one vector of floats.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                match isa {
+                    Isa::Avx512 => _mm512_storeu_ps(
+                        chunk.as_mut_ptr(),
+                        gelu_avx512(_mm512_loadu_ps(chunk.as_ptr())),
+                    ),
+                    Isa::Avx2 => _mm256_storeu_ps(
+                        chunk.as_mut_ptr(),
+                        gelu_avx2(_mm256_loadu_ps(chunk.as_ptr())),
+                    ),
+                    Isa::Scalar => chunk[0] = gelu(chunk[0]),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            chunk.iter_mut().for_each(|v| *v = gelu(*v));
+        }
+        chunks
+            .into_remainder()
+            .iter_mut()
+            .for_each(|v| *v = gelu(*v));
+    }
+
     #[test]
     fn every_isa_gelu_matches_exact_gelu() {
-        // Rows of 4003 and of 37 (vector bodies and tails, masked or scalar).
+        // 8006 and 74 values (whole vectors and tails) spread over [-28.4, 28.4].
         for n in [4003usize, 37] {
-            let xs: Vec<f32> = (0..2 * n)
-                .map(|i| (i as f32 - n as f32) * 0.0071 * 4003.0 / n as f32)
-                .collect();
             let bias: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+            let xs: Vec<f32> = (0..2 * n)
+                .map(|i| (i as f32 - n as f32) * 0.0071 * 4003.0 / n as f32 + bias[i % n])
+                .collect();
             for isa in Isa::available() {
                 let mut a = xs.clone();
-                bias_gelu_rows_with(isa, &mut a, &bias);
-                for (i, (&got, &x)) in a.iter().zip(&xs).enumerate() {
-                    let v = (x + bias[i % n]) as f64;
+                gelu_in_place(isa, &mut a);
+                for (&got, &x) in a.iter().zip(&xs) {
+                    let v = x as f64;
                     let want = 0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2));
                     assert!(
                         (got as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()),

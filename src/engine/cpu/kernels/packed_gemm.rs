@@ -15,7 +15,7 @@
 //! 2 MiB instead of one per 4 KiB; and while the tiles of a row block work on one panel, the
 //! microkernels software-prefetch the next panel into L2, a share per tile, so the stream from DRAM
 //! overlaps the arithmetic (the hardware prefetchers stop at every 4 KiB boundary). On small pages
-//! the prefetch measured no gain; on huge pages it took batch 1 from 54.6 to 50.7 ms.
+//! the prefetch measured no gain; on huge pages it took batch 1 from 54.7 to 50.4 ms.
 
 use std::ops::Range;
 
@@ -265,13 +265,14 @@ pub unsafe fn matmul_panels(
         for r0 in (0..m).step_by(mc) {
             let block_rows = mc.min(m - r0);
             let tiles = block_rows.div_ceil(mr);
+            let steps_per_tile = kc.div_ceil(tiles);
             for p in panels.clone() {
                 let b = w.panel(p)[k0 * nr..].as_ptr();
                 // The next panel's slice, prefetched a share per tile while this one is used.
                 let next = (p + 1 < panels.end).then(|| w.panel(p + 1)[k0 * nr..].as_ptr());
-                let steps_per_tile = kc.div_ceil(tiles);
                 let c0 = p * nr;
                 let cols = nr.min(n - c0);
+                let bias = output.bias().filter(|_| last).map(|b| &b[c0..c0 + cols]);
                 for t in 0..tiles {
                     let first = (t * steps_per_tile).min(kc);
                     let pf = next.map_or(Prefetch::NONE, |next| Prefetch {
@@ -281,7 +282,6 @@ pub unsafe fn matmul_panels(
                     });
                     let ib = r0 + t * mr;
                     let rows = mr.min(m - ib);
-                    let bias = output.bias().filter(|_| last).map(|b| &b[c0..c0 + cols]);
                     // SAFETY: tile rows ib..ib+rows < m (kc floats from column k0 each) of x, and
                     // columns c0..c0+cols ≤ n of those rows of y belong to this call (caller); b
                     // holds kc·nr panel floats, the bias nr floats when cols == nr, and pf stays

@@ -23,6 +23,20 @@ const SLAB_BYTES: usize = 32 << 20;
 /// Offsets in a slab are multiples of 16 floats: every matrix starts on a cache line.
 const ALIGN_FLOATS: usize = 16;
 
+/// Ask the kernel to back `[ptr, ptr + bytes)` with transparent huge pages: `ptr` 2 MiB aligned,
+/// the range inside one allocation or mapping of ours and not yet touched (the advice only takes
+/// effect for pages faulted in after it). Failure (THP off, an old kernel) leaves small pages,
+/// harmlessly; elsewhere than Linux it does nothing.
+fn advise_huge_pages(ptr: *mut f32, bytes: usize) {
+    // SAFETY: FFI. madvise reads no memory and only changes how the kernel backs the range, which
+    // belongs to the caller's allocation (above).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::madvise(ptr.cast(), bytes, libc::MADV_HUGEPAGE);
+    }
+    let _ = (ptr, bytes);
+}
+
 /// One allocation of huge pages.
 struct Slab {
     ptr: std::ptr::NonNull<f32>,
@@ -49,13 +63,8 @@ impl Slab {
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
-        // SAFETY: FFI. [raw, raw + size) is the allocation just made, 2 MiB aligned and not yet
-        // touched (the advice must precede the first write). madvise only changes how the kernel
-        // backs those pages; failure (THP disabled, old kernel) leaves small pages, harmlessly.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE);
-        }
+        // The whole slab: just allocated, 2 MiB aligned, untouched.
+        advise_huge_pages(raw, layout.size());
         Self { ptr, floats }
     }
 }
@@ -176,14 +185,8 @@ impl HugeBuffer {
         // SAFETY: skip < HUGE_PAGE, so base + skip + bytes (rounded up to a huge page) stays inside
         // the map_len bytes just mapped.
         let ptr = unsafe { base.cast::<u8>().add(skip) }.cast::<f32>();
-        // SAFETY: FFI. The advised range lies inside the mapping; failure leaves small pages.
-        unsafe {
-            libc::madvise(
-                ptr.cast(),
-                bytes.next_multiple_of(HUGE_PAGE),
-                libc::MADV_HUGEPAGE,
-            );
-        }
+        // The aligned whole huge pages inside the fresh mapping (skip + that ≤ map_len).
+        advise_huge_pages(ptr, bytes.next_multiple_of(HUGE_PAGE));
         Some(BufferMemory::Mapped {
             base,
             map_len,
