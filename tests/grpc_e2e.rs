@@ -1918,8 +1918,12 @@ async fn a_full_queue_refuses_before_any_decoding() {
     let png = test_image(40, 30, image::ImageFormat::Png);
     // The probe: a PNG cut inside its image data. Its header passes the admission check (which
     // reads headers only), so it reaches the queue; if it were decoded it would be refused
-    // INVALID_ARGUMENT. (A non-image is refused from its header, before the queue.)
-    let probe = png[..png.len() - 16].to_vec();
+    // INVALID_ARGUMENT. (A non-image is refused from its header, before the queue.) Over 1 MiP so
+    // that an admitted probe is decoded on the blocking pool at once, not by the held engine's
+    // threads with its batch (`ENGINE_THREAD_DECODE_MAX_PIXELS`).
+    let big = test_image(1100, 1000, image::ImageFormat::Png);
+    assert!(1100 * 1000 > swin_serve::server::pipeline::ENGINE_THREAD_DECODE_MAX_PIXELS);
+    let probe = big[..big.len() - 16].to_vec();
 
     // One image held by the engine (its slot given back when the engine took it), two waiting:
     // both admission slots are taken.

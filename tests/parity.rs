@@ -301,3 +301,32 @@ fn bad_engine_input_is_refused_without_panic() {
     assert!(CpuEngine::new(engine.model().clone(), 0, 1).is_err());
     assert!(CpuEngine::new(engine.model().clone(), 1, 0).is_err());
 }
+
+/// The scheduler prepares a batch's images through `run_on_engine_threads`: on the CPU engine every
+/// index runs exactly once, on the instance's own pool threads (`swin-cpu-*`), spread over them.
+#[test]
+fn cpu_engine_runs_preparation_on_its_own_threads() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use swin_serve::engine::Engine as _;
+    let f = load("shifted_w4");
+    let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+    let engine = CpuEngine::new(model, 2, 2).unwrap();
+    let seen = Mutex::new(Vec::new());
+    engine.run_on_engine_threads(16, &|i| {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        // Long enough that both threads take part.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        seen.lock().unwrap().push((i, name));
+    });
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    let indices: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, (0..16).collect::<Vec<_>>(), "each index once");
+    let threads: HashSet<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(
+        threads.iter().all(|t| t.starts_with("swin-cpu-")),
+        "{threads:?}"
+    );
+    assert_eq!(threads.len(), 2, "{threads:?}");
+}

@@ -15,10 +15,18 @@
 //! and gives it back when an engine instance takes the image (or when the request ends first). A full
 //! queue therefore refuses at once, before any CPU is spent, and the images being decoded count
 //! against the same bound as the images waiting for an instance.
+//!
+//! **Where images are prepared.** An image is queued either as a ready tensor
+//! ([`EnginePool::infer_in`]) or as the work that makes it ([`EnginePool::infer_prepared_in`]: decode
+//! and preprocess into a row of the batch). A worker runs a batch's preparations on its engine's
+//! own threads ([`Engine::run_on_engine_threads`]), all at once and right before the forward pass;
+//! an image whose preparation fails is answered [`SchedulerError::Prepare`] and the batch runs
+//! without it. The server queues work rather than tensors for engines that compute on the host's
+//! cores (see [`crate::engine::BackendKind::computes_on_host_cores`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -81,7 +89,39 @@ pub enum SchedulerError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The image's preparation ([`Prepare`]) failed or panicked; the rest of its batch ran.
+    #[error(transparent)]
+    Prepare(PrepareError),
 }
+
+/// Why a [`Prepare`] failed (the server's is a `PreprocessError`: downcast it).
+pub type PrepareError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The work that makes one image's tensor: it fills its row of the engine batch
+/// ([`EnginePool::image_len`] values, NCHW f32, every value written) and says what it prepared. Run
+/// once, on an engine thread, by the worker that took the image.
+pub type Prepare = Box<dyn FnOnce(&mut [f32]) -> Result<PreparedImage, PrepareError> + Send>;
+
+/// What a [`Prepare`] made the tensor from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreparedImage {
+    /// Decoded image size, before resizing.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An image as it waits in the queue.
+enum QueuedImage {
+    /// Ready ([`EnginePool::image_len`] values).
+    Tensor(Vec<f32>),
+    /// Made by the worker, on its engine's threads, right before the forward pass.
+    Deferred(Prepare),
+}
+
+/// A preparation that panicked, as an error.
+#[derive(Debug, thiserror::Error)]
+#[error("preparing the image panicked: {0}")]
+struct PreparePanicked(String);
 
 /// Logits of one image and where its time went.
 #[derive(Debug, Clone)]
@@ -90,6 +130,10 @@ pub struct Inference {
     pub logits: Vec<f32>,
     /// Time spent queued before an instance took it.
     pub queue_time: Duration,
+    /// Time its preparation took on the engine's threads (zero for a queued tensor).
+    pub prepare_time: Duration,
+    /// What its preparation said (`None` for a queued tensor).
+    pub prepared: Option<PreparedImage>,
     /// Forward-pass time of the batch it ran in.
     pub inference_time: Duration,
     /// Size of that batch.
@@ -97,7 +141,10 @@ pub struct Inference {
 }
 
 struct Job {
-    image: Vec<f32>,
+    image: QueuedImage,
+    /// Set by the worker once the image is prepared.
+    prepared: Option<PreparedImage>,
+    prepare_time: Duration,
     enqueued: Instant,
     /// Past this instant the job is answered [`SchedulerError::DeadlineExceeded`] instead of run.
     deadline: Option<Instant>,
@@ -367,6 +414,30 @@ impl EnginePool {
                 expected: self.image_len(),
             });
         }
+        self.submit(slot, QueuedImage::Tensor(image), deadline)
+            .await
+    }
+
+    /// [`Self::infer_in`] with the work that makes the image instead of the image: the worker that
+    /// takes it runs `prepare` on its engine's threads, with the rest of the batch's, right before
+    /// the forward pass (see the module docs). A failed `prepare` is answered
+    /// [`SchedulerError::Prepare`]. Dropped unrun if the image expires or its caller goes first.
+    pub async fn infer_prepared_in(
+        &self,
+        slot: QueueSlot,
+        prepare: Prepare,
+        deadline: Option<Instant>,
+    ) -> Result<Inference, SchedulerError> {
+        self.submit(slot, QueuedImage::Deferred(prepare), deadline)
+            .await
+    }
+
+    async fn submit(
+        &self,
+        slot: QueueSlot,
+        image: QueuedImage,
+        deadline: Option<Instant>,
+    ) -> Result<Inference, SchedulerError> {
         let sender = self.sender.as_ref().ok_or(SchedulerError::ShuttingDown)?;
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
@@ -378,6 +449,8 @@ impl EnginePool {
         let queued = tracing::info_span!(parent: &span, "queue");
         let job = Job {
             image,
+            prepared: None,
+            prepare_time: Duration::ZERO,
             enqueued: now,
             deadline,
             reply,
@@ -518,13 +591,16 @@ fn worker_loop(
         if batch.is_empty() {
             continue;
         }
-        let n = batch.len();
-        for (slot, job) in input.chunks_exact_mut(image_len).zip(&batch) {
-            slot.copy_from_slice(&job.image);
-        }
-        let (infer_spans, batch_span) = engine_spans(index, &batch);
         let started = Instant::now();
         heartbeat.busy();
+        fill_input(&*engine, &mut batch, &mut input, image_len);
+        if batch.is_empty() {
+            heartbeat.idle();
+            continue;
+        }
+        let n = batch.len();
+        let (infer_spans, batch_span) = engine_spans(index, &batch);
+        let forward_started = Instant::now();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let _entered = batch_span.enter();
             engine.infer(
@@ -534,20 +610,25 @@ fn worker_loop(
             )
         }))
         .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
             Err(EngineError::Backend {
                 backend: desc.backend,
-                message: format!("engine panicked: {message}"),
+                message: format!("engine panicked: {}", panic_message(&*panic)),
             })
         });
-        let inference_time = started.elapsed();
+        let inference_time = forward_started.elapsed();
         heartbeat.idle();
+        tracing::debug!(
+            instance = index,
+            batch = n,
+            prepare_ms = (forward_started - started).as_secs_f64() * 1e3,
+            forward_ms = inference_time.as_secs_f64() * 1e3,
+            "batch run"
+        );
         if outcome.is_ok() {
-            let per_image = (inference_time.as_nanos() / n as u128).min(u64::MAX as u128) as u64;
+            // What the queue-wait estimate needs: the worker's whole time per image (preparing
+            // included).
+            let worker_time = started.elapsed();
+            let per_image = (worker_time.as_nanos() / n as u128).min(u64::MAX as u128) as u64;
             let old = stats.engine_ns_per_image.load(Ordering::Relaxed);
             let new = if old == 0 {
                 per_image
@@ -572,6 +653,8 @@ fn worker_loop(
                     let _ = job.reply.send(Ok(Inference {
                         logits: row.to_vec(),
                         queue_time: started.saturating_duration_since(job.enqueued),
+                        prepare_time: job.prepare_time,
+                        prepared: job.prepared,
                         inference_time,
                         batch_size: n,
                     }));
@@ -593,6 +676,109 @@ fn worker_loop(
         }
     }
     tracing::debug!(instance = index, "engine worker stopped");
+}
+
+/// Put the images of `batch` into the first rows of `input`, in order: copy the queued tensors and
+/// run the deferred preparations on `engine`'s threads, all at once. A job whose preparation fails
+/// (or panics) is answered [`SchedulerError::Prepare`] and leaves the batch; the rows of the jobs
+/// after it move up so the batch stays contiguous.
+fn fill_input(engine: &dyn Engine, batch: &mut Vec<Job>, input: &mut [f32], image_len: usize) {
+    let n = batch.len();
+    let rows = input[..n * image_len].chunks_exact_mut(image_len);
+    if batch
+        .iter()
+        .all(|job| matches!(job.image, QueuedImage::Tensor(_)))
+    {
+        for (row, job) in rows.zip(batch.iter()) {
+            if let QueuedImage::Tensor(image) = &job.image {
+                row.copy_from_slice(image);
+            }
+        }
+        return;
+    }
+    type Outcome = Option<Result<(Option<PreparedImage>, Duration), PrepareError>>;
+    struct Cell<'a> {
+        row: &'a mut [f32],
+        image: Option<QueuedImage>,
+        span: tracing::Span,
+        outcome: Outcome,
+    }
+    let cells: Vec<Mutex<Cell<'_>>> = rows
+        .zip(batch.iter_mut())
+        .map(|(row, job)| {
+            Mutex::new(Cell {
+                row,
+                image: Some(std::mem::replace(
+                    &mut job.image,
+                    QueuedImage::Tensor(Vec::new()),
+                )),
+                span: job.span.clone(),
+                outcome: None,
+            })
+        })
+        .collect();
+    let task = |i: usize| {
+        let mut guard = cells[i].lock().unwrap_or_else(|p| p.into_inner());
+        let cell = &mut *guard;
+        let started = Instant::now();
+        let result = match cell.image.take() {
+            Some(QueuedImage::Tensor(image)) => {
+                cell.row.copy_from_slice(&image);
+                Ok(None)
+            }
+            Some(QueuedImage::Deferred(prepare)) => {
+                let _span = tracing::info_span!(parent: &cell.span, "preprocess").entered();
+                let row = &mut *cell.row;
+                std::panic::catch_unwind(AssertUnwindSafe(|| prepare(row)))
+                    .unwrap_or_else(|panic| {
+                        Err(Box::new(PreparePanicked(panic_message(&*panic))) as PrepareError)
+                    })
+                    .map(Some)
+            }
+            None => Ok(None),
+        };
+        cell.outcome = Some(result.map(|prepared| (prepared, started.elapsed())));
+    };
+    engine.run_on_engine_threads(n, &task);
+    let outcomes: Vec<Outcome> = cells
+        .into_iter()
+        .map(|cell| cell.into_inner().unwrap_or_else(|p| p.into_inner()).outcome)
+        .collect();
+    let mut kept = 0;
+    let mut jobs = std::mem::take(batch).into_iter();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let Some(mut job) = jobs.next() else { break };
+        match outcome {
+            Some(Ok((prepared, time))) => {
+                if kept != i {
+                    input.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
+                }
+                kept += 1;
+                job.prepared = prepared;
+                job.prepare_time = time;
+                batch.push(job);
+            }
+            // A bad image is the caller's error, not the engine's (not counted in `images_failed`).
+            Some(Err(err)) => {
+                let _ = job.reply.send(Err(SchedulerError::Prepare(err)));
+            }
+            None => {
+                // Not reached: every task ran (run_on_engine_threads returns when all have).
+                let _ = job.reply.send(Err(SchedulerError::Prepare(
+                    "the engine did not run the image's preparation".into(),
+                )));
+            }
+        }
+    }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The trace spans of one engine batch, on the worker thread: per image an `engine.infer` span,
@@ -879,6 +1065,119 @@ mod tests {
         }
         assert_eq!(pool.infer(image(5.0), None).await.unwrap().logits[1], 10.0);
         assert_eq!(pool.stats().images_failed.load(Ordering::Relaxed), 1);
+    }
+
+    /// A deferred image: fills its row with `v` and reports a `v`×`v` image.
+    fn prepared(v: f32) -> Prepare {
+        Box::new(move |row: &mut [f32]| {
+            assert_eq!(row.len(), IMAGE_LEN, "a whole row");
+            row.fill(v);
+            Ok(PreparedImage {
+                width: v as u32,
+                height: v as u32,
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_images_are_prepared_by_the_worker_and_failures_leave_the_batch() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (pool, batches) = pool(1, 8, Duration::ZERO, Some(Arc::clone(&gate)));
+        let pool = Arc::new(pool);
+        // The engine holds the first image at the gate, so the next four queue up as one batch.
+        let p = Arc::clone(&pool);
+        let first = tokio::spawn(async move { p.infer(image(1.0), None).await });
+        let guard = Instant::now() + Duration::from_secs(30);
+        while batches.lock().unwrap().is_empty() {
+            assert!(
+                Instant::now() < guard,
+                "the engine never got the first image"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let cancelled_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ran = Arc::clone(&cancelled_ran);
+        let cancelled: Prepare = Box::new(move |row: &mut [f32]| {
+            ran.store(true, Ordering::SeqCst);
+            row.fill(0.0);
+            Ok(PreparedImage::default())
+        });
+        let failing: Prepare = Box::new(|_row: &mut [f32]| Err("not an image".into()));
+        let panicking: Prepare = Box::new(|_row: &mut [f32]| panic!("decoder bug"));
+        let slots: Vec<QueueSlot> = (0..5).map(|_| pool.reserve().unwrap()).collect();
+        let mut slots = slots.into_iter();
+        use std::future::Future as _;
+        let mut queued: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = vec![
+            Box::pin(pool.infer_prepared_in(slots.next().unwrap(), prepared(2.0), None)),
+            Box::pin(pool.infer_prepared_in(slots.next().unwrap(), failing, None)),
+            Box::pin(pool.infer_prepared_in(slots.next().unwrap(), cancelled, None)),
+            Box::pin(pool.infer_in(slots.next().unwrap(), image(4.0), None)),
+            // Fifth: past the engine's max batch (4), so in a batch of its own.
+            Box::pin(pool.infer_prepared_in(slots.next().unwrap(), panicking, None)),
+        ];
+        // Poll each once so that all are queued, in this order, behind the first.
+        std::future::poll_fn(|cx| {
+            for f in &mut queued {
+                assert!(f.as_mut().poll(cx).is_pending(), "not queued");
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        // The caller of the third goes away before the worker takes it.
+        drop(queued.remove(2));
+        open(&gate);
+        assert_eq!(first.await.unwrap().unwrap().logits[0], 1.0);
+        let mut answers = Vec::new();
+        for f in queued {
+            answers.push(
+                tokio::time::timeout(Duration::from_secs(30), f)
+                    .await
+                    .expect("answered"),
+            );
+        }
+        // The second batch the engine ran held only the two good images, in order: the tensor's row
+        // moved up next to the prepared one. The third (the panicking image alone) never reached it.
+        assert_eq!(*batches.lock().unwrap(), vec![1, 2]);
+        let good = answers[0].as_ref().unwrap();
+        assert_eq!(good.logits, vec![2.0, 4.0, 6.0]);
+        assert_eq!(good.batch_size, 2);
+        assert_eq!(
+            good.prepared,
+            Some(PreparedImage {
+                width: 2,
+                height: 2
+            })
+        );
+        assert!(good.prepare_time > Duration::ZERO);
+        let tensor = answers[2].as_ref().unwrap();
+        assert_eq!(tensor.logits, vec![4.0, 8.0, 12.0]);
+        assert_eq!(tensor.prepared, None);
+        match &answers[1] {
+            Err(SchedulerError::Prepare(e)) => assert_eq!(e.to_string(), "not an image"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match &answers[3] {
+            Err(SchedulerError::Prepare(e)) => {
+                assert!(e.to_string().contains("panicked: decoder bug"), "{e}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            !cancelled_ran.load(Ordering::SeqCst),
+            "a cancelled image was prepared"
+        );
+        let stats = pool.stats();
+        assert_eq!(stats.images_cancelled.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.images_done.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.images_failed.load(Ordering::Relaxed), 0);
+        assert_eq!(pool.slots_in_use(), 0);
+        // The worker keeps serving.
+        let slot = pool.reserve().unwrap();
+        let again = pool
+            .infer_prepared_in(slot, prepared(5.0), None)
+            .await
+            .unwrap();
+        assert_eq!(again.logits[0], 5.0);
     }
 
     #[tokio::test]

@@ -15,6 +15,13 @@ use super::deadline::CallDeadline;
 use super::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use super::status::{preprocess_status, scheduler_status};
 use super::{ModelSlot, ServerConfig, ServingModel};
+use crate::scheduler::{Prepare, PreparedImage};
+
+/// Largest image (decoded pixels, from its header) the CPU engine's threads decode right before
+/// its batch (see [`crate::engine::BackendKind::computes_on_host_cores`]): 1 MiP, about 20 ms of
+/// one core. A larger one is decoded on the blocking pool beside the engine, so that a batch of
+/// small images never waits behind a photo's decode (a 12 MP photo takes ~0.1–0.2 s).
+pub const ENGINE_THREAD_DECODE_MAX_PIXELS: u64 = 1 << 20;
 
 /// Where the time of one classified image went.
 #[derive(Debug, Clone, Copy)]
@@ -203,15 +210,20 @@ impl Pipeline {
         result
     }
 
-    /// One encoded image through decoding (bounded by the decode permits, on the blocking pool),
-    /// the engine pool and the per-image records.
+    /// One encoded image through decoding, the engine pool and the per-image records. Where it is
+    /// decoded depends on the backend: for one that computes on the host's cores (the CPU engine)
+    /// the engine's own threads decode each batch's images right before its forward pass (see
+    /// [`crate::engine::BackendKind::computes_on_host_cores`]), up to
+    /// [`ENGINE_THREAD_DECODE_MAX_PIXELS`]; otherwise the blocking pool decodes it (at most
+    /// `--max-concurrent-decodes` at once) while the engine runs other work.
     ///
     /// Admission, before any work on the pixels: the header is read for the working-set estimate
     /// (refusals the header shows are INVALID_ARGUMENT), the memory budget is charged the encoded
     /// size plus that estimate (RESOURCE_EXHAUSTED when it does not fit), then an engine-queue slot
     /// is reserved (UNAVAILABLE when the queue is full). The charge goes with the decoding task
-    /// (a caller that goes away does not release it while the decoder still runs), shrinks to the
-    /// tensor's size when preprocessing ends and is given back when the engine has answered.
+    /// (a caller that goes away does not release it while the decoder still runs) and is given
+    /// back when the engine has answered; on the blocking pool it shrinks to the tensor's size
+    /// when preprocessing ends.
     ///
     /// Expired work is dropped at each stage: before decoding (checked on arrival, after waiting for
     /// a decode permit, and on the blocking thread before the decoder starts), before the engine
@@ -236,8 +248,48 @@ impl Pipeline {
             .map_err(|e| preprocess_status(&e))?;
         let charge = self.charge(bytes.len() as u64 + cost.peak())?;
         let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
-        let image_len = model.pool.image_len();
         let pre_model = Arc::clone(model);
+        let pixels = u64::from(cost.decode.width) * u64::from(cost.decode.height);
+        if model.pool.description().backend.computes_on_host_cores()
+            && pixels <= ENGINE_THREAD_DECODE_MAX_PIXELS
+        {
+            // Decoded by the engine's own threads right before the forward pass that takes it
+            // (see `BackendKind::computes_on_host_cores`): no decode permit, no blocking thread.
+            // The charge stays whole until the engine has answered, and while the preparation
+            // still holds the bytes (a caller that goes away does not release it early).
+            let charge = Arc::new(charge);
+            let held = Arc::clone(&charge);
+            let prepare: Prepare = Box::new(move |row: &mut [f32]| {
+                let decoded =
+                    crate::preprocess::preprocess_into(&bytes, &pre_model.preprocess, row);
+                drop(bytes);
+                drop(held);
+                let info = decoded?;
+                Ok(PreparedImage {
+                    width: info.width,
+                    height: info.height,
+                })
+            });
+            let admission = arrived.elapsed();
+            let inference = model
+                .pool
+                .infer_prepared_in(slot, prepare, deadline.map(|d| d.at))
+                .await
+                .map_err(|e| scheduler_status(&e))?;
+            drop(charge);
+            let prepared = inference.prepared.unwrap_or_default();
+            let timing = ImageTiming {
+                preprocess: admission + inference.prepare_time,
+                queue: inference.queue_time,
+                inference: inference.inference_time,
+                batch_size: inference.batch_size,
+            };
+            let mut classified = self.recorded_image(model, inference.logits, timing);
+            classified.width = prepared.width;
+            classified.height = prepared.height;
+            return Ok(classified);
+        }
+        let image_len = model.pool.image_len();
         let permit = Arc::clone(&self.decode_permits)
             .acquire_owned()
             .await
@@ -312,16 +364,26 @@ impl Pipeline {
             inference: inference.inference_time,
             batch_size: inference.batch_size,
         };
+        Ok(self.recorded_image(model, inference.logits, timing))
+    }
+
+    /// Record one image's timing (metrics, model statistics).
+    fn recorded_image(
+        &self,
+        model: &Arc<ServingModel>,
+        logits: Vec<f32>,
+        timing: ImageTiming,
+    ) -> Classified {
         super::metrics::record_image(&timing);
         model
             .stats
             .record_image(timing.preprocess, timing.queue, timing.inference);
-        Ok(Classified {
-            logits: inference.logits,
+        Classified {
+            logits,
             timing,
             width: 0,
             height: 0,
-        })
+        }
     }
 }
 

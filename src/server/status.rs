@@ -8,7 +8,7 @@
 //! | too many calls in flight (`--max-in-flight`), image over what is left of `--memory-budget` | RESOURCE_EXHAUSTED (at once) |
 //! | the call's deadline (client `grpc-timeout`, server `--request-timeout`) passed | DEADLINE_EXCEEDED |
 //! | malformed `grpc-timeout` header | INTERNAL (as grpc-go) |
-//! | engine failure | INTERNAL |
+//! | engine failure, a panic while preprocessing | INTERNAL |
 
 use tonic::{Code, Status};
 
@@ -35,6 +35,12 @@ pub fn scheduler_status(err: &SchedulerError) -> Status {
         SchedulerError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         SchedulerError::BadInput { .. } => Status::internal(err.to_string()),
         SchedulerError::Engine(e) => engine_status(e),
+        // Decoding on the engine's threads (the CPU backend): the image's own error, as if it
+        // had been decoded before the queue; anything else (a panic) is the server's.
+        SchedulerError::Prepare(e) => match e.downcast_ref::<PreprocessError>() {
+            Some(e) => preprocess_status(e),
+            None => Status::internal(e.to_string()),
+        },
     }
 }
 

@@ -181,4 +181,12 @@ impl Engine for CpuEngine {
             .install(|| forward(model, buffers, input, batch, logits, &mut None));
         Ok(())
     }
+
+    /// On this instance's pool: a batch's images are decoded by the threads that will run its
+    /// forward pass, before it, never beside it.
+    fn run_on_engine_threads(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        use rayon::prelude::*;
+        self.pool
+            .install(|| (0..n).into_par_iter().with_max_len(1).for_each(task));
+    }
 }
