@@ -1922,7 +1922,7 @@ async fn a_full_queue_refuses_before_any_decoding() {
     // that an admitted probe is decoded on the blocking pool at once, not by the held engine's
     // threads with its batch (`ENGINE_THREAD_DECODE_MAX_PIXELS`).
     let big = test_image(1100, 1000, image::ImageFormat::Png);
-    assert!(1100 * 1000 > swin_serve::server::pipeline::ENGINE_THREAD_DECODE_MAX_PIXELS);
+    const { assert!(1100 * 1000 > swin_serve::server::pipeline::ENGINE_THREAD_DECODE_MAX_PIXELS) };
     let probe = big[..big.len() - 16].to_vec();
 
     // One image held by the engine (its slot given back when the engine took it), two waiting:

@@ -1106,7 +1106,6 @@ mod tests {
         let panicking: Prepare = Box::new(|_row: &mut [f32]| panic!("decoder bug"));
         let slots: Vec<QueueSlot> = (0..5).map(|_| pool.reserve().unwrap()).collect();
         let mut slots = slots.into_iter();
-        use std::future::Future as _;
         let mut queued: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = vec![
             Box::pin(pool.infer_prepared_in(slots.next().unwrap(), prepared(2.0), None)),
             Box::pin(pool.infer_prepared_in(slots.next().unwrap(), failing, None)),

@@ -182,11 +182,19 @@ unsafe fn window_head(
         // mask sliced at n×n above, and dst_row(p) is valid for hd floats owned by this task (see
         // dst_row).
         unsafe {
-            gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
             if isa >= Isa::Avx512 {
-                scores_softmax_avx512(q, kt, s, bias, mask, n, hd);
+                // q transposed (`qt`, hd×n) like kᵀ: the score tiles broadcast q[i, d] from it.
+                let qt = q;
+                if n.is_multiple_of(16) && qkv.len() <= i32::MAX as usize {
+                    gather_t_avx512(qkv, map, base, c, h, hd, scale, qt, kt, v);
+                } else {
+                    gather_avx2(qkv, map, base, c, h, hd, scale, qt, kt, v);
+                    transpose_in_place(qt, n, hd, s);
+                }
+                scores_softmax_avx512(qt, kt, s, bias, mask, n, hd);
                 pv_avx512(s, v, &dst_row, n, hd);
             } else {
+                gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
                 scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
                 pv_avx2(s, v, &dst_row, n, hd);
             }
@@ -343,6 +351,79 @@ fn gather_avx2(
             kt[d * n + p] = x * ks;
         }
         v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
+    }
+}
+
+/// `x` (`rows×cols`, row-major) becomes its transpose (`cols×rows`), through `tmp` (at least
+/// `rows·cols` floats).
+fn transpose_in_place(x: &mut [f32], rows: usize, cols: usize, tmp: &mut [f32]) {
+    let tmp = &mut tmp[..rows * cols];
+    tmp.copy_from_slice(&x[..rows * cols]);
+    for r in 0..rows {
+        for c in 0..cols {
+            x[c * rows + r] = tmp[r * cols + c];
+        }
+    }
+}
+
+/// [`gather_avx2`] with q transposed too (`qt`: hd×n, like `kt`), for `n` a multiple of 16: each
+/// row `d` of qᵀ and kᵀ is gathered 16 tokens at a time, and the norms are summed over `d` for 16
+/// tokens at once, with no horizontal sums and no scalar transposing stores.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `n = map.len()` must be a multiple of 16, `qkv.len()` at most
+/// `i32::MAX`, and every row `base + map[p]` a row of the `[_, 3c]` `qkv` (so that its columns
+/// `h*hd..(h+1)*hd` of each third exist); `qt` and `kt` must hold `hd*n` floats, `v` `n*hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_t_avx512(
+    qkv: &[f32],
+    map: &[u32],
+    base: usize,
+    c: usize,
+    h: usize,
+    hd: usize,
+    scale: f32,
+    qt: &mut [f32],
+    kt: &mut [f32],
+    v: &mut [f32],
+) {
+    let n = map.len();
+    debug_assert!(n.is_multiple_of(16) && qkv.len() <= i32::MAX as usize);
+    for (p, &tok) in map.iter().enumerate() {
+        let row = (base + tok as usize) * 3 * c;
+        v[p * hd..(p + 1) * hd].copy_from_slice(&qkv[row + 2 * c + h * hd..][..hd]);
+    }
+    let eps = _mm512_set1_ps(NORM_EPS);
+    for j in (0..n).step_by(16) {
+        let mut rows = [0i32; 16];
+        for (l, r) in rows.iter_mut().enumerate() {
+            // Fits: below qkv.len() <= i32::MAX (caller).
+            *r = ((base + map[j + l] as usize) * 3 * c + h * hd) as i32;
+        }
+        // SAFETY: rows has 16 i32; every gathered index row + d (+ c) for d < hd is an element
+        // of qkv (caller); stores at d*n + j with j + 16 <= n stay inside the hd×n qt and kt.
+        unsafe {
+            let rows = _mm512_loadu_si512(rows.as_ptr().cast());
+            for (xt, offset, num) in [(&mut *qt, 0, scale), (&mut *kt, c as i32, 1.0)] {
+                let at = _mm512_add_epi32(rows, _mm512_set1_epi32(offset));
+                let mut ss = _mm512_setzero_ps();
+                for d in 0..hd {
+                    let idx = _mm512_add_epi32(at, _mm512_set1_epi32(d as i32));
+                    let x = _mm512_i32gather_ps::<4>(idx, qkv.as_ptr());
+                    _mm512_storeu_ps(xt.as_mut_ptr().add(d * n + j), x);
+                    ss = _mm512_fmadd_ps(x, x, ss);
+                }
+                // num / max(|x|, eps), 16 tokens at once.
+                let inv =
+                    _mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_sqrt_ps(ss), eps));
+                for d in 0..hd {
+                    let at = xt.as_mut_ptr().add(d * n + j);
+                    _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), inv));
+                }
+            }
+        }
     }
 }
 
@@ -632,17 +713,17 @@ unsafe fn pv_avx2(s: &[f32], v: &[f32], dst_row: &impl Fn(usize) -> *mut f32, n:
     }
 }
 
-/// AVX-512 [`score_tile`]: rows `i..i+R`, columns `j..j + 16*B`.
+/// AVX-512 [`score_tile`]: rows `i..i+R`, columns `j..j + 16*B`, with q transposed (`qt`, hd×n).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F; `i + R <= n` and `j + 16*B <= n`; the slices are sized as
-/// [`score_tile`] requires.
+/// [`score_tile`] requires (`qt` as `kt`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline]
 unsafe fn score_tile512<const R: usize, const B: usize>(
-    q: &[f32],
+    qt: &[f32],
     kt: &[f32],
     s: &mut [f32],
     bias: &[f32],
@@ -655,7 +736,7 @@ unsafe fn score_tile512<const R: usize, const B: usize>(
     debug_assert!(i + R <= n && j + 16 * B <= n);
     let mut acc = [[_mm512_setzero_ps(); B]; R];
     // SAFETY: (all loads/stores) rows i..i+R < n, columns j..j+16B <= n of the n×n bias, mask and
-    // s; rows d < hd of the hd×n kt; rows i..i+R of the n×hd q (caller).
+    // s; rows d < hd of the hd×n kt; columns i..i+R of the hd×n qt (caller).
     unsafe {
         for r in 0..R {
             for b in 0..B {
@@ -672,7 +753,7 @@ unsafe fn score_tile512<const R: usize, const B: usize>(
                 *k = _mm512_loadu_ps(kt.as_ptr().add(d * n + j + 16 * b));
             }
             for r in 0..R {
-                let qb = _mm512_set1_ps(*q.get_unchecked((i + r) * hd + d));
+                let qb = _mm512_set1_ps(*qt.get_unchecked(d * n + i + r));
                 for b in 0..B {
                     acc[r][b] = _mm512_fmadd_ps(qb, kv[b], acc[r][b]);
                 }
@@ -686,7 +767,8 @@ unsafe fn score_tile512<const R: usize, const B: usize>(
     }
 }
 
-/// AVX-512 [`score_rows`]: scores for rows `i..i+R`, then softmax of each row.
+/// AVX-512 [`score_rows`] with q transposed (`qt`, hd×n): scores for rows `i..i+R`, then softmax of
+/// each row ([`softmax_rows_avx512`], the `R` rows interleaved).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F; `i + R <= n`; the slices are sized as [`score_tile`] requires.
@@ -695,7 +777,7 @@ unsafe fn score_tile512<const R: usize, const B: usize>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn score_rows512<const R: usize>(
-    q: &[f32],
+    qt: &[f32],
     kt: &[f32],
     s: &mut [f32],
     bias: &[f32],
@@ -709,11 +791,11 @@ unsafe fn score_rows512<const R: usize>(
     // j + 64 <= n, resp. j + 16 <= n.
     unsafe {
         while j + 64 <= n {
-            score_tile512::<R, 4>(q, kt, s, bias, mask, n, hd, i, j);
+            score_tile512::<R, 4>(qt, kt, s, bias, mask, n, hd, i, j);
             j += 64;
         }
         while j + 16 <= n {
-            score_tile512::<R, 1>(q, kt, s, bias, mask, n, hd, i, j);
+            score_tile512::<R, 1>(qt, kt, s, bias, mask, n, hd, i, j);
             j += 16;
         }
     }
@@ -721,23 +803,23 @@ unsafe fn score_rows512<const R: usize>(
         for jj in j..n {
             let mut x = bias[r * n + jj] + mask.map_or(0.0, |m| m[r * n + jj]);
             for d in 0..hd {
-                x += q[r * hd + d] * kt[d * n + jj];
+                x += qt[d * n + r] * kt[d * n + jj];
             }
             s[r * n + jj] = x;
         }
-        softmax_avx512(&mut s[r * n..(r + 1) * n]);
     }
+    softmax_rows_avx512::<R>(&mut s[i * n..(i + R) * n], n);
 }
 
-/// AVX-512 [`scores_softmax_avx2`].
+/// AVX-512 [`scores_softmax_avx2`], with q transposed (`qt`, hd×n).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F; `bias`, `s` (and `mask`) must hold at least `n*n` floats, `q` at
-/// least `n*hd` and `kt` at least `hd*n`.
+/// The CPU must support AVX-512 F; `bias`, `s` (and `mask`) must hold at least `n*n` floats, `qt`
+/// and `kt` at least `hd*n`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn scores_softmax_avx512(
-    q: &[f32],
+    qt: &[f32],
     kt: &[f32],
     s: &mut [f32],
     bias: &[f32],
@@ -749,61 +831,81 @@ unsafe fn scores_softmax_avx512(
     // SAFETY: the loop bounds keep i + 4 <= n, resp. i + 1 <= n; slice sizes from the caller.
     unsafe {
         while i + 4 <= n {
-            score_rows512::<4>(q, kt, s, bias, mask, n, hd, i);
+            score_rows512::<4>(qt, kt, s, bias, mask, n, hd, i);
             i += 4;
         }
         while i < n {
-            score_rows512::<1>(q, kt, s, bias, mask, n, hd, i);
+            score_rows512::<1>(qt, kt, s, bias, mask, n, hd, i);
             i += 1;
         }
     }
 }
 
-/// Softmax of one row in place (max-subtracted, [`exp_avx512`](super::math::exp_avx512)).
+/// Softmax in place of the `R` rows of length `n` in `rows`, their steps interleaved (each row's
+/// max, exp and sum are short dependency chains: one row alone leaves the core waiting):
+/// max-subtracted, [`exp_avx512`](super::math::exp_avx512), times 1/sum.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn softmax_avx512(row: &mut [f32]) {
+#[allow(clippy::needless_range_loop)]
+fn softmax_rows_avx512<const R: usize>(rows: &mut [f32], n: usize) {
     use super::math::exp_avx512;
-    let n = row.len();
+    assert_eq!(rows.len(), R * n, "R rows of n");
     let end = n - n % 16;
-    let p = row.as_mut_ptr();
-    // SAFETY: (all pointer accesses) p = row.as_mut_ptr(); vector accesses at j with
-    // j + 16 <= end <= n = row.len(), scalar ones at jj < n.
+    let p = rows.as_mut_ptr();
+    // SAFETY: (all pointer accesses) p = rows.as_mut_ptr(), rows.len() = R*n (asserted); accesses
+    // at r*n + j with r < R and j + 16 <= end <= n (vectors) or j < n (scalars).
     unsafe {
-        let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut max = [0.0f32; R];
+        let mut vmax = [_mm512_set1_ps(f32::NEG_INFINITY); R];
         let mut j = 0;
         while j < end {
-            vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(p.add(j)));
+            for r in 0..R {
+                vmax[r] = _mm512_max_ps(vmax[r], _mm512_loadu_ps(p.add(r * n + j)));
+            }
             j += 16;
         }
-        let mut max = _mm512_reduce_max_ps(vmax);
-        for jj in end..n {
-            max = max.max(*p.add(jj));
+        for r in 0..R {
+            max[r] = _mm512_reduce_max_ps(vmax[r]);
+            for jj in end..n {
+                max[r] = max[r].max(*p.add(r * n + jj));
+            }
         }
-        let vm = _mm512_set1_ps(max);
-        let mut vsum = _mm512_setzero_ps();
+        let vm = max.map(|m| _mm512_set1_ps(m));
+        let mut vsum = [_mm512_setzero_ps(); R];
         let mut j = 0;
         while j < end {
-            let e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(p.add(j)), vm));
-            _mm512_storeu_ps(p.add(j), e);
-            vsum = _mm512_add_ps(vsum, e);
+            for r in 0..R {
+                let at = p.add(r * n + j);
+                let e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(at), vm[r]));
+                _mm512_storeu_ps(at, e);
+                vsum[r] = _mm512_add_ps(vsum[r], e);
+            }
             j += 16;
         }
-        let mut sum = _mm512_reduce_add_ps(vsum);
-        for jj in end..n {
-            let e = (*p.add(jj) - max).exp();
-            *p.add(jj) = e;
-            sum += e;
+        let mut inv = [0.0f32; R];
+        for r in 0..R {
+            let mut sum = _mm512_reduce_add_ps(vsum[r]);
+            for jj in end..n {
+                let at = p.add(r * n + jj);
+                let e = (*at - max[r]).exp();
+                *at = e;
+                sum += e;
+            }
+            inv[r] = 1.0 / sum;
         }
-        let inv = 1.0 / sum;
-        let vinv = _mm512_set1_ps(inv);
+        let vinv = inv.map(|x| _mm512_set1_ps(x));
         let mut j = 0;
         while j < end {
-            _mm512_storeu_ps(p.add(j), _mm512_mul_ps(_mm512_loadu_ps(p.add(j)), vinv));
+            for r in 0..R {
+                let at = p.add(r * n + j);
+                _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), vinv[r]));
+            }
             j += 16;
         }
-        for jj in end..n {
-            *p.add(jj) *= inv;
+        for r in 0..R {
+            for jj in end..n {
+                *p.add(r * n + jj) *= inv[r];
+            }
         }
     }
 }
@@ -1173,6 +1275,75 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Time of one block's window attention at the shapes of swinv2_tiny_patch4_window8_256's four
+    /// stages (batch 1, shifted windows), 2 threads, on the active instruction set. A measurement:
+    /// `cargo test --release --lib attention::tests::speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn speed() {
+        // As the engine's pool: denormals flushed (masked scores' exp underflows).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .start_handler(|_| {
+                super::super::denormals::flush_denormals_in_this_thread();
+            })
+            .build()
+            .unwrap();
+        for (res, heads) in [(64, 3), (32, 6), (16, 12), (8, 24)] {
+            let (win, hd) = (8, 32);
+            let (c, n, tokens) = (heads * hd, win * win, res * res);
+            let shift = if res > win { win / 2 } else { 0 };
+            let map = TokenPermutation::new(crate::engine::cpu::tables::window_token_index(
+                res, win, shift,
+            ))
+            .unwrap();
+            let mask = crate::engine::cpu::tables::attn_mask(res, win, shift);
+            let masked = mask
+                .as_ref()
+                .map(|m| crate::engine::cpu::tables::masked_windows(m, n));
+            let qkv: Vec<f32> = (0..tokens * 3 * c)
+                .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect();
+            let scale: Vec<f32> = (0..heads).map(|h| 3.0 + h as f32).collect();
+            let args = WindowAttentionArgs {
+                batch: 1,
+                tokens,
+                dim: c,
+                num_heads: heads,
+                window_tokens: n,
+                token_index: &map,
+                logit_scale: &scale,
+                bias: &bias,
+                mask: mask.as_deref(),
+                masked_windows: masked.as_deref(),
+            };
+            let scratch: Vec<_> = (0..2)
+                .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
+                .collect();
+            let mut out = vec![0.0; tokens * c];
+            // Between calls, stream 8 MiB through the caches as the linear layers do.
+            let mut flush = vec![1.0f32; 2 << 20];
+            let mut times = Vec::new();
+            for _ in 0..60 {
+                flush.iter_mut().for_each(|x| *x += 1.0);
+                let t = std::time::Instant::now();
+                pool.install(|| window_attention(&args, &qkv, &mut out, &scratch));
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let pairs = tokens / n * heads;
+            println!(
+                "{} tokens, {heads} heads: {:.0} us per block ({:.2} us per window-head), {}",
+                tokens,
+                times[30],
+                times[30] / pairs as f64 * 2.0,
+                Isa::active()
+            );
+            std::hint::black_box(&flush);
         }
     }
 }
