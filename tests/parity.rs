@@ -303,7 +303,8 @@ fn bad_engine_input_is_refused_without_panic() {
 }
 
 /// The scheduler prepares a batch's images through `run_on_engine_threads`: on the CPU engine every
-/// index runs exactly once, on the instance's own pool threads (`swin-cpu-*`), spread over them.
+/// index runs exactly once, on the instance's own pool threads (`swin-cpu-*`), spread over them,
+/// with IEEE denormals (`with_ieee_denormals` restores flushing after each, unit-tested there).
 #[test]
 fn cpu_engine_runs_preparation_on_its_own_threads() {
     use std::collections::HashSet;
@@ -315,6 +316,8 @@ fn cpu_engine_runs_preparation_on_its_own_threads() {
     let seen = Mutex::new(Vec::new());
     engine.run_on_engine_threads(16, &|i| {
         let name = std::thread::current().name().unwrap_or("").to_string();
+        // Preparation keeps IEEE denormals, though the engine's threads flush them.
+        assert!(!swin_serve::engine::cpu::kernels::denormals::flushing_in_this_thread());
         // Long enough that both threads take part.
         std::thread::sleep(std::time::Duration::from_millis(5));
         seen.lock().unwrap().push((i, name));
@@ -329,4 +332,9 @@ fn cpu_engine_runs_preparation_on_its_own_threads() {
         "{threads:?}"
     );
     assert_eq!(threads.len(), 2, "{threads:?}");
+    let mut engine = engine;
+    let per_image = f.input.len() / f.batch;
+    let mut logits = vec![0.0; f.config.num_classes];
+    engine.infer(&f.input[..per_image], 1, &mut logits).unwrap();
+    assert!(rel_err(&logits, &f.logits[..f.config.num_classes]) <= TOLERANCE);
 }

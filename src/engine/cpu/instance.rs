@@ -186,7 +186,12 @@ impl Engine for CpuEngine {
     /// forward pass, before it, never beside it.
     fn run_on_engine_threads(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         use rayon::prelude::*;
-        self.pool
-            .install(|| (0..n).into_par_iter().with_max_len(1).for_each(task));
+        // Decoding keeps IEEE semantics (no FTZ/DAZ), as on any other thread.
+        self.pool.install(|| {
+            (0..n)
+                .into_par_iter()
+                .with_max_len(1)
+                .for_each(|i| denormals::with_ieee_denormals(|| task(i)))
+        });
     }
 }

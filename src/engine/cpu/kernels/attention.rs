@@ -180,7 +180,9 @@ unsafe fn window_head(
         // SAFETY: the CPU has `isa` (caller), so AVX2 and FMA, and AVX-512 F where `isa` says so;
         // q, kt, v and s were split from the scratch at n×hd, hd×n, n×hd and n×n floats, bias and
         // mask sliced at n×n above, and dst_row(p) is valid for hd floats owned by this task (see
-        // dst_row).
+        // dst_row). gather_t_avx512: n % 16 == 0 and qkv.len() <= i32::MAX are checked next to
+        // the call, and every row base + map[p] < batch*tokens is a row of the [_, 3c] qkv (map is
+        // a permutation of 0..tokens, qkv.len() asserted by the caller).
         unsafe {
             if isa >= Isa::Avx512 {
                 // q transposed (`qt`, hd×n) like kᵀ: the score tiles broadcast q[i, d] from it.
@@ -188,13 +190,12 @@ unsafe fn window_head(
                 if n.is_multiple_of(16) && qkv.len() <= i32::MAX as usize {
                     gather_t_avx512(qkv, map, base, c, h, hd, scale, qt, kt, v);
                 } else {
-                    gather_avx2(qkv, map, base, c, h, hd, scale, qt, kt, v);
-                    transpose_in_place(qt, n, hd, s);
+                    gather_avx2(qkv, map, base, c, h, hd, scale, qt, true, kt, v);
                 }
                 scores_softmax_avx512(qt, kt, s, bias, mask, n, hd);
                 pv_avx512(s, v, &dst_row, n, hd);
             } else {
-                gather_avx2(qkv, map, base, c, h, hd, scale, q, kt, v);
+                gather_avx2(qkv, map, base, c, h, hd, scale, q, false, kt, v);
                 scores_softmax_avx2(q, kt, s, bias, mask, n, hd);
                 pv_avx2(s, v, &dst_row, n, hd);
             }
@@ -307,7 +308,8 @@ fn sum_sq_avx2(x: &[f32]) -> f32 {
     s
 }
 
-/// Gather q (scaled by `logit_scale / |q|`), kᵀ (`k / |k|`) and v of the window's tokens.
+/// Gather q (scaled by `logit_scale / |q|`; transposed, hd×n, when `q_transposed`), kᵀ (`k / |k|`)
+/// and v of the window's tokens.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -320,6 +322,7 @@ fn gather_avx2(
     hd: usize,
     scale: f32,
     q: &mut [f32],
+    q_transposed: bool,
     kt: &mut [f32],
     v: &mut [f32],
 ) {
@@ -331,6 +334,16 @@ fn gather_avx2(
         let kr = &row[c + h * hd..c + (h + 1) * hd];
         let qs = scale / sum_sq_avx2(qr).sqrt().max(NORM_EPS);
         let ks = 1.0 / sum_sq_avx2(kr).sqrt().max(NORM_EPS);
+        if q_transposed {
+            for (d, &x) in qr.iter().enumerate() {
+                q[d * n + p] = x * qs;
+            }
+            for (d, &x) in kr.iter().enumerate() {
+                kt[d * n + p] = x * ks;
+            }
+            v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
+            continue;
+        }
         let qdst = &mut q[p * hd..(p + 1) * hd];
         let vq = _mm256_set1_ps(qs);
         let mut d = 0;
@@ -351,18 +364,6 @@ fn gather_avx2(
             kt[d * n + p] = x * ks;
         }
         v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
-    }
-}
-
-/// `x` (`rows×cols`, row-major) becomes its transpose (`cols×rows`), through `tmp` (at least
-/// `rows·cols` floats).
-fn transpose_in_place(x: &mut [f32], rows: usize, cols: usize, tmp: &mut [f32]) {
-    let tmp = &mut tmp[..rows * cols];
-    tmp.copy_from_slice(&x[..rows * cols]);
-    for r in 0..rows {
-        for c in 0..cols {
-            x[c * rows + r] = tmp[r * cols + c];
-        }
     }
 }
 
@@ -1194,9 +1195,11 @@ mod tests {
             .build()
             .unwrap();
         // (window, heads, head_dim, shifted): covers N = 9, 16, 36, 64, 144 and head dims 6, 8,
-        // 12, 32, 40, 48 (full vector tiles and every kind of tail), on every instruction set.
+        // 12, 16, 32, 40, 48 (full vector tiles and every kind of tail; head dims above N, where
+        // AVX-512 gathers q transposed token by token), on every instruction set.
         let shapes = [
             (3, 2, 6, false),
+            (3, 1, 16, true),
             (4, 3, 8, true),
             (8, 2, 32, true),
             (4, 1, 40, false),

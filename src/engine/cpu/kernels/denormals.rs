@@ -9,8 +9,9 @@
 //! [`flush_denormals_in_this_thread`] sets MXCSR's FTZ (results that would be denormal become ±0) and
 //! DAZ (denormal inputs read as ±0) bits, as PyTorch's `set_flush_denormal(True)` and ONNX Runtime's
 //! `set_denormal_as_zero` do. It is called by the start handler of every CPU engine thread (the
-//! rayon pool each instance owns, where every kernel runs) and nowhere else: preprocessing and the
-//! host-side softmax of the logits keep IEEE semantics. A value below 1.2e-38 contributes nothing
+//! rayon pool each instance owns, where every kernel runs) and nowhere else: preprocessing (also when
+//! those threads decode a batch's images, inside [`with_ieee_denormals`]) and the host-side softmax
+//! of the logits keep IEEE semantics. A value below 1.2e-38 contributes nothing
 //! measurable to a sum of terms ≥ 1e-8 in f32, so results stay within the parity bound (tested).
 //!
 //! `SWIN_SERVE_KEEP_DENORMALS=1` leaves MXCSR alone (to measure what flushing buys).
@@ -54,6 +55,46 @@ pub fn flush_denormals_in_this_thread() -> bool {
     }
 }
 
+/// Run `f` with FTZ and DAZ cleared in the calling thread (IEEE denormals), then put the thread's
+/// MXCSR back as it was, also if `f` panics. The engine threads decode images this way between
+/// forward passes (see `Engine::run_on_engine_threads`): preprocessing keeps IEEE semantics
+/// wherever it runs.
+pub fn with_ieee_denormals<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// Puts the saved MXCSR back when dropped.
+        struct Restore(u32);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                // SAFETY: loads MXCSR from a local u32 holding the value `stmxcsr` stored for
+                // this thread before (a valid MXCSR: no reserved bit set).
+                unsafe {
+                    std::arch::asm!("ldmxcsr [{}]", in(reg) &self.0, options(nostack, preserves_flags, readonly));
+                }
+            }
+        }
+        let mut saved: u32 = 0;
+        // SAFETY: as in `flush_denormals_in_this_thread`: stores MXCSR into a local u32.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack, preserves_flags));
+        }
+        let restore = Restore(saved);
+        let ieee = saved & !(MXCSR_FTZ | MXCSR_DAZ);
+        // SAFETY: loads MXCSR from a local u32: the value read above with the FTZ and DAZ bits
+        // cleared (no reserved bit set). It changes only how this thread rounds denormals.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &ieee, options(nostack, preserves_flags, readonly));
+        }
+        let result = f();
+        drop(restore);
+        result
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        f()
+    }
+}
+
 /// Whether the calling thread flushes denormals (FTZ and DAZ both set).
 pub fn flushing_in_this_thread() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -74,6 +115,31 @@ pub fn flushing_in_this_thread() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn ieee_denormals_inside_and_flushing_restored_after_even_on_panic() {
+        std::thread::spawn(|| {
+            assert!(flush_denormals_in_this_thread());
+            let tiny = std::hint::black_box(1e-30f32);
+            let inside = with_ieee_denormals(|| {
+                assert!(!flushing_in_this_thread());
+                std::hint::black_box(tiny) * std::hint::black_box(1e-10f32)
+            });
+            assert!(
+                inside > 0.0 && inside < f32::MIN_POSITIVE,
+                "a denormal: {inside}"
+            );
+            assert!(flushing_in_this_thread());
+            let panicked = std::panic::catch_unwind(|| {
+                with_ieee_denormals(|| panic!("inside"));
+            });
+            assert!(panicked.is_err());
+            assert!(flushing_in_this_thread(), "restored after a panic");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     #[cfg(target_arch = "x86_64")]
