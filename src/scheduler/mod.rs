@@ -992,12 +992,19 @@ mod tests {
         assert_eq!(pool.stats().images_rejected.load(Ordering::Relaxed), 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_job_whose_deadline_passes_in_the_queue_never_reaches_the_engine() {
+    type Gate = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+    /// A one-instance pool (max batch 4, 8 slots) whose engine holds a first image (value 1.0) at
+    /// a closed gate; returns once the engine has it.
+    async fn pool_holding_a_first_image() -> (
+        Arc<EnginePool>,
+        Arc<Mutex<Vec<usize>>>,
+        Gate,
+        tokio::task::JoinHandle<Result<Inference, SchedulerError>>,
+    ) {
         let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let (pool, batches) = pool(1, 8, Duration::ZERO, Some(Arc::clone(&gate)));
         let pool = Arc::new(pool);
-        // First image: handed to the engine, which holds it at the gate.
         let p = Arc::clone(&pool);
         let first = tokio::spawn(async move { p.infer(image(1.0), None).await });
         let guard = Instant::now() + Duration::from_secs(30);
@@ -1008,6 +1015,13 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        (pool, batches, gate, first)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_deadline_passes_in_the_queue_never_reaches_the_engine() {
+        // First image: handed to the engine, which holds it at the gate.
+        let (pool, batches, gate, first) = pool_holding_a_first_image().await;
         // Second image, with a deadline: polled once so that it is queued now, behind the first;
         // its caller keeps waiting for the answer (not a cancellation).
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -1081,20 +1095,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deferred_images_are_prepared_by_the_worker_and_failures_leave_the_batch() {
-        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let (pool, batches) = pool(1, 8, Duration::ZERO, Some(Arc::clone(&gate)));
-        let pool = Arc::new(pool);
         // The engine holds the first image at the gate, so the next four queue up as one batch.
-        let p = Arc::clone(&pool);
-        let first = tokio::spawn(async move { p.infer(image(1.0), None).await });
-        let guard = Instant::now() + Duration::from_secs(30);
-        while batches.lock().unwrap().is_empty() {
-            assert!(
-                Instant::now() < guard,
-                "the engine never got the first image"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (pool, batches, gate, first) = pool_holding_a_first_image().await;
         let cancelled_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ran = Arc::clone(&cancelled_ran);
         let cancelled: Prepare = Box::new(move |row: &mut [f32]| {

@@ -338,27 +338,23 @@ fn gather_avx2(
             for (d, &x) in qr.iter().enumerate() {
                 q[d * n + p] = x * qs;
             }
-            for (d, &x) in kr.iter().enumerate() {
-                kt[d * n + p] = x * ks;
+        } else {
+            let qdst = &mut q[p * hd..(p + 1) * hd];
+            let vq = _mm256_set1_ps(qs);
+            let mut d = 0;
+            while d < end {
+                // SAFETY: d + 8 <= end <= hd = qr.len() = qdst.len().
+                unsafe {
+                    _mm256_storeu_ps(
+                        qdst.as_mut_ptr().add(d),
+                        _mm256_mul_ps(_mm256_loadu_ps(qr.as_ptr().add(d)), vq),
+                    )
+                };
+                d += 8;
             }
-            v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
-            continue;
-        }
-        let qdst = &mut q[p * hd..(p + 1) * hd];
-        let vq = _mm256_set1_ps(qs);
-        let mut d = 0;
-        while d < end {
-            // SAFETY: d + 8 <= end <= hd = qr.len() = qdst.len().
-            unsafe {
-                _mm256_storeu_ps(
-                    qdst.as_mut_ptr().add(d),
-                    _mm256_mul_ps(_mm256_loadu_ps(qr.as_ptr().add(d)), vq),
-                )
-            };
-            d += 8;
-        }
-        for d in end..hd {
-            qdst[d] = qr[d] * qs;
+            for d in end..hd {
+                qdst[d] = qr[d] * qs;
+            }
         }
         for (d, &x) in kr.iter().enumerate() {
             kt[d * n + p] = x * ks;
@@ -1024,6 +1020,81 @@ unsafe fn pv_avx512(
 mod tests {
     use super::*;
 
+    /// One block's attention inputs: a `res`×`res` grid in `win`×`win` windows (shifted by
+    /// `shift`), deterministic qkv values in [-1, 1), a bias table and logit scales `3 + h·step`.
+    struct Case {
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        heads: usize,
+        n: usize,
+        map: TokenPermutation,
+        mask: Option<Vec<f32>>,
+        masked: Option<Vec<bool>>,
+        qkv: Vec<f32>,
+        bias: Vec<f32>,
+        scale: Vec<f32>,
+    }
+
+    impl Case {
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            batch: usize,
+            res: usize,
+            win: usize,
+            heads: usize,
+            hd: usize,
+            shift: usize,
+            window_flags: bool,
+            step: f32,
+        ) -> Self {
+            use crate::engine::cpu::tables;
+            let (dim, n, tokens) = (heads * hd, win * win, res * res);
+            let mask = tables::attn_mask(res, win, shift);
+            let masked = mask
+                .as_ref()
+                .filter(|_| window_flags)
+                .map(|m| tables::masked_windows(m, n));
+            Self {
+                batch,
+                tokens,
+                dim,
+                heads,
+                n,
+                map: TokenPermutation::new(tables::window_token_index(res, win, shift)).unwrap(),
+                mask,
+                masked,
+                qkv: (0..batch * tokens * 3 * dim)
+                    .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
+                    .collect(),
+                bias: (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect(),
+                scale: (0..heads).map(|h| 3.0 + h as f32 * step).collect(),
+            }
+        }
+
+        fn args(&self) -> WindowAttentionArgs<'_> {
+            WindowAttentionArgs {
+                batch: self.batch,
+                tokens: self.tokens,
+                dim: self.dim,
+                num_heads: self.heads,
+                window_tokens: self.n,
+                token_index: &self.map,
+                logit_scale: &self.scale,
+                bias: &self.bias,
+                mask: self.mask.as_deref(),
+                masked_windows: self.masked.as_deref(),
+            }
+        }
+
+        /// Scratch for a 2-thread pool.
+        fn scratch(n: usize, hd: usize) -> Vec<Mutex<Vec<f32>>> {
+            (0..2)
+                .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
+                .collect()
+        }
+    }
+
     #[test]
     fn token_permutation_accepts_only_permutations() {
         assert!(TokenPermutation::new(vec![2, 0, 3, 1]).is_some());
@@ -1211,45 +1282,25 @@ mod tests {
             .flat_map(|isa| shapes.iter().map(move |s| (isa, s)))
         {
             let res = win * 2;
-            let c = heads * hd;
-            let n = win * win;
-            let tokens = res * res;
-            let map = TokenPermutation::new(crate::engine::cpu::tables::window_token_index(
+            let batch = 2;
+            // The engine's per-window flags (some shapes), or none (every window masked).
+            let case = Case::new(
+                batch,
                 res,
                 win,
+                heads,
+                hd,
                 if shifted { win / 2 } else { 0 },
-            ))
-            .unwrap();
-            let mask =
-                crate::engine::cpu::tables::attn_mask(res, win, if shifted { win / 2 } else { 0 });
-            // The engine's per-window flags (some shapes), or none (every window masked).
-            let masked = mask
-                .as_ref()
-                .filter(|_| win % 2 == 0)
-                .map(|m| crate::engine::cpu::tables::masked_windows(m, win * win));
-            let batch = 2;
-            let qkv: Vec<f32> = (0..batch * tokens * 3 * c)
-                .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
-                .collect();
-            let bias: Vec<f32> = (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect();
-            let scale: Vec<f32> = (0..heads).map(|h| 3.0 + h as f32 * 20.0).collect();
-            let args = WindowAttentionArgs {
-                batch,
-                tokens,
-                dim: c,
-                num_heads: heads,
-                window_tokens: n,
-                token_index: &map,
-                logit_scale: &scale,
-                bias: &bias,
-                mask: mask.as_deref(),
-                masked_windows: masked.as_deref(),
-            };
-            let scratch: Vec<_> = (0..2)
-                .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
-                .collect();
+                win % 2 == 0,
+                20.0,
+            );
+            let (c, n, tokens) = (case.dim, case.n, case.tokens);
+            let (map, mask, qkv, scale) = (&case.map, &case.mask, &case.qkv, &case.scale);
+            let bias = &case.bias;
+            let args = case.args();
+            let scratch = Case::scratch(n, hd);
             let mut out = vec![f32::NAN; batch * tokens * c];
-            pool.install(|| window_attention_with(&args, &qkv, &mut out, &scratch, isa));
+            pool.install(|| window_attention_with(&args, qkv, &mut out, &scratch, isa));
             for b in 0..batch {
                 for w in 0..tokens / n {
                     for h in 0..heads {
@@ -1261,7 +1312,7 @@ mod tests {
                             heads,
                             &map.as_slice()[w * n..(w + 1) * n],
                             scale[h],
-                            &bias,
+                            bias,
                             m,
                             h,
                         );
@@ -1297,36 +1348,11 @@ mod tests {
             .unwrap();
         for (res, heads) in [(64, 3), (32, 6), (16, 12), (8, 24)] {
             let (win, hd) = (8, 32);
-            let (c, n, tokens) = (heads * hd, win * win, res * res);
             let shift = if res > win { win / 2 } else { 0 };
-            let map = TokenPermutation::new(crate::engine::cpu::tables::window_token_index(
-                res, win, shift,
-            ))
-            .unwrap();
-            let mask = crate::engine::cpu::tables::attn_mask(res, win, shift);
-            let masked = mask
-                .as_ref()
-                .map(|m| crate::engine::cpu::tables::masked_windows(m, n));
-            let qkv: Vec<f32> = (0..tokens * 3 * c)
-                .map(|i| (((i * 2_654_435_761usize) >> 7) % 1000) as f32 * 0.002 - 1.0)
-                .collect();
-            let bias: Vec<f32> = (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect();
-            let scale: Vec<f32> = (0..heads).map(|h| 3.0 + h as f32).collect();
-            let args = WindowAttentionArgs {
-                batch: 1,
-                tokens,
-                dim: c,
-                num_heads: heads,
-                window_tokens: n,
-                token_index: &map,
-                logit_scale: &scale,
-                bias: &bias,
-                mask: mask.as_deref(),
-                masked_windows: masked.as_deref(),
-            };
-            let scratch: Vec<_> = (0..2)
-                .map(|_| Mutex::new(vec![0.0; WindowAttentionArgs::scratch_len(n, hd)]))
-                .collect();
+            let case = Case::new(1, res, win, heads, hd, shift, true, 1.0);
+            let (c, n, tokens, qkv) = (case.dim, case.n, case.tokens, &case.qkv);
+            let args = case.args();
+            let scratch = Case::scratch(n, hd);
             let mut out = vec![0.0; tokens * c];
             // Between calls, stream 8 MiB through the caches as the linear layers do.
             let mut flush = vec![1.0f32; 2 << 20];
@@ -1334,7 +1360,7 @@ mod tests {
             for _ in 0..60 {
                 flush.iter_mut().for_each(|x| *x += 1.0);
                 let t = std::time::Instant::now();
-                pool.install(|| window_attention(&args, &qkv, &mut out, &scratch));
+                pool.install(|| window_attention(&args, qkv, &mut out, &scratch));
                 times.push(t.elapsed().as_secs_f64() * 1e6);
             }
             times.sort_by(|a, b| a.partial_cmp(b).unwrap());
