@@ -679,94 +679,64 @@ fn worker_loop(
 }
 
 /// Put the images of `batch` into the first rows of `input`, in order: copy the queued tensors and
-/// run the deferred preparations on `engine`'s threads, all at once. A job whose preparation fails
+/// run the deferred preparations, all at once on `engine`'s threads. A job whose preparation fails
 /// (or panics) is answered [`SchedulerError::Prepare`] and leaves the batch; the rows of the jobs
 /// after it move up so the batch stays contiguous.
 fn fill_input(engine: &dyn Engine, batch: &mut Vec<Job>, input: &mut [f32], image_len: usize) {
-    let n = batch.len();
-    let rows = input[..n * image_len].chunks_exact_mut(image_len);
-    if batch
-        .iter()
-        .all(|job| matches!(job.image, QueuedImage::Tensor(_)))
-    {
-        for (row, job) in rows.zip(batch.iter()) {
-            if let QueuedImage::Tensor(image) = &job.image {
-                row.copy_from_slice(image);
-            }
-        }
-        return;
-    }
-    type Outcome = Option<Result<(Option<PreparedImage>, Duration), PrepareError>>;
+    /// One job and its row, with what went wrong preparing it.
     struct Cell<'a> {
         row: &'a mut [f32],
-        image: Option<QueuedImage>,
-        span: tracing::Span,
-        outcome: Outcome,
+        job: &'a mut Job,
+        failed: Option<PrepareError>,
     }
-    let cells: Vec<Mutex<Cell<'_>>> = rows
+    let n = batch.len();
+    let cells: Vec<Mutex<Cell<'_>>> = input[..n * image_len]
+        .chunks_exact_mut(image_len)
         .zip(batch.iter_mut())
         .map(|(row, job)| {
             Mutex::new(Cell {
                 row,
-                image: Some(std::mem::replace(
-                    &mut job.image,
-                    QueuedImage::Tensor(Vec::new()),
-                )),
-                span: job.span.clone(),
-                outcome: None,
+                job,
+                failed: None,
             })
         })
         .collect();
-    let task = |i: usize| {
+    engine.run_on_engine_threads(n, &|i| {
         let mut guard = cells[i].lock().unwrap_or_else(|p| p.into_inner());
-        let cell = &mut *guard;
-        let started = Instant::now();
-        let result = match cell.image.take() {
-            Some(QueuedImage::Tensor(image)) => {
-                cell.row.copy_from_slice(&image);
-                Ok(None)
+        let Cell { row, job, failed } = &mut *guard;
+        match std::mem::replace(&mut job.image, QueuedImage::Tensor(Vec::new())) {
+            QueuedImage::Tensor(image) => row.copy_from_slice(&image),
+            QueuedImage::Deferred(prepare) => {
+                let _span = tracing::info_span!(parent: &job.span, "preprocess").entered();
+                let started = Instant::now();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| prepare(row))) {
+                    Ok(Ok(prepared)) => {
+                        job.prepared = Some(prepared);
+                        job.prepare_time = started.elapsed();
+                    }
+                    Ok(Err(err)) => *failed = Some(err),
+                    Err(panic) => *failed = Some(Box::new(PreparePanicked(panic_message(&*panic)))),
+                }
             }
-            Some(QueuedImage::Deferred(prepare)) => {
-                let _span = tracing::info_span!(parent: &cell.span, "preprocess").entered();
-                let row = &mut *cell.row;
-                std::panic::catch_unwind(AssertUnwindSafe(|| prepare(row)))
-                    .unwrap_or_else(|panic| {
-                        Err(Box::new(PreparePanicked(panic_message(&*panic))) as PrepareError)
-                    })
-                    .map(Some)
-            }
-            None => Ok(None),
-        };
-        cell.outcome = Some(result.map(|prepared| (prepared, started.elapsed())));
-    };
-    engine.run_on_engine_threads(n, &task);
-    let outcomes: Vec<Outcome> = cells
+        }
+    });
+    let failures: Vec<Option<PrepareError>> = cells
         .into_iter()
-        .map(|cell| cell.into_inner().unwrap_or_else(|p| p.into_inner()).outcome)
+        .map(|cell| cell.into_inner().unwrap_or_else(|p| p.into_inner()).failed)
         .collect();
     let mut kept = 0;
-    let mut jobs = std::mem::take(batch).into_iter();
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        let Some(mut job) = jobs.next() else { break };
-        match outcome {
-            Some(Ok((prepared, time))) => {
+    for (i, (job, failed)) in std::mem::take(batch).into_iter().zip(failures).enumerate() {
+        match failed {
+            None => {
                 if kept != i {
                     input.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
                 }
                 kept += 1;
-                job.prepared = prepared;
-                job.prepare_time = time;
                 batch.push(job);
             }
             // A bad image is the caller's error, not the engine's (not counted in `images_failed`).
-            Some(Err(err)) => {
+            Some(err) => {
                 let _ = job.reply.send(Err(SchedulerError::Prepare(err)));
-            }
-            None => {
-                // Not reached: every task ran (run_on_engine_threads returns when all have).
-                let _ = job.reply.send(Err(SchedulerError::Prepare(
-                    "the engine did not run the image's preparation".into(),
-                )));
             }
         }
     }

@@ -15,7 +15,7 @@ use super::deadline::CallDeadline;
 use super::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use super::status::{preprocess_status, scheduler_status};
 use super::{ModelSlot, ServerConfig, ServingModel};
-use crate::scheduler::{Prepare, PreparedImage};
+use crate::scheduler::{Inference, Prepare, PreparedImage};
 
 /// Largest image (decoded pixels, from its header) the CPU engine's threads decode right before
 /// its batch (see [`crate::engine::BackendKind::computes_on_host_cores`]): 1 MiP, about 20 ms of
@@ -277,17 +277,8 @@ impl Pipeline {
                 .await
                 .map_err(|e| scheduler_status(&e))?;
             drop(charge);
-            let prepared = inference.prepared.unwrap_or_default();
-            let timing = ImageTiming {
-                preprocess: admission + inference.prepare_time,
-                queue: inference.queue_time,
-                inference: inference.inference_time,
-                batch_size: inference.batch_size,
-            };
-            let mut classified = self.recorded_image(model, inference.logits, timing);
-            classified.width = prepared.width;
-            classified.height = prepared.height;
-            return Ok(classified);
+            let size = inference.prepared.unwrap_or_default();
+            return Ok(self.recorded_image(model, inference, admission, (size.width, size.height)));
         }
         let image_len = model.pool.image_len();
         let permit = Arc::clone(&self.decode_permits)
@@ -316,13 +307,10 @@ impl Pipeline {
         let (tensor, info) = decoded?;
         // Only the tensor is left; it is held until the engine has answered.
         charge.shrink_to(cost.tensor);
-        let mut classified = self
-            .run_engine(model, slot, tensor, arrived.elapsed(), deadline)
-            .await?;
+        let preprocessed = arrived.elapsed();
+        let inference = self.run_engine(model, slot, tensor, deadline).await?;
         drop(charge);
-        classified.width = info.width;
-        classified.height = info.height;
-        Ok(classified)
+        Ok(self.recorded_image(model, inference, preprocessed, (info.width, info.height)))
     }
 
     /// One preprocessed tensor (`model.pool.image_len()` values, NCHW) through the engine pool.
@@ -335,54 +323,52 @@ impl Pipeline {
         check_deadline(deadline, "before the engine queue")?;
         let charge = self.charge(std::mem::size_of_val(tensor.as_slice()) as u64)?;
         let slot = model.pool.reserve().map_err(|e| scheduler_status(&e))?;
-        let size = model.preprocess.crop_size;
-        let mut classified = self
-            .run_engine(model, slot, tensor, Duration::ZERO, deadline)
-            .await?;
+        let inference = self.run_engine(model, slot, tensor, deadline).await?;
         drop(charge);
-        classified.width = size;
-        classified.height = size;
-        Ok(classified)
+        let side = model.preprocess.crop_size;
+        Ok(self.recorded_image(model, inference, Duration::ZERO, (side, side)))
     }
 
+    /// A ready tensor through the engine pool, in the slot taken for it.
     async fn run_engine(
         &self,
         model: &Arc<ServingModel>,
         slot: crate::scheduler::QueueSlot,
         tensor: Vec<f32>,
-        preprocess: Duration,
         deadline: Option<CallDeadline>,
-    ) -> Result<Classified, Status> {
-        let inference = model
+    ) -> Result<Inference, Status> {
+        model
             .pool
             .infer_in(slot, tensor, deadline.map(|d| d.at))
             .await
-            .map_err(|e| scheduler_status(&e))?;
+            .map_err(|e| scheduler_status(&e))
+    }
+
+    /// One answered image, recorded (metrics, model statistics): its preprocessing time is what was
+    /// spent on it before the queue plus its preparation on the engine's threads, if any; `size`
+    /// is the decoded image's.
+    fn recorded_image(
+        &self,
+        model: &Arc<ServingModel>,
+        inference: Inference,
+        before_queue: Duration,
+        size: (u32, u32),
+    ) -> Classified {
         let timing = ImageTiming {
-            preprocess,
+            preprocess: before_queue + inference.prepare_time,
             queue: inference.queue_time,
             inference: inference.inference_time,
             batch_size: inference.batch_size,
         };
-        Ok(self.recorded_image(model, inference.logits, timing))
-    }
-
-    /// Record one image's timing (metrics, model statistics).
-    fn recorded_image(
-        &self,
-        model: &Arc<ServingModel>,
-        logits: Vec<f32>,
-        timing: ImageTiming,
-    ) -> Classified {
         super::metrics::record_image(&timing);
         model
             .stats
             .record_image(timing.preprocess, timing.queue, timing.inference);
         Classified {
-            logits,
+            logits: inference.logits,
             timing,
-            width: 0,
-            height: 0,
+            width: size.0,
+            height: size.1,
         }
     }
 }
