@@ -52,8 +52,13 @@ if [[ -z "$BIN" ]]; then
 fi
 echo "binary: $BIN"
 
+# engine_run FILE: the local engine at batch 1 and 8, JSON lines into $OUT/FILE.
+engine_run() {
+    "$BIN" bench --json --batch 1,8 --runs "$RUNS" --threads "$THREADS" > "$OUT/$1"
+}
+
 echo "== swin-serve bench (local engine, batch 1,8)" >&2
-"$BIN" bench --json --batch 1,8 --runs "$RUNS" --threads "$THREADS" > "$OUT/engine.jsonl"
+engine_run engine.jsonl
 
 peers_args=(--threads "$THREADS" --runs "$RUNS")
 if [[ -n "${OFFICIAL:-}" ]]; then peers_args+=(--official "$OFFICIAL"); fi
@@ -65,7 +70,7 @@ echo "== peers.py --ftz (tuned)" >&2
 # The engine again, right before the gRPC runs: targets 3a/3b compare the gRPC path with the engine
 # measured next to it (this VM's speed drifts over the minutes the peers take).
 echo "== swin-serve bench (local engine again, next to the gRPC runs)" >&2
-"$BIN" bench --json --batch 1,8 --runs "$RUNS" --threads "$THREADS" > "$OUT/engine-again.jsonl"
+engine_run engine-again.jsonl
 
 write_images "$OUT"
 PORT=$(free_port)
@@ -83,7 +88,7 @@ stop_server
 # And once more right after them: targets 3a/3b divide by the mean of the two engine runs that
 # bracket the gRPC runs, so a drift of the VM's speed during those minutes cancels out.
 echo "== swin-serve bench (local engine, right after the gRPC runs)" >&2
-"$BIN" bench --json --batch 1,8 --runs "$RUNS" --threads "$THREADS" > "$OUT/engine-after.jsonl"
+engine_run engine-after.jsonl
 
 python3 - "$OUT" "$CONCURRENCY" <<'EOF'
 import json, os, sys
