@@ -1,13 +1,14 @@
-//! Element-wise math: exact-erf GELU (`nn.GELU()` default) and exp, scalar, AVX2+FMA and AVX-512
-//! lanes (the GEMM's microkernels apply GELU as they store, the attention's softmax uses exp).
+//! Element-wise math: exact-erf GELU (`nn.GELU()` default) and exp, scalar and in the lanes of any
+//! [`SimdF32`](super::simd::SimdF32) (the GEMM's microkernels apply GELU as they store, the
+//! attention's softmax uses exp).
 //!
 //! `erf` is the rational minimax approximation used by Eigen/XLA (`x·P(x²)/Q(x²)` on [-4, 4], ±1
 //! outside): max absolute error ≈ 4e-7 in f32 arithmetic, below PyTorch's own GELU error (≈ 1e-6).
-//! `exp` (AVX2, AVX-512) is the Cephes `expf` scheme: range reduction by ln 2 and a degree-6
+//! `exp` (vector lanes) is the Cephes `expf` scheme: range reduction by ln 2 and a degree-6
 //! polynomial, ≈ 1 ulp.
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
+use super::simd::SimdF32;
 
 const ERF_ALPHA: [f32; 7] = [
     -1.609_603_3e-2,
@@ -49,70 +50,31 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// Sixteen lanes of [`gelu`] (same coefficients as [`erf`], FMA evaluation).
-///
-/// # Safety
-/// A safe `#[target_feature]` function: callers that enable AVX-512 F themselves call it without
-/// `unsafe`; any other caller must make sure the CPU supports AVX-512 F (the only precondition).
+/// [`erf`] in every lane (same coefficients, FMA evaluation).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub fn gelu_avx512(x: __m512) -> __m512 {
-    let u = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-    let u = _mm512_min_ps(_mm512_max_ps(u, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
-    let u2 = _mm512_mul_ps(u, u);
-    let mut p = _mm512_set1_ps(ERF_ALPHA[6]);
+#[inline(always)]
+pub fn erf_lanes<S: SimdF32>(s: S, x: S::Reg) -> S::Reg {
+    let x = s.min(s.max(x, s.splat(-4.0)), s.splat(4.0));
+    let x2 = s.mul(x, x);
+    let mut p = s.splat(ERF_ALPHA[6]);
     for &a in ERF_ALPHA[..6].iter().rev() {
-        p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(a));
+        p = s.mul_add(p, x2, s.splat(a));
     }
-    p = _mm512_mul_ps(p, u);
-    let mut q = _mm512_set1_ps(ERF_BETA[4]);
+    p = s.mul(p, x);
+    let mut q = s.splat(ERF_BETA[4]);
     for &b in ERF_BETA[..4].iter().rev() {
-        q = _mm512_fmadd_ps(q, u2, _mm512_set1_ps(b));
+        q = s.mul_add(q, x2, s.splat(b));
     }
-    let e = _mm512_div_ps(p, q);
-    let half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
-    _mm512_fmadd_ps(half_x, e, half_x)
+    s.div(p, q)
 }
 
-/// Eight lanes of [`erf`] (same coefficients, FMA evaluation).
-///
-/// # Safety
-/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
-/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
+/// [`gelu`] in every lane (the GEMM microkernels' epilogue).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub fn erf_avx2(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
-    let x2 = _mm256_mul_ps(x, x);
-    let mut p = _mm256_set1_ps(ERF_ALPHA[6]);
-    for &a in ERF_ALPHA[..6].iter().rev() {
-        p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(a));
-    }
-    p = _mm256_mul_ps(p, x);
-    let mut q = _mm256_set1_ps(ERF_BETA[4]);
-    for &b in ERF_BETA[..4].iter().rev() {
-        q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(b));
-    }
-    _mm256_div_ps(p, q)
-}
-
-/// Eight lanes of [`gelu`].
-///
-/// # Safety
-/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
-/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub fn gelu_avx2(x: __m256) -> __m256 {
-    let e = erf_avx2(_mm256_mul_ps(
-        x,
-        _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
-    ));
-    let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
-    _mm256_fmadd_ps(half_x, e, half_x)
+#[inline(always)]
+pub fn gelu_lanes<S: SimdF32>(s: S, x: S::Reg) -> S::Reg {
+    let e = erf_lanes(s, s.mul(x, s.splat(std::f32::consts::FRAC_1_SQRT_2)));
+    let half_x = s.mul(x, s.splat(0.5));
+    s.mul_add(half_x, e, half_x)
 }
 
 /// `exp`'s input clamp: below it `2^n` would underflow the exponent field, above it overflow.
@@ -131,73 +93,29 @@ const EXP_POLY: [f32; 6] = [
     0.5,
 ];
 
-/// Eight lanes of `exp(x)` (Cephes scheme; inputs below -87.3 give ≈ 1e-38 instead of smaller values,
-/// which only ever meets softmax after the max is subtracted).
-///
-/// # Safety
-/// A safe `#[target_feature]` function: callers that enable AVX2 and FMA themselves call it without
-/// `unsafe`; any other caller must make sure the CPU supports AVX2 and FMA (the only precondition).
+/// `exp(x)` in every lane (Cephes scheme; inputs below -87.3 give ≈ 1e-38 instead of smaller
+/// values, which only ever meets softmax after the max is subtracted).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub fn exp_avx2(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN_X)),
-        _mm256_set1_ps(EXP_MAX_X),
-    );
-    let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-        x,
-        _mm256_set1_ps(std::f32::consts::LOG2_E),
-    ));
-    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_LN2_HI), x);
-    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_LN2_LO), r);
-    let mut y = _mm256_set1_ps(EXP_POLY[0]);
+#[inline(always)]
+pub fn exp_lanes<S: SimdF32>(s: S, x: S::Reg) -> S::Reg {
+    let x = s.min(s.max(x, s.splat(EXP_MIN_X)), s.splat(EXP_MAX_X));
+    let fx = s.round(s.mul(x, s.splat(std::f32::consts::LOG2_E)));
+    let r = s.neg_mul_add(fx, s.splat(EXP_LN2_HI), x);
+    let r = s.neg_mul_add(fx, s.splat(EXP_LN2_LO), r);
+    let mut y = s.splat(EXP_POLY[0]);
     for &c in &EXP_POLY[1..] {
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+        y = s.mul_add(y, r, s.splat(c));
     }
-    let r2 = _mm256_mul_ps(r, r);
-    y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-        _mm256_cvtps_epi32(fx),
-        _mm256_set1_epi32(127),
-    ));
-    _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
-}
-
-/// Sixteen lanes of `exp(x)`: [`exp_avx2`]'s scheme, the same constants.
-///
-/// # Safety
-/// A safe `#[target_feature]` function: callers that enable AVX-512 F themselves call it without
-/// `unsafe`; any other caller must make sure the CPU supports AVX-512 F (the only precondition).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub fn exp_avx512(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN_X)),
-        _mm512_set1_ps(EXP_MAX_X),
-    );
-    let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
-    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_LN2_HI), x);
-    let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_LN2_LO), r);
-    let mut y = _mm512_set1_ps(EXP_POLY[0]);
-    for &c in &EXP_POLY[1..] {
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
-    }
-    let r2 = _mm512_mul_ps(r, r);
-    y = _mm512_fmadd_ps(y, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
-    let pow2 = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-        _mm512_cvtps_epi32(fx),
-        _mm512_set1_epi32(127),
-    ));
-    _mm512_mul_ps(y, _mm512_castsi512_ps(pow2))
+    let r2 = s.mul(r, r);
+    y = s.mul_add(y, r2, s.add(r, s.splat(1.0)));
+    s.mul(y, s.pow2(s.to_i32(fx)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::isa::Isa;
+    #[cfg(target_arch = "x86_64")]
+    use super::super::simd::{Avx2Simd, Avx512Simd, MAX_LANES};
     use super::*;
 
     /// erf in f64 by its Maclaurin series (exact enough on [-4, 4]: terms stay below 1e6, f64 keeps
@@ -229,39 +147,31 @@ mod tests {
         assert!((erf_f64(1.0) - 0.842_700_792_949_714_9).abs() < 1e-14);
     }
 
-    /// GELU over `data` in place with `isa`'s lane function (the microkernels' epilogue), the tail
-    /// short of a vector through the scalar [`gelu`].
-    fn gelu_in_place(isa: Isa, data: &mut [f32]) {
-        let lanes = match isa {
-            Isa::Avx512 => 16,
-            Isa::Avx2 => 8,
-            Isa::Scalar => 1,
-        };
-        let mut chunks = data.chunks_exact_mut(lanes);
+    /// GELU over `data` in place through [`gelu_lanes`] on `s` (whole vectors), the tail short
+    /// of a vector through the scalar [`gelu`].
+    #[cfg(target_arch = "x86_64")]
+    fn gelu_in_place_simd<S: SimdF32>(s: S, data: &mut [f32]) {
+        let mut chunks = data.chunks_exact_mut(S::LANES);
         for chunk in &mut chunks {
-            // SAFETY: the CPU has `isa` (the caller iterates over `Isa::available`); each chunk
-            // holds exactly one vector of floats.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                match isa {
-                    Isa::Avx512 => _mm512_storeu_ps(
-                        chunk.as_mut_ptr(),
-                        gelu_avx512(_mm512_loadu_ps(chunk.as_ptr())),
-                    ),
-                    Isa::Avx2 => _mm256_storeu_ps(
-                        chunk.as_mut_ptr(),
-                        gelu_avx2(_mm256_loadu_ps(chunk.as_ptr())),
-                    ),
-                    Isa::Scalar => chunk[0] = gelu(chunk[0]),
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            chunk.iter_mut().for_each(|v| *v = gelu(*v));
+            // SAFETY: each chunk holds exactly one vector of floats.
+            unsafe { s.store(chunk.as_mut_ptr(), gelu_lanes(s, s.load(chunk.as_ptr()))) };
         }
         chunks
             .into_remainder()
             .iter_mut()
             .for_each(|v| *v = gelu(*v));
+    }
+
+    /// GELU over `data` in place with `isa`'s lane function (the microkernels' epilogue).
+    fn gelu_in_place(isa: Isa, data: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            Isa::Avx512 => return gelu_in_place_simd(Avx512Simd::new().unwrap(), data),
+            Isa::Avx2 => return gelu_in_place_simd(Avx2Simd::new().unwrap(), data),
+            Isa::Scalar => {}
+        }
+        let _ = isa;
+        data.iter_mut().for_each(|v| *v = gelu(*v));
     }
 
     #[test]
@@ -287,51 +197,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn avx2_exp_matches_exp() {
-        if !Isa::Avx2.supported() {
-            return;
-        }
-        // exp over [-80, 80] (softmax only meets x <= 0, but the kernel is general).
+    /// [`exp_lanes`] on `s` over [-80, 80] (softmax only meets x <= 0, but the kernel is general).
+    #[cfg(target_arch = "x86_64")]
+    fn check_exp<S: SimdF32>(s: S) {
         let wide: Vec<f32> = (0..16_000).map(|i| (i as f32 - 8000.0) * 0.01).collect();
-        for chunk in wide.chunks_exact(8) {
-            let mut out = [0.0f32; 8];
-            // SAFETY: AVX2 and FMA were detected at run time (above); `chunk` and `out` hold 8 floats.
-            unsafe {
-                _mm256_storeu_ps(out.as_mut_ptr(), exp_avx2(_mm256_loadu_ps(chunk.as_ptr())))
-            };
+        for chunk in wide.chunks_exact(S::LANES) {
+            let mut out = [0.0f32; MAX_LANES];
+            // SAFETY: `chunk` holds one vector of floats, `out` at least one.
+            unsafe { s.store(out.as_mut_ptr(), exp_lanes(s, s.load(chunk.as_ptr()))) };
             for (o, &x) in out.iter().zip(chunk) {
                 let want = (x as f64).exp();
                 assert!(
                     ((*o as f64) - want).abs() <= 3e-7 * want,
-                    "exp({x}) = {o}, want {want}"
+                    "{}: exp({x}) = {o}, want {want}",
+                    S::ISA
                 );
             }
         }
     }
 
     #[test]
-    fn avx512_exp_matches_exp() {
-        if !Isa::Avx512.supported() {
-            return;
+    #[cfg(target_arch = "x86_64")]
+    fn every_isa_exp_matches_exp() {
+        if let Some(s) = Avx2Simd::new() {
+            check_exp(s);
         }
-        let wide: Vec<f32> = (0..16_000).map(|i| (i as f32 - 8000.0) * 0.01).collect();
-        for chunk in wide.chunks_exact(16) {
-            let mut out = [0.0f32; 16];
-            // SAFETY: AVX-512 F was detected at run time (above); `chunk` and `out` hold 16 floats.
-            unsafe {
-                _mm512_storeu_ps(
-                    out.as_mut_ptr(),
-                    exp_avx512(_mm512_loadu_ps(chunk.as_ptr())),
-                )
-            };
-            for (o, &x) in out.iter().zip(chunk) {
-                let want = (x as f64).exp();
-                assert!(
-                    ((*o as f64) - want).abs() <= 3e-7 * want,
-                    "exp({x}) = {o}, want {want}"
-                );
-            }
+        if let Some(s) = Avx512Simd::new() {
+            check_exp(s);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Compute kernels of the CPU engine: GEMM for linear layers (weights packed at load, AVX-512 / AVX2 /
-//! scalar microkernels, row or panel chunked, epilogues fused), element-wise math (exact-erf GELU, exp), LayerNorm, and the fused window attention
-//! ([`attention`]). Every hot kernel has AVX-512 and AVX2+FMA versions, chosen at run time
-//! ([`isa::Isa::active`]), and a portable scalar version (also the reference in unit tests).
+//! scalar microkernels, row or panel chunked, epilogues fused), element-wise math (exact-erf GELU,
+//! exp), LayerNorm, and the fused window attention ([`attention`]). Every hot kernel runs on
+//! AVX-512 or AVX2+FMA, chosen at run time ([`isa::Isa::active`]), and has a portable scalar
+//! version (also the reference in unit tests). The SIMD kernels are written once, over the vectors
+//! of [`simd::SimdF32`], and compiled for each of the two instruction sets.
 
 pub mod attention;
 pub mod denormals;
@@ -11,6 +13,8 @@ pub mod math;
 pub mod mlp;
 pub mod norm;
 pub mod packed_gemm;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 pub mod slab;
 
 /// A raw pointer that may cross threads. Kernels that write disjoint parts of one buffer from several

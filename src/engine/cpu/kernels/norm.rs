@@ -1,10 +1,9 @@
 //! LayerNorm over the last dimension (eps 1e-5, as `nn.LayerNorm` defaults), in place or fused with the
 //! post-norm residual of SwinV2 (`x = x + norm(y)`). Two-pass mean/variance (biased, as PyTorch).
 
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
-
 use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2Simd, Avx512Simd, SimdF32};
 
 /// `nn.LayerNorm` default epsilon, used by every norm in SwinV2.
 pub const LN_EPS: f32 = 1e-5;
@@ -80,49 +79,29 @@ pub fn moments_with(isa: Isa, row: &[f32]) -> (f32, f32) {
     moments_scalar(row)
 }
 
-/// Lanes `i..min(i + 16, n)` as an AVX-512 mask.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn tail_mask(n: usize, i: usize) -> __mmask16 {
-    let lanes = (n - i).min(16);
-    if lanes == 16 {
-        0xffff
-    } else {
-        (1u16 << lanes) - 1
-    }
+/// Scalar version of [`moments`].
+pub fn moments_scalar(row: &[f32]) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + LN_EPS).sqrt())
 }
 
-/// AVX-512 version of [`moments`] (tails through masked loads).
+/// AVX-512 [`moments`]: the tail through masked loads.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn moments_avx512(row: &[f32]) -> (f32, f32) {
-    let n = row.len();
-    let p = row.as_ptr();
-    let mut acc = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < n {
-        // SAFETY: the mask enables only lanes below n = row.len().
-        acc = _mm512_add_ps(acc, unsafe {
-            _mm512_maskz_loadu_ps(tail_mask(n, i), p.add(i))
-        });
-        i += 16;
-    }
-    let mean = _mm512_reduce_add_ps(acc) / n as f32;
-    let m = _mm512_set1_ps(mean);
-    let mut acc = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < n {
-        let k = tail_mask(n, i);
-        // SAFETY: as above; masked-off lanes are zero after the subtraction too.
-        let d = _mm512_maskz_sub_ps(k, unsafe { _mm512_maskz_loadu_ps(k, p.add(i)) }, m);
-        acc = _mm512_fmadd_ps(d, d, acc);
-        i += 16;
-    }
-    let sq = _mm512_reduce_add_ps(acc);
-    (mean, 1.0 / (sq / n as f32 + LN_EPS).sqrt())
+    moments_simd::<_, true>(Avx512Simd::here(), row)
 }
 
-/// AVX-512 version of [`add_normed_avx2`].
+/// AVX2+FMA [`moments`]: the tail in scalar code.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn moments_avx2(row: &[f32]) -> (f32, f32) {
+    moments_simd::<_, false>(Avx2Simd::here(), row)
+}
+
+/// AVX-512 [`add_normed_simd`]: the tail through masked loads and stores.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, and `res`, `y` and `b` must each hold at least `w.len()` values.
@@ -136,113 +115,135 @@ unsafe fn add_normed_avx512(
     mean: f32,
     rstd: f32,
 ) {
-    let n = w.len();
-    let m = _mm512_set1_ps(mean);
-    let s = _mm512_set1_ps(rstd);
-    let mut i = 0;
-    while i < n {
-        let k = tail_mask(n, i);
-        // SAFETY: the mask enables only lanes below n = w.len(); res, y and b hold at least n
-        // values (caller).
-        unsafe {
-            let v = _mm512_mul_ps(
-                _mm512_sub_ps(_mm512_maskz_loadu_ps(k, y.as_ptr().add(i)), m),
-                s,
-            );
-            let v = _mm512_fmadd_ps(
-                v,
-                _mm512_maskz_loadu_ps(k, w.as_ptr().add(i)),
-                _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)),
-            );
-            let r = res.as_mut_ptr().add(i);
-            _mm512_mask_storeu_ps(r, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, r), v));
-        }
-        i += 16;
-    }
+    // SAFETY: the lengths come from the caller.
+    unsafe { add_normed_simd::<_, true>(Avx512Simd::here(), res, y, w, b, mean, rstd) }
 }
 
-/// Scalar version of [`moments`].
-pub fn moments_scalar(row: &[f32]) -> (f32, f32) {
-    let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + LN_EPS).sqrt())
-}
-
-/// Sum of the eight lanes of `v`.
+/// AVX2+FMA [`add_normed_simd`]: the tail in scalar code.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `res`, `y` and `b` must each hold at least `w.len()`
+/// values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
+unsafe fn add_normed_avx2(res: &mut [f32], y: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    // SAFETY: the lengths come from the caller.
+    unsafe { add_normed_simd::<_, false>(Avx2Simd::here(), res, y, w, b, mean, rstd) }
 }
 
-/// AVX2+FMA version of [`moments`].
+/// [`moments`] on the vectors of `s`: whole vectors, then the lanes past the last one through a
+/// masked load (`MASKED_TAIL`) or in scalar code after the horizontal sum.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn moments_avx2(row: &[f32]) -> (f32, f32) {
+#[inline(always)]
+fn moments_simd<S: SimdF32, const MASKED_TAIL: bool>(s: S, row: &[f32]) -> (f32, f32) {
     let n = row.len();
-    let end = n - n % 8;
+    let end = n - n % S::LANES;
     let p = row.as_ptr();
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = s.zero();
     let mut i = 0;
     while i < end {
-        // SAFETY: i + 8 <= end <= n = row.len().
-        acc = _mm256_add_ps(acc, unsafe { _mm256_loadu_ps(p.add(i)) });
-        i += 8;
+        // SAFETY: i + LANES <= end <= n = row.len().
+        acc = s.add(acc, unsafe { s.load(p.add(i)) });
+        i += S::LANES;
     }
-    let mut sum = hsum(acc);
-    for &v in &row[end..] {
-        sum += v;
+    let mut sum;
+    if MASKED_TAIL {
+        if end < n {
+            // SAFETY: the mask enables only lanes end..n of the row.
+            acc = s.add(acc, unsafe {
+                s.load_masked(s.first_lanes(n - end), p.add(end))
+            });
+        }
+        sum = s.reduce_add_pairwise(acc);
+    } else {
+        sum = s.reduce_add_pairwise(acc);
+        for &v in &row[end..] {
+            sum += v;
+        }
     }
     let mean = sum / n as f32;
-    let m = _mm256_set1_ps(mean);
-    let mut acc = _mm256_setzero_ps();
+    let m = s.splat(mean);
+    let mut acc = s.zero();
     let mut i = 0;
     while i < end {
         // SAFETY: as above.
-        let d = _mm256_sub_ps(unsafe { _mm256_loadu_ps(p.add(i)) }, m);
-        acc = _mm256_fmadd_ps(d, d, acc);
-        i += 8;
+        let d = s.sub(unsafe { s.load(p.add(i)) }, m);
+        acc = s.mul_add(d, d, acc);
+        i += S::LANES;
     }
-    let mut sq = hsum(acc);
-    for &v in &row[end..] {
-        sq += (v - mean) * (v - mean);
+    let mut sq;
+    if MASKED_TAIL {
+        if end < n {
+            let k = s.first_lanes(n - end);
+            // SAFETY: as above; masked-off lanes are zero after the subtraction too.
+            let d = s.sub_masked(k, unsafe { s.load_masked(k, p.add(end)) }, m);
+            acc = s.mul_add(d, d, acc);
+        }
+        sq = s.reduce_add_pairwise(acc);
+    } else {
+        sq = s.reduce_add_pairwise(acc);
+        for &v in &row[end..] {
+            sq += (v - mean) * (v - mean);
+        }
     }
     (mean, 1.0 / (sq / n as f32 + LN_EPS).sqrt())
 }
 
-/// `res[j] += (y[j] - mean) · rstd · w[j] + b[j]` for `j < w.len()`.
+/// `res[j] += (y[j] - mean) · rstd · w[j] + b[j]` for `j < w.len()` on the vectors of `s`: whole
+/// vectors, then the rest through masked loads and stores (`MASKED_TAIL`) or in scalar code.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA, and `res`, `y` and `b` must each hold at least `w.len()`
-/// values (the vector loop reads and writes them unchecked).
+/// `res`, `y` and `b` must each hold at least `w.len()` values (the vector code reads and writes
+/// them unchecked).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn add_normed_avx2(res: &mut [f32], y: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+#[inline(always)]
+unsafe fn add_normed_simd<S: SimdF32, const MASKED_TAIL: bool>(
+    s: S,
+    res: &mut [f32],
+    y: &[f32],
+    w: &[f32],
+    b: &[f32],
+    mean: f32,
+    rstd: f32,
+) {
     let n = w.len();
-    let end = n - n % 8;
-    let m = _mm256_set1_ps(mean);
-    let s = _mm256_set1_ps(rstd);
+    let end = n - n % S::LANES;
+    let m = s.splat(mean);
+    let sc = s.splat(rstd);
+    let normed = |yv, wv, bv| s.mul_add(s.mul(s.sub(yv, m), sc), wv, bv);
     let mut i = 0;
     while i < end {
-        // SAFETY: i + 8 <= end <= n = w.len(), and res, y and b hold at least n values (caller).
+        // SAFETY: i + LANES <= end <= n = w.len(), and res, y and b hold at least n values (caller).
         unsafe {
-            let v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y.as_ptr().add(i)), m), s);
-            let v = _mm256_fmadd_ps(
-                v,
-                _mm256_loadu_ps(w.as_ptr().add(i)),
-                _mm256_loadu_ps(b.as_ptr().add(i)),
+            let v = normed(
+                s.load(y.as_ptr().add(i)),
+                s.load(w.as_ptr().add(i)),
+                s.load(b.as_ptr().add(i)),
             );
             let r = res.as_mut_ptr().add(i);
-            _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), v));
+            s.store(r, s.add(s.load(r), v));
         }
-        i += 8;
+        i += S::LANES;
     }
-    for j in end..n {
-        res[j] += (y[j] - mean) * rstd * w[j] + b[j];
+    if end == n {
+        return;
+    }
+    if MASKED_TAIL {
+        let k = s.first_lanes(n - end);
+        // SAFETY: the mask enables only lanes end..n; res, y and b hold at least n values (caller).
+        unsafe {
+            let v = normed(
+                s.load_masked(k, y.as_ptr().add(end)),
+                s.load_masked(k, w.as_ptr().add(end)),
+                s.load_masked(k, b.as_ptr().add(end)),
+            );
+            let r = res.as_mut_ptr().add(end);
+            s.store_masked(r, k, s.add(s.load_masked(k, r), v));
+        }
+    } else {
+        for j in end..n {
+            res[j] += (y[j] - mean) * rstd * w[j] + b[j];
+        }
     }
 }
 
@@ -282,6 +283,40 @@ mod tests {
                     "{isa} c={c} row {r} col {j}"
                 );
             }
+        }
+    }
+
+    /// The AVX-512 recipe (masked tails) on AVX2 registers against the scalar formula: the logic
+    /// of the AVX-512 path, checked on CPUs with AVX2 only. Nothing past the row is written.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn masked_tails_match_scalar_on_avx2_lanes() {
+        let Some(s) = Avx2Simd::new() else { return };
+        for c in [1, 7, 8, 45, 96] {
+            let y: Vec<f32> = (0..c)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1)
+                .collect();
+            let w: Vec<f32> = (0..c).map(|i| 1.0 + i as f32 * 0.01).collect();
+            let b: Vec<f32> = (0..c).map(|i| i as f32 * -0.02).collect();
+            let (mean, rstd) = moments_simd::<_, true>(s, &y);
+            let (want_mean, want_rstd) = moments_scalar(&y);
+            assert!(
+                (mean - want_mean).abs() <= 1e-5 * (1.0 + want_mean.abs()),
+                "c={c}"
+            );
+            assert!((rstd - want_rstd).abs() <= 1e-5 * want_rstd, "c={c}");
+            let mut res: Vec<f32> = (0..c + 3).map(|i| i as f32 * 0.001).collect();
+            let res0 = res.clone();
+            // SAFETY: res (c + 3), y and b (c) hold at least w.len() = c values.
+            unsafe { add_normed_simd::<_, true>(s, &mut res, &y, &w, &b, mean, rstd) };
+            for j in 0..c {
+                let want = res0[j] + (y[j] - mean) * rstd * w[j] + b[j];
+                assert!(
+                    (res[j] - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "c={c} col {j}"
+                );
+            }
+            assert_eq!(res[c..], res0[c..], "c={c}: past the row");
         }
     }
 }

@@ -6,20 +6,23 @@
 //! packed at load into column panels of [`PackedMatrix::nr`] floats (`k` rows of `nr`, contiguous, the
 //! last panel zero-padded), the layout the microkernel streams. The activations are read in place.
 //!
-//! Microkernels (`mr × nr` accumulators kept in registers): AVX-512 14 × 32, AVX2+FMA 6 × 16, and a
-//! portable 4 × 16; the instruction set is the one the matrix was packed for ([`Isa`]). Blocking, in
+//! Microkernels (`mr × nr` accumulators kept in registers): AVX-512 14 × 32 and AVX2+FMA 6 × 16 (one
+//! kernel over [`SimdF32`](super::simd::SimdF32), two vectors wide), and a portable 4 × 16; the instruction set is the one the matrix was packed for ([`Isa`]). Blocking, in
 //! GotoBLAS order: `KC` rows of `k` per pass; a block of activation rows (`MC_BYTES` of them, kept in
 //! L2); then each weight panel in turn, its `kc × nr` slice kept in L1 while every tile of the row block
 //! uses it. The weights come from memory once per pass (113 MB for SwinV2-T, more than any cache):
 //! they live on transparent huge pages ([`super::slab`]) so that streaming them costs one TLB miss per
 //! 2 MiB instead of one per 4 KiB; and while the tiles of a row block work on one panel, the
 //! microkernels software-prefetch the next panel into L2, a share per tile, so the stream from DRAM
-//! overlaps the arithmetic (the hardware prefetchers stop at every 4 KiB boundary). On small pages
-//! the prefetch measured no gain; on huge pages it took batch 1 from 54.7 to 50.4 ms.
+//! overlaps the arithmetic (the hardware prefetchers stop at every 4 KiB boundary).
 
 use std::ops::Range;
 
 use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::math::gelu_lanes;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2Simd, Avx512Simd, SimdF32};
 use super::slab::WeightSlice;
 
 /// Rows of `k` per pass: 384 floats × 14 rows of activations (21 KB) stay in L1, and every layer of
@@ -416,7 +419,7 @@ unsafe fn micro_avx2_rows(
     }
 }
 
-/// AVX2+FMA `R × 16` microkernel (2R accumulators, 2 panel loads and R broadcasts a step).
+/// AVX2+FMA `R × 16` [`micro_simd`].
 ///
 /// # Safety
 /// As [`micro_scalar`] with `R` rows; the CPU must have AVX2 and FMA.
@@ -431,52 +434,8 @@ unsafe fn micro_avx2<const R: usize>(
     ldc: usize,
     store: Store,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    // SAFETY: a holds R rows of kc floats lda apart, b kc·16, c R rows of 16, a non-null bias 16
-    // floats, pf.ptr pf.steps rows of the panel width (caller); a prefetch never faults.
-    unsafe {
-        let mut b = b;
-        for kk in 0..kc {
-            if kk < store.pf.steps {
-                _mm_prefetch::<_MM_HINT_T1>(store.pf.ptr.add(kk * 16).cast());
-            }
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let ai = _mm256_broadcast_ss(&*a.add(i * lda + kk));
-                acc[0] = _mm256_fmadd_ps(ai, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(ai, b1, acc[1]);
-            }
-            b = b.add(16);
-        }
-        let bias = if store.bias.is_null() {
-            [_mm256_setzero_ps(); 2]
-        } else {
-            [
-                _mm256_loadu_ps(store.bias),
-                _mm256_loadu_ps(store.bias.add(8)),
-            ]
-        };
-        for (i, acc) in acc.iter().enumerate() {
-            let ci = c.add(i * ldc);
-            let (mut v0, mut v1) = (acc[0], acc[1]);
-            if store.accumulate {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci.add(8)));
-            }
-            if !store.bias.is_null() {
-                v0 = _mm256_add_ps(v0, bias[0]);
-                v1 = _mm256_add_ps(v1, bias[1]);
-            }
-            if store.gelu {
-                v0 = super::math::gelu_avx2(v0);
-                v1 = super::math::gelu_avx2(v1);
-            }
-            _mm256_storeu_ps(ci, v0);
-            _mm256_storeu_ps(ci.add(8), v1);
-        }
-    }
+    // SAFETY: forwarded (caller).
+    unsafe { micro_simd::<_, R>(Avx2Simd::here(), kc, a, lda, b, c, ldc, store) }
 }
 
 /// AVX-512 microkernel, up to 14 rows × 32.
@@ -507,7 +466,7 @@ unsafe fn micro_avx512_rows(
     }
 }
 
-/// AVX-512 `R × 32` microkernel (2R accumulators, 2 panel loads and R broadcasts a step).
+/// AVX-512 `R × 32` [`micro_simd`].
 ///
 /// # Safety
 /// As [`micro_scalar`] with `R` rows of 32 columns; the CPU must have AVX-512 F.
@@ -522,51 +481,75 @@ unsafe fn micro_avx512<const R: usize>(
     ldc: usize,
     store: Store,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    // SAFETY: a holds R rows of kc floats lda apart, b kc·32, c R rows of 32, a non-null bias 32
+    // SAFETY: forwarded (caller).
+    unsafe { micro_simd::<_, R>(Avx512Simd::here(), kc, a, lda, b, c, ldc, store) }
+}
+
+/// The `R × 2·LANES` microkernel on the vectors of `s` (panels of `2·LANES` floats: 2R
+/// accumulators, 2 panel loads and R broadcasts a step; each step prefetches its row of the next
+/// panel, one 64-byte line per 16 floats).
+///
+/// # Safety
+/// As [`micro_scalar`] with `R` rows of `2·LANES` columns (`b` holds `kc · 2·LANES` floats, a
+/// non-null bias `2·LANES`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_simd<S: SimdF32, const R: usize>(
+    s: S,
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    store: Store,
+) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+    let lanes = S::LANES;
+    let nr = 2 * lanes;
+    let mut acc = [[s.zero(); 2]; R];
+    // SAFETY: a holds R rows of kc floats lda apart, b kc·nr, c R rows of nr, a non-null bias nr
     // floats, pf.ptr pf.steps rows of the panel width (caller); a prefetch never faults.
     unsafe {
         let mut b = b;
         for kk in 0..kc {
             if kk < store.pf.steps {
-                _mm_prefetch::<_MM_HINT_T1>(store.pf.ptr.add(kk * 32).cast());
-                _mm_prefetch::<_MM_HINT_T1>(store.pf.ptr.add(kk * 32 + 16).cast());
+                for line in 0..nr / 16 {
+                    _mm_prefetch::<_MM_HINT_T1>(store.pf.ptr.add(kk * nr + 16 * line).cast());
+                }
             }
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(16));
+            let b0 = s.load(b);
+            let b1 = s.load(b.add(lanes));
             for (i, acc) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*a.add(i * lda + kk));
-                acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
-                acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
+                let ai = s.splat(*a.add(i * lda + kk));
+                acc[0] = s.mul_add(ai, b0, acc[0]);
+                acc[1] = s.mul_add(ai, b1, acc[1]);
             }
-            b = b.add(32);
+            b = b.add(nr);
         }
         let bias = if store.bias.is_null() {
-            [_mm512_setzero_ps(); 2]
+            [s.zero(); 2]
         } else {
-            [
-                _mm512_loadu_ps(store.bias),
-                _mm512_loadu_ps(store.bias.add(16)),
-            ]
+            [s.load(store.bias), s.load(store.bias.add(lanes))]
         };
         for (i, acc) in acc.iter().enumerate() {
             let ci = c.add(i * ldc);
             let (mut v0, mut v1) = (acc[0], acc[1]);
             if store.accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(ci));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(ci.add(16)));
+                v0 = s.add(v0, s.load(ci));
+                v1 = s.add(v1, s.load(ci.add(lanes)));
             }
             if !store.bias.is_null() {
-                v0 = _mm512_add_ps(v0, bias[0]);
-                v1 = _mm512_add_ps(v1, bias[1]);
+                v0 = s.add(v0, bias[0]);
+                v1 = s.add(v1, bias[1]);
             }
             if store.gelu {
-                v0 = super::math::gelu_avx512(v0);
-                v1 = super::math::gelu_avx512(v1);
+                v0 = gelu_lanes(s, v0);
+                v1 = gelu_lanes(s, v1);
             }
-            _mm512_storeu_ps(ci, v0);
-            _mm512_storeu_ps(ci.add(16), v1);
+            s.store(ci, v0);
+            s.store(ci.add(lanes), v1);
         }
     }
 }

@@ -1,0 +1,66 @@
+//! What the window attention is given: the shapes and folded tables of one block, and the checked
+//! (window, position) → token map.
+
+/// A (window, position) → token map that is a permutation of `0..tokens`, checked once when made,
+/// so that the attention kernel can scatter every task's output through it without checks (no row
+/// out of range, no two tasks on one row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPermutation(Vec<u32>);
+
+impl TokenPermutation {
+    /// `map` if it holds every value of `0..map.len()` exactly once.
+    pub fn new(map: Vec<u32>) -> Option<Self> {
+        let mut seen = vec![false; map.len()];
+        for &t in &map {
+            let slot = seen.get_mut(t as usize)?;
+            if std::mem::replace(slot, true) {
+                return None;
+            }
+        }
+        Some(Self(map))
+    }
+
+    /// The map.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// Tokens it permutes.
+    pub fn tokens(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Shapes and folded tables of one block's window attention.
+#[derive(Clone, Copy)]
+pub struct WindowAttentionArgs<'a> {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Tokens per image (`H*W`).
+    pub tokens: usize,
+    /// Channels `C` (`num_heads * head_dim`).
+    pub dim: usize,
+    /// Heads.
+    pub num_heads: usize,
+    /// Tokens per window (`window_size²`).
+    pub window_tokens: usize,
+    /// `[nW * window_tokens]` token row of each (window, position): a permutation of `0..tokens`
+    /// (outputs are written through it, from several threads).
+    pub token_index: &'a TokenPermutation,
+    /// `[num_heads]` folded `exp(clamp(logit_scale, max = ln 100))`.
+    pub logit_scale: &'a [f32],
+    /// `[num_heads, N, N]` folded `16·sigmoid(relative position bias)`.
+    pub bias: &'a [f32],
+    /// `[nW, N, N]` shifted-window mask (0 / -100), if the block is shifted.
+    pub mask: Option<&'a [f32]>,
+    /// `[nW]`: whether window `w`'s mask has a non-zero entry (interior windows have none, and
+    /// skip the add); `None`: every window is masked.
+    pub masked_windows: Option<&'a [bool]>,
+}
+
+impl WindowAttentionArgs<'_> {
+    /// Scratch floats one task needs: q, kᵀ, v and the score matrix.
+    pub fn scratch_len(window_tokens: usize, head_dim: usize) -> usize {
+        window_tokens * (3 * head_dim + window_tokens)
+    }
+}
