@@ -3,8 +3,8 @@
 //! On Intel cores, an SSE/AVX operation that reads or produces a denormal (|x| < 2^-126) takes a
 //! micro-code assist of ~100+ cycles. The window attention's softmax produces them routinely
 //! (`exp` of scores 88–104 below the row maximum, common with SwinV2's logit scale of up to 100 and
-//! the shift masks' −100), and every later multiply that reads them pays again: on a Sapphire Rapids
-//! Xeon this made the whole forward pass ~1.7× slower. AMD cores handle denormals at full speed.
+//! the shift masks' −100), and every later multiply that reads them pays again, which slows the
+//! whole forward pass down markedly on Intel. AMD cores handle denormals at full speed.
 //!
 //! [`flush_denormals_in_this_thread`] sets MXCSR's FTZ (results that would be denormal become ±0) and
 //! DAZ (denormal inputs read as ±0) bits, as PyTorch's `set_flush_denormal(True)` and ONNX Runtime's

@@ -2,8 +2,7 @@
 //!
 //! A forward pass at batch 1 reads every weight from DRAM once (113 MB for SwinV2-T, more than the
 //! caches keep between passes). On 4 KiB pages that is a TLB miss and a page walk every 4 KiB of
-//! each panel stream; on 2 MiB pages, one per 2 MiB. Measured with `linear::speed` (Intel SPR VM,
-//! stage-2/3 shapes, weights from memory): 130–210 GFLOP/s on small pages, 185–255 on huge pages.
+//! each panel stream; on 2 MiB pages, one per 2 MiB (`linear::speed` shows the difference).
 //!
 //! Matrices are carved out of [`SLAB_BYTES`] slabs (2 MiB aligned, `madvise(MADV_HUGEPAGE)`: the
 //! system's `transparent_hugepage` setting decides, `madvise` being the usual default), so the many
