@@ -23,8 +23,8 @@ pub mod weights;
 pub use config::SwinV2Config;
 pub use config_from_shapes::ConfigHints;
 pub use error::ModelError;
-#[cfg(any(test, feature = "test-util"))]
-pub use torch::pth_writer;
 pub use source::WeightsSource;
 pub use tensor::Tensor;
+#[cfg(any(test, feature = "test-util"))]
+pub use torch::pth_writer;
 pub use weights::{Weights, WeightsView};

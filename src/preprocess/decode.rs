@@ -62,7 +62,9 @@ pub(crate) fn decode_rgb8_with_format(
 }
 
 /// The accepted formats, recognised from their signature like Pillow does.
-pub(super) fn detect_image_format(bytes: &[u8]) -> Result<(ImageFormat, &'static str), PreprocessError> {
+pub(super) fn detect_image_format(
+    bytes: &[u8],
+) -> Result<(ImageFormat, &'static str), PreprocessError> {
     let format = image::guess_format(bytes).map_err(|_| PreprocessError::UnknownFormat)?;
     let name = match format {
         ImageFormat::Jpeg => "jpeg",

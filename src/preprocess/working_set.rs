@@ -35,8 +35,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 
-pub use super::header::{DecodeCost, DECODER_FIXED_BYTES};
 use super::header::check_header;
+pub use super::header::{DecodeCost, DECODER_FIXED_BYTES};
 use super::{PreprocessConfig, PreprocessError};
 
 /// The `gif` crate's default cap on one frame's buffer.

@@ -68,8 +68,12 @@ impl StorageDtype {
         match self {
             Self::F64 => decode_elements::<8>(bytes, big, out, |b| f64::from_le_bytes(b) as f32),
             Self::F32 => decode_elements::<4>(bytes, big, out, f32::from_le_bytes),
-            Self::F16 => decode_elements::<2>(bytes, big, out, |b| half::f16::from_le_bytes(b).to_f32()),
-            Self::BF16 => decode_elements::<2>(bytes, big, out, |b| half::bf16::from_le_bytes(b).to_f32()),
+            Self::F16 => {
+                decode_elements::<2>(bytes, big, out, |b| half::f16::from_le_bytes(b).to_f32())
+            }
+            Self::BF16 => {
+                decode_elements::<2>(bytes, big, out, |b| half::bf16::from_le_bytes(b).to_f32())
+            }
             Self::I64 => decode_elements::<8>(bytes, big, out, |b| i64::from_le_bytes(b) as f32),
             Self::I32 => decode_elements::<4>(bytes, big, out, |b| i32::from_le_bytes(b) as f32),
             Self::I16 => decode_elements::<2>(bytes, big, out, |b| i16::from_le_bytes(b) as f32),
