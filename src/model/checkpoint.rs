@@ -171,18 +171,18 @@ pub fn read_with_pytorch_reader(path: &Path) -> Result<BTreeMap<String, Tensor>,
                 .map_err(|e| format_error(path, format!("cannot read tensor `{name}`: {e}")))?;
             use pytorch_reader::DType as D;
             let data = match t.dtype() {
-                D::F32 => convert::<4>(&bytes, f32::from_ne_bytes),
-                D::F64 => convert::<8>(&bytes, |b| f64::from_ne_bytes(b) as f32),
-                D::F16 => convert::<2>(&bytes, |b| half::f16::from_ne_bytes(b).to_f32()),
-                D::BF16 => convert::<2>(&bytes, |b| half::bf16::from_ne_bytes(b).to_f32()),
-                D::I64 => convert::<8>(&bytes, |b| i64::from_ne_bytes(b) as f32),
-                D::I32 => convert::<4>(&bytes, |b| i32::from_ne_bytes(b) as f32),
-                D::I16 => convert::<2>(&bytes, |b| i16::from_ne_bytes(b) as f32),
-                D::I8 => convert::<1>(&bytes, |b| i8::from_ne_bytes(b) as f32),
-                D::U64 => convert::<8>(&bytes, |b| u64::from_ne_bytes(b) as f32),
-                D::U32 => convert::<4>(&bytes, |b| u32::from_ne_bytes(b) as f32),
-                D::U16 => convert::<2>(&bytes, |b| u16::from_ne_bytes(b) as f32),
-                D::U8 | D::Bool => convert::<1>(&bytes, |b| b[0] as f32),
+                D::F32 => elements_to_f32::<4>(&bytes, f32::from_ne_bytes),
+                D::F64 => elements_to_f32::<8>(&bytes, |b| f64::from_ne_bytes(b) as f32),
+                D::F16 => elements_to_f32::<2>(&bytes, |b| half::f16::from_ne_bytes(b).to_f32()),
+                D::BF16 => elements_to_f32::<2>(&bytes, |b| half::bf16::from_ne_bytes(b).to_f32()),
+                D::I64 => elements_to_f32::<8>(&bytes, |b| i64::from_ne_bytes(b) as f32),
+                D::I32 => elements_to_f32::<4>(&bytes, |b| i32::from_ne_bytes(b) as f32),
+                D::I16 => elements_to_f32::<2>(&bytes, |b| i16::from_ne_bytes(b) as f32),
+                D::I8 => elements_to_f32::<1>(&bytes, |b| i8::from_ne_bytes(b) as f32),
+                D::U64 => elements_to_f32::<8>(&bytes, |b| u64::from_ne_bytes(b) as f32),
+                D::U32 => elements_to_f32::<4>(&bytes, |b| u32::from_ne_bytes(b) as f32),
+                D::U16 => elements_to_f32::<2>(&bytes, |b| u16::from_ne_bytes(b) as f32),
+                D::U8 | D::Bool => elements_to_f32::<1>(&bytes, |b| b[0] as f32),
             };
             Ok((
                 name,
@@ -338,18 +338,18 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError>
         .map(|(name, view)| {
             let b = view.data();
             let data = match view.dtype() {
-                D::F32 => convert::<4>(b, f32::from_le_bytes),
-                D::F64 => convert::<8>(b, |b| f64::from_le_bytes(b) as f32),
-                D::F16 => convert::<2>(b, |b| half::f16::from_le_bytes(b).to_f32()),
-                D::BF16 => convert::<2>(b, |b| half::bf16::from_le_bytes(b).to_f32()),
-                D::I64 => convert::<8>(b, |b| i64::from_le_bytes(b) as f32),
-                D::I32 => convert::<4>(b, |b| i32::from_le_bytes(b) as f32),
-                D::I16 => convert::<2>(b, |b| i16::from_le_bytes(b) as f32),
-                D::I8 => convert::<1>(b, |b| i8::from_le_bytes(b) as f32),
-                D::U64 => convert::<8>(b, |b| u64::from_le_bytes(b) as f32),
-                D::U32 => convert::<4>(b, |b| u32::from_le_bytes(b) as f32),
-                D::U16 => convert::<2>(b, |b| u16::from_le_bytes(b) as f32),
-                D::U8 | D::BOOL => convert::<1>(b, |b| b[0] as f32),
+                D::F32 => elements_to_f32::<4>(b, f32::from_le_bytes),
+                D::F64 => elements_to_f32::<8>(b, |b| f64::from_le_bytes(b) as f32),
+                D::F16 => elements_to_f32::<2>(b, |b| half::f16::from_le_bytes(b).to_f32()),
+                D::BF16 => elements_to_f32::<2>(b, |b| half::bf16::from_le_bytes(b).to_f32()),
+                D::I64 => elements_to_f32::<8>(b, |b| i64::from_le_bytes(b) as f32),
+                D::I32 => elements_to_f32::<4>(b, |b| i32::from_le_bytes(b) as f32),
+                D::I16 => elements_to_f32::<2>(b, |b| i16::from_le_bytes(b) as f32),
+                D::I8 => elements_to_f32::<1>(b, |b| i8::from_le_bytes(b) as f32),
+                D::U64 => elements_to_f32::<8>(b, |b| u64::from_le_bytes(b) as f32),
+                D::U32 => elements_to_f32::<4>(b, |b| u32::from_le_bytes(b) as f32),
+                D::U16 => elements_to_f32::<2>(b, |b| u16::from_le_bytes(b) as f32),
+                D::U8 | D::BOOL => elements_to_f32::<1>(b, |b| b[0] as f32),
                 other => {
                     return Err(format_error(
                         path,
@@ -369,7 +369,7 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelError>
 }
 
 /// Decode `bytes` as consecutive `N`-byte elements.
-fn convert<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+fn elements_to_f32<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
     bytes
         .chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunk of N bytes")))
@@ -378,40 +378,24 @@ fn convert<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32>
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
+    use crate::model::pth_writer::opcodes::{EMPTY_DICT, PROTO, SETITEM, STOP};
+    use crate::model::pth_writer::{cat, storage, su, tensor_v2, zip_archive, CompressionMethod};
 
     /// `{'model': {'patch_embed.proj.weight': <f32 tensor [3] over storage 0>}}`, protocol 2.
     fn pickle() -> Vec<u8> {
-        let mut p = vec![0x80, 2, b'}'];
-        let su = |s: &str| [&[0x8c, s.len() as u8][..], s.as_bytes()].concat();
-        p.extend(su("model"));
-        p.push(b'}');
-        p.extend(su("patch_embed.proj.weight"));
-        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
-        p.push(b'(');
-        p.extend(su("storage"));
-        p.extend(b"ctorch\nFloatStorage\n");
-        p.extend(su("0"));
-        p.extend(su("cpu"));
-        p.extend([b'K', 3, b't', b'Q']); // numel, TUPLE, BINPERSID
-        p.extend([
-            b'K', 0, b'(', b'K', 3, b't', b'(', b'K', 1, b't', 0x89, b't', b'R',
-        ]);
-        p.extend([b's', b's', b'.']); // SETITEM ×2, STOP
-        p
+        cat(&[
+            &[PROTO, 2, EMPTY_DICT],
+            &su("model"),
+            &[EMPTY_DICT],
+            &su("patch_embed.proj.weight"),
+            &tensor_v2(&storage("FloatStorage", "0", 3), 0, &[3], &[1]),
+            &[SETITEM, SETITEM, STOP],
+        ])
     }
 
     fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let stored = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
-        for (name, data) in entries {
-            w.start_file(*name, stored).unwrap();
-            w.write_all(data).unwrap();
-        }
-        w.finish().unwrap().into_inner()
+        zip_archive(entries, CompressionMethod::Stored)
     }
 
     const VALUES: [f32; 3] = [1.5, -2.0, 1e-3];

@@ -114,8 +114,8 @@ impl SwinV2Config {
     /// matrix product: the patch embedding (a `patch_size`-strided convolution), every linear layer
     /// (qkv, proj, fc1, fc2, the patch-merging reductions, the head) and the two attention products
     /// per window and head (q·kᵀ and attn·v). Norms, softmax, GELU and the position-bias MLP
-    /// (folded at load) are not counted. SwinV2-T/8 @256: 11.84 GFLOP (11.3 of it in the linear
-    /// layers of the stages, as `peers.py`'s `torch-gemm-model-shapes`).
+    /// (folded at load) are not counted. SwinV2-T/8 @256: 11.84 GFLOP, 11.3 of it in the linear
+    /// layers of the stages.
     pub fn flops_per_image(&self) -> u64 {
         let mm = |m: usize, k: usize, n: usize| 2 * (m as u64) * (k as u64) * (n as u64);
         let patches = self.stage_resolution(0).pow(2);
@@ -194,10 +194,10 @@ mod tests {
     #[test]
     fn flops_of_swinv2_tiny_match_the_published_count() {
         let flops = SwinV2Config::tiny_window8_256().flops_per_image() as f64 / 1e9;
-        // 11.85 GFLOP as `peers.py` quotes it for SwinV2-T/8 @256.
+        // The published count for SwinV2-T/8 @256: 11.85 GFLOP.
         assert!((flops - 11.85).abs() < 0.05, "{flops} GFLOP");
-        // Hand count of the stages' linear layers (what peers.py's torch-gemm-model-shapes runs):
-        // 2·L·C·(3C + C + 4C + 4C) per block, plus the merging reductions 2·(L/4)·4C·2C.
+        // Hand count of the stages' linear layers: 2·L·C·(3C + C + 4C + 4C) per block, plus the
+        // merging reductions 2·(L/4)·4C·2C.
         let mut linear = 0u64;
         for (l, c, depth) in [
             (4096u64, 96u64, 2u64),

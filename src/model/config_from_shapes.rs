@@ -1,5 +1,5 @@
-//! Recovering a [`SwinV2Config`] from the tensor shapes of a state dict (see
-//! [`Weights::infer_config`](super::Weights::infer_config)), completed by [`ConfigHints`].
+//! Recovering a [`SwinV2Config`] from the tensor shapes of a state dict
+//! ([`Weights::infer_config`]), completed by [`ConfigHints`].
 //!
 //! | field | from |
 //! |---|---|
@@ -110,11 +110,20 @@ fn img_size_from_masks(weights: &Weights, depths: &[usize], patch_size: usize) -
     None
 }
 
-/// Infer the configuration of `weights` (no tensor check: see `Weights::infer_config`).
-pub(crate) fn infer_config(
-    weights: &Weights,
-    hints: &ConfigHints,
-) -> Result<SwinV2Config, ModelError> {
+impl Weights {
+    /// Infer the configuration from tensor shapes (embed dim, depths, heads, window, image size,
+    /// classes, qkv bias, ape, patch norm, pretrained window sizes), completed or overridden by
+    /// `hints` (the CLI flags), then validate it and [`check`](Self::check) every tensor.
+    /// Fails with a message naming what could not be inferred and the flag that supplies it.
+    pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
+        let config = infer_from_shapes(self, hints)?;
+        self.check(&config)?;
+        Ok(config)
+    }
+}
+
+/// Infer the configuration of `weights` (no tensor check: see [`Weights::infer_config`]).
+fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
     let tensors = &weights.tensors;
     let root = weights.view();
     let proj = root

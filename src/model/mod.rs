@@ -3,64 +3,28 @@
 //! ([`layout`]), its weights ([`weights`]: official `.pth` checkpoints read by [`checkpoint`],
 //! `.safetensors`, deterministic [`random`] weights) and where they come from ([`source`]: a file,
 //! the released checkpoint fetched by [`download`], or random).
+//!
+//! With the `test-util` feature (and in the crate's own tests), [`pth_writer`] builds `torch.save`
+//! files (pickles and their ZIP archives) for tests and the fuzz corpus.
 
 pub mod checkpoint;
 pub mod config;
 pub mod config_from_shapes;
 pub mod download;
+mod error;
 pub mod keys;
 pub mod layout;
 pub mod random;
 pub mod source;
+mod tensor;
 mod torch;
 pub mod weights;
 
 pub use config::SwinV2Config;
 pub use config_from_shapes::ConfigHints;
+pub use error::ModelError;
 pub use source::WeightsSource;
-pub use weights::{Tensor, Weights, WeightsView};
-
-/// Errors while reading, checking or fetching a model.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// I/O on a model file.
-    #[error("cannot read model file {path}: {source}")]
-    Io {
-        /// File concerned.
-        path: String,
-        /// Underlying error.
-        source: std::io::Error,
-    },
-    /// The file is not a checkpoint we can parse.
-    #[error("cannot parse checkpoint {path}: {message}")]
-    Format {
-        /// File concerned.
-        path: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// A tensor the model needs is absent.
-    #[error("checkpoint is missing tensor `{name}` (expected shape {expected:?})")]
-    MissingTensor {
-        /// Official state-dict key.
-        name: String,
-        /// Shape the configuration implies.
-        expected: Vec<usize>,
-    },
-    /// A tensor has the wrong shape.
-    #[error("tensor `{name}` has shape {actual:?}, expected {expected:?}")]
-    ShapeMismatch {
-        /// Official state-dict key.
-        name: String,
-        /// Shape in the file.
-        actual: Vec<usize>,
-        /// Shape the configuration implies.
-        expected: Vec<usize>,
-    },
-    /// The configuration is inconsistent (given or inferred).
-    #[error("invalid model configuration: {0}")]
-    Config(String),
-    /// Fetching the released checkpoint failed.
-    #[error("{0}")]
-    Download(String),
-}
+pub use tensor::Tensor;
+#[cfg(any(test, feature = "test-util"))]
+pub use torch::pth_writer;
+pub use weights::{Weights, WeightsView};

@@ -3,8 +3,8 @@
 //!
 //! Sources: [`Weights::load`] (official `.pth` or `.safetensors`, see [`super::checkpoint`] for
 //! the formats and conversions) and [`Weights::random`] (deterministic, see [`super::random`]).
-//! [`Weights::infer_config`] recovers the [`SwinV2Config`] from the tensor shapes and checks
-//! every tensor the configuration implies.
+//! [`Weights::check`] checks every tensor a [`SwinV2Config`] implies; [`Weights::infer_config`]
+//! (in [`super::config_from_shapes`]) recovers the configuration from the tensor shapes first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,16 +12,7 @@ use std::time::Instant;
 
 use super::keys::ModulePath;
 use super::layout::{is_buffer_name, official_state_dict, EntryKind};
-use super::{ConfigHints, ModelError, SwinV2Config};
-
-/// A dense row-major f32 tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
-    /// Dimensions, outermost first (PyTorch order).
-    pub shape: Vec<usize>,
-    /// `shape.iter().product()` values.
-    pub data: Vec<f32>,
-}
+use super::{ModelError, SwinV2Config, Tensor};
 
 /// All tensors of a checkpoint, by official key, plus where they came from.
 #[derive(Debug, Clone, Default)]
@@ -138,16 +129,6 @@ impl Weights {
             weights: self,
             path: ModulePath::root(),
         }
-    }
-
-    /// Infer the configuration from tensor shapes (embed dim, depths, heads, window, image size,
-    /// classes, qkv bias, ape, patch norm, pretrained window sizes), completed or overridden by
-    /// `hints` (the CLI flags), then validate it and [`check`](Self::check) every tensor.
-    /// Fails with a message naming what could not be inferred and the flag that supplies it.
-    pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
-        let config = super::config_from_shapes::infer_config(self, hints)?;
-        self.check(&config)?;
-        Ok(config)
     }
 }
 

@@ -31,6 +31,7 @@ use std::io::Cursor;
 use image::error::LimitErrorKind;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::header::check_header;
 use super::{PreprocessConfig, PreprocessError};
 
 /// Decodes `bytes` (JPEG, PNG, BMP, GIF, WebP or TIFF, recognised from the content) to 8-bit RGB
@@ -48,7 +49,7 @@ pub(crate) fn decode_rgb8_with_format(
     if bytes.is_empty() {
         return Err(PreprocessError::Empty);
     }
-    let (format, name) = detect_format(bytes)?;
+    let (format, name) = detect_image_format(bytes)?;
     // The decoders are written not to panic on malformed data; should one do so anyway, the
     // request fails with a decode error instead of taking the worker down.
     match std::panic::catch_unwind(|| decode_known_format(bytes, format, name, cfg)) {
@@ -61,7 +62,9 @@ pub(crate) fn decode_rgb8_with_format(
 }
 
 /// The accepted formats, recognised from their signature like Pillow does.
-pub(super) fn detect_format(bytes: &[u8]) -> Result<(ImageFormat, &'static str), PreprocessError> {
+pub(super) fn detect_image_format(
+    bytes: &[u8],
+) -> Result<(ImageFormat, &'static str), PreprocessError> {
     let format = image::guess_format(bytes).map_err(|_| PreprocessError::UnknownFormat)?;
     let name = match format {
         ImageFormat::Jpeg => "jpeg",
@@ -107,7 +110,7 @@ fn decode_known_format(
     // Reads the header only.
     let mut decoder = reader.into_decoder().map_err(to_error)?;
     let (width, height) = decoder.dimensions();
-    super::working_set::check_header(name, width, height, cfg)?;
+    check_header(name, width, height, cfg)?;
     // The output buffer counts against the budget; the decoder gets what is left.
     limits.reserve(decoder.total_bytes()).map_err(to_error)?;
     decoder.set_limits(limits).map_err(to_error)?;

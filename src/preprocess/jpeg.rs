@@ -17,6 +17,7 @@ use image::RgbImage;
 use mozjpeg::Decompress;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, JWRN_JPEG_EOF, J_COLOR_SPACE};
 
+use super::header::{check_header, DecodeCost, DECODER_FIXED_BYTES};
 use super::{PreprocessConfig, PreprocessError};
 
 /// Why libjpeg stopped; carried by the unwind out of libjpeg's error handler.
@@ -53,7 +54,7 @@ pub(super) fn decode_jpeg(
 pub(super) fn decode_cost(
     bytes: &[u8],
     cfg: &PreprocessConfig,
-) -> Result<super::working_set::DecodeCost, PreprocessError> {
+) -> Result<DecodeCost, PreprocessError> {
     match catch_unwind(AssertUnwindSafe(|| decode_cost_unwinding(bytes, cfg))) {
         Ok(result) => result,
         Err(payload) => Err(decode_error(
@@ -69,7 +70,7 @@ pub(super) fn decode_cost(
 fn decode_cost_unwinding(
     bytes: &[u8],
     cfg: &PreprocessConfig,
-) -> Result<super::working_set::DecodeCost, PreprocessError> {
+) -> Result<DecodeCost, PreprocessError> {
     let decoder = Decompress::builder()
         .with_err(error_manager())
         .from_mem(bytes)
@@ -78,7 +79,7 @@ fn decode_cost_unwinding(
         u32::try_from(decoder.width()).unwrap_or(u32::MAX),
         u32::try_from(decoder.height()).unwrap_or(u32::MAX),
     );
-    super::working_set::check_header("jpeg", w, h, cfg)?;
+    check_header("jpeg", w, h, cfg)?;
     let pixels = u64::from(w) * u64::from(h);
     let cmyk = matches!(
         decoder.color_space(),
@@ -117,11 +118,11 @@ fn decode_cost_unwinding(
     let padded_width = u64::from(w).next_multiple_of(32) + 64;
     let rows = 64 * padded_width * components.len().max(1) as u64;
     let output = pixels * if cmyk { 4 } else { 3 };
-    Ok(super::working_set::DecodeCost {
+    Ok(DecodeCost {
         width: w,
         height: h,
         format: "jpeg",
-        decoder: coefficients + rows + super::working_set::DECODER_FIXED_BYTES,
+        decoder: coefficients + rows + DECODER_FIXED_BYTES,
         output,
         conversion: if cmyk { pixels * 3 } else { 0 },
     })

@@ -231,12 +231,12 @@ impl Taps {
     /// `precompute_coeffs` + `normalize_coeffs_8bpc` of Pillow for the bicubic filter, box
     /// `(0, in_size)`, computed for the outputs in `outputs` only.
     fn bicubic(in_size: u32, out_size: u64, outputs: Range<u64>) -> Self {
-        let Geometry {
+        let FilterGeometry {
             scale,
             support,
             ksize,
             ss,
-        } = Geometry::new(in_size, out_size);
+        } = FilterGeometry::new(in_size, out_size);
 
         let n = (outputs.end - outputs.start) as usize;
         let mut first = Vec::with_capacity(n);
@@ -275,12 +275,12 @@ impl Taps {
 
     /// Weights per output sample (the stride of the weight table) for this resize.
     fn kernel_size(in_size: u32, out_size: u64) -> usize {
-        Geometry::new(in_size, out_size).ksize
+        FilterGeometry::new(in_size, out_size).ksize
     }
 
     /// `(first, end)` input indices read by output `xx` (the same values [`Taps::bicubic`] uses).
     fn span(in_size: u32, out_size: u64, xx: u64) -> (usize, usize) {
-        let g = Geometry::new(in_size, out_size);
+        let g = FilterGeometry::new(in_size, out_size);
         let (xmin, xmax) = span_at((xx as f64 + 0.5) * g.scale, g.support, in_size);
         (xmin as usize, xmax.max(xmin) as usize)
     }
@@ -306,14 +306,14 @@ impl Taps {
 }
 
 /// Pillow's `precompute_coeffs` geometry for the bicubic filter.
-struct Geometry {
+struct FilterGeometry {
     scale: f64,
     support: f64,
     ksize: usize,
     ss: f64,
 }
 
-impl Geometry {
+impl FilterGeometry {
     fn new(in_size: u32, out_size: u64) -> Self {
         // Pillow passes the box as C floats: `(double)(in1 - in0) / outSize`.
         let scale = f64::from(in_size as f32) / out_size as f64;

@@ -35,31 +35,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 
+use super::header::check_header;
+pub use super::header::{DecodeCost, DECODER_FIXED_BYTES};
 use super::{PreprocessConfig, PreprocessError};
-
-/// Allowance for a decoder's tables and small buffers (inflate window, LZW dictionary, Huffman
-/// tables, libjpeg's pools).
-pub const DECODER_FIXED_BYTES: u64 = 1 << 20;
 
 /// The `gif` crate's default cap on one frame's buffer.
 const GIF_FRAME_LIMIT: u64 = 50_000_000;
-
-/// What decoding one image allocates (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeCost {
-    /// Width the decoder outputs (GIF: the logical screen).
-    pub width: u32,
-    /// Height the decoder outputs.
-    pub height: u32,
-    /// `jpeg`, `png`, `bmp`, `gif`, `webp` or `tiff`.
-    pub format: &'static str,
-    /// The decoder's own buffers (a bound).
-    pub decoder: u64,
-    /// The decoded image at its native layout.
-    pub output: u64,
-    /// The copy converted to 8-bit RGB (0 when the output already is RGB8).
-    pub conversion: u64,
-}
 
 /// The peak memory of preprocessing one image, and its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +76,7 @@ pub fn working_set(bytes: &[u8], cfg: &PreprocessConfig) -> Result<WorkingSet, P
     if bytes.is_empty() {
         return Err(PreprocessError::Empty);
     }
-    let (format, name) = super::decode::detect_format(bytes)?;
+    let (format, name) = super::decode::detect_image_format(bytes)?;
     let decode = if format == ImageFormat::Jpeg {
         super::jpeg::decode_cost(bytes, cfg)?
     } else {
@@ -119,30 +100,6 @@ pub fn working_set(bytes: &[u8], cfg: &PreprocessConfig) -> Result<WorkingSet, P
         resize: super::resize::working_bytes(decode.width, decode.height, cfg),
         tensor: cfg.tensor_len() as u64 * 4,
     })
-}
-
-/// The header checks every decoder makes before decoding pixels.
-pub(super) fn check_header(
-    format: &str,
-    width: u32,
-    height: u32,
-    cfg: &PreprocessConfig,
-) -> Result<(), PreprocessError> {
-    if width == 0 || height == 0 {
-        return Err(PreprocessError::ZeroSize {
-            format: format.to_string(),
-            width,
-            height,
-        });
-    }
-    if u64::from(width) * u64::from(height) > cfg.max_image_pixels {
-        return Err(PreprocessError::TooLarge {
-            width,
-            height,
-            max_pixels: cfg.max_image_pixels,
-        });
-    }
-    Ok(())
 }
 
 fn image_crate_cost(

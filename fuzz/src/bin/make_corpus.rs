@@ -16,11 +16,15 @@
 //! Every seed is then run through its target once and whether it is accepted is printed (the
 //! valid seeds must be accepted, so that the fuzzer starts past the format checks).
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
-
+use swin_serve::model::pth_writer::opcodes::{
+    APPEND, BININT1, BINGET, BINPUT, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, FRAME, MARK,
+    MEMOIZE, NEWOBJ, PROTO, REDUCE, SETITEM, SETITEMS, STOP, TUPLE1,
+};
+use swin_serve::model::pth_writer::{global, storage, su, tensor_v2, zip_archive, CompressionMethod};
 use swin_serve_fuzz::harness;
 
 fn main() {
@@ -131,7 +135,7 @@ fn images(fixtures: &Path) -> Vec<(String, Vec<u8>)> {
     let mut bomb = encode(&rgb, ImageFormat::Png);
     bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
     bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-    let crc = crc32(&bomb[12..29]);
+    let crc = crc32fast::hash(&bomb[12..29]);
     bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     out.push(("bomb_100000x100000.png".into(), bomb));
     let inputs = fixtures.join("preprocess/inputs");
@@ -147,101 +151,7 @@ fn images(fixtures: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// CRC-32 (the PNG / ZIP one), bitwise.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 // --- checkpoints -------------------------------------------------------------------------------
-
-/// Pickle opcodes used here (`pickletools` names).
-mod op {
-    pub const MARK: u8 = b'(';
-    pub const STOP: u8 = b'.';
-    pub const BININT1: u8 = b'K';
-    pub const BINPERSID: u8 = b'Q';
-    pub const REDUCE: u8 = b'R';
-    pub const BUILD: u8 = b'b';
-    pub const GLOBAL: u8 = b'c';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const APPEND: u8 = b'a';
-    pub const BINGET: u8 = b'h';
-    pub const EMPTY_LIST: u8 = b']';
-    pub const BINPUT: u8 = b'q';
-    pub const SETITEM: u8 = b's';
-    pub const TUPLE: u8 = b't';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const SETITEMS: u8 = b'u';
-    pub const PROTO: u8 = 0x80;
-    pub const NEWOBJ: u8 = 0x81;
-    pub const TUPLE1: u8 = 0x85;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const SHORT_BINUNICODE: u8 = 0x8c;
-    pub const MEMOIZE: u8 = 0x94;
-    pub const FRAME: u8 = 0x95;
-}
-use op::*;
-
-fn su(s: &str) -> Vec<u8> {
-    let mut b = vec![SHORT_BINUNICODE, s.len() as u8];
-    b.extend(s.as_bytes());
-    b
-}
-
-fn global(module: &str, name: &str) -> Vec<u8> {
-    let mut b = vec![GLOBAL];
-    b.extend(format!("{module}\n{name}\n").bytes());
-    b
-}
-
-/// `BINPERSID ('storage', torch.<class>, key, 'cpu', numel)`.
-fn storage(class: &str, key: &str, numel: u8) -> Vec<u8> {
-    [
-        &[MARK][..],
-        &su("storage"),
-        &global("torch", class),
-        &su(key),
-        &su("cpu"),
-        &[BININT1, numel, TUPLE, BINPERSID],
-    ]
-    .concat()
-}
-
-fn ints(values: &[u8]) -> Vec<u8> {
-    let mut b = vec![MARK];
-    for &v in values {
-        b.extend([BININT1, v]);
-    }
-    b.push(TUPLE);
-    b
-}
-
-/// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`.
-fn tensor_v2(pid: &[u8], offset: u8, size: &[u8], stride: &[u8]) -> Vec<u8> {
-    [
-        &global("torch._utils", "_rebuild_tensor_v2")[..],
-        &[MARK],
-        pid,
-        &[BININT1, offset],
-        &ints(size),
-        &ints(stride),
-        &[NEWFALSE],
-        &global("collections", "OrderedDict"),
-        &[EMPTY_TUPLE, REDUCE, TUPLE, REDUCE],
-    ]
-    .concat()
-}
 
 /// `{'model': OrderedDict(...tensors...), 'epoch': 3, 'config': CfgNode({'A': 1})}` over the
 /// storages of `harness::wrap_pickle` (0: 16 f32, 3: 8 bytes).
@@ -319,16 +229,6 @@ fn deep_tuples(depth: usize) -> Vec<u8> {
     p
 }
 
-fn zip_of(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, data) in entries {
-        w.start_file(*name, opts).expect("entry");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
 fn checkpoints(fixtures: &Path) -> Vec<(String, Vec<u8>)> {
     let state = state_dict_pickle();
     let storage0: Vec<u8> = (0..16u8).flat_map(|i| f32::from(i).to_le_bytes()).collect();
@@ -349,24 +249,24 @@ fn checkpoints(fixtures: &Path) -> Vec<(String, Vec<u8>)> {
         ),
         (
             "deflated.pth".into(),
-            zip_of(
+            zip_archive(
                 &[
                     ("archive/data.pkl", &protocol4_pickle()),
                     ("archive/byteorder", b"little"),
                     ("archive/data/0", &storage0),
                 ],
-                zip::CompressionMethod::Deflated,
+                CompressionMethod::Deflated,
             ),
         ),
         (
             "big_endian.pth".into(),
-            zip_of(
+            zip_archive(
                 &[
                     ("archive/data.pkl", &protocol4_pickle()),
                     ("archive/byteorder", b"big"),
                     ("archive/data/0", &storage0),
                 ],
-                zip::CompressionMethod::Stored,
+                CompressionMethod::Stored,
             ),
         ),
     ];

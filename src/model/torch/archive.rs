@@ -173,32 +173,14 @@ impl<'a> TorchZip<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use zip::write::SimpleFileOptions;
-    use zip::CompressionMethod;
-
     use super::*;
+    use crate::model::torch::pth_writer::{zip_entries, CompressionMethod};
 
     const PICKLE: &[u8] = b"\x80\x02}q\x00.";
 
-    /// A ZIP archive of `(name, contents, method)` entries, written in order.
-    fn zip_of(entries: &[(&str, &[u8], CompressionMethod)]) -> Vec<u8> {
-        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for &(name, data, method) in entries {
-            w.start_file(
-                name,
-                SimpleFileOptions::default().compression_method(method),
-            )
-            .unwrap();
-            w.write_all(data).unwrap();
-        }
-        w.finish().unwrap().into_inner()
-    }
-
     /// A torch-like archive under `archive/` with storage `0` (stored) and `1` (deflated).
     fn torch_like() -> Vec<u8> {
-        zip_of(&[
+        zip_entries(&[
             ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
             ("archive/byteorder", b"little", CompressionMethod::Stored),
             (
@@ -259,7 +241,7 @@ mod tests {
                 .iter()
                 .map(|&(n, d)| (n, d, CompressionMethod::Stored))
                 .collect();
-            let bytes = zip_of(&entries);
+            let bytes = zip_entries(&entries);
             let mut z = TorchZip::new(&bytes).unwrap();
             assert_eq!(z.pickle().unwrap(), PICKLE, "{:?}", entries[0].0);
             assert_eq!(z.storage("0").unwrap().verified().unwrap(), [7]);
@@ -273,7 +255,7 @@ mod tests {
                 .iter()
                 .map(|&(n, d)| (n, d, CompressionMethod::Stored))
                 .collect();
-            zip_of(&entries)
+            zip_entries(&entries)
         };
         // Not in a folder (the old suffix match took "" as the root).
         let e = TorchZip::new(&stored(&[("data.pkl", PICKLE), ("data/0", &[7])]))
@@ -318,7 +300,7 @@ mod tests {
 
     #[test]
     fn deflated_pickle_is_inflated() {
-        let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Deflated)]);
+        let bytes = zip_entries(&[("archive/data.pkl", PICKLE, CompressionMethod::Deflated)]);
         let mut z = TorchZip::new(&bytes).unwrap();
         assert_eq!(z.pickle().unwrap(), PICKLE);
     }
@@ -327,7 +309,7 @@ mod tests {
     fn a_zip_bomb_entry_is_refused_before_it_is_inflated() {
         // 100 MiB of zeros deflate to ~100 kB: far past 32 × the archive + 64 MiB.
         let zeros = vec![0u8; 100 << 20];
-        let bytes = zip_of(&[
+        let bytes = zip_entries(&[
             ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
             ("archive/data/0", &zeros, CompressionMethod::Deflated),
         ]);
@@ -344,7 +326,7 @@ mod tests {
 
     #[test]
     fn missing_data_pkl_is_refused() {
-        let bytes = zip_of(&[
+        let bytes = zip_entries(&[
             ("archive/data.pickle", PICKLE, CompressionMethod::Stored),
             ("archive/data/0", &[1], CompressionMethod::Stored),
         ]);
@@ -422,7 +404,7 @@ mod tests {
             (b"LITTLE", None),
             (b"\x1b[2J\xff", None),
         ] {
-            let bytes = zip_of(&[
+            let bytes = zip_entries(&[
                 ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
                 ("archive/byteorder", contents, CompressionMethod::Stored),
             ]);
@@ -436,7 +418,7 @@ mod tests {
                 (other, _) => panic!("{contents:?}: {other:?}"),
             }
         }
-        let bytes = zip_of(&[
+        let bytes = zip_entries(&[
             ("archive/data.pkl", PICKLE, CompressionMethod::Stored),
             ("archive/byteorder", b"big\n", CompressionMethod::Stored),
         ]);
@@ -449,7 +431,7 @@ mod tests {
             "unknown byte order \"big\\n\" in the byteorder entry (expected little or big)"
         );
         // Old files have no byteorder entry: little-endian.
-        let bytes = zip_of(&[("archive/data.pkl", PICKLE, CompressionMethod::Stored)]);
+        let bytes = zip_entries(&[("archive/data.pkl", PICKLE, CompressionMethod::Stored)]);
         let mut z = TorchZip::new(&bytes).unwrap();
         assert_eq!(z.byteorder().unwrap(), ByteOrder::Little);
     }

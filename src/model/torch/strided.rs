@@ -66,22 +66,26 @@ impl StorageDtype {
     fn decode_into(self, bytes: &[u8], order: ByteOrder, out: &mut Vec<f32>) {
         let big = order == ByteOrder::Big;
         match self {
-            Self::F64 => convert::<8>(bytes, big, out, |b| f64::from_le_bytes(b) as f32),
-            Self::F32 => convert::<4>(bytes, big, out, f32::from_le_bytes),
-            Self::F16 => convert::<2>(bytes, big, out, |b| half::f16::from_le_bytes(b).to_f32()),
-            Self::BF16 => convert::<2>(bytes, big, out, |b| half::bf16::from_le_bytes(b).to_f32()),
-            Self::I64 => convert::<8>(bytes, big, out, |b| i64::from_le_bytes(b) as f32),
-            Self::I32 => convert::<4>(bytes, big, out, |b| i32::from_le_bytes(b) as f32),
-            Self::I16 => convert::<2>(bytes, big, out, |b| i16::from_le_bytes(b) as f32),
-            Self::I8 => convert::<1>(bytes, big, out, |b| i8::from_le_bytes(b) as f32),
-            Self::U8 | Self::Bool => convert::<1>(bytes, big, out, |[b]| b as f32),
+            Self::F64 => decode_elements::<8>(bytes, big, out, |b| f64::from_le_bytes(b) as f32),
+            Self::F32 => decode_elements::<4>(bytes, big, out, f32::from_le_bytes),
+            Self::F16 => {
+                decode_elements::<2>(bytes, big, out, |b| half::f16::from_le_bytes(b).to_f32())
+            }
+            Self::BF16 => {
+                decode_elements::<2>(bytes, big, out, |b| half::bf16::from_le_bytes(b).to_f32())
+            }
+            Self::I64 => decode_elements::<8>(bytes, big, out, |b| i64::from_le_bytes(b) as f32),
+            Self::I32 => decode_elements::<4>(bytes, big, out, |b| i32::from_le_bytes(b) as f32),
+            Self::I16 => decode_elements::<2>(bytes, big, out, |b| i16::from_le_bytes(b) as f32),
+            Self::I8 => decode_elements::<1>(bytes, big, out, |b| i8::from_le_bytes(b) as f32),
+            Self::U8 | Self::Bool => decode_elements::<1>(bytes, big, out, |[b]| b as f32),
         }
     }
 }
 
 /// Convert `N`-byte elements with `f`, which reads little-endian bytes; `big`: each element's
 /// bytes are reversed first.
-fn convert<const N: usize>(
+fn decode_elements<const N: usize>(
     bytes: &[u8],
     big: bool,
     out: &mut Vec<f32>,
