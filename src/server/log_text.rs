@@ -2,7 +2,7 @@
 //! error message may hold it.
 
 /// Most characters of a client-supplied string (request id, header value) written to a log line.
-const LOG_TEXT_MAX_CHARS: usize = 128;
+pub const LOG_TEXT_MAX_CHARS: usize = 128;
 
 /// A client-supplied string as a log line may hold it: control characters and quotes escaped (no
 /// forged log lines, no terminal escapes) and cut to [`LOG_TEXT_MAX_CHARS`] characters, with the

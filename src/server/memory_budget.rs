@@ -3,7 +3,7 @@
 //! answered RESOURCE_EXHAUSTED at once, it never waits.
 //!
 //! What an encoded image is charged (see [`crate::server::pipeline::Pipeline::classify_image`]): its encoded
-//! bytes plus [`crate::preprocess::working_set`]'s peak (decoder output at its native layout, the
+//! bytes plus [`crate::preprocess::working_set()`]'s peak (decoder output at its native layout, the
 //! decoder's buffers, the RGB copy, the resize buffers, the output tensor), taken after its header
 //! was read and before it takes an engine-queue slot or a decode permit. When preprocessing ends,
 //! the charge shrinks to the tensor (`3 · crop² · 4` bytes), which is held until the engine has

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 /// TCP keepalive on accepted connections.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Bind `addr` (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -9,7 +9,7 @@
 //!    UNAVAILABLE; then the memory budget is fixed, health turns SERVING for `""` and
 //!    `swin.v1.Classifier`, and the engine watchdog ([`watchdog`]) turns readiness (and, for a
 //!    hung engine, liveness) NOT_SERVING while the engine is hung or failing.
-//! 3. **Serve** ([`router`]): the services behind the layers, on plaintext or TLS connections.
+//! 3. **Serve** ([`run`], [`router`]): the services behind the layers, on plaintext or TLS connections.
 //! 4. **Drain** ([`drain`]): on the shutdown signal ([`shutdown_signal`]) health turns NOT_SERVING
 //!    again (so load balancers stop routing) and the server keeps answering for the drain delay;
 //!    then health Watch streams are ended and new connections are refused.
@@ -22,12 +22,12 @@ pub mod health_port;
 pub mod loading;
 pub mod model_loader;
 pub mod router;
-pub mod serve;
+pub mod run;
 pub mod server_error;
 pub mod shutdown;
 pub mod watchdog;
 
 pub use model_loader::{check_model_name, load_serving_model, ModelOptions, MODEL_NAME_MAX_CHARS};
-pub use serve::serve;
+pub use run::serve;
 pub use server_error::ServerError;
 pub use shutdown::shutdown_signal;

@@ -14,7 +14,7 @@ use crate::server::services::health::HealthStatuses;
 use crate::server::serving_model::ServingModel;
 
 /// How often the engine watchdog looks.
-const WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
+pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Watch `model`'s engine until shutdown begins; `hang_timeout` (`--engine-hang-timeout`) is how
 /// long a batch may run before the engine counts as hung (`None`: never).

@@ -3,8 +3,7 @@
 //!
 //! * [`service`]: the gRPC trait, each RPC recorded as a call;
 //! * [`classify`]: one image answered as `swin.v1` (Classify, and each entry of the others);
-//! * [`batch`]: ClassifyBatch;
-//! * [`stream`]: ClassifyStream.
+//! * [`batch`] answers ClassifyBatch, [`stream`] ClassifyStream.
 
 pub mod batch;
 pub mod classify;

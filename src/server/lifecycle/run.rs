@@ -1,4 +1,4 @@
-//! [`serve`]: the server from start to end, as a sequence of named steps (see
+//! [`serve`]: the server's run from start to end, as a sequence of named steps (see
 //! [`crate::server::lifecycle`] for the story they tell).
 
 use std::future::Future;
