@@ -16,8 +16,7 @@ use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -55,7 +54,7 @@ async fn main() {
     let server = tokio::spawn(server::serve(
         listener,
         ServerConfig::default(),
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         async move {
             let _ = stop_rx.await;
         },

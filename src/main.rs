@@ -18,15 +18,12 @@ use swin_serve::proto;
 use swin_serve::scheduler::{
     DEFAULT_MAX_QUEUE_DELAY, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_QUEUE_CAPACITY,
 };
-use swin_serve::server::connection::DEFAULT_IDLE_TIMEOUT;
-use swin_serve::server::in_flight::DEFAULT_MAX_IN_FLIGHT;
-use swin_serve::server::loader::{check_model_name, load_model, ModelOptions};
-use swin_serve::server::message_timeout::DEFAULT_MESSAGE_TIMEOUT;
-use swin_serve::server::tls::TlsFiles;
 use swin_serve::server::{
-    self, ServerConfig, DEFAULT_DRAIN_DELAY, DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_LISTEN,
+    self, check_model_name, load_serving_model, ModelOptions, ServerConfig, TlsFiles,
+    DEFAULT_DRAIN_DELAY, DEFAULT_ENGINE_HANG_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_BATCH_IMAGES, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTION_AGE,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MESSAGE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TOP_K,
 };
 use swin_serve::telemetry::{self, LogFormat};
 
@@ -604,7 +601,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     server::serve(
         listener,
         config,
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         server::shutdown_signal(),
     )
     .await?;

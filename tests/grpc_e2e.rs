@@ -17,8 +17,7 @@ use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::proto::inference as oip_pb;
 use swin_serve::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient as InferenceClient;
 use swin_serve::scheduler::EnginePool;
-use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::{self, ServerConfig, ServingModel};
+use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig, ServingModel};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -109,7 +108,7 @@ async fn start_server_with_config(opts: ModelOptions, config: ServerConfig) -> T
     let loader = move || {
         // Hold loading until the test has seen NOT_SERVING.
         let _ = release_rx.blocking_recv();
-        load_model(&opts)
+        load_serving_model(&opts)
     };
     let handle = tokio::spawn(server::serve(listener, config, loader, async move {
         let _ = stop_rx.await;

@@ -15,9 +15,8 @@ use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::proto::inference as oip_pb;
 use swin_serve::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use swin_serve::server::loader::load_model;
 use swin_serve::server::memory_budget::{proc_kb_field, BudgetSetting};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, load_serving_model, ServerConfig};
 use tonic::Code;
 
 const MIB: u64 = 1 << 20;
@@ -207,7 +206,7 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
     let handle = tokio::spawn(server::serve(
         listener,
         config,
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         async move {
             let _ = stop_rx.await;
         },

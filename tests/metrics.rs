@@ -10,8 +10,7 @@ use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
 
 /// The value of the sample `name{labels}` (labels written exactly as the exporter does).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -46,7 +45,7 @@ async fn metrics_endpoint_is_scraped_and_its_counters_move() {
     let handle = tokio::spawn(server::serve(
         listener,
         server_config,
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         async move {
             let _ = stop_rx.await;
         },

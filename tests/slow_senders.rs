@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use common::bombs;
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::load_model;
 use swin_serve::server::memory_budget::BudgetSetting;
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, load_serving_model, ServerConfig};
 use tokio::net::TcpStream;
 use tonic::codegen::{http, Bytes};
 use tonic::Code;
@@ -37,7 +36,7 @@ async fn start(config: ServerConfig) -> Server {
     let handle = tokio::spawn(server::serve(
         listener,
         config,
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         async move {
             let _ = stop_rx.await;
         },

@@ -11,7 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
 };
-use swin_serve::server::tls::{TlsFiles, RELOAD_INTERVAL};
+use swin_serve::server::connections::tls::{TlsFiles, RELOAD_INTERVAL};
 use swin_serve::server::{self, ServerConfig, ServingModel};
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -79,7 +79,7 @@ async fn start(config: ServerConfig) -> Server {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-    let loader = move || -> Result<ServingModel, server::LoadError> {
+    let loader = move || -> Result<ServingModel, server::ModelLoadError> {
         let _ = gate_rx.recv();
         Err("test over".into())
     };
@@ -338,7 +338,7 @@ async fn bad_tls_files_stop_the_server_with_a_clear_error() {
             server::serve(
                 listener,
                 config,
-                || -> Result<ServingModel, server::LoadError> { Err("unused".into()) },
+                || -> Result<ServingModel, server::ModelLoadError> { Err("unused".into()) },
                 std::future::pending(),
             ),
         )

@@ -14,8 +14,7 @@ use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::loader::{load_model, ModelOptions};
-use swin_serve::server::{self, ServerConfig};
+use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
 use swin_serve::telemetry::{self, LogFormat};
 use tonic::transport::Channel;
 
@@ -81,7 +80,7 @@ async fn classify_spans_continue_the_callers_trace_into_the_engine() {
     let handle = tokio::spawn(server::serve(
         listener,
         ServerConfig::default(),
-        move || load_model(&opts),
+        move || load_serving_model(&opts),
         async move {
             let _ = stop_rx.await;
         },

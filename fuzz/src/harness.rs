@@ -17,10 +17,10 @@ use swin_serve::proto::inference::model_infer_request::{
     InferInputTensor, InferRequestedOutputTensor,
 };
 use swin_serve::proto::inference::{InferParameter, InferTensorContents};
-use swin_serve::server::deadline::parse_grpc_timeout;
-use swin_serve::server::oip::tensors::{
-    build_outputs, join_raw_bytes, parse_inputs, parse_outputs, split_raw_bytes, ImageShape, Images,
-};
+use swin_serve::server::call::deadline::parse_grpc_timeout;
+use swin_serve::server::services::oip::bytes_codec::{join_raw_bytes, split_raw_bytes};
+use swin_serve::server::services::oip::inputs::{parse_inputs, ImageShape, Images};
+use swin_serve::server::services::oip::outputs::{build_outputs, parse_outputs};
 
 /// The targets, by the names of their binaries and corpus folders.
 pub const TARGETS: [&str; 3] = ["preprocess", "checkpoint", "request_parsers"];

@@ -2,8 +2,8 @@
 //! *before* any work is done on it, with try-acquire semantics — a request that does not fit is
 //! answered RESOURCE_EXHAUSTED at once, it never waits.
 //!
-//! What an encoded image is charged (see [`super::pipeline::Pipeline::classify_image`]): its encoded
-//! bytes plus [`crate::preprocess::working_set`]'s peak (decoder output at its native layout, the
+//! What an encoded image is charged (see [`crate::server::pipeline::Pipeline::classify_image`]): its encoded
+//! bytes plus [`crate::preprocess::working_set()`]'s peak (decoder output at its native layout, the
 //! decoder's buffers, the RGB copy, the resize buffers, the output tensor), taken after its header
 //! was read and before it takes an engine-queue slot or a decode permit. When preprocessing ends,
 //! the charge shrinks to the tensor (`3 · crop² · 4` bytes), which is held until the engine has
@@ -16,10 +16,12 @@
 //! `MemTotal` from `/proc/meminfo`, and `resident` is the process's `VmRSS` with the model loaded.
 //! The other half is headroom for what the budget does not count: a received message while tonic
 //! decodes it (request messages are charged their declared length while they arrive, see
-//! [`super::message_timeout`]), HTTP/2 buffers, allocator slack, thread stacks.
+//! [`crate::server::layers::message_arrival`]), HTTP/2 buffers, allocator slack, thread stacks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crate::server::metrics::names;
 
 /// `--memory-budget` as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,7 +209,7 @@ impl MemoryBudget {
         let limit = limit.unwrap_or(u64::MAX);
         self.limit.store(limit, Ordering::Relaxed);
         if limit != u64::MAX {
-            metrics::gauge!("swin_memory_budget_bytes").set(limit as f64);
+            metrics::gauge!(names::MEMORY_BUDGET_BYTES).set(limit as f64);
         }
     }
 
@@ -247,9 +249,9 @@ impl MemoryBudget {
             ) {
                 Ok(_) => {
                     if self.peak.fetch_max(after, Ordering::Relaxed) < after {
-                        metrics::gauge!("swin_memory_budget_peak_bytes").set(after as f64);
+                        metrics::gauge!(names::MEMORY_BUDGET_PEAK_BYTES).set(after as f64);
                     }
-                    metrics::gauge!("swin_memory_budget_in_use_bytes").increment(bytes as f64);
+                    metrics::gauge!(names::MEMORY_BUDGET_IN_USE_BYTES).increment(bytes as f64);
                     return Ok(BudgetGuard {
                         budget: Arc::clone(self),
                         bytes,
@@ -263,7 +265,7 @@ impl MemoryBudget {
     fn release(&self, bytes: u64) {
         if bytes > 0 {
             self.in_use.fetch_sub(bytes, Ordering::AcqRel);
-            metrics::gauge!("swin_memory_budget_in_use_bytes").decrement(bytes as f64);
+            metrics::gauge!(names::MEMORY_BUDGET_IN_USE_BYTES).decrement(bytes as f64);
         }
     }
 }

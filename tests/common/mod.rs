@@ -13,7 +13,7 @@ use std::time::Duration;
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
-use swin_serve::server::loader::ModelOptions;
+use swin_serve::server::ModelOptions;
 
 /// A small random SwinV2-T (64×64 input, window 4, seed 3) on one thread: the real engine, fast
 /// enough for serving tests.

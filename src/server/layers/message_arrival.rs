@@ -1,8 +1,8 @@
-//! Slow senders: a bound on how long a request message may take to arrive (`--message-timeout`),
-//! request messages being received charged to the memory budget, and each call marked open on its
-//! connection (for `--idle-timeout`, see [`super::connection`]).
+//! Slow senders: a bound on how long a request message may take to arrive (`--message-timeout`,
+//! default [`crate::server::DEFAULT_MESSAGE_TIMEOUT`]), and request messages being received
+//! charged to the memory budget.
 //!
-//! [`CallGuardLayer`] wraps every call's request body in a [`MessageBody`] that follows gRPC's
+//! [`MessageArrivalLayer`] wraps every call's request body in a [`MessageBody`] that follows gRPC's
 //! length-prefixed framing (a 5-byte header: a compression flag and a 4-byte big-endian length,
 //! then the message) as the data frames arrive:
 //!
@@ -17,12 +17,12 @@
 //!   `--max-message-bytes`: tonic refuses longer ones at the header) is charged to the memory
 //!   budget until the message has arrived; over the budget the request stream fails with
 //!   RESOURCE_EXHAUSTED at once. Once the message is complete the charge goes back and the
-//!   handler charges the image it carries ([`super::pipeline::Pipeline::classify_image`]).
+//!   handler charges the image it carries
+//!   ([`crate::server::pipeline::Pipeline::classify_image`]).
 //!
 //! The timer is only polled while the server reads the request: a message the server is slow to
 //! read (its handler busy) is not the client's stall; what is already buffered is read first.
 
-use super::in_flight::HoldingBody;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,11 +34,8 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::Status;
 
-use super::connection::connection_of;
-use super::memory_budget::{BudgetGuard, MemoryBudget};
-
-/// Default `--message-timeout`: 30 s.
-pub const DEFAULT_MESSAGE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
+use crate::server::memory_budget::{BudgetGuard, MemoryBudget};
+use crate::server::metrics::names;
 
 /// The methods whose request is a stream of messages (the rest send exactly one).
 const CLIENT_STREAMING: [&str; 4] = [
@@ -54,15 +51,15 @@ type FrameResult = Result<http_body::Frame<tonic::codegen::Bytes>, Status>;
 /// gRPC's message prefix: compression flag + 4-byte big-endian length.
 const HEADER_LEN: usize = 5;
 
-/// Tower layer: the message timeout and budget on every request body, and the call marked open
-/// on its connection until its answer is done.
+/// Tower layer: every request body read under the message timeout and charged to the budget while
+/// a message arrives (see the module docs).
 #[derive(Debug, Clone)]
-pub struct CallGuardLayer {
+pub struct MessageArrivalLayer {
     message_timeout: Option<Duration>,
     budget: Option<Arc<MemoryBudget>>,
 }
 
-impl CallGuardLayer {
+impl MessageArrivalLayer {
     /// `message_timeout` `None`: no timeout; `budget` `None`: request messages are not charged.
     pub fn new(message_timeout: Option<Duration>, budget: Option<Arc<MemoryBudget>>) -> Self {
         Self {
@@ -72,40 +69,37 @@ impl CallGuardLayer {
     }
 }
 
-impl<S> tower::Layer<S> for CallGuardLayer {
-    type Service = CallGuard<S>;
+impl<S> tower::Layer<S> for MessageArrivalLayer {
+    type Service = MessageArrival<S>;
 
-    fn layer(&self, inner: S) -> CallGuard<S> {
-        CallGuard {
+    fn layer(&self, inner: S) -> MessageArrival<S> {
+        MessageArrival {
             inner,
             layer: self.clone(),
         }
     }
 }
 
-/// The service [`CallGuardLayer`] wraps around the server's routes.
+/// The service [`MessageArrivalLayer`] wraps around the server's routes.
 #[derive(Debug, Clone)]
-pub struct CallGuard<S> {
+pub struct MessageArrival<S> {
     inner: S,
-    layer: CallGuardLayer,
+    layer: MessageArrivalLayer,
 }
 
-impl<S> tower::Service<http::Request<Body>> for CallGuard<S>
+impl<S, R> tower::Service<http::Request<Body>> for MessageArrival<S>
 where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = R>,
 {
-    type Response = http::Response<Body>;
+    type Response = R;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let open = connection_of(request.extensions()).map(|state| state.open_call());
         let streaming = CLIENT_STREAMING.contains(&request.uri().path());
         let layer = self.layer.clone();
         let request = request.map(|body| {
@@ -116,15 +110,7 @@ where
                 layer.budget,
             ))
         });
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let response = call.await?;
-            Ok(match open {
-                // The call stays open until the answer's body is done (or dropped).
-                Some(open) => response.map(|body| Body::new(HoldingBody { body, _guard: open })),
-                None => response,
-            })
-        })
+        self.inner.call(request)
     }
 }
 
@@ -191,8 +177,11 @@ impl MessageBody {
                 self.remaining = u64::from(u32::from_be_bytes([a, b, c, d]));
                 if let Some(budget) = &self.budget {
                     let charge = budget.try_acquire(self.remaining).map_err(|e| {
-                        metrics::counter!("swin_calls_refused_total", "reason" => "memory_budget")
-                            .increment(1);
+                        metrics::counter!(
+                            names::CALLS_REFUSED_TOTAL,
+                            "reason" => names::refused::MEMORY_BUDGET
+                        )
+                        .increment(1);
                         Status::resource_exhausted(format!(
                             "{e} (request message being received); retry later (--memory-budget)"
                         ))
@@ -240,7 +229,11 @@ impl MessageBody {
 
     fn expired_status(&self) -> Status {
         let limit = self.timeout.unwrap_or_default().as_secs_f32();
-        metrics::counter!("swin_calls_refused_total", "reason" => "message_timeout").increment(1);
+        metrics::counter!(
+            names::CALLS_REFUSED_TOTAL,
+            "reason" => names::refused::MESSAGE_TIMEOUT
+        )
+        .increment(1);
         Status::deadline_exceeded(if self.streaming {
             format!("a request message of the stream did not arrive within {limit} s of its first byte (--message-timeout)")
         } else {

@@ -3,10 +3,13 @@
 
 use std::sync::atomic::Ordering;
 
-use super::tensors::{BYTES, FP32, IMAGE_INPUT, LOGITS_OUTPUT, PROBABILITIES_OUTPUT, TENSOR_INPUT};
+use super::tensor_names::{
+    BYTES, FP32, IMAGE_INPUT, LOGITS_OUTPUT, PROBABILITIES_OUTPUT, TENSOR_INPUT,
+};
 use crate::proto::inference as pb;
+use crate::server::config::ServerConfig;
+use crate::server::serving_model::ServingModel;
 use crate::server::statistics::DurationTotal;
-use crate::server::{ServerConfig, ServingModel};
 
 /// The one version a model has.
 pub const MODEL_VERSION: &str = "1";

@@ -11,6 +11,9 @@
 //! time or size changes (checked every second), so rotating a Kubernetes Secret takes effect
 //! without a restart; a file that becomes unreadable or empty keeps the previous tokens (logged).
 //! Tokens never appear in logs.
+//!
+//! [`Authenticate`] is the check as a tonic interceptor, put in front of each service but health
+//! (a per-service interceptor, not a tower layer: the layers see every service, health included).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -18,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 /// How often the token file is checked for changes.
@@ -129,6 +133,27 @@ impl TokenAuth {
             None => Err(Status::unauthenticated(
                 "missing `authorization: Bearer <token>` metadata",
             )),
+        }
+    }
+}
+
+/// The interceptor every service but health runs: with tokens, [`TokenAuth::check`]; without,
+/// every call passes.
+#[derive(Debug, Clone)]
+pub struct Authenticate(Option<TokenAuth>);
+
+impl Authenticate {
+    /// Check the tokens of `token_file` (`--auth-token-file`), or none.
+    pub fn from_token_file(token_file: Option<&Path>) -> Result<Self, AuthError> {
+        Ok(Self(token_file.map(TokenAuth::from_file).transpose()?))
+    }
+}
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        match &self.0 {
+            Some(auth) => auth.check(request),
+            None => Ok(request),
         }
     }
 }

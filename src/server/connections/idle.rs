@@ -1,12 +1,12 @@
-//! Per-connection idle timeout (`--idle-timeout`): a connection with no open call for that long is
-//! closed.
+//! Per-connection idle timeout (`--idle-timeout`, default
+//! [`crate::server::DEFAULT_IDLE_TIMEOUT`]): a connection with no open call for that long is closed.
 //!
 //! Bytes are no measure of idleness: the server's own HTTP/2 keepalive pings (and the client's
 //! answers) flow on an idle connection. So every accepted connection is wrapped in a [`TrackedIo`]
 //! holding a [`ConnectionState`] — the number of calls open on it and when the last one closed —
 //! that tonic hands to every request of the connection as its connect info ([`TrackedInfo`]).
-//! [`super::message_timeout::CallGuardLayer`] marks each call open ([`OpenCall`]) from its
-//! headers until its answer's body is done. The IO wrapper keeps a timer; when it fires with no
+//! [`crate::server::layers::open_calls::OpenCallLayer`] marks each call open ([`OpenCall`]) from
+//! its headers until its answer's body is done. The IO wrapper keeps a timer; when it fires with no
 //! call open since the limit, the next read reports end of stream, and hyper closes the
 //! connection.
 
@@ -21,8 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
-/// Default `--idle-timeout`: 5 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(300));
+use crate::server::metrics::names;
 
 /// Calls open on one connection, and since when none is.
 #[derive(Debug)]
@@ -173,7 +172,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for TrackedIo<IO> {
                 seconds = self.idle_timeout.unwrap_or_default().as_secs_f32(),
                 "closing a connection with no call open (--idle-timeout)"
             );
-            metrics::counter!("swin_connections_closed_idle_total").increment(1);
+            metrics::counter!(names::CONNECTIONS_CLOSED_IDLE_TOTAL).increment(1);
             self.closed = true;
             // End of stream: hyper ends the connection.
             return Poll::Ready(Ok(()));

@@ -1,26 +1,15 @@
-//! Call deadlines: the client's `grpc-timeout` header and the server's `--request-timeout`.
+//! A call's deadline: the client's `grpc-timeout` header and the server's `--request-timeout`,
+//! combined into one [`CallDeadline`].
 //!
-//! [`DeadlineLayer`] sits in front of every service. For each call it
-//! * parses `grpc-timeout` ([`parse_grpc_timeout`]); a malformed value is answered INTERNAL at once,
-//!   as grpc-go does (`malformed grpc-timeout: ...`). `0` with any unit is well-formed: the call has
-//!   already expired and is answered DEADLINE_EXCEEDED without being decoded (grpc-go: a context whose
-//!   deadline is now);
-//! * for Classify, ClassifyBatch and OIP ModelInfer calls, applies the server default `--request-timeout` when the
-//!   client sent no timeout, or the smaller of the two when it did (GetModelInfo, health and
-//!   reflection keep only the client's: a probe must not be refused by a deadline meant for
-//!   classification work);
-//! * stores the result as a [`CallDeadline`] in the request's extensions, where the handler reads it
-//!   to drop expired work at each stage (before decoding, before the engine queue; the scheduler's
-//!   worker drops it before an engine runs it);
-//! * bounds the whole call, receiving the request message included, with `tokio::time::timeout_at`:
-//!   when the deadline passes first, the answer is DEADLINE_EXCEEDED.
+//! [`crate::server::layers::deadline::DeadlineLayer`] computes it when a call arrives and stores it
+//! in the request's extensions; the services and the pipeline read it there ([`deadline_of`]) and
+//! drop expired work at each stage ([`check_deadline`]: before decoding, before the engine queue;
+//! the scheduler's worker drops it before an engine runs it) or bound a whole piece of work by it
+//! ([`within_deadline`]). One message of a stream gets its own ([`stream_message_deadline`]).
 //!
-//! Why a layer and not only the handler: tonic's server applies its own timer from `grpc-timeout`
-//! (in the connection's stack, outside every layer) and answers CANCELLED ("Timeout expired") when it
-//! fires. This layer runs inside that stack but takes its arrival time before tonic starts its timer,
-//! so our deadline is never later than tonic's, and on the same tick ours is polled first (it is
-//! inside): the server answers DEADLINE_EXCEEDED, never CANCELLED. `Server::builder().timeout(..)` is
-//! not used for the same reason.
+//! `grpc-timeout` ([`parse_grpc_timeout`]): 1 to 8 ASCII digits and a unit; a malformed value is
+//! answered INTERNAL, as grpc-go does (`malformed grpc-timeout: ...`). `0` with any unit is
+//! well-formed: the call has already expired (grpc-go: a context whose deadline is now).
 //!
 //! **The answer reserve.** The client starts its clock before the request travels, so a server that
 //! answers exactly at `arrival + timeout` answers after the client has given up; a tonic client then
@@ -31,13 +20,9 @@
 //! reserve: no client timer races it.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tonic::body::Body;
-use tonic::codegen::http;
-use tonic::Status;
+use tonic::{Request, Status};
 
 /// The request header carrying the client's timeout (gRPC over HTTP/2: `TimeoutValue TimeoutUnit`).
 pub const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
@@ -109,7 +94,7 @@ pub enum DeadlineSource {
     RequestParameter,
 }
 
-/// The deadline of one call, stored in its request's extensions by [`DeadlineLayer`].
+/// The deadline of one call, stored in its request's extensions by [`crate::server::layers::deadline::DeadlineLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallDeadline {
     /// Past this instant the call is answered DEADLINE_EXCEEDED and its work is dropped.
@@ -173,92 +158,40 @@ pub fn earlier(a: Option<CallDeadline>, b: Option<CallDeadline>) -> Option<CallD
     }
 }
 
-/// The calls the server default `--request-timeout` applies to (HTTP/2 `:path`). (The requests of
-/// an OIP ModelStreamInfer stream get it one by one, from the handler.)
-const CLASSIFICATION_PATHS: [&str; 3] = [
-    "/swin.v1.Classifier/Classify",
-    "/swin.v1.Classifier/ClassifyBatch",
-    "/inference.GRPCInferenceService/ModelInfer",
-];
-
-/// Whether `path` (`/package.Service/Method`) is a Classify, ClassifyBatch or ModelInfer call.
-fn is_classification_call(path: &str) -> bool {
-    CLASSIFICATION_PATHS.contains(&path)
+/// The deadline [`crate::server::layers::deadline::DeadlineLayer`] gave this call, if any.
+pub fn deadline_of<T>(request: &Request<T>) -> Option<CallDeadline> {
+    request.extensions().get::<CallDeadline>().copied()
 }
 
-/// Tower layer that gives every call its [`CallDeadline`] and bounds it (see the module docs).
-#[derive(Debug, Clone)]
-pub struct DeadlineLayer {
+/// The deadline of one message of a stream that arrived at `arrived`: the stream's own (the client's
+/// `grpc-timeout` for the whole call) or the server's `--request-timeout` from the message's
+/// arrival, whichever comes first.
+pub fn stream_message_deadline(
+    stream: Option<CallDeadline>,
     request_timeout: Option<Duration>,
+    arrived: Instant,
+) -> Option<CallDeadline> {
+    earlier(stream, call_deadline(None, request_timeout, arrived))
 }
 
-impl DeadlineLayer {
-    /// `request_timeout`: the server default for Classify and ClassifyBatch (`--request-timeout`).
-    pub fn new(request_timeout: Option<Duration>) -> Self {
-        Self { request_timeout }
+/// DEADLINE_EXCEEDED if `deadline` has passed (`stage` says where the work stopped).
+pub fn check_deadline(deadline: Option<CallDeadline>, stage: &str) -> Result<(), Status> {
+    match deadline {
+        Some(d) if d.expired() => Err(d.status(stage)),
+        _ => Ok(()),
     }
 }
 
-impl<S> tower::Layer<S> for DeadlineLayer {
-    type Service = Deadlines<S>;
-
-    fn layer(&self, inner: S) -> Deadlines<S> {
-        Deadlines {
-            inner,
-            request_timeout: self.request_timeout,
-        }
-    }
-}
-
-/// The service [`DeadlineLayer`] wraps around the server's routes.
-#[derive(Debug, Clone)]
-pub struct Deadlines<S> {
-    inner: S,
-    request_timeout: Option<Duration>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for Deadlines<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // Taken before tonic's own grpc-timeout timer starts (it starts once this returns).
-        let arrived = Instant::now();
-        let client = match request.headers().get(GRPC_TIMEOUT_HEADER) {
-            None => None,
-            Some(value) => match parse_grpc_timeout(value.as_bytes()) {
-                Ok(timeout) => Some(timeout),
-                Err(malformed) => {
-                    tracing::info!(error = %super::untrusted(&malformed.to_string()), path = %super::untrusted(request.uri().path()), "call refused");
-                    let answer = Status::internal(malformed.to_string()).into_http();
-                    return Box::pin(std::future::ready(Ok(answer)));
-                }
-            },
-        };
-        let server = self
-            .request_timeout
-            .filter(|_| is_classification_call(request.uri().path()));
-        let Some(deadline) = call_deadline(client, server, arrived) else {
-            return Box::pin(self.inner.call(request));
-        };
-        request.extensions_mut().insert(deadline);
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            match tokio::time::timeout_at(deadline.at.into(), call).await {
-                Ok(answer) => answer,
-                Err(_) => Ok(deadline.status("before the call was answered").into_http()),
-            }
-        })
+/// Run `work`, answering DEADLINE_EXCEEDED when `deadline` passes first (the work is dropped).
+pub async fn within_deadline<T>(
+    deadline: Option<CallDeadline>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.at.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(d.status("before the call was answered"))),
     }
 }
 
@@ -364,28 +297,6 @@ mod tests {
             answer_reserve(Duration::from_secs(3600)),
             MAX_ANSWER_RESERVE
         );
-    }
-
-    #[test]
-    fn the_server_default_applies_to_classification_calls_only() {
-        for name in ["Classify", "ClassifyBatch"] {
-            let path = format!("/{}/{name}", crate::server::CLASSIFIER_SERVICE_NAME);
-            assert!(is_classification_call(&path), "{path}");
-        }
-        assert!(is_classification_call(
-            "/inference.GRPCInferenceService/ModelInfer"
-        ));
-        for other in [
-            "/swin.v1.Classifier/GetModelInfo",
-            "/swin.v1.ClassifierX/Classify",
-            "/swin.v1.Classifier/Classify/x",
-            "/grpc.health.v1.Health/Check",
-            "/inference.GRPCInferenceService/ModelMetadata",
-            "/inference.GRPCInferenceService/ModelStreamInfer",
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        ] {
-            assert!(!is_classification_call(other), "{other}");
-        }
     }
 
     #[test]

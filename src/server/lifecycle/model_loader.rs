@@ -1,16 +1,19 @@
-//! Builds a [`ServingModel`] from startup options: the engines (chosen and built by
-//! [`crate::engine::build`]), their queue, the labels, the eval transform, and what GetModelInfo says.
+//! Builds a [`ServingModel`] from startup options ([`ModelOptions`]): the engines (chosen and
+//! built by [`crate::engine::build`]), their queue, the labels, the eval transform, and what
+//! GetModelInfo says. [`load_serving_model`] is the loader the binary hands to
+//! [`crate::server::serve`], which runs it on a blocking thread while health says NOT_SERVING.
 
 use std::path::PathBuf;
 
-use super::model_info::model_info;
-use super::{LoadError, ServingModel};
 use crate::engine::cpu::CpuOptions;
 use crate::engine::{self, BackendOptions};
 use crate::model::WeightsSource;
 use crate::postprocess::Labels;
 use crate::preprocess::{PreprocessConfig, PIL_MAX_IMAGE_PIXELS};
 use crate::scheduler::{EnginePool, DEFAULT_QUEUE_CAPACITY};
+use crate::server::log_text::untrusted;
+use crate::server::services::model_info::model_info;
+use crate::server::serving_model::{ModelLoadError, ServingModel};
 
 /// Everything needed to load and serve a model.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ impl ModelOptions {
 }
 
 /// Labels for a model with `num_classes` outputs.
-fn labels_for(path: Option<&PathBuf>, num_classes: usize) -> Result<Labels, LoadError> {
+fn labels_for(path: Option<&PathBuf>, num_classes: usize) -> Result<Labels, ModelLoadError> {
     match path {
         Some(path) => {
             let labels = Labels::from_file(path)?;
@@ -99,14 +102,14 @@ pub fn check_model_name(name: &str) -> Result<(), String> {
     if name.starts_with('.') || !name.chars().all(ok_char) {
         return Err(format!(
             "model name {:?} may hold only ASCII letters, digits, '.', '_' and '-', and must not start with '.'",
-            super::untrusted(name)
+            untrusted(name)
         ));
     }
     Ok(())
 }
 
 /// Build the engines, queue them, and pair them with their labels, eval transform and description.
-pub fn load_model(opts: &ModelOptions) -> Result<ServingModel, LoadError> {
+pub fn load_serving_model(opts: &ModelOptions) -> Result<ServingModel, ModelLoadError> {
     let engines = engine::build(&opts.backend)?;
     let description = &engines.info.description;
     let mut preprocess = PreprocessConfig::for_image_size(description.input_size as u32);

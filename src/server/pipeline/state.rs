@@ -1,0 +1,112 @@
+//! [`Pipeline`]: the state every protocol service shares — the model slot, the decode permits, the
+//! memory budget, readiness — and the model, as the services ask for it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tonic::Status;
+
+use crate::server::config::ServerConfig;
+use crate::server::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
+use crate::server::metrics::names;
+use crate::server::serving_model::{ModelSlot, ServingModel};
+
+/// State the protocol services share: one model slot, one set of decode permits, one memory
+/// budget, one readiness. Cloning shares it.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub(super) slot: ModelSlot,
+    config: ServerConfig,
+    pub(super) decode_permits: Arc<Semaphore>,
+    budget: Arc<MemoryBudget>,
+    draining: Arc<AtomicBool>,
+    engine_ok: Arc<AtomicBool>,
+}
+
+impl Pipeline {
+    /// The pipeline over `slot`: ready once the slot is filled, until [`Pipeline::start_draining`].
+    pub fn new(slot: ModelSlot, config: ServerConfig) -> Self {
+        let decode_permits = Arc::new(Semaphore::new(config.max_concurrent_decodes.max(1)));
+        let budget = MemoryBudget::new(match config.memory_budget {
+            BudgetSetting::Bytes(n) => Some(n),
+            BudgetSetting::Auto | BudgetSetting::Off => None,
+        });
+        Self {
+            slot,
+            config,
+            decode_permits,
+            budget,
+            draining: Arc::new(AtomicBool::new(false)),
+            engine_ok: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Server settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The memory budget every image draws from (see [`crate::server::memory_budget`]).
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Charge `bytes` to the memory budget, or RESOURCE_EXHAUSTED at once.
+    pub(super) fn charge(&self, bytes: u64) -> Result<BudgetGuard, Status> {
+        self.budget
+            .try_acquire(bytes)
+            .map_err(|e: BudgetExhausted| {
+                metrics::counter!(
+                    names::CALLS_REFUSED_TOTAL,
+                    "reason" => names::refused::MEMORY_BUDGET
+                )
+                .increment(1);
+                if e.needed > e.limit {
+                    // Retrying cannot help: the image needs more than the whole budget.
+                    Status::resource_exhausted(format!(
+                        "{e}: this image alone needs more than the server's whole memory budget \
+                         (--memory-budget); send a smaller image"
+                    ))
+                } else {
+                    Status::resource_exhausted(format!("{e}; retry later (--memory-budget)"))
+                }
+            })
+    }
+
+    /// The model, or UNAVAILABLE while it loads.
+    pub fn model(&self) -> Result<Arc<ServingModel>, Status> {
+        self.slot
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("model is loading; retry when health is SERVING"))
+    }
+
+    /// The model if it is loaded (no error).
+    pub fn loaded(&self) -> Option<Arc<ServingModel>> {
+        self.slot.get().cloned()
+    }
+
+    /// Readiness as OIP ServerReady reports it: the model is loaded, shutdown has not begun and the
+    /// engine watchdog finds the engine working.
+    pub fn is_ready(&self) -> bool {
+        self.slot.get().is_some()
+            && !self.draining.load(Ordering::Relaxed)
+            && self.engine_ok.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The engine watchdog's verdict (not hung, not failing).
+    pub fn set_engine_ok(&self, ok: bool) {
+        self.engine_ok.store(ok, Ordering::Relaxed);
+    }
+
+    /// Shutdown has begun: not ready any more (calls are still answered while the server drains).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
