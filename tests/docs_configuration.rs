@@ -224,10 +224,13 @@ fn files_under(dir: &Path, suffixes: &[&str], out: &mut Vec<PathBuf>) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
-            if !matches!(
-                name.as_str(),
-                "target" | ".git" | "out" | "node_modules" | "__pycache__"
-            ) {
+            // Build outputs, venvs and fuzzer output are not the project's own files.
+            let skipped = name.starts_with('.')
+                || matches!(
+                    name.as_str(),
+                    "target" | "out" | "build" | "venv" | "node_modules" | "__pycache__"
+                );
+            if !skipped {
                 files_under(&path, suffixes, out);
             }
         } else if suffixes.iter().any(|s| name.ends_with(s)) {
