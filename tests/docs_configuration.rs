@@ -6,6 +6,8 @@
 //! * `README.md` stays an entry page (at most 200 lines), no Markdown file points outside the
 //!   repository, every page under `docs/` is linked from the README, and the relative links of the
 //!   README and `docs/` resolve (files and `#anchors`).
+//! * the module map of `docs/architecture.md` names every source file under `src/`, and nothing
+//!   that is not there.
 //!
 //! The flags are read from `--help`, not listed here, so renaming or adding a flag only needs the
 //! documentation to follow.
@@ -484,4 +486,55 @@ fn slugs_follow_github() {
         "network-limits-and-protection"
     );
     assert_eq!(slug(" swin.v1"), "swinv1");
+}
+
+/// The backticked paths under `src/` that a line of `docs/architecture.md` names (`` `src/x/` ``,
+/// `` `src/x/y.rs` ``).
+fn src_paths_in(line: &str) -> Vec<&str> {
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| p.starts_with("src/") && !p.contains(' '))
+        .collect()
+}
+
+#[test]
+fn architecture_map_matches_src() {
+    let root = root();
+    let doc = read(&root.join("docs/architecture.md"));
+    let mut problems = Vec::new();
+    // Every path the map names exists.
+    for line in doc.lines() {
+        for path in src_paths_in(line) {
+            if !root.join(path).exists() {
+                problems.push(format!(
+                    "docs/architecture.md names {path}, which does not exist"
+                ));
+            }
+        }
+    }
+    // Every source file is in the map: by its path, or by its name on the line of a path in its
+    // folder (`src/model/torch/` … `pickle.rs`); a `mod.rs` by its folder.
+    let mut sources = Vec::new();
+    files_under(&root.join("src"), &[".rs", ".h", ".cc"], &mut sources);
+    for file in sources {
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let (dir, name) = rel.rsplit_once('/').unwrap();
+        let dir = format!("{dir}/");
+        let listed = doc.lines().any(|line| {
+            let paths = src_paths_in(line);
+            paths.contains(&rel.as_str())
+                || (name == "mod.rs" && paths.contains(&dir.as_str()))
+                || (paths.iter().any(|p| p.starts_with(&dir))
+                    && line.contains(&format!("`{name}`")))
+        });
+        if !listed {
+            problems.push(format!("docs/architecture.md does not list {rel}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
