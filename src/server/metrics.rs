@@ -155,7 +155,7 @@ pub fn watch_model(model: &Arc<ServingModel>, load_time: Duration) {
             }
             metrics::counter!("swin_engine_batches_total").absolute(load(&s.batches_run));
             metrics::gauge!("swin_images_in_flight")
-                .set(s.in_flight.load(Ordering::Relaxed) as f64);
+                .set(s.images_in_pool.load(Ordering::Relaxed) as f64);
             metrics::gauge!("swin_queue_slots_in_use").set(model.pool.slots_in_use() as f64);
         }
     });

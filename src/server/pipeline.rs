@@ -15,7 +15,7 @@ use super::deadline::CallDeadline;
 use super::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use super::status::{preprocess_status, scheduler_status};
 use super::{ModelSlot, ServerConfig, ServingModel};
-use crate::scheduler::{Inference, Prepare, PreparedImage};
+use crate::scheduler::{DecodedSize, Inference, Prepare};
 
 /// Largest image (decoded pixels, from its header) the CPU engine's threads decode right before
 /// its batch (see [`crate::engine::BackendKind::computes_on_host_cores`]): 1 MiP, about 20 ms of
@@ -265,7 +265,7 @@ impl Pipeline {
                 drop(bytes);
                 drop(held);
                 let info = decoded?;
-                Ok(PreparedImage {
+                Ok(DecodedSize {
                     width: info.width,
                     height: info.height,
                 })
@@ -277,7 +277,7 @@ impl Pipeline {
                 .await
                 .map_err(|e| scheduler_status(&e))?;
             drop(charge);
-            let size = inference.prepared.unwrap_or_default();
+            let size = inference.decoded_size.unwrap_or_default();
             return Ok(self.recorded_image(model, inference, admission, (size.width, size.height)));
         }
         let image_len = model.pool.image_len();
