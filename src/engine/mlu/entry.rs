@@ -3,7 +3,7 @@
 
 use super::error::backend_error;
 use super::options::MluOptions;
-use super::pool::MluEngines;
+use super::setup::MluEngines;
 use crate::engine::{require_plugin_checks, BackendInfo, BackendKind, EngineError, Engines};
 
 /// Open the model once and create `opts.instances` slots on `opts.device_id`.
@@ -29,13 +29,13 @@ pub fn create_engines(opts: &MluOptions) -> Result<MluEngines, EngineError> {
 #[cfg(feature = "mlu")]
 mod sdk {
     use crate::engine::mlu::options::MluOptions;
-    use crate::engine::mlu::pool::MluEngines;
+    use crate::engine::mlu::setup::MluEngines;
     use crate::engine::EngineError;
 
     #[cfg(neuware)]
     pub(super) fn create_engines(opts: &MluOptions) -> Result<MluEngines, EngineError> {
         use crate::engine::mlu::ffi::FfiRuntime;
-        use crate::engine::mlu::pool::create_engines_with;
+        use crate::engine::mlu::setup::create_engines_with;
         create_engines_with(std::sync::Arc::new(FfiRuntime::new()), opts)
     }
 

@@ -22,10 +22,10 @@
 //!
 //! The MagicMind calls sit behind the [`runtime::MluRuntime`] trait: the real implementation is a
 //! thin `extern "C"` C++ shim (`mm_shim.h`/`mm_shim.cc`, bindgen bindings) compiled when the crate
-//! is built with `--features mlu` and `NEUWARE_HOME` set; tests drive the same pool logic with an
+//! is built with `--features mlu` and `NEUWARE_HOME` set; tests drive the same setup and slot logic with an
 //! in-process fake runtime ([`create_engines_with`]).
 //!
-//! Files: `entry.rs` ([`create_engines`], [`build`]), `options.rs` ([`MluOptions`]), `pool.rs`
+//! Files: `entry.rs` ([`create_engines`], [`build`]), `options.rs` ([`MluOptions`]), `setup.rs`
 //! (the setup steps above, in order), `shared.rs` (what the slots share, and its teardown),
 //! `plugins.rs` (plugin libraries and their self-tests), `geometry.rs` (model input/output
 //! validation, batch sizes, padding), `slot.rs` ([`MluEngine`]), `runtime.rs` (the
@@ -43,7 +43,7 @@ mod ffi;
 mod geometry;
 mod options;
 mod plugins;
-mod pool;
+mod setup;
 mod shared;
 mod slot;
 
@@ -51,5 +51,5 @@ pub use entry::{build, create_engines};
 pub use geometry::{DEFAULT_INPUT_SIZE, DEFAULT_MUTABLE_MAX_BATCH};
 pub use options::{MluOptions, DEFAULT_DEVICE};
 pub use plugins::PLUGIN_OPS;
-pub use pool::{create_engines_with, MluEngines};
+pub use setup::{create_engines_with, MluEngines};
 pub use slot::MluEngine;
