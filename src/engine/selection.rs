@@ -39,7 +39,7 @@ impl BackendOptions {
 
 /// Build the engines `opts` selects: read the model, self-check the plugin ops, create the
 /// instances, and warm each one up with zero batches (batch 1 on the CPU, every batch size
-/// 1..=max_batch on the MLU; see [`warm_up_batches`]) so first requests do not pay for page
+/// 1..=max_batch on the MLU; see `warm_up_batches`) so first requests do not pay for page
 /// faults or shape planning, and broken weights are found before serving.
 pub fn build(opts: &BackendOptions) -> Result<Engines, EngineError> {
     if opts.instances() == 0 || opts.max_batch() == 0 {

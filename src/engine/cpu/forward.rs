@@ -1,5 +1,5 @@
 //! The `forward`s of the official modules (`models/swin_transformer_v2.py`), run inside an
-//! instance's thread pool on its planned [`Buffers`].
+//! instance's thread pool on its planned `Buffers` (`buffers.rs`).
 
 use rayon::prelude::*;
 

@@ -14,8 +14,8 @@
 //! 6. per slot: `IContext` + `cnrtQueue` + tensors + device and pinned host buffers for the largest
 //!    batch (`InferOutputShape` at that batch gives the number of classes).
 //!
-//! Each [`MluEngine::infer`] call makes the slot's device current on the calling thread, then runs
-//! host → device copy, `InferOutputShape`, `Enqueue`, device → host copy and `cnrtQueueSync`
+//! Each `infer` call of an [`MluEngine`] makes the slot's device current on the calling thread,
+//! then runs host → device copy, `InferOutputShape`, `Enqueue`, device → host copy and `cnrtQueueSync`
 //! (models with a fixed batch get their batch padded). Teardown runs in the order the samples
 //! require: every slot (contexts) first — when its engine is dropped —, then, with the last one,
 //! the engine, the model, and finally `dlclose` of the plugin libraries in reverse order.
