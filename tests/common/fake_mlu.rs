@@ -273,7 +273,7 @@ impl MluRuntime for Fake {
         Ok(())
     }
 
-    fn load_model(&self, path: &Path) -> Result<FakeModel, RuntimeError> {
+    fn deserialize_model(&self, path: &Path) -> Result<FakeModel, RuntimeError> {
         self.step(Step::LoadModel)?;
         if self.current_device().is_none() {
             self.violation("model loaded before cnrtSetDevice");

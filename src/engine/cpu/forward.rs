@@ -1,9 +1,9 @@
 //! The `forward`s of the official modules (`models/swin_transformer_v2.py`), run inside an
-//! instance's thread pool on its planned [`Buffers`](super::instance::Buffers).
+//! instance's thread pool on its planned `Buffers` (`buffers.rs`).
 
 use rayon::prelude::*;
 
-use super::instance::Buffers;
+use super::buffers::Buffers;
 use super::kernels::attention::{window_attention, WindowAttentionArgs};
 use super::kernels::linear::{linear, Epilogue, ResidualRows};
 use super::kernels::mlp::{self, MlpWeights};

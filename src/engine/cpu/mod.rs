@@ -14,10 +14,11 @@
 //!
 //! Module map, side by side with the official `models/swin_transformer_v2.py`:
 //! [`modules`] (module structs and load-time folding), [`tables`] (buffers of the `__init__`s),
-//! [`forward`] (`forward` of each module), [`instance`] (one engine instance: thread pool and
-//! planned buffers), [`profile`] (time per operation), [`kernels`] (GEMM + epilogues, LayerNorm,
-//! GELU, attention).
+//! [`forward`] (`forward` of each module), [`instance`] (one engine instance: its thread pool),
+//! `buffers.rs` (its activation buffers, planned for `max_batch`), [`profile`] (time per
+//! operation), [`kernels`] (GEMM + epilogues, LayerNorm, GELU, attention).
 
+mod buffers;
 pub mod forward;
 pub mod instance;
 pub mod kernels;

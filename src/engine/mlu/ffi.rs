@@ -201,7 +201,7 @@ impl MluRuntime for FfiRuntime {
         check(code, &error)
     }
 
-    fn load_model(&self, path: &Path) -> Result<Self::Model, RuntimeError> {
+    fn deserialize_model(&self, path: &Path) -> Result<Self::Model, RuntimeError> {
         let path_c = path_to_c(path)?;
         let mut model: *mut MmShimModel = ptr::null_mut();
         let mut error = MmShimError::default();

@@ -5,6 +5,10 @@
 
 use super::runtime::{ModelIo, TensorDataType};
 
+/// Input channels: [`Geometry::from_model`] accepts only `[B, 3, S, S]` models (or a mutable
+/// channel dim, fed 3).
+pub(super) const CHANNELS: usize = 3;
+
 /// Largest batch used for a model with a mutable batch dimension when `max_batch` is 0 (the
 /// `--max-batch` default of `models/generate_magicmind.py`, the top of its `dim_range`).
 pub const DEFAULT_MUTABLE_MAX_BATCH: usize = 32;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::backend_error;
+use super::error::backend_error;
 use super::runtime::{MluRuntime, SelfTestOutcome};
 use crate::engine::{EngineError, PluginCheck};
 

@@ -123,7 +123,7 @@ pub trait MluRuntime: Send + Sync + 'static {
     /// One execution slot: `IContext` + `cnrtQueue_t` + tensors + device and pinned host buffers.
     type Slot: Send + 'static;
 
-    /// `dlopen` a MagicMind plugin library (registers its ops). Must precede [`Self::load_model`].
+    /// `dlopen` a MagicMind plugin library (registers its ops). Must precede [`Self::deserialize_model`].
     fn open_plugin_library(&self, path: &Path) -> Result<Self::PluginLibrary, RuntimeError>;
     /// Run the library's device self-test of `op` (current device of the calling thread).
     fn plugin_self_test(&self, library: &Self::PluginLibrary, op: &str) -> SelfTestOutcome;
@@ -136,7 +136,7 @@ pub trait MluRuntime: Send + Sync + 'static {
     fn set_device(&self, device_id: i32) -> Result<(), RuntimeError>;
 
     /// `CreateIModel` + `DeserializeFromFile`.
-    fn load_model(&self, path: &Path) -> Result<Self::Model, RuntimeError>;
+    fn deserialize_model(&self, path: &Path) -> Result<Self::Model, RuntimeError>;
     /// Inputs and outputs the model declares.
     fn model_info(&self, model: &Self::Model) -> Result<ModelIo, RuntimeError>;
     /// `IModel::Destroy`.

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use super::geometry::Geometry;
-use super::pool::Shared;
+use super::error::{backend_error, BACKEND};
+use super::geometry::{Geometry, CHANNELS};
 use super::runtime::{MluRuntime, RuntimeError};
-use super::{backend_error, BACKEND, CHANNELS};
+use super::shared::Shared;
 use crate::engine::{Engine, EngineDescription, EngineError};
 
 /// One engine slot: an `IContext` with its own `cnrtQueue` and buffers, on a shared model.

@@ -64,6 +64,6 @@ fn sample_pool(model: &ServingModel) {
         metrics::counter!(names::IMAGES_TOTAL, "outcome" => outcome).absolute(value);
     }
     metrics::counter!(names::ENGINE_BATCHES_TOTAL).absolute(load(&s.batches_run));
-    metrics::gauge!(names::IMAGES_IN_FLIGHT).set(s.in_flight.load(Ordering::Relaxed) as f64);
+    metrics::gauge!(names::IMAGES_IN_FLIGHT).set(s.images_in_pool.load(Ordering::Relaxed) as f64);
     metrics::gauge!(names::QUEUE_SLOTS_IN_USE).set(model.pool.slots_in_use() as f64);
 }

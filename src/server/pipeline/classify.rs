@@ -9,7 +9,7 @@ use tonic::Status;
 
 use super::state::Pipeline;
 use crate::preprocess::{ImageInfo, WorkingSet};
-use crate::scheduler::{Inference, Prepare, PreparedImage, QueueSlot};
+use crate::scheduler::{DecodedSize, Inference, Prepare, QueueSlot};
 use crate::server::call::deadline::{check_deadline, CallDeadline};
 use crate::server::memory_budget::BudgetGuard;
 use crate::server::metrics::record_image;
@@ -129,7 +129,7 @@ impl Pipeline {
             drop(bytes);
             drop(held);
             let info = decoded?;
-            Ok(PreparedImage {
+            Ok(DecodedSize {
                 width: info.width,
                 height: info.height,
             })
@@ -141,7 +141,7 @@ impl Pipeline {
             .await
             .map_err(|e| scheduler_status(&e))?;
         drop(charge);
-        let size = inference.prepared.unwrap_or_default();
+        let size = inference.decoded_size.unwrap_or_default();
         Ok(self.recorded_image(model, inference, admission, (size.width, size.height)))
     }
 

@@ -1,6 +1,7 @@
 //! `MyPlugin::PluginReLU`: `torch.relu`, element-wise `max(x, 0)` (NaN stays NaN, as in PyTorch).
 
-use super::{OpError, PluginOp, SplitMix64};
+use super::plugin_op::{OpError, PluginOp};
+use super::split_mix::SplitMix64;
 use crate::engine::PluginCheck;
 
 const OP: &str = "MyPlugin::PluginReLU";

@@ -1,6 +1,7 @@
 //! `MyPlugin::CnnlRoll`: `torch.roll(input, shifts, dims)` on a dense row-major f32 tensor.
 
-use super::{OpError, PluginOp, SplitMix64};
+use super::plugin_op::{OpError, PluginOp};
+use super::split_mix::SplitMix64;
 use crate::engine::PluginCheck;
 
 const OP: &str = "MyPlugin::CnnlRoll";

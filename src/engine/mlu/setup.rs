@@ -1,17 +1,31 @@
 //! Building the slots of one model: [`create_engines_with`] runs the setup steps in the order the
-//! MagicMind samples use (plugin libraries, device, model, engine, self-tests, slots), and
-//! [`Shared`], which holds what they create for all slots, releases it in reverse order — on an
-//! early return during setup, or when the last slot is dropped.
+//! MagicMind samples use (plugin libraries, device, model, engine, self-tests, slots) and returns
+//! them as [`MluEngines`]. What the steps create for all slots is held by [`Shared`], which
+//! releases it in reverse order — on an early return during setup, or when the last slot is
+//! dropped.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::error::backend_error;
 use super::geometry::Geometry;
+use super::options::MluOptions;
 use super::plugins::{open_plugin_libraries, run_plugin_checks};
 use super::runtime::{MluRuntime, SlotConfig};
+use super::shared::Shared;
 use super::slot::MluEngine;
-use super::{backend_error, MluEngines, MluOptions};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, PluginCheck};
+
+/// The slots created from one model, plus what the scheduler and the server need to know.
+pub struct MluEngines {
+    /// One engine per slot; dropping the last one tears the model down.
+    pub engines: Vec<Box<dyn Engine>>,
+    /// Device self-test of each plugin op.
+    pub plugin_checks: Vec<PluginCheck>,
+    /// Square input side in pixels.
+    pub input_size: usize,
+    /// Number of output classes.
+    pub num_classes: usize,
+}
 
 /// [`create_engines`](super::create_engines) on any [`MluRuntime`] (the real one, or a fake in tests).
 pub fn create_engines_with<R: MluRuntime>(
@@ -60,7 +74,7 @@ pub fn create_engines_with<R: MluRuntime>(
         .set_device(opts.device_id)
         .map_err(|e| backend_error(format!("cannot select MLU device {}: {e}", opts.device_id)))?;
 
-    let model = runtime.load_model(&opts.model_path).map_err(|e| {
+    let model = runtime.deserialize_model(&opts.model_path).map_err(|e| {
         backend_error(format!(
             "cannot load MagicMind model {}: {e}{}",
             opts.model_path.display(),
@@ -149,36 +163,4 @@ pub fn create_engines_with<R: MluRuntime>(
         input_size: geometry.input_size,
         num_classes: geometry.num_classes,
     })
-}
-
-/// Model, engine and plugin libraries shared by the slots of one model. Dropped with the last
-/// slot; tears down in the order the MagicMind samples require.
-pub(super) struct Shared<R: MluRuntime> {
-    pub(super) runtime: Arc<R>,
-    pub(super) device_id: i32,
-    pub(super) model_path: PathBuf,
-    plugins: Vec<(PathBuf, R::PluginLibrary)>,
-    model: Option<R::Model>,
-    engine: Option<R::Engine>,
-}
-
-impl<R: MluRuntime> Drop for Shared<R> {
-    fn drop(&mut self) {
-        if self.engine.is_some() || self.model.is_some() {
-            if let Err(e) = self.runtime.set_device(self.device_id) {
-                tracing::warn!(device = self.device_id, error = %e, "cannot select the MLU for teardown");
-            }
-        }
-        if let Some(engine) = self.engine.take() {
-            self.runtime.destroy_engine(engine);
-        }
-        if let Some(model) = self.model.take() {
-            self.runtime.destroy_model(model);
-            tracing::debug!(model = %self.model_path.display(), "MagicMind model destroyed");
-        }
-        while let Some((path, library)) = self.plugins.pop() {
-            self.runtime.close_plugin_library(library);
-            tracing::debug!(library = %path.display(), "MLU plugin library closed");
-        }
-    }
 }
