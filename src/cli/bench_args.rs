@@ -20,6 +20,7 @@ pub const DEFAULT_BENCH_WARMUP_CALLS: usize = 5;
 #[derive(Args, Debug, Clone)]
 #[command(
     args_conflicts_with_subcommands = true,
+    override_usage = "swin-serve bench engine [OPTIONS]\n       swin-serve bench server [OPTIONS]\n       swin-serve bench [OPTIONS]   (the old form: see below)",
     after_help = "Without a subcommand (the old form), `bench [FLAGS]` is `bench server [FLAGS]` when \
 --server or SWIN_SERVE_URL is given, else `bench engine [FLAGS]`."
 )]

@@ -16,12 +16,16 @@ pub async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Classify(args) => run_classify(args).await,
         Command::Info(args) => run_info(args).await,
         Command::Bench(args) => match args.mode {
-            Some(BenchMode::Engine(args)) => tokio::task::spawn_blocking(move || run_bench_engine(args))
-                .await
-                .context("engine benchmark task")?,
+            Some(BenchMode::Engine(args)) => {
+                tokio::task::spawn_blocking(move || run_bench_engine(args))
+                    .await
+                    .context("engine benchmark task")?
+            }
             Some(BenchMode::Server(args)) => run_bench_server(args).await,
             // `parse_command_line` gives the old form its subcommand.
-            None => bail!("bench needs a subcommand: engine or server (see swin-serve bench --help)"),
+            None => {
+                bail!("bench needs a subcommand: engine or server (see swin-serve bench --help)")
+            }
         },
     }
 }

@@ -19,13 +19,31 @@ pub struct EnvAlias {
 
 /// Every renamed variable.
 pub const ENV_ALIASES: &[EnvAlias] = &[
-    alias("SWIN_SERVE_MAX_QUEUE_DELAY_SECS", "SWIN_SERVE_MAX_QUEUE_DELAY"),
-    alias("SWIN_SERVE_MAX_QUEUE_WAIT_SECS", "SWIN_SERVE_MAX_QUEUE_WAIT"),
+    alias(
+        "SWIN_SERVE_MAX_QUEUE_DELAY_SECS",
+        "SWIN_SERVE_MAX_QUEUE_DELAY",
+    ),
+    alias(
+        "SWIN_SERVE_MAX_QUEUE_WAIT_SECS",
+        "SWIN_SERVE_MAX_QUEUE_WAIT",
+    ),
     alias("SWIN_SERVE_DRAIN_DELAY_SECS", "SWIN_SERVE_DRAIN_DELAY"),
-    alias("SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS", "SWIN_SERVE_SHUTDOWN_TIMEOUT"),
-    alias("SWIN_SERVE_MAX_CONNECTION_AGE_SECS", "SWIN_SERVE_MAX_CONNECTION_AGE"),
-    alias("SWIN_SERVE_REQUEST_TIMEOUT_SECS", "SWIN_SERVE_REQUEST_TIMEOUT"),
-    alias("SWIN_SERVE_ENGINE_HANG_TIMEOUT_SECS", "SWIN_SERVE_ENGINE_HANG_TIMEOUT"),
+    alias(
+        "SWIN_SERVE_SHUTDOWN_TIMEOUT_SECS",
+        "SWIN_SERVE_SHUTDOWN_TIMEOUT",
+    ),
+    alias(
+        "SWIN_SERVE_MAX_CONNECTION_AGE_SECS",
+        "SWIN_SERVE_MAX_CONNECTION_AGE",
+    ),
+    alias(
+        "SWIN_SERVE_REQUEST_TIMEOUT_SECS",
+        "SWIN_SERVE_REQUEST_TIMEOUT",
+    ),
+    alias(
+        "SWIN_SERVE_ENGINE_HANG_TIMEOUT_SECS",
+        "SWIN_SERVE_ENGINE_HANG_TIMEOUT",
+    ),
     // `--plugin-lib` (repeatable; the variable holds a comma-separated list).
     alias("SWIN_SERVE_PLUGIN_LIBS", "SWIN_SERVE_PLUGIN_LIB"),
     // `--cache-dir`.

@@ -11,7 +11,9 @@ use crate::proto;
 
 /// An `f32` as the JSON number its shortest decimal is (0.485, not 0.48500001430511475).
 fn json_f32(x: f32) -> Value {
-    x.to_string().parse::<f64>().map_or(Value::Null, Value::from)
+    x.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
 }
 
 /// `info` as one JSON object (`jq .config.img_size`).
@@ -107,7 +109,10 @@ pub fn info_text(info: &proto::ModelInfo) -> String {
             "config.pretrained_window_sizes".into(),
             list(&config.pretrained_window_sizes),
         ),
-        ("preprocessing.resize_size".into(), pre.resize_size.to_string()),
+        (
+            "preprocessing.resize_size".into(),
+            pre.resize_size.to_string(),
+        ),
         ("preprocessing.crop_size".into(), pre.crop_size.to_string()),
         (
             "preprocessing.interpolation".into(),

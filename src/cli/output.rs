@@ -212,7 +212,18 @@ mod tests {
         let fields: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
             fields,
-            ["ClassifyBatch", "4", "2", "1", "8.00", "20.0", "10.0", "30.0", "30.0", "Unavailable=1"]
+            [
+                "ClassifyBatch",
+                "4",
+                "2",
+                "1",
+                "8.00",
+                "20.0",
+                "10.0",
+                "30.0",
+                "30.0",
+                "Unavailable=1"
+            ]
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, Parser};
+use clap::{Args, CommandFactory, FromArgMatches};
 
 use super::args::{Cli, Command};
 use super::bench_args::{BenchArgs, BenchEngineArgs, BenchServerArgs};
@@ -76,8 +76,26 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
+    parse_with(&Cli::command(), args, env)
+}
+
+/// [`parse_command_line`] with `command` (`Cli::command()`, or in tests one that reads no
+/// environment variables).
+pub fn parse_with<I, T>(
+    command: &clap::Command,
+    args: I,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let parse = |args: &[OsString]| {
+        let mut matches = command.clone().try_get_matches_from(args)?;
+        Cli::from_arg_matches_mut(&mut matches)
+    };
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cli = Cli::try_parse_from(&args)?;
+    let cli = parse(&args)?;
     let Command::Bench(BenchArgs {
         mode: None,
         legacy_flags,
@@ -86,12 +104,17 @@ where
         return Ok(cli);
     };
     let mode = legacy_bench_mode(legacy_flags, &env);
-    // The old flags take the rest of the command line: the subcommand goes in front of them.
-    let start = args.len() - legacy_flags.len();
-    let mut rewritten = args[..start].to_vec();
+    // The old flags take the rest of the command line; the subcommand goes right after `bench`
+    // (only global flags, `--log-format`, can come between them).
+    let flags_start = args.len() - legacy_flags.len();
+    let at = args[..flags_start]
+        .iter()
+        .rposition(|a| a == "bench")
+        .map_or(flags_start, |i| i + 1);
+    let mut rewritten = args[..at].to_vec();
     rewritten.push(mode.subcommand().into());
-    rewritten.extend_from_slice(&args[start..]);
-    Cli::try_parse_from(&rewritten).map_err(|mut err| {
+    rewritten.extend_from_slice(&args[at..]);
+    parse(&rewritten).map_err(|mut err| {
         if err.kind() == ErrorKind::UnknownArgument {
             let flag = match err.get(ContextKind::InvalidArg) {
                 Some(ContextValue::String(flag)) => flag.split('=').next().map(str::to_string),

@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn negative_nan_infinite_huge_and_text_are_refused() {
         assert_eq!(parse("-1", Zero::Off), Err(SecondsError::Negative));
-        assert_eq!(parse("-0.5", Zero::Immediately), Err(SecondsError::Negative));
+        assert_eq!(
+            parse("-0.5", Zero::Immediately),
+            Err(SecondsError::Negative)
+        );
         assert_eq!(parse("NaN", Zero::Off), Err(SecondsError::NotFinite));
         assert_eq!(parse("inf", Zero::Off), Err(SecondsError::NotFinite));
         assert_eq!(parse("-inf", Zero::Off), Err(SecondsError::NotFinite));
@@ -159,8 +162,14 @@ mod tests {
             parse("ten", Zero::Off),
             Err(SecondsError::NotANumber("ten".into()))
         );
-        assert!(matches!(parse("", Zero::Off), Err(SecondsError::NotANumber(_))));
-        assert!(matches!(parse("5s", Zero::Off), Err(SecondsError::NotANumber(_))));
+        assert!(matches!(
+            parse("", Zero::Off),
+            Err(SecondsError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse("5s", Zero::Off),
+            Err(SecondsError::NotANumber(_))
+        ));
     }
 
     #[test]

@@ -96,10 +96,11 @@ pub type ClassifierClient =
 
 /// The bearer token in the first line of `path`, as an `authorization` value.
 pub fn read_bearer_token(path: &Path) -> Result<Bearer, ConnectError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConnectError::TokenFileUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConnectError::TokenFileUnreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
         return Err(ConnectError::TokenFileEmpty {
@@ -113,7 +114,9 @@ pub fn read_bearer_token(path: &Path) -> Result<Bearer, ConnectError> {
 }
 
 /// Connect as `options` say: the channel, and the token every call must carry.
-pub async fn connect_channel(options: &ConnectionOptions) -> Result<(Channel, Bearer), ConnectError> {
+pub async fn connect_channel(
+    options: &ConnectionOptions,
+) -> Result<(Channel, Bearer), ConnectError> {
     let token = match &options.token_file {
         Some(path) => read_bearer_token(path)?,
         None => Bearer(None),
@@ -161,7 +164,9 @@ pub async fn connect_channel(options: &ConnectionOptions) -> Result<(Channel, Be
 }
 
 /// Connect and make the `swin.v1.Classifier` client (messages up to [`CLIENT_MAX_MESSAGE_BYTES`]).
-pub async fn connect_classifier(options: &ConnectionOptions) -> Result<ClassifierClient, ConnectError> {
+pub async fn connect_classifier(
+    options: &ConnectionOptions,
+) -> Result<ClassifierClient, ConnectError> {
     let (channel, token) = connect_channel(options).await?;
     Ok(classifier_client(channel, token))
 }
@@ -215,7 +220,10 @@ mod tests {
         ));
         let missing = dir.path().join("missing");
         let err = read_bearer_token(&missing).unwrap_err();
-        assert!(err.to_string().starts_with("cannot read the token file"), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot read the token file"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
