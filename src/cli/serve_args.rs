@@ -100,6 +100,7 @@ pub struct ServeArgs {
     #[arg(
         long = "plugin-lib",
         env = "SWIN_SERVE_PLUGIN_LIB",
+        value_name = "FILE",
         value_delimiter = ','
     )]
     pub plugin_libs: Vec<PathBuf>,
