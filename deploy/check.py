@@ -339,7 +339,7 @@ def main() -> int:
           svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
           and svc["spec"]["ports"][0]["targetPort"] == "grpc")
 
-    # Every env var the chart sets must be one the binary reads (src/main.rs), plus RUST_LOG and HOME.
+    # Every env var the chart sets must be one the binary reads (src/cli/), plus RUST_LOG and HOME.
     known = {
         "SWIN_SERVE_MODEL", "SWIN_SERVE_RANDOM_WEIGHTS", "SWIN_SERVE_LISTEN", "SWIN_SERVE_INSTANCES",
         "SWIN_SERVE_THREADS", "SWIN_SERVE_MAX_BATCH", "SWIN_SERVE_QUEUE_CAPACITY", "SWIN_SERVE_LABELS",
@@ -358,11 +358,11 @@ def main() -> int:
                         server__otlpEndpoint="http://otel-collector:4317")
     all_env = set(env_of(by_kind(render(everything), "Deployment")[0])) | set(env)
     check("env: only variables the binary reads", all_env <= known, str(all_env - known))
-    main_rs = DEPLOY.parent / "src" / "main.rs"
-    if main_rs.exists():
-        src = main_rs.read_text()
+    cli_dir = DEPLOY.parent / "src" / "cli"
+    if cli_dir.is_dir():
+        src = "".join(p.read_text() for p in sorted(cli_dir.glob("*.rs")))
         missing = sorted(v for v in all_env - {"RUST_LOG", "HOME"} if f'"{v}"' not in src)
-        check("env: every variable is declared in src/main.rs", not missing, str(missing))
+        check("env: every variable is declared in src/cli/", not missing, str(missing))
 
     # Random weights, PVC, URL override, labels ConfigMap.
     env = env_of(by_kind(render({"model": {"source": "random", "randomWeights": {"seed": 7}}}), "Deployment")[0])

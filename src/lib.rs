@@ -4,9 +4,12 @@
 //! `proto` → [`server`] → [`preprocess`] → [`scheduler`] → [`engine`] (`cpu` | `mlu`) → [`postprocess`].
 //! [`model`] holds what describes a SwinV2 network independent of where it runs: its configuration
 //! and its weights (official checkpoints, safetensors, deterministic random weights, download).
-//! [`client`] is the other end of the wire: the load generator behind `swin-serve bench`, and the
-//! local engine benchmark. [`telemetry`] sets up logs and (optional) OTLP traces.
+//! [`client`] is the other end of the wire: connecting to a server, the load generator behind
+//! `swin-serve bench server`, and the local engine benchmark behind `swin-serve bench engine`.
+//! [`cli`] is the `swin-serve` command line (flags, their conversion to the server's settings, the
+//! subcommands and what they print). [`telemetry`] sets up logs and (optional) OTLP traces.
 
+pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod model;

@@ -1835,18 +1835,14 @@ async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
-    use swin_serve::client::load::{self, Bearer, LoadOptions, Protocol, Stop};
+    use swin_serve::client::connection::Bearer;
+    use swin_serve::client::load_generator::{self as load, LoadOptions, Rpc, Stop};
     let gate = Arc::new(Gate::default());
     gate.open();
     let (srv, ch) = serving_gated(ServerConfig::default(), Arc::clone(&gate)).await;
-    for protocol in [
-        Protocol::Classify,
-        Protocol::ModelInfer,
-        Protocol::Batch,
-        Protocol::Stream,
-    ] {
+    for protocol in [Rpc::Classify, Rpc::ModelInfer, Rpc::Batch, Rpc::Stream] {
         let options = LoadOptions {
-            protocol,
+            rpc: protocol,
             concurrency: 3,
             stop: Stop::Requests(7),
             warmup: 2,

@@ -24,7 +24,7 @@ manifest must be refused by the layer it targets, so every layer is shown to be 
    deploymentStrategy / deployment-mode rule of KServe's webhook, pod fields Knative refuses by
    default, name formats, template fields, extended resources after the merge.
 4. swin-serve: the args (the runtime's and an InferenceService's) are flags `swin-serve serve`
-   declares (src/main.rs), each with a value; --listen matches the port, --model /mnt/models,
+   declares (src/cli/serve_args.rs), each with a value; --listen matches the port, --model /mnt/models,
    --model-name {{.Name}}, MLU flags and resources, the image, non-root.
 
 Prints `N passed, N failed`; exits 1 on any failure, 2 when a needed package is missing.
@@ -68,7 +68,7 @@ except ImportError as e:  # pragma: no cover
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-MAIN_RS = REPO / "src" / "main.rs"
+MAIN_RS = REPO / "src" / "cli" / "serve_args.rs"
 K8S_VERSIONS = ["1.25.0", "1.27.0", "1.30.0", "1.33.0"]  # the oldest kubernetes-validate ships is 1.25
 
 # (apiVersion, kind) -> SDK class name. Anything else in deploy/kserve is an error.
@@ -265,7 +265,7 @@ def schema_errors(doc) -> list[str]:
 # Layer 3 + 4: KServe semantics and swin-serve's flags.
 
 def serve_flags() -> set[str] | None:
-    """Long options of `swin-serve serve` (struct ServeArgs in src/main.rs), or None without it."""
+    """Long options of `swin-serve serve` (struct ServeArgs in src/cli/serve_args.rs, aliases included), or None without it."""
     if not MAIN_RS.exists():
         return None
     src = MAIN_RS.read_text()
@@ -273,12 +273,13 @@ def serve_flags() -> set[str] | None:
     if not m:
         return None
     flags = set()
-    for attr, field in re.findall(r"#\[arg\((.*?)\)\]\s*(?:///[^\n]*\n\s*|#\[[^\n]*\]\s*)*(\w+)\s*:", m.group(1), re.S):
+    for attr, field in re.findall(r"#\[arg\((.*?)\)\]\s*(?:///[^\n]*\n\s*|#\[[^\n]*\]\s*)*(?:pub\s+)?(\w+)\s*:", m.group(1), re.S):
         explicit = re.search(r'\blong\s*=\s*"([^"]+)"', attr)
         if explicit:
             flags.add(explicit.group(1))
         elif re.search(r"\blong\b", attr):
             flags.add(field.replace("_", "-"))
+        flags.update(re.findall(r'\b(?:visible_)?alias\s*=\s*"([^"]+)"', attr))
     return flags
 
 
@@ -367,7 +368,7 @@ def runtime_errors(rt: dict, flags_known: set[str] | None) -> list[str]:
     if flags_known is not None:
         unknown = sorted(set(flags) - flags_known)
         if unknown:
-            errs.append(f"flags that `swin-serve serve` does not declare (src/main.rs): {unknown}")
+            errs.append(f"flags that `swin-serve serve` does not declare (src/cli/serve_args.rs): {unknown}")
     if flags.get("model") != [MODEL_DIR]:
         errs.append(f"--model must be {MODEL_DIR} (where KServe puts the storageUri), got {flags.get('model')}")
     if flags.get("model-name") != ["{{.Name}}"]:
@@ -705,7 +706,7 @@ def main() -> int:
         print("note: kubernetes-validate not installed; Kubernetes schema checks skipped")
     flags_known = serve_flags()
     if flags_known is None:
-        print("note: src/main.rs not found; the runtime flags are not compared with the binary's")
+        print("note: src/cli/serve_args.rs not found; the runtime flags are not compared with the binary's")
 
     docs = load_docs()
     kinds = sorted({(d.get("kind"), d["metadata"]["name"]) for _, d in docs if isinstance(d, dict) and d.get("metadata")})

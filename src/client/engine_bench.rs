@@ -1,8 +1,8 @@
-//! The local CPU engine benchmark (`swin-serve bench` without `--server`, and `cargo bench --bench
-//! engine`): one engine instance, a deterministic input, for each batch size `runs` timed forward
-//! passes after `warmup` untimed ones; median / min / max latency, images per second, GFLOP/s from
-//! the model's FLOP count ([`SwinV2Config::flops_per_image`]), the process's peak RSS, and on
-//! request the time per operation and per stage ([`CpuEngine::profile`]).
+//! The local CPU engine benchmark (`swin-serve bench engine`, and `cargo bench --bench engine`):
+//! one engine instance, a deterministic input, for each batch size `runs` timed forward passes
+//! after `warmup` untimed ones; median / min / max latency, images per second, GFLOP/s from the
+//! model's FLOP count ([`SwinV2Config::flops_per_image`]), the process's peak RSS, and on request
+//! the time per operation and per stage ([`CpuEngine::profile`]).
 //!
 //! Each batch size gets an instance planned for exactly that batch (buffers for `batch` images), so
 //! the peak RSS after a figure is what serving at that `--max-batch` takes, when the batch sizes
@@ -189,7 +189,7 @@ pub struct EngineBenchReport {
 }
 
 /// Read the weights `source` names (with `hints` for what a checkpoint lacks) and fold the model.
-pub fn load_model(
+pub fn load_bench_model(
     source: &WeightsSource,
     hints: &ConfigHints,
 ) -> Result<Arc<SwinV2Model>, EngineBenchError> {

@@ -1,6 +1,8 @@
-//! The client side: a load generator that drives a running server over `swin.v1` Classify or OIP
-//! ModelInfer (`swin-serve bench --server`), used to compare the two protocols on one server; and
-//! the local CPU engine benchmark (`swin-serve bench` without `--server`).
+//! The client side of the wire: connecting to a server ([`connection`]: URL, TLS, bearer token),
+//! the load generator behind `swin-serve bench server` ([`load_generator`]: swin.v1 Classify,
+//! ClassifyBatch, ClassifyStream or OIP ModelInfer, closed or open loop), and the local CPU engine
+//! benchmark behind `swin-serve bench engine` ([`engine_bench`]).
 
+pub mod connection;
 pub mod engine_bench;
-pub mod load;
+pub mod load_generator;

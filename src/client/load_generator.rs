@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use super::connection::{Bearer, CLIENT_MAX_MESSAGE_BYTES};
 use crate::proto;
 use crate::proto::inference as pb;
 
-/// Which API the load goes through.
+/// Which RPC the load calls (`--rpc`): two of `swin.v1.Classifier`'s, or OIP ModelInfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub enum Rpc {
     /// `swin.v1.Classifier/Classify` (top 5).
     Classify,
     /// `inference.GRPCInferenceService/ModelInfer`, input IMAGE (raw BYTES), output
@@ -35,14 +36,14 @@ pub enum Protocol {
 /// Images per ClassifyBatch call (`--rpc batch`).
 pub const BATCH_CALL_IMAGES: usize = 8;
 
-impl Protocol {
+impl Rpc {
     /// The RPC's name.
-    pub fn rpc(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Protocol::Classify => "Classify",
-            Protocol::ModelInfer => "ModelInfer",
-            Protocol::Batch => "ClassifyBatch",
-            Protocol::Stream => "ClassifyStream",
+            Rpc::Classify => "Classify",
+            Rpc::ModelInfer => "ModelInfer",
+            Rpc::Batch => "ClassifyBatch",
+            Rpc::Stream => "ClassifyStream",
         }
     }
 }
@@ -59,7 +60,7 @@ pub enum Stop {
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    pub protocol: Protocol,
+    pub rpc: Rpc,
     /// Callers in flight at once.
     pub concurrency: usize,
     /// When to stop measuring (after the warm-up).
@@ -81,7 +82,7 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
-    pub protocol: Protocol,
+    pub rpc: Rpc,
     pub concurrency: usize,
     /// Calls answered OK.
     pub ok: usize,
@@ -124,7 +125,7 @@ impl LoadReport {
 
 /// Errors before the load starts.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum LoadRunError {
     #[error("--concurrency and --requests (or --duration) must be at least 1, --rate positive")]
     Options,
     #[error("the server lists no model (RepositoryIndex): {0}")]
@@ -132,26 +133,6 @@ pub enum LoadError {
 }
 
 type Authed = InterceptedService<Channel, Bearer>;
-
-/// Adds `authorization` to every call when a token is given.
-#[derive(Clone)]
-pub struct Bearer(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// A test image for runs given no `--image`: a 500×375 JPEG (quality 90) of smooth colour
 /// gradients, the size of a typical ImageNet photo.
@@ -307,43 +288,43 @@ pub async fn run(
     channel: Channel,
     token: Bearer,
     options: &LoadOptions,
-) -> Result<LoadReport, LoadError> {
+) -> Result<LoadReport, LoadRunError> {
     let empty = match options.stop {
         Stop::Requests(n) => n == 0,
         Stop::Duration(d) => d.is_zero(),
     };
     let bad_rate = options.rate.is_some_and(|r| !(r.is_finite() && r > 0.0));
     if options.concurrency == 0 || empty || bad_rate {
-        return Err(LoadError::Options);
+        return Err(LoadRunError::Options);
     }
     let authed = InterceptedService::new(channel, token);
     let classifier = || {
         proto::classifier_client::ClassifierClient::new(authed.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
     };
-    let caller = match options.protocol {
-        Protocol::Classify => Caller::Classify(classifier()),
-        Protocol::Batch => Caller::Batch(classifier()),
-        Protocol::Stream => Caller::Stream {
+    let caller = match options.rpc {
+        Rpc::Classify => Caller::Classify(classifier()),
+        Rpc::Batch => Caller::Batch(classifier()),
+        Rpc::Stream => Caller::Stream {
             client: classifier(),
             open: None,
         },
-        Protocol::ModelInfer => {
+        Rpc::ModelInfer => {
             let mut client =
                 pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(authed)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES);
             let index = client
                 .repository_index(pb::RepositoryIndexRequest::default())
                 .await
-                .map_err(|s| LoadError::NoModel(s.message().to_string()))?
+                .map_err(|s| LoadRunError::NoModel(s.message().to_string()))?
                 .into_inner();
             let model = index
                 .models
                 .into_iter()
                 .next()
-                .ok_or_else(|| LoadError::NoModel("empty index (still loading?)".into()))?
+                .ok_or_else(|| LoadRunError::NoModel("empty index (still loading?)".into()))?
                 .name;
             Caller::ModelInfer { client, model }
         }
@@ -451,7 +432,7 @@ pub async fn run(
         *codes.entry(format!("{:?}", status.code())).or_insert(0) += 1;
     }
     Ok(LoadReport {
-        protocol: options.protocol,
+        rpc: options.rpc,
         concurrency: options.concurrency,
         ok: latencies.len(),
         images,
@@ -472,7 +453,7 @@ mod tests {
     #[test]
     fn quantiles_by_nearest_rank() {
         let report = LoadReport {
-            protocol: Protocol::Classify,
+            rpc: Rpc::Classify,
             concurrency: 1,
             ok: 4,
             images: 4,
