@@ -1,6 +1,6 @@
 //! What every decoder settles from an image's header before decoding a pixel: the checks it
 //! makes ([`check_header`]) and what decoding will allocate ([`DecodeCost`], which
-//! [`super::working_set`] adds up).
+//! [`super::working_set`](mod@super::working_set) adds up).
 
 use super::{PreprocessConfig, PreprocessError};
 
@@ -8,7 +8,7 @@ use super::{PreprocessConfig, PreprocessError};
 /// tables, libjpeg's pools).
 pub const DECODER_FIXED_BYTES: u64 = 1 << 20;
 
-/// What decoding one image allocates (see [`super::working_set`]).
+/// What decoding one image allocates (see [`super::working_set`](mod@super::working_set)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeCost {
     /// Width the decoder outputs (GIF: the logical screen).

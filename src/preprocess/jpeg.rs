@@ -45,12 +45,13 @@ pub(super) fn decode_jpeg(
     }
 }
 
-/// What decoding this JPEG allocates, from its header (see [`super::working_set`]): libjpeg's
-/// output (3 bytes per pixel, 4 for CMYK/YCCK), the CMYK → RGB copy, and libjpeg's own memory — its
-/// whole-image buffer of 16-bit DCT coefficients when the image has several scans (progressive, or
-/// sequential with components in separate scans: `has_multiple_scans`), each component padded to
-/// whole blocks of its sampling factors, plus row buffers (≤ 64 rows of the padded width per
-/// component) and a fixed allowance for tables.
+/// What decoding this JPEG allocates, from its header (see
+/// [`super::working_set`](mod@super::working_set)): libjpeg's output (3 bytes per pixel, 4 for
+/// CMYK/YCCK), the CMYK → RGB copy, and libjpeg's own memory — its whole-image buffer of 16-bit
+/// DCT coefficients when the image has several scans (progressive, or sequential with components
+/// in separate scans: `has_multiple_scans`), each component padded to whole blocks of its
+/// sampling factors, plus row buffers (≤ 64 rows of the padded width per component) and a fixed
+/// allowance for tables.
 pub(super) fn decode_cost(
     bytes: &[u8],
     cfg: &PreprocessConfig,

@@ -23,8 +23,9 @@
 //!   crop is bit-identical to PIL's for the same decoded pixels; only the output window of the
 //!   crop is computed, so a 1×5000 image (resized by torchvision to 292×1 460 000) costs no more
 //!   than any other.
-//! * [`working_set`] estimates, from the header alone, the memory all of this takes for one image
-//!   (every intermediate buffer), which the server charges to its memory budget before decoding.
+//! * [`working_set`](mod@working_set) estimates, from the header alone, the memory all of this
+//!   takes for one image (every intermediate buffer), which the server charges to its memory
+//!   budget before decoding.
 //! * Normalisation computes `(v / 255 - mean) / std` in f32, in torchvision's order, so the tensor
 //!   is bit-identical to torchvision's for the same crop.
 

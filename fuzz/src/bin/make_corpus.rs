@@ -21,10 +21,12 @@ use std::path::{Path, PathBuf};
 
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 use swin_serve::model::pth_writer::opcodes::{
-    APPEND, BININT1, BINGET, BINPUT, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, FRAME, MARK,
+    APPEND, BINGET, BININT1, BINPUT, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, FRAME, MARK,
     MEMOIZE, NEWOBJ, PROTO, REDUCE, SETITEM, SETITEMS, STOP, TUPLE1,
 };
-use swin_serve::model::pth_writer::{global, storage, su, tensor_v2, zip_archive, CompressionMethod};
+use swin_serve::model::pth_writer::{
+    global, storage, su, tensor_v2, zip_archive, CompressionMethod,
+};
 use swin_serve_fuzz::harness;
 
 fn main() {
