@@ -2,10 +2,10 @@
 //! *before* any work is done on it, with try-acquire semantics — a request that does not fit is
 //! answered RESOURCE_EXHAUSTED at once, it never waits.
 //!
-//! What an encoded image is charged (see [`crate::server::pipeline::Pipeline::classify_image`]): its encoded
-//! bytes plus [`crate::preprocess::working_set()`]'s peak (decoder output at its native layout, the
-//! decoder's buffers, the RGB copy, the resize buffers, the output tensor), taken after its header
-//! was read and before it takes an engine-queue slot or a decode permit. When preprocessing ends,
+//! What an encoded image is charged (see [`crate::server::pipeline::Pipeline::classify_image`]):
+//! its encoded bytes plus [`crate::preprocess::working_set()`]'s peak (decoder output at its
+//! native layout, the decoder's buffers, the RGB copy, the resize buffers, the output tensor),
+//! taken after its header was read and before it takes an engine-queue slot or a decode permit. When preprocessing ends,
 //! the charge shrinks to the tensor (`3 · crop² · 4` bytes), which is held until the engine has
 //! answered for the image. A preprocessed tensor (OIP typed or raw inputs) is charged its size for
 //! the same time. Every charge is given back when its call ends, however it ends.

@@ -94,7 +94,8 @@ pub enum DeadlineSource {
     RequestParameter,
 }
 
-/// The deadline of one call, stored in its request's extensions by [`crate::server::layers::deadline::DeadlineLayer`].
+/// The deadline of one call, stored in its request's extensions by
+/// [`crate::server::layers::deadline::DeadlineLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallDeadline {
     /// Past this instant the call is answered DEADLINE_EXCEEDED and its work is dropped.

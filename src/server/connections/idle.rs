@@ -1,5 +1,6 @@
 //! Per-connection idle timeout (`--idle-timeout`, default
-//! [`crate::server::DEFAULT_IDLE_TIMEOUT`]): a connection with no open call for that long is closed.
+//! [`crate::server::DEFAULT_IDLE_TIMEOUT`]): a connection with no open call for that long is
+//! closed.
 //!
 //! Bytes are no measure of idleness: the server's own HTTP/2 keepalive pings (and the client's
 //! answers) flow on an idle connection. So every accepted connection is wrapped in a [`TrackedIo`]

@@ -9,7 +9,8 @@
 //!    UNAVAILABLE; then the memory budget is fixed, health turns SERVING for `""` and
 //!    `swin.v1.Classifier`, and the engine watchdog ([`watchdog`]) turns readiness (and, for a
 //!    hung engine, liveness) NOT_SERVING while the engine is hung or failing.
-//! 3. **Serve** ([`run`], [`router`]): the services behind the layers, on plaintext or TLS connections.
+//! 3. **Serve** ([`run`], [`router`]): the services behind the layers, on plaintext or TLS
+//!    connections.
 //! 4. **Drain** ([`drain`]): on the shutdown signal ([`shutdown_signal`]) health turns NOT_SERVING
 //!    again (so load balancers stop routing) and the server keeps answering for the drain delay;
 //!    then health Watch streams are ended and new connections are refused.
