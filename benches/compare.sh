@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-7 comparison in one sitting: swin-serve's CPU engine (`swin-serve bench --json`, batch 1
+# The comparison with the peers in one sitting: swin-serve's CPU engine (`swin-serve bench --json`, batch 1
 # and 8), its peers (`peers.py` as shipped and with `--ftz`), the engine again, the gRPC path (`swin-serve serve
 # --random-weights 0` loaded by `swin-serve bench --server` with a 256×256 PNG, at concurrency 1 and
 # at saturation) and the engine once more, then one table of ratios against the targets with PASS/FAIL

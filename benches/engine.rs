@@ -3,8 +3,7 @@
 //! instance. The same code as `swin-serve bench` without `--server` (`client::engine_bench`).
 //!
 //! `cargo bench --bench engine` (env: `SWIN_BENCH_THREADS`, default 2; `SWIN_BENCH_RUNS`, default 20).
-//! Compare with ONNX Runtime / PyTorch measured in the same sitting: `benches/compare.sh`, or
-//! `python ../shared/bench/peers.py --threads 2 --official PATH/swin_transformer_v2.py --runs 10`.
+//! Compare with ONNX Runtime / PyTorch measured in the same sitting: `benches/compare.sh`.
 
 mod common;
 

@@ -6,22 +6,22 @@
 //! `SWIN_LOAD_MAX_BATCH` 8, `SWIN_LOAD_CLIENTS` 16, `SWIN_LOAD_REQUESTS` 160).
 
 mod common;
+#[path = "../tests/common/test_server.rs"]
+mod test_server;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use swin_serve::server::ModelOptions;
 
 use common::env_usize;
+use test_server::TestServer;
 
 fn jpeg() -> Vec<u8> {
     let img = image::RgbImage::from_fn(640, 480, |x, y| {
@@ -40,8 +40,6 @@ async fn main() {
     let clients = env_usize("SWIN_LOAD_CLIENTS", 16).max(1);
     let requests = env_usize("SWIN_LOAD_REQUESTS", 160).max(clients);
 
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let mut cpu = CpuOptions::new(WeightsSource::Random {
         seed: 0,
         config: SwinV2Config::tiny_window8_256(),
@@ -49,43 +47,10 @@ async fn main() {
     cpu.instances = instances;
     cpu.threads = threads;
     cpu.max_batch = max_batch;
-    let opts = ModelOptions::new(BackendOptions::Cpu(cpu));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        listener,
-        ServerConfig::default(),
-        move || load_serving_model(&opts),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-
-    let url = format!("http://{addr}");
-    let channel = loop {
-        if let Ok(c) = tonic::transport::Channel::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut health = HealthClient::new(channel.clone());
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: "swin.v1.Classifier".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (server, channel) = TestServer::builder()
+        .model(ModelOptions::new(BackendOptions::Cpu(cpu)))
+        .serving()
+        .await;
 
     let image = jpeg();
     let started = Instant::now();
@@ -143,6 +108,5 @@ async fn main() {
         batch_sum as f64 / ok.max(1) as f64,
         codes
     );
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

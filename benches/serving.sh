@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-8 serving measurements in one sitting, all with `swin-serve bench`:
+# The serving measurements in one sitting, all with `swin-serve bench`:
 #   1. the engine's own batch-8 throughput (local bench) vs end-to-end Classify throughput at saturation;
 #   2. throughput with and without --max-queue-delay at concurrency 8 and 32;
 #   3. p50/p99 at 50% and 90% of the saturation rate (open loop, --rate);

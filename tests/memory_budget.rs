@@ -5,19 +5,26 @@
 //! budget plus its idle resident size and a stated allowance. A test binary of its own: the
 //! in-process test installs the (process-global) metrics recorder.
 
-mod common;
+mod common {
+    pub mod bombs;
+    pub mod prometheus;
+    pub mod test_server;
+}
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::bombs;
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::proto::inference as oip_pb;
 use swin_serve::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use swin_serve::server::memory_budget::{proc_kb_field, BudgetSetting};
-use swin_serve::server::{self, load_serving_model, ServerConfig};
+use swin_serve::server::ServerConfig;
 use tonic::Code;
+
+use common::bombs;
+use common::prometheus::{sample, scrape};
+use common::test_server::{free_port, TestServer};
 
 const MIB: u64 = 1 << 20;
 
@@ -41,16 +48,6 @@ fn payloads() -> Vec<(&'static str, Vec<u8>)> {
         ("bmp 3000x2000", bombs::bmp_rgb(3000, 2000)),
         ("gif 3000x3000 screen", bombs::gif_screen_bomb(3000)),
     ]
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
@@ -189,36 +186,24 @@ async fn fire(ch: &tonic::transport::Channel, copies: usize) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_budget() {
     let budget = 160 * MIB;
-    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = ServerConfig {
-        metrics_listen: Some(metrics_addr),
         memory_budget: BudgetSetting::Bytes(budget),
         max_message_bytes: 64 << 20,
         ..ServerConfig::default()
     };
-    let opts = common::tiny_model_options();
-    let handle = tokio::spawn(server::serve(
-        listener,
-        config,
-        move || load_serving_model(&opts),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let ch = connect(addr).await;
+    let srv = TestServer::builder()
+        .config(config)
+        .metrics_listener()
+        .start()
+        .await;
+    let ch = connect(srv.addr()).await;
 
     let (ok, refused) = fire(&ch, 4).await;
     // The two bombs never fit; the large images fit some of the time.
     assert!(refused >= 2 * 6, "ok {ok}, refused {refused}");
     assert!(ok >= 1, "ok {ok}, refused {refused}");
 
-    let text = common::scrape_metrics(metrics_addr);
+    let text = scrape(srv.metrics_addr());
     let peak = sample(&text, "swin_memory_budget_peak_bytes").expect("peak gauge");
     assert!(
         peak > 0.0 && peak <= budget as f64,
@@ -236,12 +221,7 @@ async fn concurrent_bombs_get_resource_exhausted_and_the_peak_stays_under_the_bu
         "{text}"
     );
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    srv.stop().await;
 }
 
 /// What the budget does not count, allowed on top of it: request messages being received and
@@ -252,11 +232,7 @@ const RSS_ALLOWANCE: u64 = 200 * MIB;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_real_binary_keeps_its_peak_rss_within_budget_plus_model() {
     let budget = 160 * MIB;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port().port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swin-serve"))
         .args(["serve", "--random-weights", "0", "--img-size", "64"])
         .args(["--window-size", "4", "--threads", "1"])

@@ -1,71 +1,23 @@
 //! The Prometheus endpoint (`--metrics-listen`): scraped over HTTP after real calls, its counters
 //! move. A test binary of its own: the metrics recorder is global to a process.
 
-mod common;
+mod common {
+    pub mod prometheus;
+    pub mod test_server;
+}
 
 use std::time::{Duration, Instant};
 
-use swin_serve::engine::cpu::CpuOptions;
-use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
 
-/// The value of the sample `name{labels}` (labels written exactly as the exporter does).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
+use common::prometheus::{sample, scrape};
+use common::test_server::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_endpoint_is_scraped_and_its_counters_move() {
-    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut config = SwinV2Config::tiny_window8_256();
-    config.img_size = 64;
-    config.window_size = 4;
-    let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 1, config });
-    cpu.threads = 1;
-    let opts = ModelOptions::new(BackendOptions::Cpu(cpu));
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_config = ServerConfig {
-        metrics_listen: Some(metrics_addr),
-        ..ServerConfig::default()
-    };
-    let handle = tokio::spawn(server::serve(
-        listener,
-        server_config,
-        move || load_serving_model(&opts),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let url = format!("http://{addr}");
-    let mut client = loop {
-        if let Ok(c) = ClassifierClient::connect(url.clone()).await {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client
-        .get_model_info(proto::GetModelInfoRequest {})
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "model never loaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (srv, ch) = TestServer::builder().metrics_listener().serving().await;
+    let mut client = ClassifierClient::new(ch);
 
     let mut png = Vec::new();
     image::RgbImage::from_fn(50, 40, |x, y| image::Rgb([x as u8, y as u8, 7]))
@@ -90,7 +42,7 @@ async fn metrics_endpoint_is_scraped_and_its_counters_move() {
     // The pool counters are sampled every second.
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let text = common::scrape_metrics(metrics_addr);
+        let text = scrape(srv.metrics_addr());
         if sample(&text, "swin_images_total{outcome=\"done\"}") == Some(2.0) {
             break text;
         }
@@ -129,10 +81,5 @@ async fn metrics_endpoint_is_scraped_and_its_counters_move() {
         "{text}"
     );
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    srv.stop().await;
 }

@@ -14,13 +14,26 @@
 //! was skipped. It says nothing about the real SDK: it checks our side of the boundary.
 #![cfg(feature = "mlu")]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::fake_mlu::expected_sdk_logits;
 use swin_serve::engine::mlu::{create_engines, MluOptions};
 use swin_serve::engine::EngineError;
+
+/// What the TEST-ONLY fake SDK's model (`tests/neuware_stub/fake_sdk/fake_magicmind.cc`) returns:
+/// the formula of the in-process fake runtime (`tests/common/fake_mlu.rs`), logit k of image b =
+/// k + 0.001 * sum(image b), with the sum in f64 as the C++ fake computes it.
+fn expected_sdk_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> {
+    let sample = input.len() / batch;
+    (0..batch)
+        .flat_map(|b| {
+            let sum: f64 = input[b * sample..(b + 1) * sample]
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum();
+            (0..classes).map(move |k| (k as f64 + 0.001 * sum) as f32)
+        })
+        .collect()
+}
 
 fn options(sdk: &Path, plugins: bool, instances: usize, max_batch: usize) -> MluOptions {
     MluOptions {

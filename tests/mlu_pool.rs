@@ -2,7 +2,9 @@
 //! runtime that implements the same `MluRuntime` trait as the real FFI runtime
 //! (`tests/common/fake_mlu.rs`, which describes the protocol violations it flags).
 
-mod common;
+mod common {
+    pub mod fake_mlu;
+}
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,7 +7,9 @@
 //! go through `Weights::load` → `SwinV2Model::new` → `CpuEngine::infer`, and the logits must match to
 //! ≤ 1e-4 relative error (`max|a-b| / max|b|`).
 
-mod common;
+mod common {
+    pub mod fixtures;
+}
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,13 +19,13 @@ use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinV2Model, ISA_ENV};
 use swin_serve::engine::{Engine, EngineError};
 use swin_serve::model::{ModelError, SwinV2Config, Weights};
 
-use common::f32s;
+use common::fixtures::f32s;
 
 const CONFIGS: [&str; 3] = ["shifted_w4", "clamp_w6_pretrained", "tiny_like_w8"];
 const TOLERANCE: f64 = 1e-4;
 
 fn fixture_dir() -> PathBuf {
-    common::fixture_dir("parity")
+    common::fixtures::fixture_dir("parity")
 }
 
 struct Fixture {

@@ -2,9 +2,11 @@
 //! (`torch.roll` / `torch.relu` outputs written by `tests/fixtures/make_reference.py`) and against
 //! straightforward references on random shapes; plus the startup self-check.
 
-mod common;
+mod common {
+    pub mod fixtures;
+}
 
-use common::{f32s, fixture_dir};
+use common::fixtures::{f32s, fixture_dir};
 use swin_serve::engine::cpu::ops::{
     self, relu_reference, roll_reference, CnnlRoll, PluginOp, PluginRelu,
 };

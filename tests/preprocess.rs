@@ -4,7 +4,9 @@
 //! Fixtures: `tests/fixtures/preprocess/`, written by `tests/fixtures/make_preprocess_reference.py`
 //! (see its docstring for the manifest format). Run with `--nocapture` to see the per-image figures.
 
-mod common;
+mod common {
+    pub mod fixtures;
+}
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -17,7 +19,7 @@ use swin_serve::preprocess::{
     PreprocessConfig, PreprocessError,
 };
 
-use common::{crc32, fixture_dir};
+use common::fixtures::fixture_dir;
 
 // ---------------------------------------------------------------------------------------------
 // A per-thread allocation meter, to show that refused images cost (almost) no memory.
@@ -413,7 +415,7 @@ fn png_chunk(out: &mut Vec<u8>, tag: &[u8; 4], payload: &[u8]) {
     let start = out.len();
     out.extend_from_slice(tag);
     out.extend_from_slice(payload);
-    let crc = crc32(&out[start..]);
+    let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_be_bytes());
 }
 

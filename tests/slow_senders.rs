@@ -4,62 +4,40 @@
 //! message being received is charged its declared length, and `--idle-timeout` closes a
 //! connection with no call open (and only such a connection).
 
-mod common;
+mod common {
+    pub mod test_server;
+}
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::bombs;
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::server::memory_budget::BudgetSetting;
-use swin_serve::server::{self, load_serving_model, ServerConfig};
+use swin_serve::server::ServerConfig;
 use tokio::net::TcpStream;
 use tonic::codegen::{http, Bytes};
 use tonic::Code;
+
+use common::test_server::TestServer;
 
 const MIB: u32 = 1 << 20;
 const CLASSIFY: &str = "/swin.v1.Classifier/Classify";
 const CLASSIFY_STREAM: &str = "/swin.v1.Classifier/ClassifyStream";
 
-struct Server {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), server::ServerError>>,
+/// The tiny model served with `config`, SERVING.
+async fn start(config: ServerConfig) -> TestServer {
+    let (srv, _) = TestServer::builder().config(config).serving().await;
+    srv
 }
 
-async fn start(config: ServerConfig) -> Server {
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let opts = common::tiny_model_options();
-    let handle = tokio::spawn(server::serve(
-        listener,
-        config,
-        move || load_serving_model(&opts),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    // Serving once a small image is classified.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if classify_small(addr).await == Code::Ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server never served");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server { addr, stop, handle }
-}
-
-async fn stop(server: Server) {
-    server.stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), server.handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
+/// A black 64×64 PNG.
+fn small_png() -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::new(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
+    png
 }
 
 /// A 64×64 PNG through a tonic client: the call's code.
@@ -73,7 +51,7 @@ async fn classify_small(addr: SocketAddr) -> Code {
     };
     let answer = ClassifierClient::new(ch)
         .classify(proto::ClassifyRequest {
-            image: bombs::png_rgb8(64, 64),
+            image: small_png(),
             top_k: 1,
             request_id: String::new(),
         })
@@ -178,7 +156,7 @@ async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_
         ..ServerConfig::default()
     })
     .await;
-    let (mut client, _driver) = connect(server.addr).await;
+    let (mut client, _driver) = connect(server.addr()).await;
 
     // A: 8 MiB declared, 1 KiB sent, then nothing.
     let started = Instant::now();
@@ -197,7 +175,7 @@ async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_
     // C: a stalled 100-byte message: A and C hold both places in flight.
     let (c, _c_send) = start_call(&mut client, CLASSIFY, 100, 10).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(classify_small(server.addr).await, Code::ResourceExhausted);
+    assert_eq!(classify_small(server.addr()).await, Code::ResourceExhausted);
 
     // A and C end with DEADLINE_EXCEEDED after the message timeout.
     for call in [a, c] {
@@ -214,7 +192,7 @@ async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_
     let (e, _e_send) = start_call(&mut client, CLASSIFY, 9 * MIB, 10).await;
     let (code, message) = grpc_status(e).await;
     assert_eq!(code, Code::DeadlineExceeded, "{message}");
-    assert_eq!(classify_small(server.addr).await, Code::Ok);
+    assert_eq!(classify_small(server.addr()).await, Code::Ok);
 
     // A unary request whose message arrived but whose stream never ends is bounded too.
     let (f, _f_send) = start_call(&mut client, CLASSIFY, 0, 0).await;
@@ -222,7 +200,7 @@ async fn a_stalled_message_ends_with_deadline_exceeded_and_gives_back_its_place_
         .await
         .expect("never ended");
     assert_eq!(code, Code::DeadlineExceeded);
-    stop(server).await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -234,7 +212,7 @@ async fn a_stream_may_idle_between_messages_but_not_stall_inside_one() {
         ..ServerConfig::default()
     })
     .await;
-    let (mut client, _driver) = connect(server.addr).await;
+    let (mut client, _driver) = connect(server.addr()).await;
     let (response, mut send) = start_call(&mut client, CLASSIFY_STREAM, 0, 0).await;
     let response = response.await.expect("stream answered");
     let mut body = response.into_body();
@@ -260,7 +238,7 @@ async fn a_stream_may_idle_between_messages_but_not_stall_inside_one() {
         ended.get("grpc-status").unwrap(),
         &(Code::DeadlineExceeded as i32).to_string()
     );
-    stop(server).await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -273,7 +251,7 @@ async fn idle_connections_are_closed_and_busy_ones_are_not() {
     })
     .await;
     // No call at all: closed after about the idle timeout.
-    let (_client, driver) = connect(server.addr).await;
+    let (_client, driver) = connect(server.addr()).await;
     let opened = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), driver)
         .await
@@ -282,7 +260,7 @@ async fn idle_connections_are_closed_and_busy_ones_are_not() {
     assert!(opened.elapsed() >= idle, "{:?}", opened.elapsed());
 
     // A stream open (no message) for three idle timeouts: the connection stays.
-    let (mut client, mut driver) = connect(server.addr).await;
+    let (mut client, mut driver) = connect(server.addr()).await;
     let (response, send) = start_call(&mut client, CLASSIFY_STREAM, 0, 0).await;
     let response = response.await.expect("stream answered");
     assert!(
@@ -300,5 +278,5 @@ async fn idle_connections_are_closed_and_busy_ones_are_not() {
         .unwrap();
     eprintln!("closed {:?} after its last call", closing.elapsed());
     drop(client);
-    stop(server).await;
+    server.stop().await;
 }

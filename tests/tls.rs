@@ -3,6 +3,10 @@
 //! waits for the test to end): health answers NOT_SERVING, which is a complete RPC, and that is all
 //! a connection test needs.
 
+mod common {
+    pub mod test_server;
+}
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,12 +16,13 @@ use rcgen::{
     KeyPair,
 };
 use swin_serve::server::connections::tls::{TlsFiles, RELOAD_INTERVAL};
-use swin_serve::server::{self, ServerConfig, ServingModel};
-use tokio::sync::oneshot;
+use swin_serve::server::{ModelLoadError, ServerConfig, ServingModel};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+
+use common::test_server::{free_port, TestServer};
 
 /// A CA that signs server and client certificates.
 struct Ca {
@@ -58,41 +63,20 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    _loader_gate: std::sync::mpsc::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), server::ServerError>>,
+/// The server with `config`, its model loader held until the server has stopped (it then fails:
+/// the model never loads).
+async fn start(config: ServerConfig) -> TestServer {
+    TestServer::builder()
+        .config(config)
+        .loader(|| -> Result<ServingModel, ModelLoadError> { Err("test over".into()) })
+        .hold_loader()
+        .start()
+        .await
 }
 
-impl Server {
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.handle)
-            .await
-            .expect("server did not stop");
-    }
-}
-
-/// The server with `config`, its model loader held until the test ends.
-async fn start(config: ServerConfig) -> Server {
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-    let loader = move || -> Result<ServingModel, server::ModelLoadError> {
-        let _ = gate_rx.recv();
-        Err("test over".into())
-    };
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(server::serve(listener, config, loader, async move {
-        let _ = stop_rx.await;
-    }));
-    Server {
-        addr,
-        stop: Some(stop_tx),
-        _loader_gate: gate_tx,
-        handle,
-    }
+/// Stops `srv`; what `serve` returned is not the point of these tests.
+async fn stop(srv: TestServer) {
+    let _ = srv.shutdown().await;
 }
 
 /// A health Check over `endpoint`: Ok(()) when the server answered (NOT_SERVING: the model never
@@ -146,13 +130,13 @@ async fn tls_refuses_plaintext_and_unknown_cas_and_picks_up_rotated_certificates
     })
     .await;
 
-    check(tls_endpoint(srv.addr, &ca.pem(), None))
+    check(tls_endpoint(srv.addr(), &ca.pem(), None))
         .await
         .expect("a client trusting the CA is served");
-    let plain = check(plain_endpoint(srv.addr)).await;
+    let plain = check(plain_endpoint(srv.addr())).await;
     assert!(plain.is_err(), "plaintext must be refused: {plain:?}");
     let other = Ca::new("another CA");
-    let unknown = check(tls_endpoint(srv.addr, &other.pem(), None)).await;
+    let unknown = check(tls_endpoint(srv.addr(), &other.pem(), None)).await;
     assert!(
         unknown.is_err(),
         "a server certificate from an untrusted CA: {unknown:?}"
@@ -166,7 +150,7 @@ async fn tls_refuses_plaintext_and_unknown_cas_and_picks_up_rotated_certificates
     write(dir.path(), "tls.key", &key2);
     write(dir.path(), "tls.crt", &cert2);
     let deadline = Instant::now() + RELOAD_INTERVAL * 10;
-    while check(tls_endpoint(srv.addr, &other.pem(), None))
+    while check(tls_endpoint(srv.addr(), &other.pem(), None))
         .await
         .is_err()
     {
@@ -176,17 +160,17 @@ async fn tls_refuses_plaintext_and_unknown_cas_and_picks_up_rotated_certificates
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(check(tls_endpoint(srv.addr, &ca.pem(), None))
+    assert!(check(tls_endpoint(srv.addr(), &ca.pem(), None))
         .await
         .is_err());
 
     // A broken rewrite keeps the last good certificate.
     write(dir.path(), "tls.crt", "not a certificate");
     tokio::time::sleep(RELOAD_INTERVAL * 2).await;
-    check(tls_endpoint(srv.addr, &other.pem(), None))
+    check(tls_endpoint(srv.addr(), &other.pem(), None))
         .await
         .expect("the previous certificate stays in use");
-    srv.stop().await;
+    stop(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,17 +194,17 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
 
     let (client_cert, client_key) = client_ca.issue("client-1", true);
     check(tls_endpoint(
-        srv.addr,
+        srv.addr(),
         &ca,
         Some((&client_cert, &client_key)),
     ))
     .await
     .expect("a client certificate from the client CA is accepted");
-    let anonymous = check(tls_endpoint(srv.addr, &ca, None)).await;
+    let anonymous = check(tls_endpoint(srv.addr(), &ca, None)).await;
     assert!(anonymous.is_err(), "no client certificate: {anonymous:?}");
     let (stranger_cert, stranger_key) = Ca::new("stranger CA").issue("client-2", true);
     let stranger = check(tls_endpoint(
-        srv.addr,
+        srv.addr(),
         &ca,
         Some((&stranger_cert, &stranger_key)),
     ))
@@ -229,9 +213,9 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
         stranger.is_err(),
         "a client certificate from another CA: {stranger:?}"
     );
-    let plain = check(plain_endpoint(srv.addr)).await;
+    let plain = check(plain_endpoint(srv.addr())).await;
     assert!(plain.is_err(), "plaintext: {plain:?}");
-    srv.stop().await;
+    stop(srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,10 +224,7 @@ async fn the_health_port_serves_health_only_in_plaintext() {
     use swin_serve::proto::classifier_client::ClassifierClient;
 
     // A free port for the health listener.
-    let health_addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let health_addr = free_port();
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("CA");
     let (cert, key) = ca.issue("localhost", false);
@@ -281,7 +262,7 @@ async fn the_health_port_serves_health_only_in_plaintext() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let channel = tls_endpoint(srv.addr, &ca.pem(), None)
+    let channel = tls_endpoint(srv.addr(), &ca.pem(), None)
         .connect()
         .await
         .unwrap();
@@ -292,7 +273,7 @@ async fn the_health_port_serves_health_only_in_plaintext() {
         }]))
         .await;
     assert_eq!(reflection.unwrap_err().code(), Code::Unimplemented);
-    srv.stop().await;
+    stop(srv).await;
 }
 
 #[tokio::test]
@@ -328,22 +309,22 @@ async fn bad_tls_files_stop_the_server_with_a_clear_error() {
             "TLS configuration",
         ),
     ] {
-        let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let config = ServerConfig {
             tls: Some(files),
             ..ServerConfig::default()
         };
-        let result = tokio::time::timeout(
-            Duration::from_secs(10),
-            server::serve(
-                listener,
-                config,
-                || -> Result<ServingModel, server::ModelLoadError> { Err("unused".into()) },
-                std::future::pending(),
-            ),
-        )
-        .await
-        .expect("a bad TLS file must stop the server at once");
+        let srv = TestServer::builder()
+            .config(config)
+            .loader(|| -> Result<ServingModel, ModelLoadError> { Err("unused".into()) })
+            .start()
+            .await;
+        // No shutdown signal: `serve` must return on its own.
+        let result = srv
+            .join(
+                Duration::from_secs(10),
+                "a bad TLS file must stop the server at once",
+            )
+            .await;
         let e = result.unwrap_err().to_string();
         assert!(e.contains(says), "{says:?} not in {e:?}");
     }
@@ -372,7 +353,7 @@ async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
     let key_file = write(dir.path(), "cli.key", &client_key);
     let good_token = write(dir.path(), "cli-token", "cli-token\n");
     let bad_token = write(dir.path(), "bad-token", "nope\n");
-    let url = format!("https://localhost:{}", srv.addr.port());
+    let url = format!("https://localhost:{}", srv.addr().port());
 
     // `info` asks GetModelInfo: the model never loads here, so a request that got through TLS,
     // the client certificate and the token is answered "model is loading" (UNAVAILABLE).
@@ -425,5 +406,5 @@ async fn the_cli_reaches_a_server_behind_mtls_and_tokens() {
         !stderr.contains("loading"),
         "no client certificate must not get through: {stderr}"
     );
-    srv.stop().await;
+    stop(srv).await;
 }

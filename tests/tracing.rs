@@ -5,6 +5,10 @@
 //!
 //! Its own test binary: it installs the process-wide subscriber.
 
+mod common {
+    pub mod test_server;
+}
+
 use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
@@ -14,9 +18,10 @@ use swin_serve::engine::BackendOptions;
 use swin_serve::model::{SwinV2Config, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
-use swin_serve::server::{self, load_serving_model, ModelOptions, ServerConfig};
+use swin_serve::server::ModelOptions;
 use swin_serve::telemetry::{self, LogFormat};
-use tonic::transport::Channel;
+
+use common::test_server::TestServer;
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -74,23 +79,8 @@ async fn classify_spans_continue_the_callers_trace_into_the_engine() {
     cpu.threads = 1;
     cpu.max_batch = 4;
     let opts = ModelOptions::new(BackendOptions::Cpu(cpu));
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server::serve(
-        listener,
-        ServerConfig::default(),
-        move || load_serving_model(&opts),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = ClassifierClient::new(channel);
+    let srv = TestServer::builder().model(opts).start().await;
+    let mut client = ClassifierClient::new(srv.channel().await);
     let image = png(40, 36);
     let call = |request_id: &str, traced: bool| {
         let mut request = tonic::Request::new(proto::ClassifyRequest {
@@ -189,11 +179,6 @@ async fn classify_spans_continue_the_callers_trace_into_the_engine() {
     // The queue wait ends before the forward pass starts.
     assert!(named(&spans, "queue").end_time <= infer.start_time);
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), handle)
-        .await
-        .expect("server did not stop")
-        .unwrap()
-        .unwrap();
+    srv.stop().await;
     telemetry.shutdown().unwrap();
 }

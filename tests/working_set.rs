@@ -4,7 +4,9 @@
 //! buffers are C `malloc`s the allocator does not see; for JPEG the decoder-output and conversion
 //! parts are checked exactly instead. A test binary of its own: the allocator is process-wide.
 
-mod common;
+mod common {
+    pub mod bombs;
+}
 
 use std::sync::{Mutex, MutexGuard};
 

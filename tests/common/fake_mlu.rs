@@ -1,5 +1,5 @@
 //! An in-process fake MagicMind runtime behind the same `MluRuntime` trait as the real FFI runtime
-//! (used by `tests/mlu_pool.rs`), and the outputs of the fake models.
+//! (only `tests/mlu_pool.rs` includes it: `mod common { pub mod fake_mlu; }`), and what it returns.
 //!
 //! The fake records every call, keeps track of which objects are alive, and flags protocol
 //! violations the real runtime would punish: destroying the engine while contexts exist, the model
@@ -431,21 +431,5 @@ pub fn expected_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> 
     let sample = input.len() / batch;
     (0..batch)
         .flat_map(|b| fake_logits(&input[b * sample..(b + 1) * sample], classes))
-        .collect()
-}
-
-/// What the TEST-ONLY fake SDK's model (`tests/neuware_stub/fake_sdk/fake_magicmind.cc`) returns:
-/// the same formula as [`fake_logits`], logit k of image b = k + 0.001 * sum(image b), with the sum
-/// in f64 as the C++ fake computes it.
-pub fn expected_sdk_logits(input: &[f32], batch: usize, classes: usize) -> Vec<f32> {
-    let sample = input.len() / batch;
-    (0..batch)
-        .flat_map(|b| {
-            let sum: f64 = input[b * sample..(b + 1) * sample]
-                .iter()
-                .map(|&v| f64::from(v))
-                .sum();
-            (0..classes).map(move |k| (k as f64 + 0.001 * sum) as f32)
-        })
         .collect()
 }
