@@ -268,7 +268,11 @@ fn paths_in(text: &str) -> Vec<String> {
             while end < b.len() && (is_ident_byte(b[end]) || b[end] == b':') {
                 end += 1;
             }
-            paths.push(text[start..end].trim_end_matches(':').to_string());
+            let path = text[start..end].trim_end_matches(':');
+            // `super::{a, b}` is a use tree, read above; a bare root names no module.
+            if path.len() > root.len() {
+                paths.push(path.to_string());
+            }
         }
     }
     paths
