@@ -33,7 +33,7 @@ use common::calls::{
     class_ids, classify_request, guarded, oip_input, oip_output, random_swin_config,
     random_swin_options, softmax_f64, spawn_classifies, test_image, RANDOM_SEED,
 };
-use common::fake_engine::{serving_gated, Gate, OpenOnDrop};
+use common::fake_engine::{serving_gated, FakeControls, OpenOnDrop};
 use common::test_server::{connect, free_port, health, wait_serving, TestServer};
 
 /// The random SwinV2-T ([`random_swin_options`]), loaded and SERVING.
@@ -439,7 +439,7 @@ async fn serves_an_official_format_checkpoint_with_its_own_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn classify_stream_answers_each_image_as_it_completes() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let (srv, ch) = serving_gated(ServerConfig::default(), &gate).await;
     let mut client = ClassifierClient::new(ch.clone());
@@ -513,7 +513,7 @@ async fn classify_stream_answers_each_image_as_it_completes() {
 async fn the_bench_load_generator_drives_both_apis_and_counts_failures() {
     use swin_serve::client::connection::Bearer;
     use swin_serve::client::load_generator::{self as load, LoadOptions, Rpc, Stop};
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     gate.open();
     let (srv, ch) = serving_gated(ServerConfig::default(), &gate).await;
     for protocol in [Rpc::Classify, Rpc::ModelInfer, Rpc::Batch, Rpc::Stream] {

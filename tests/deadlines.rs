@@ -23,7 +23,7 @@ use tonic::{Code, Request};
 use common::calls::{
     class_ids, classify_request, guarded, random_swin_options, spawn_classifies, test_image,
 };
-use common::fake_engine::{serving_gated, Gate, OpenOnDrop};
+use common::fake_engine::{serving_gated, FakeControls, OpenOnDrop};
 use common::test_server::TestServer;
 
 type PlainHttp2 = hyper_util::client::legacy::Client<
@@ -53,7 +53,7 @@ fn with_grpc_timeout<T>(message: T, value: &'static str) -> Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_deadline_passing_while_the_engine_is_busy_answers_deadline_exceeded() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let (srv, ch) = serving_gated(ServerConfig::default(), &gate).await;
     let client = ClassifierClient::new(ch.clone());
@@ -114,7 +114,7 @@ async fn a_client_deadline_passing_while_the_engine_is_busy_answers_deadline_exc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zero_and_malformed_grpc_timeouts() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     gate.open();
     let (srv, _ch) = serving_gated(ServerConfig::default(), &gate).await;
@@ -159,7 +159,7 @@ async fn zero_and_malformed_grpc_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_server_request_timeout_applies_when_the_client_sends_none() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     gate.open();
     let config = ServerConfig {
@@ -201,7 +201,7 @@ async fn the_server_request_timeout_applies_when_the_client_sends_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shorter_client_deadline_wins_over_the_server_default() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let config = ServerConfig {
         request_timeout: Some(Duration::from_secs(600)),

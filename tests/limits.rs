@@ -19,12 +19,14 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use common::calls::{classify_request, guarded, spawn_classifies, test_image};
-use common::fake_engine::{gated_infer_request, gated_model, serving_gated, Gate, OpenOnDrop};
+use common::fake_engine::{
+    gated_infer_request, gated_model, serving_gated, FakeControls, OpenOnDrop,
+};
 use common::test_server::{health, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_refuses_before_any_decoding() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let (srv, ch) = TestServer::builder()
         .loader(gated_model(&gate, 2))
@@ -97,7 +99,7 @@ async fn a_full_queue_refuses_before_any_decoding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_over_max_in_flight_are_refused_at_once_but_health_is_not() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let config = ServerConfig {
         max_in_flight: 2,
@@ -148,7 +150,7 @@ async fn calls_over_max_in_flight_are_refused_at_once_but_health_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let config = ServerConfig {
         max_concurrent_streams: 1,

@@ -21,7 +21,7 @@ use tonic::{Code, Request};
 
 use common::calls::{guarded, oip_input, oip_output, softmax_f64, test_image};
 use common::fake_engine::{
-    gated_infer_request, gated_model, serving_gated, Gate, OpenOnDrop, GATED_CLASSES,
+    gated_infer_request, gated_model, serving_gated, FakeControls, OpenOnDrop, GATED_CLASSES,
     GATED_IMAGE_LEN, GATED_MODEL, GATED_SIDE,
 };
 use common::test_server::{wait_serving, TestServer};
@@ -39,7 +39,7 @@ fn oip_config() -> ServerConfig {
 
 /// A server of [`oip_config`] whose gated engine's gate is open, SERVING, with an OIP client.
 async fn serving_open_gate() -> (TestServer, InferenceClient, Channel) {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     gate.open();
     let (srv, ch) = TestServer::builder()
         .config(oip_config())
@@ -292,7 +292,7 @@ async fn check_model_stream_infer(oip: &mut InferenceClient) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oip_readiness_follows_loading() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     gate.open();
     let mut srv = TestServer::builder()
         .config(oip_config())
@@ -513,7 +513,7 @@ async fn oip_is_not_ready_while_draining_but_still_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oip_timeout_parameter_and_grpc_timeout_bound_model_infer() {
     use oip_pb::infer_parameter::ParameterChoice;
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let (srv, ch) = serving_gated(ServerConfig::default(), &gate).await;
     let mut oip = InferenceClient::new(ch.clone());

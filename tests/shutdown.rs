@@ -26,7 +26,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use common::calls::{random_swin_options, spawn_classifies, test_image};
-use common::fake_engine::{gated_model, Gate, OpenOnDrop};
+use common::fake_engine::{gated_model, FakeControls, OpenOnDrop};
 use common::test_server::{connect, free_port, health, wait_serving, TestServer};
 
 /// Opens a health Watch stream on `service` and returns it with its first answer.
@@ -220,7 +220,7 @@ async fn sigterm_ends_the_process_with_streams_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_and_liveness_follow_a_hung_engine() {
-    let gate = Arc::new(Gate::default());
+    let gate = FakeControls::with_gate_closed();
     let _open_on_drop = OpenOnDrop(Arc::clone(&gate));
     let config = ServerConfig {
         engine_hang_timeout: Some(Duration::from_millis(300)),

@@ -1,15 +1,15 @@
-//! A deterministic stand-in engine for the gRPC tests: [`GatedEngine`] answers one image at a time,
-//! each held until its [`Gate`] opens, so that work queued behind it waits as long as a test wants;
-//! logits\[c\] = the image's first input value + c. [`gated_model`] loads it, [`serving_gated`]
-//! serves it.
-//!
-//! The one place the gRPC test files get a fake engine from (`mod common { pub mod calls; pub mod
-//! fake_engine; }`): swapping it for another fake changes this file only.
+//! The gRPC tests' stand-in engine, built from the library's one fake engine
+//! (`swin_serve::engine::fake`, feature `test-util`): [`gated_engine`] answers one image at a time,
+//! each held until its gate ([`FakeControls`]) opens, so that work queued behind it waits as long as
+//! a test wants; logits\[c\] = the image's first input value + c. [`gated_model`] loads it,
+//! [`serving_gated`] serves it.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use swin_serve::engine::{BackendKind, Engine, EngineDescription, EngineError};
+use swin_serve::engine::fake::{self, FakeEngine};
+pub use swin_serve::engine::fake::{FakeControls, OpenOnDrop};
+use swin_serve::engine::EngineDescription;
 use swin_serve::postprocess::Labels;
 use swin_serve::preprocess::PreprocessConfig;
 use swin_serve::proto;
@@ -30,96 +30,32 @@ pub const GATED_MODEL: &str = "gated-test-engine";
 /// Values in one gated-engine image (3 × side × side).
 pub const GATED_IMAGE_LEN: usize = 3 * GATED_SIDE * GATED_SIDE;
 
-/// Shared by a [`GatedEngine`] and its test: the batches the engine was given (recorded on entry)
-/// and the gate that holds every batch until it opens.
-#[derive(Default)]
-pub struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-    batches: Mutex<Vec<usize>>,
+/// The gated engine's logits: logits\[c\] = the image's first input value + c.
+fn first_value_plus_class(first_value: f32, class: usize) -> f32 {
+    first_value + class as f32
 }
 
-impl Gate {
-    /// Lets every batch through, held ones and later ones.
-    pub fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-
-    /// The size of each batch the engine was given, in order.
-    pub fn batches(&self) -> Vec<usize> {
-        self.batches.lock().unwrap().clone()
-    }
-
-    /// Waits (hang guard only) until the engine has been given `n` batches.
-    pub async fn wait_for_batches(&self, n: usize) {
-        let guard = Instant::now() + Duration::from_secs(60);
-        while self.batches().len() < n {
-            assert!(Instant::now() < guard, "the engine never got batch {n}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-/// Opens the gate when dropped: a failing test must not leave the engine thread blocked (the pool
-/// joins it when the server goes).
-pub struct OpenOnDrop(pub Arc<Gate>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
-
-/// The stand-in engine: max batch 1, each batch held until the gate opens.
-pub struct GatedEngine(pub Arc<Gate>);
-
-impl Engine for GatedEngine {
-    fn describe(&self) -> EngineDescription {
-        EngineDescription {
-            backend: BackendKind::Cpu,
-            channels: 3,
-            input_size: GATED_SIDE,
-            num_classes: GATED_CLASSES,
-            max_batch: 1,
-            detail: "gated test engine".into(),
-        }
-    }
-
-    fn infer(
-        &mut self,
-        input: &[f32],
-        batch: usize,
-        logits: &mut [f32],
-    ) -> Result<(), EngineError> {
-        self.0.batches.lock().unwrap().push(batch);
-        let mut open = self.0.open.lock().unwrap();
-        while !*open {
-            open = self.0.opened.wait(open).unwrap();
-        }
-        for (b, row) in logits
-            .chunks_exact_mut(GATED_CLASSES)
-            .enumerate()
-            .take(batch)
-        {
-            for (c, l) in row.iter_mut().enumerate() {
-                *l = input[b * GATED_IMAGE_LEN] + c as f32;
-            }
-        }
-        Ok(())
-    }
+/// The stand-in engine: the library's [`FakeEngine`] with max batch 1 and [`first_value_plus_class`]
+/// logits, every batch held (after being recorded) until `gate` opens.
+pub fn gated_engine(gate: &Arc<FakeControls>) -> FakeEngine {
+    FakeEngine::new(EngineDescription {
+        detail: "gated test engine".into(),
+        ..fake::description(GATED_SIDE, GATED_CLASSES, 1)
+    })
+    .with_logits(first_value_plus_class)
+    .with_controls(Arc::clone(gate))
 }
 
 /// A loader (`TestServerBuilder::loader`) of a model whose only engine instance is a
-/// [`GatedEngine`] on `gate`, behind a queue of `queue_capacity` admission slots.
+/// [`gated_engine`] on `gate`, behind a queue of `queue_capacity` admission slots.
 pub fn gated_model(
-    gate: &Arc<Gate>,
+    gate: &Arc<FakeControls>,
     queue_capacity: usize,
 ) -> impl FnOnce() -> Result<ServingModel, ModelLoadError> + Send + 'static {
-    let gate = Arc::clone(gate);
+    let engine = gated_engine(gate);
     move || {
         Ok(ServingModel {
-            pool: EnginePool::new(vec![Box::new(GatedEngine(gate))], queue_capacity),
+            pool: EnginePool::new(vec![Box::new(engine)], queue_capacity),
             preprocess: PreprocessConfig::for_image_size(GATED_SIDE as u32),
             labels: Labels::generic(GATED_CLASSES),
             info: proto::ModelInfo {
@@ -137,7 +73,10 @@ pub fn gated_model(
 /// A [`TestServer`] with `config` whose model is [`gated_model`] (64 admission slots), connected
 /// and SERVING.
 #[allow(dead_code)] // classify, oip, deadlines, limits (shutdown holds its loader)
-pub async fn serving_gated(config: ServerConfig, gate: &Arc<Gate>) -> (TestServer, Channel) {
+pub async fn serving_gated(
+    config: ServerConfig,
+    gate: &Arc<FakeControls>,
+) -> (TestServer, Channel) {
     TestServer::builder()
         .config(config)
         .loader(gated_model(gate, 64))
