@@ -151,6 +151,12 @@ def start_server(log_dir, label, extra_args, headers=None):
         server.stop()
         if exited is not None and "in use" in tail.lower():
             continue  # the port was taken between choosing and binding it: try another
+        if exited is not None and exited < 0 and "swin_serve" not in tail:
+            # Killed by a signal before the binary wrote a line: the forked child died before exec
+            # (grpcio's fork handlers in this process abort it now and then: "epoll_wait error:
+            # Bad file descriptor"), so the server never ran. Start it again.
+            last_error = f"the child exited with {exited} before the server started"
+            continue
         break
     pytest.fail(
         f"{label} server did not become ready ({' '.join(args)}); last error {last_error!r}; "
