@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use swin_serve::client::engine_bench::{self, EngineBenchOptions};
-use swin_serve::model::{ConfigHints, SwinV2Config, WeightsSource};
+use swin_serve::model::{ConfigHints, SwinConfig, WeightsSource};
 
 use common::env_usize;
 
@@ -20,7 +20,7 @@ fn main() {
     let t = Instant::now();
     let source = WeightsSource::Random {
         seed: 0,
-        config: SwinV2Config::tiny_window8_256(),
+        config: SwinConfig::tiny_window8_256(),
     };
     let model = engine_bench::load_bench_model(&source, &ConfigHints::default()).expect("model");
     println!(

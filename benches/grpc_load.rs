@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::model::{SwinConfig, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::server::ModelOptions;
@@ -42,7 +42,7 @@ async fn main() {
 
     let mut cpu = CpuOptions::new(WeightsSource::Random {
         seed: 0,
-        config: SwinV2Config::tiny_window8_256(),
+        config: SwinConfig::tiny_window8_256(),
     });
     cpu.instances = instances;
     cpu.threads = threads;

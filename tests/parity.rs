@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinV2Model, ISA_ENV};
 use swin_serve::engine::{Engine, EngineError};
-use swin_serve::model::{ModelError, SwinV2Config, Weights};
+use swin_serve::model::{ModelError, SwinConfig, Weights};
 
 use common::fixtures::f32s;
 
@@ -29,7 +29,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 struct Fixture {
-    config: SwinV2Config,
+    config: SwinConfig,
     batch: usize,
     input: Vec<f32>,
     logits: Vec<f32>,
@@ -50,7 +50,8 @@ fn load(name: &str) -> Fixture {
     let meta = header.metadata().clone().expect("config metadata");
     let num = |k: &str| -> usize { meta[k].parse().unwrap() };
     let flag = |k: &str| -> bool { meta[k] == "True" };
-    let config = SwinV2Config {
+    let config = SwinConfig {
+        version: swin_serve::model::SwinVersion::V2,
         img_size: num("img_size"),
         patch_size: num("patch_size"),
         in_chans: num("in_chans"),

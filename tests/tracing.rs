@@ -15,7 +15,7 @@ use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::model::{SwinConfig, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::server::ModelOptions;
@@ -27,8 +27,9 @@ const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 /// A small SwinV2 (32×32, two stages) so that the test spends its time on the spans.
-fn small_config() -> SwinV2Config {
-    SwinV2Config {
+fn small_config() -> SwinConfig {
+    SwinConfig {
+        version: swin_serve::model::SwinVersion::V2,
         img_size: 32,
         patch_size: 4,
         in_chans: 3,

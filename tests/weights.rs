@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use swin_serve::model::layout::{official_state_dict, EntryKind};
-use swin_serve::model::{ConfigHints, ModelError, SwinV2Config, Weights};
+use swin_serve::model::{ConfigHints, ModelError, SwinConfig, Weights};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,8 +28,9 @@ fn usizes(v: &Value) -> Vec<usize> {
 }
 
 /// A config from the official constructor arguments recorded by the script.
-fn config_from_json(v: &Value) -> SwinV2Config {
-    SwinV2Config {
+fn config_from_json(v: &Value) -> SwinConfig {
+    SwinConfig {
+        version: swin_serve::model::SwinVersion::V2,
         img_size: v["img_size"].as_u64().unwrap() as usize,
         patch_size: v["patch_size"].as_u64().unwrap() as usize,
         in_chans: v["in_chans"].as_u64().unwrap() as usize,
@@ -83,7 +84,7 @@ fn check_against_torch(file: &str) -> Weights {
     weights
 }
 
-fn expected_config(file: &str) -> SwinV2Config {
+fn expected_config(file: &str) -> SwinConfig {
     config_from_json(&expected()["files"][file]["config"])
 }
 
@@ -391,7 +392,7 @@ fn random_weights_have_every_official_parameter() {
 
 #[test]
 fn random_weights_are_deterministic_and_match_the_reference_generator() {
-    let tiny = SwinV2Config::tiny_window8_256();
+    let tiny = SwinConfig::tiny_window8_256();
     let a = Weights::random(&tiny, 42);
     let b = Weights::random(&tiny, 42);
     let c = Weights::random(&tiny, 43);
@@ -415,7 +416,7 @@ fn random_weights_are_deterministic_and_match_the_reference_generator() {
 
 #[test]
 fn random_weights_have_useful_magnitudes() {
-    let w = Weights::random(&SwinV2Config::tiny_window8_256(), 1);
+    let w = Weights::random(&SwinConfig::tiny_window8_256(), 1);
     let stats = |name: &str| {
         let d = &w.tensors[name].data;
         let mean = d.iter().map(|&x| x as f64).sum::<f64>() / d.len() as f64;
@@ -444,7 +445,7 @@ fn full_size_tiny_checkpoint_loads_quickly() {
         w.num_parameters(),
         start.elapsed() - load
     );
-    assert_eq!(config, SwinV2Config::tiny_window8_256());
+    assert_eq!(config, SwinConfig::tiny_window8_256());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::engine::cpu::{default_threads, CpuOptions};
 use crate::engine::mlu::MluOptions;
 use crate::engine::{BackendKind, BackendOptions};
 use crate::model::source::{model_file_in, ModelPathError, CHECKPOINT_EXTENSIONS};
-use crate::model::{download, ConfigHints, SwinV2Config, WeightsSource};
+use crate::model::{download, ConfigHints, SwinConfig, WeightsSource};
 use crate::server::TlsFiles;
 use crate::server::{self, ServerConfig};
 use crate::server::{check_model_name, load_serving_model, ModelOptions};
@@ -120,7 +120,7 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions, ServeArgsError> {
 /// CPU: `--random-weights`, else `--model`, else the download of `--model-url`.
 fn weights_source(args: &ServeArgs) -> Result<WeightsSource, ServeArgsError> {
     if let Some(seed) = args.random_weights {
-        let mut config = SwinV2Config::tiny_window8_256();
+        let mut config = SwinConfig::tiny_window8_256();
         if let Some(s) = args.img_size {
             config.img_size = s;
         }

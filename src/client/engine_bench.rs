@@ -1,7 +1,7 @@
 //! The local CPU engine benchmark (`swin-serve bench engine`, and `cargo bench --bench engine`):
 //! one engine instance, a deterministic input, for each batch size `runs` timed forward passes
 //! after `warmup` untimed ones; median / min / max latency, images per second, GFLOP/s from the
-//! model's FLOP count ([`SwinV2Config::flops_per_image`]), the process's peak RSS, and on request
+//! model's FLOP count ([`SwinConfig::flops_per_image`]), the process's peak RSS, and on request
 //! the time per operation and per stage ([`CpuEngine::profile`]).
 //!
 //! Each batch size gets an instance planned for exactly that batch (buffers for `batch` images), so
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::cpu::{CpuEngine, Isa, Profile, SwinV2Model};
 use crate::engine::{Engine, EngineError};
-use crate::model::{ConfigHints, ModelError, SwinV2Config, WeightsSource};
+use crate::model::{ConfigHints, ModelError, SwinConfig, WeightsSource};
 use crate::server::memory_budget::proc_kb_field;
 
 /// `system` of the figures (as `peers.py` names its own).
@@ -80,7 +80,7 @@ pub struct Figure {
     pub max_ms: f64,
     /// Images per second at the median.
     pub img_per_s: f64,
-    /// GFLOP/s at the median ([`SwinV2Config::flops_per_image`] × batch / median).
+    /// GFLOP/s at the median ([`SwinConfig::flops_per_image`] × batch / median).
     pub gflops: f64,
     /// Peak resident set of the process so far (`VmHWM`), MiB; `None` where unknown.
     pub peak_rss_mb: Option<f64>,
@@ -178,7 +178,7 @@ impl BatchProfile {
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct EngineBenchReport {
-    /// The model's name ([`SwinV2Config::name`]).
+    /// The model's name ([`SwinConfig::name`]).
     pub model: String,
     /// Its FLOP per image.
     pub flops_per_image: u64,
@@ -212,7 +212,7 @@ pub fn run(
             "--runs and --threads must be at least 1".into(),
         ));
     }
-    let config: &SwinV2Config = &model.config;
+    let config: &SwinConfig = &model.config;
     let flops_per_image = config.flops_per_image();
     let per_image = config.in_chans * config.img_size * config.img_size;
     let largest = opts.batches.iter().copied().max().unwrap_or(1);

@@ -19,7 +19,7 @@ pub struct BackendInfo {
     /// Model name (`swinv2_…` from the configuration, or the MagicMind file stem).
     pub model_name: String,
     /// Architecture, when the backend knows it (CPU: from the checkpoint; MLU: opaque model).
-    pub config: Option<crate::model::SwinV2Config>,
+    pub config: Option<crate::model::SwinConfig>,
     /// What every instance accepts and returns.
     pub description: EngineDescription,
     /// Threads per instance (CPU); `None` where the backend has no such setting (MLU).
@@ -30,6 +30,8 @@ pub struct BackendInfo {
     pub weights_source: String,
     /// Whether the weights are deterministic random ones.
     pub random_weights: bool,
+    /// Format, preprocessing and labels the checkpoint's files give (default for an opaque model).
+    pub checkpoint: crate::model::CheckpointMetadata,
 }
 
 /// Built, self-checked and warmed-up engine instances, the same shape for every backend.

@@ -1,9 +1,33 @@
-//! SwinV2 hyper-parameters, named as in the official `SwinTransformerV2.__init__`
-//! (microsoft/Swin-Transformer `models/swin_transformer_v2.py`, commit d19503d7).
+//! Swin hyper-parameters (V1 and V2), named as in the official `SwinTransformer.__init__` and
+//! `SwinTransformerV2.__init__` (microsoft/Swin-Transformer `models/swin_transformer.py` and
+//! `models/swin_transformer_v2.py`, commit d19503d7).
 
-/// Architecture of a SwinV2 classifier.
+/// Which Swin: the two differ in the block (pre-norm vs res-post-norm), the attention (scaled dot
+/// product with a learned bias table vs cosine with a continuous position bias), the qkv bias and
+/// the patch merging (norm then reduction vs reduction then norm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SwinVersion {
+    /// Swin Transformer (V1): `models/swin_transformer.py`.
+    V1,
+    /// Swin Transformer V2: `models/swin_transformer_v2.py`.
+    V2,
+}
+
+impl SwinVersion {
+    /// `swin` or `swinv2`, as the official `MODEL.TYPE` and Hugging Face's `model_type` spell it.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            SwinVersion::V1 => "swin",
+            SwinVersion::V2 => "swinv2",
+        }
+    }
+}
+
+/// Architecture of a Swin classifier.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SwinV2Config {
+pub struct SwinConfig {
+    /// V1 or V2.
+    pub version: SwinVersion,
     /// Input image side (square), `img_size`.
     pub img_size: usize,
     /// Patch side, `patch_size`.
@@ -28,14 +52,16 @@ pub struct SwinV2Config {
     pub ape: bool,
     /// LayerNorm after patch embedding, `patch_norm`.
     pub patch_norm: bool,
-    /// Window size used in pre-training per stage (0 = none), `pretrained_window_sizes`.
+    /// Window size used in pre-training per stage (0 = none), `pretrained_window_sizes` (V2 only;
+    /// all zero for V1).
     pub pretrained_window_sizes: Vec<usize>,
 }
 
-impl SwinV2Config {
+impl SwinConfig {
     /// SwinV2-T, window 8, 256×256: the released `swinv2_tiny_patch4_window8_256`.
     pub fn tiny_window8_256() -> Self {
         Self {
+            version: SwinVersion::V2,
             img_size: 256,
             patch_size: 4,
             in_chans: 3,
@@ -52,8 +78,9 @@ impl SwinV2Config {
         }
     }
 
-    /// A name in the style of the official configs, e.g. `swinv2_tiny_patch4_window8_256`
-    /// (`custom` replaces the size when embed dim and depths match no released model).
+    /// A name in the style of the official configs, e.g. `swinv2_tiny_patch4_window8_256` or
+    /// `swin_tiny_patch4_window7_224` (`custom` replaces the size when embed dim and depths match
+    /// no released model).
     pub fn name(&self) -> String {
         let size = match (self.embed_dim, self.depths.as_slice()) {
             (96, [2, 2, 6, 2]) => "tiny",
@@ -63,8 +90,11 @@ impl SwinV2Config {
             _ => "custom",
         };
         format!(
-            "swinv2_{size}_patch{}_window{}_{}",
-            self.patch_size, self.window_size, self.img_size
+            "{}_{size}_patch{}_window{}_{}",
+            self.version.model_type(),
+            self.patch_size,
+            self.window_size,
+            self.img_size
         )
     }
 
@@ -189,11 +219,11 @@ impl SwinV2Config {
 
 #[cfg(test)]
 mod tests {
-    use super::SwinV2Config;
+    use super::SwinConfig;
 
     #[test]
     fn flops_of_swinv2_tiny_match_the_published_count() {
-        let flops = SwinV2Config::tiny_window8_256().flops_per_image() as f64 / 1e9;
+        let flops = SwinConfig::tiny_window8_256().flops_per_image() as f64 / 1e9;
         // The published count for SwinV2-T/8 @256: 11.85 GFLOP.
         assert!((flops - 11.85).abs() < 0.05, "{flops} GFLOP");
         // Hand count of the stages' linear layers: 2·L·C·(3C + C + 4C + 4C) per block, plus the
@@ -211,7 +241,7 @@ mod tests {
             }
         }
         assert_eq!(linear, 11_324_620_800);
-        let config = SwinV2Config::tiny_window8_256();
+        let config = SwinConfig::tiny_window8_256();
         let rest = config.flops_per_image() - linear;
         // patch embed 37.7 M + attention 478 M + head 1.5 M
         assert_eq!(rest, 37_748_736 + 478_150_656 + 1_536_000);

@@ -1,4 +1,4 @@
-//! Recovering a [`SwinV2Config`] from the tensor shapes of a state dict
+//! Recovering a [`SwinConfig`] from the tensor shapes of a state dict
 //! ([`Weights::infer_config`]), completed by [`ConfigHints`].
 //!
 //! | field | from |
@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::keys;
-use super::{ModelError, SwinV2Config, Weights, WeightsView};
+use super::{ModelError, SwinConfig, SwinVersion, Weights, WeightsView};
 
 /// Values given on the command line that complete or override what the tensor shapes say.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,7 +115,7 @@ impl Weights {
     /// classes, qkv bias, ape, patch norm, pretrained window sizes), completed or overridden by
     /// `hints` (the CLI flags), then validate it and [`check`](Self::check) every tensor.
     /// Fails with a message naming what could not be inferred and the flag that supplies it.
-    pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
+    pub fn infer_config(&self, hints: &ConfigHints) -> Result<SwinConfig, ModelError> {
         let config = infer_from_shapes(self, hints)?;
         self.check(&config)?;
         Ok(config)
@@ -123,7 +123,7 @@ impl Weights {
 }
 
 /// Infer the configuration of `weights` (no tensor check: see [`Weights::infer_config`]).
-fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinV2Config, ModelError> {
+fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfig, ModelError> {
     let tensors = &weights.tensors;
     let root = weights.view();
     let proj = root
@@ -272,7 +272,8 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinV2Con
         },
     };
 
-    let mut config = SwinV2Config {
+    let mut config = SwinConfig {
+        version: SwinVersion::V2,
         img_size,
         patch_size,
         in_chans,

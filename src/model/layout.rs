@@ -10,7 +10,7 @@
 //! buffers, `cpb_mlp`, `qkv`, `proj`.
 
 use super::keys::{self, ModulePath};
-use super::SwinV2Config;
+use super::SwinConfig;
 
 /// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)` in `WindowAttention`).
 pub const CPB_HIDDEN: usize = 512;
@@ -82,7 +82,7 @@ impl Entries {
 }
 
 /// Every entry of `SwinTransformerV2(config).state_dict()`, in PyTorch's order.
-pub fn official_state_dict(config: &SwinV2Config) -> Vec<StateDictEntry> {
+pub fn official_state_dict(config: &SwinConfig) -> Vec<StateDictEntry> {
     let mut out = Entries::default();
     let root = ModulePath::root();
     let e = config.embed_dim;
@@ -108,7 +108,7 @@ pub fn official_state_dict(config: &SwinV2Config) -> Vec<StateDictEntry> {
 }
 
 /// Entries of `layers.{stage}` (`BasicLayer`): its blocks, then its `downsample` (`PatchMerging`).
-fn basic_layer_entries(config: &SwinV2Config, stage: usize, out: &mut Entries) {
+fn basic_layer_entries(config: &SwinConfig, stage: usize, out: &mut Entries) {
     let dim = config.stage_dim(stage);
     let heads = config.num_heads[stage];
     let res = config.stage_resolution(stage);

@@ -1,4 +1,4 @@
-//! What describes a SwinV2 network independent of where it runs: its configuration ([`config`],
+//! What describes a Swin (V1 or V2) network independent of where it runs: its configuration ([`config`],
 //! recovered from a checkpoint by [`config_from_shapes`]), the official state-dict layout
 //! ([`layout`]), its weights ([`weights`]: official `.pth` checkpoints read by [`checkpoint`],
 //! `.safetensors`, deterministic [`random`] weights) and where they come from ([`source`]: a file,
@@ -14,15 +14,17 @@ pub mod download;
 mod error;
 pub mod keys;
 pub mod layout;
+pub mod metadata;
 pub mod random;
 pub mod source;
 mod tensor;
 mod torch;
 pub mod weights;
 
-pub use config::SwinV2Config;
+pub use config::{SwinConfig, SwinVersion};
 pub use config_from_shapes::ConfigHints;
 pub use error::ModelError;
+pub use metadata::{CheckpointMetadata, PreprocessingSpec};
 pub use source::WeightsSource;
 pub use tensor::Tensor;
 #[cfg(any(test, feature = "test-util"))]

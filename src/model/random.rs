@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::layout::{official_state_dict, EntryKind};
-use super::{SwinV2Config, Tensor};
+use super::{SwinConfig, Tensor};
 
 /// xoshiro256** (Blackman & Vigna), seeded through SplitMix64.
 struct Xoshiro256 {
@@ -96,7 +96,7 @@ fn distribution(name: &str) -> (f64, f64) {
 }
 
 /// Deterministic random parameters for `config`, keyed and shaped as the official state dict.
-pub fn random_parameters(config: &SwinV2Config, seed: u64) -> BTreeMap<String, Tensor> {
+pub fn random_parameters(config: &SwinConfig, seed: u64) -> BTreeMap<String, Tensor> {
     official_state_dict(config)
         .into_iter()
         .filter(|entry| entry.kind == EntryKind::Parameter)

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{download, ConfigHints, ModelError, SwinV2Config, Weights};
+use super::{download, ConfigHints, ModelError, SwinConfig, Weights};
 
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ pub enum WeightsSource {
         /// Seed.
         seed: u64,
         /// Architecture.
-        config: SwinV2Config,
+        config: SwinConfig,
     },
 }
 
@@ -34,7 +34,7 @@ impl WeightsSource {
     /// Read the weights and settle the configuration: inferred from the tensor shapes and
     /// completed by `hints` for a checkpoint (every tensor checked), the given one for random
     /// weights. The configuration is validated either way.
-    pub fn load(&self, hints: &ConfigHints) -> Result<(Weights, SwinV2Config), ModelError> {
+    pub fn load(&self, hints: &ConfigHints) -> Result<(Weights, SwinConfig), ModelError> {
         let started = Instant::now();
         let (weights, config) = match self {
             WeightsSource::File(path) => {

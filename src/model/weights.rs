@@ -3,7 +3,7 @@
 //!
 //! Sources: [`Weights::load`] (official `.pth` or `.safetensors`, see [`super::checkpoint`] for
 //! the formats and conversions) and [`Weights::random`] (deterministic, see [`super::random`]).
-//! [`Weights::check`] checks every tensor a [`SwinV2Config`] implies; [`Weights::infer_config`]
+//! [`Weights::check`] checks every tensor a [`SwinConfig`] implies; [`Weights::infer_config`]
 //! (in [`super::config_from_shapes`]) recovers the configuration from the tensor shapes first.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::keys::ModulePath;
 use super::layout::{is_buffer_name, official_state_dict, EntryKind};
-use super::{ModelError, SwinV2Config, Tensor};
+use super::{ModelError, SwinConfig, Tensor};
 
 /// All tensors of a checkpoint, by official key, plus where they came from.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,8 @@ pub struct Weights {
     pub tensors: BTreeMap<String, Tensor>,
     /// Human description of the source (file path, or `random(seed=N)`).
     pub source: String,
+    /// Format, preprocessing and labels as the source's files give them.
+    pub metadata: super::CheckpointMetadata,
 }
 
 impl Weights {
@@ -37,6 +39,7 @@ impl Weights {
         let weights = Self {
             tensors,
             source: path.display().to_string(),
+            metadata: Default::default(),
         };
         tracing::info!(
             path = %path.display(),
@@ -52,10 +55,11 @@ impl Weights {
     /// Deterministic random weights for `config`: every parameter the official model has, named and
     /// shaped as in its state dict (buffers, which the engines derive from the configuration, are
     /// left out). The same seed gives the same bits on any machine. `source` is `random(seed=N)`.
-    pub fn random(config: &SwinV2Config, seed: u64) -> Self {
+    pub fn random(config: &SwinConfig, seed: u64) -> Self {
         Self {
             tensors: super::random::random_parameters(config, seed),
             source: format!("random(seed={seed})"),
+            metadata: Default::default(),
         }
     }
 
@@ -71,7 +75,7 @@ impl Weights {
     /// Check that every tensor `config` implies is present with the right shape (buffers only when
     /// present: they are optional). The error names the first missing or mis-shaped tensor.
     /// Tensors the configuration does not use are ignored (logged as a warning).
-    pub fn check(&self, config: &SwinV2Config) -> Result<(), ModelError> {
+    pub fn check(&self, config: &SwinConfig) -> Result<(), ModelError> {
         config.validate()?;
         let layout = official_state_dict(config);
         let known: std::collections::HashSet<&str> =

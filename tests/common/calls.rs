@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::model::{SwinConfig, WeightsSource};
 use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::proto::inference as oip_pb;
@@ -18,8 +18,8 @@ use tonic::transport::Channel;
 pub const RANDOM_SEED: u64 = 7;
 
 /// The network of [`random_swin_options`]: SwinV2-T, window 8, 256×256, 1000 classes.
-pub fn random_swin_config() -> SwinV2Config {
-    SwinV2Config::tiny_window8_256()
+pub fn random_swin_config() -> SwinConfig {
+    SwinConfig::tiny_window8_256()
 }
 
 /// The full-size random-weight SwinV2-T ([`RANDOM_SEED`]) on 2 instances of 1 thread, batches of

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use swin_serve::engine::cpu::CpuOptions;
 use swin_serve::engine::BackendOptions;
-use swin_serve::model::{SwinV2Config, WeightsSource};
+use swin_serve::model::{SwinConfig, WeightsSource};
 use swin_serve::server::{self, ModelLoadError, ServerConfig, ServerError, ServingModel};
 use swin_serve::server::{load_serving_model, ModelOptions};
 use tokio::sync::oneshot;
@@ -45,7 +45,7 @@ type Loader = Box<dyn FnOnce() -> Result<ServingModel, ModelLoadError> + Send>;
 /// A small random SwinV2-T (64×64 input, window 4, seed 3) on one thread: the real engine, fast
 /// enough for serving tests. The model of [`TestServer::builder`] by default.
 pub fn tiny_model_options() -> ModelOptions {
-    let mut config = SwinV2Config::tiny_window8_256();
+    let mut config = SwinConfig::tiny_window8_256();
     config.img_size = 64;
     config.window_size = 4;
     let mut cpu = CpuOptions::new(WeightsSource::Random { seed: 3, config });

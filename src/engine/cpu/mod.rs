@@ -97,6 +97,7 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
     let plugin_checks = ops::self_check();
     require_plugin_checks(&plugin_checks)?;
     let model = Arc::new(SwinV2Model::new(&weights, &config)?);
+    let checkpoint = weights.metadata.clone();
     drop(weights);
     let instances = (0..opts.instances)
         .map(|_| {
@@ -117,6 +118,7 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
             plugin_checks,
             weights_source: opts.weights.describe(),
             random_weights: opts.weights.is_random(),
+            checkpoint,
         },
     })
 }

@@ -17,7 +17,7 @@ use super::kernels::isa::Isa;
 use super::kernels::packed_gemm::PackedMatrix;
 use super::ops::PluginRelu;
 use super::tables;
-use crate::model::{ModelError, SwinV2Config, Weights, WeightsView};
+use crate::model::{ModelError, SwinConfig, Weights, WeightsView};
 
 pub use crate::model::layout::CPB_HIDDEN;
 
@@ -196,7 +196,7 @@ pub struct BasicLayer {
 #[derive(Debug, Clone)]
 pub struct SwinV2Model {
     /// Architecture.
-    pub config: SwinV2Config,
+    pub config: SwinConfig,
     /// Patch embedding.
     pub patch_embed: PatchEmbed,
     /// `absolute_pos_embed` `[num_patches * embed_dim]` when `ape`.
@@ -213,7 +213,7 @@ pub struct SwinV2Model {
 
 impl SwinV2Model {
     /// Build the model from official state-dict tensors, folding the input-independent parts.
-    pub fn new(weights: &Weights, config: &SwinV2Config) -> Result<Self, ModelError> {
+    pub fn new(weights: &Weights, config: &SwinConfig) -> Result<Self, ModelError> {
         config.validate()?;
         if config.in_chans == 0 {
             return Err(ModelError::Config("in_chans must be at least 1".into()));
@@ -349,7 +349,7 @@ impl SwinV2Model {
 /// Load block `j` of stage `i` (the module at `vb`) and fold its tables.
 fn load_block(
     vb: &WeightsView,
-    config: &SwinV2Config,
+    config: &SwinConfig,
     i: usize,
     j: usize,
 ) -> Result<SwinTransformerBlock, ModelError> {
@@ -486,8 +486,9 @@ mod tests {
 
     /// Two stages (shifted and unshifted blocks, patch merging), q/v biases, ape and patch norm:
     /// every kind of module the loader reads.
-    fn small_config() -> SwinV2Config {
-        SwinV2Config {
+    fn small_config() -> SwinConfig {
+        SwinConfig {
+            version: crate::model::SwinVersion::V2,
             img_size: 32,
             patch_size: 2,
             in_chans: 3,

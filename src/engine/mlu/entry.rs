@@ -75,6 +75,7 @@ pub fn build(opts: &MluOptions) -> Result<Engines, EngineError> {
             plugin_checks: mlu.plugin_checks,
             weights_source: opts.model_path.display().to_string(),
             random_weights: false,
+            checkpoint: Default::default(),
         },
     })
 }

@@ -1,11 +1,11 @@
 //! The edge conversion of what the engines report ([`BackendInfo`]) into `swin.v1.ModelInfo`.
 
 use crate::engine::BackendInfo;
-use crate::model::SwinV2Config;
+use crate::model::SwinConfig;
 use crate::preprocess::PreprocessConfig;
 use crate::proto;
 
-fn config_message(c: &SwinV2Config) -> proto::ModelConfig {
+fn config_message(c: &SwinConfig) -> proto::ModelConfig {
     let u = |v: &[usize]| v.iter().map(|&x| x as u32).collect();
     proto::ModelConfig {
         img_size: c.img_size as u32,
