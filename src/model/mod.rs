@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod config_from_shapes;
+pub mod config_json;
 pub mod download;
 mod error;
 pub mod keys;
