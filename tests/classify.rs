@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swin_serve::engine::cpu::{CpuEngine, CpuOptions, SwinV2Model};
+use swin_serve::engine::cpu::{CpuEngine, CpuOptions, SwinModel};
 use swin_serve::engine::{BackendOptions, Engine};
 use swin_serve::model::{Weights, WeightsSource};
 use swin_serve::preprocess::{preprocess_into, PreprocessConfig};
@@ -48,7 +48,7 @@ async fn serving_random_swin() -> (TestServer, Channel) {
 fn direct_logits(image: &[u8]) -> Vec<f32> {
     let cfg = random_swin_config();
     let weights = Weights::random(&cfg, RANDOM_SEED);
-    let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
+    let model = Arc::new(SwinModel::new(&weights, &cfg).unwrap());
     let mut engine = CpuEngine::new(model, 1, 1).unwrap();
     let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
     let mut input = vec![0f32; pre.tensor_len()];
@@ -418,7 +418,7 @@ async fn serves_an_official_format_checkpoint_with_its_own_config() {
         assert_eq!(p.label, format!("class_{}", p.class_id));
     }
     // Logits equal the engine run directly on the same checkpoint.
-    let model = Arc::new(SwinV2Model::new(&weights, &cfg).unwrap());
+    let model = Arc::new(SwinModel::new(&weights, &cfg).unwrap());
     let mut engine = CpuEngine::new(model, 1, 1).unwrap();
     let pre = PreprocessConfig::for_image_size(cfg.img_size as u32);
     let mut input = vec![0f32; pre.tensor_len()];

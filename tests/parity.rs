@@ -4,7 +4,7 @@
 //! `models/swin_transformer_v2.py`, d19503d7) for small configurations, randomised every parameter,
 //! saved the checkpoints in the official format (`{'model': state_dict, 'epoch', 'config'}`, or a bare
 //! state dict) and the inputs with the logits of the official forward in float64. Here the checkpoints
-//! go through `Weights::load` → `SwinV2Model::new` → `CpuEngine::infer`, and the logits must match to
+//! go through `Weights::load` → `SwinModel::new` → `CpuEngine::infer`, and the logits must match to
 //! ≤ 1e-4 relative error (`max|a-b| / max|b|`).
 
 mod common {
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinV2Model, ISA_ENV};
+use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinModel, ISA_ENV};
 use swin_serve::engine::{Engine, EngineError};
 use swin_serve::model::{ModelError, SwinConfig, Weights};
 
@@ -95,7 +95,7 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 }
 
 fn run(
-    model: &Arc<SwinV2Model>,
+    model: &Arc<SwinModel>,
     threads: usize,
     max_batch: usize,
     input: &[f32],
@@ -112,7 +112,7 @@ fn logits_match_official_model() {
     let mut report = vec![];
     for name in CONFIGS {
         let f = load(name);
-        let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+        let model = Arc::new(SwinModel::new(&f.weights, &f.config).unwrap());
         // Whole batch, 2 threads.
         let logits = run(&model, 2, f.batch, &f.input, f.batch);
         let err = rel_err(&logits, &f.logits);
@@ -248,7 +248,7 @@ fn missing_and_misshaped_tensors_are_named() {
     let f = load("shifted_w4");
     let mut w = f.weights.clone();
     w.tensors.remove("layers.1.blocks.1.attn.cpb_mlp.2.weight");
-    match SwinV2Model::new(&w, &f.config) {
+    match SwinModel::new(&w, &f.config) {
         Err(ModelError::MissingTensor { name, .. }) => {
             assert_eq!(name, "layers.1.blocks.1.attn.cpb_mlp.2.weight")
         }
@@ -260,7 +260,7 @@ fn missing_and_misshaped_tensors_are_named() {
         .get_mut("layers.0.downsample.reduction.weight")
         .unwrap();
     t.shape = vec![t.shape[1], t.shape[0]];
-    let err = SwinV2Model::new(&w, &f.config).unwrap_err();
+    let err = SwinModel::new(&w, &f.config).unwrap_err();
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -274,13 +274,13 @@ fn missing_and_misshaped_tensors_are_named() {
             || k.ends_with("relative_position_index")
             || k.ends_with("attn_mask"))
     });
-    assert!(SwinV2Model::new(&w, &f.config).is_ok());
+    assert!(SwinModel::new(&w, &f.config).is_ok());
 }
 
 #[test]
 fn bad_engine_input_is_refused_without_panic() {
     let f = load("shifted_w4");
-    let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+    let model = Arc::new(SwinModel::new(&f.weights, &f.config).unwrap());
     let mut engine = CpuEngine::new(model, 2, 2).unwrap();
     let per_image = f.input.len() / f.batch;
     let classes = f.config.num_classes;
@@ -314,7 +314,7 @@ fn cpu_engine_runs_preparation_on_its_own_threads() {
     use std::sync::Mutex;
     use swin_serve::engine::Engine as _;
     let f = load("shifted_w4");
-    let model = Arc::new(SwinV2Model::new(&f.weights, &f.config).unwrap());
+    let model = Arc::new(SwinModel::new(&f.weights, &f.config).unwrap());
     let engine = CpuEngine::new(model, 2, 2).unwrap();
     let seen = Mutex::new(Vec::new());
     engine.run_on_engine_threads(16, &|i| {

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::cpu::{CpuEngine, Isa, Profile, SwinV2Model};
+use crate::engine::cpu::{CpuEngine, Isa, Profile, SwinModel};
 use crate::engine::{Engine, EngineError};
 use crate::model::{ConfigHints, ModelError, SwinConfig, WeightsSource};
 use crate::server::memory_budget::proc_kb_field;
@@ -192,14 +192,14 @@ pub struct EngineBenchReport {
 pub fn load_bench_model(
     source: &WeightsSource,
     hints: &ConfigHints,
-) -> Result<Arc<SwinV2Model>, EngineBenchError> {
+) -> Result<Arc<SwinModel>, EngineBenchError> {
     let (weights, config) = source.load(hints)?;
-    Ok(Arc::new(SwinV2Model::new(&weights, &config)?))
+    Ok(Arc::new(SwinModel::new(&weights, &config)?))
 }
 
 /// Measure `model` as `opts` says.
 pub fn run(
-    model: &Arc<SwinV2Model>,
+    model: &Arc<SwinModel>,
     opts: &EngineBenchOptions,
 ) -> Result<EngineBenchReport, EngineBenchError> {
     if opts.batches.is_empty() || opts.batches.contains(&0) {

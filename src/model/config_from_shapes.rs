@@ -5,13 +5,14 @@
 //! |---|---|
 //! | `embed_dim`, `in_chans`, `patch_size` | `patch_embed.proj.weight` `[E, C, p, p]` |
 //! | `depths` | the `layers.{i}.blocks.{j}` indices |
-//! | `num_heads` | `layers.{i}.blocks.0.attn.logit_scale` `[H, 1, 1]` |
+//! | `version` | V1 when `layers.0.blocks.0.attn.relative_position_bias_table` is there and `logit_scale` is not |
+//! | `num_heads` | `layers.{i}.blocks.0.attn.logit_scale` `[H, 1, 1]` (V1: `relative_position_bias_table` `[(2w-1)², H]`) |
 //! | `mlp_ratio` | `layers.0.blocks.0.mlp.fc1.weight` `[E·r, E]` |
-//! | `window_size` | `relative_coords_table` `[1, 2w-1, 2w-1, 2]` or `relative_position_index` `[w², w²]` buffers (largest stage window) |
+//! | `window_size` | `relative_coords_table` `[1, 2w-1, 2w-1, 2]` or `relative_position_index` `[w², w²]` buffers, V1's `relative_position_bias_table` (largest stage window) |
 //! | `img_size` | a shifted block's `attn_mask` `[nW, w², w²]`, else `absolute_pos_embed` `[1, N, E]` |
 //! | `num_classes` | `head.weight` `[K, F]` |
-//! | `qkv_bias`, `ape`, `patch_norm` | presence of `attn.q_bias`, `absolute_pos_embed`, `patch_embed.norm.weight` |
-//! | `pretrained_window_sizes` | inverting the log-spaced normalisation of `relative_coords_table` |
+//! | `qkv_bias`, `ape`, `patch_norm` | presence of `attn.q_bias` (V1: `attn.qkv.bias`), `absolute_pos_embed`, `patch_embed.norm.weight` |
+//! | `pretrained_window_sizes` | inverting the log-spaced normalisation of `relative_coords_table` (V1: none) |
 //!
 //! Hints (CLI flags) take precedence over inference; a value neither inferable nor hinted is an
 //! error naming the flag.
@@ -69,7 +70,26 @@ fn stage_window_from_buffers(weights: &Weights, stage: usize) -> Option<usize> {
             }
         }
     }
+    // V1's learned table, a parameter: `[(2w-1)², H]`.
+    if let Some(t) = attn.tensor("relative_position_bias_table") {
+        if let [offsets, _] = t.shape[..] {
+            if let Some(side) = exact_sqrt(offsets).filter(|s| s % 2 == 1) {
+                return Some(side.div_ceil(2));
+            }
+        }
+    }
     None
+}
+
+/// Which Swin the tensors are: V1 has a `relative_position_bias_table` and no `logit_scale`.
+fn version_of(weights: &Weights) -> SwinVersion {
+    let attn = first_attention(weights, 0);
+    if attn.tensor("relative_position_bias_table").is_some() && attn.tensor("logit_scale").is_none()
+    {
+        SwinVersion::V1
+    } else {
+        SwinVersion::V2
+    }
 }
 
 /// Pre-training window of stage `stage`, by inverting `WindowAttention`'s normalisation of
@@ -193,17 +213,22 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfi
         depths.push(depth);
     }
 
+    let version = version_of(weights);
     let num_heads = (0..num_layers)
         .map(|i| {
             let attn = first_attention(weights, i);
-            let name = attn.path().key("logit_scale");
-            match attn.tensor("logit_scale").map(|t| &t.shape[..]) {
-                Some(&[h, 1, 1]) => Ok(h),
-                Some(shape) => Err(missing(
+            let (leaf, expected) = match version {
+                SwinVersion::V1 => ("relative_position_bias_table", "[(2w-1)², num_heads]"),
+                SwinVersion::V2 => ("logit_scale", "[num_heads, 1, 1]"),
+            };
+            let name = attn.path().key(leaf);
+            match (version, attn.tensor(leaf).map(|t| &t.shape[..])) {
+                (SwinVersion::V2, Some(&[h, 1, 1])) | (SwinVersion::V1, Some(&[_, h])) => Ok(h),
+                (_, Some(shape)) => Err(missing(
                     weights,
-                    &format!("`{name}` has shape {shape:?}, expected [num_heads, 1, 1]"),
+                    &format!("`{name}` has shape {shape:?}, expected {expected}"),
                 )),
-                None => Err(missing(weights, &format!("tensor `{name}` is missing"))),
+                (_, None) => Err(missing(weights, &format!("tensor `{name}` is missing"))),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -233,8 +258,8 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfi
             .ok_or_else(|| {
                 missing(
                 weights,
-                "the window size cannot be inferred (the checkpoint has no `relative_coords_table` \
-                 or `relative_position_index` buffers); pass --window-size",
+                "the window size cannot be inferred (the checkpoint has no `relative_coords_table`, \
+                 `relative_position_index` or `relative_position_bias_table`); pass --window-size",
             )
             })?,
     };
@@ -272,8 +297,15 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfi
         },
     };
 
+    let qkv_bias = match version {
+        SwinVersion::V1 => first_attention(weights, 0)
+            .pp("qkv")
+            .tensor("bias")
+            .is_some(),
+        SwinVersion::V2 => first_attention(weights, 0).tensor("q_bias").is_some(),
+    };
     let mut config = SwinConfig {
-        version: SwinVersion::V2,
+        version,
         img_size,
         patch_size,
         in_chans,
@@ -283,7 +315,7 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfi
         num_heads,
         window_size,
         mlp_ratio,
-        qkv_bias: first_attention(weights, 0).tensor("q_bias").is_some(),
+        qkv_bias,
         ape: root.tensor("absolute_pos_embed").is_some(),
         patch_norm: root.pp("patch_embed").pp("norm").tensor("weight").is_some(),
         pretrained_window_sizes: vec![0; num_layers],
@@ -300,6 +332,7 @@ fn infer_from_shapes(weights: &Weights, hints: &ConfigHints) -> Result<SwinConfi
             }
             p.clone()
         }
+        None if version == SwinVersion::V1 => vec![0; num_layers],
         None => (0..num_layers)
             .map(|i| {
                 pretrained_window_from_table(weights, i, config.stage_window(i)).unwrap_or_else(

@@ -1,6 +1,6 @@
-//! The official state-dict layout of `SwinTransformerV2` for a configuration: every key
-//! `model.state_dict()` holds, with its shape, in the order PyTorch lists them
-//! (a module's own parameters, then its own buffers, then its children in registration order).
+//! The official state-dict layout of `SwinTransformer` (V1) and `SwinTransformerV2` for a
+//! configuration: every key `model.state_dict()` holds, with its shape, in the order PyTorch lists
+//! them (a module's own parameters, then its own buffers, then its children in registration order).
 //!
 //! Read beside `models/swin_transformer_v2.py` (commit d19503d7): `SwinTransformerV2.__init__`
 //! registers `absolute_pos_embed` (if `ape`), `patch_embed`, `layers`, `norm`, `head`;
@@ -8,9 +8,14 @@
 //! not in the state dict), `norm1`, `attn`, `norm2`, `mlp`; `WindowAttention` registers
 //! `logit_scale`, `q_bias`/`v_bias`, the `relative_coords_table` and `relative_position_index`
 //! buffers, `cpb_mlp`, `qkv`, `proj`.
+//!
+//! And beside `models/swin_transformer.py` (V1, same commit): the same modules, but V1's
+//! `WindowAttention` registers `relative_position_bias_table` `[(2w−1)², H]`, the
+//! `relative_position_index` buffer, `qkv` (with its own `[3C]` bias when `qkv_bias`) and `proj`; and
+//! V1's `PatchMerging` normalises the 4C concatenation before the reduction (`norm` is 4C wide).
 
 use super::keys::{self, ModulePath};
-use super::SwinConfig;
+use super::{SwinConfig, SwinVersion};
 
 /// Hidden width of the continuous position bias MLP (`nn.Linear(2, 512)` in `WindowAttention`).
 pub const CPB_HIDDEN: usize = 512;
@@ -81,7 +86,8 @@ impl Entries {
     }
 }
 
-/// Every entry of `SwinTransformerV2(config).state_dict()`, in PyTorch's order.
+/// Every entry of `SwinTransformer(config).state_dict()` (V1) or `SwinTransformerV2(config)
+/// .state_dict()` (V2), in PyTorch's order.
 pub fn official_state_dict(config: &SwinConfig) -> Vec<StateDictEntry> {
     let mut out = Entries::default();
     let root = ModulePath::root();
@@ -114,7 +120,6 @@ fn basic_layer_entries(config: &SwinConfig, stage: usize, out: &mut Entries) {
     let res = config.stage_resolution(stage);
     let win = config.stage_window(stage);
     let tokens = win * win;
-    let hidden = config.mlp_hidden(stage);
     for block in 0..config.depths[stage] {
         let b = keys::block(stage, block);
         if config.block_shift(stage, block) > 0 {
@@ -123,6 +128,15 @@ fn basic_layer_entries(config: &SwinConfig, stage: usize, out: &mut Entries) {
         }
         out.layer_norm(&b.pp("norm1"), dim);
         let attn = b.pp("attn");
+        if config.version == SwinVersion::V1 {
+            let offsets = (2 * win - 1) * (2 * win - 1);
+            out.param(&attn, "relative_position_bias_table", vec![offsets, heads]);
+            out.buffer(&attn, "relative_position_index", vec![tokens, tokens]);
+            out.linear(&attn.pp("qkv"), dim, 3 * dim, config.qkv_bias);
+            out.linear(&attn.pp("proj"), dim, dim, true);
+            mlp_entries(config, stage, &b, out);
+            continue;
+        }
         out.param(&attn, "logit_scale", vec![heads, 1, 1]);
         if config.qkv_bias {
             out.param(&attn, "q_bias", vec![dim]);
@@ -139,14 +153,26 @@ fn basic_layer_entries(config: &SwinConfig, stage: usize, out: &mut Entries) {
         out.linear(&cpb.pp(2), CPB_HIDDEN, heads, false);
         out.linear(&attn.pp("qkv"), dim, 3 * dim, false);
         out.linear(&attn.pp("proj"), dim, dim, true);
-        out.layer_norm(&b.pp("norm2"), dim);
-        let mlp = b.pp("mlp");
-        out.linear(&mlp.pp("fc1"), dim, hidden, true);
-        out.linear(&mlp.pp("fc2"), hidden, dim, true);
+        mlp_entries(config, stage, &b, out);
     }
     if stage + 1 < config.num_layers() {
         let down = keys::stage(stage).pp("downsample");
         out.linear(&down.pp("reduction"), 4 * dim, 2 * dim, false);
-        out.layer_norm(&down.pp("norm"), 2 * dim);
+        // V1 normalises the 4C concatenation, V2 the 2C reduction.
+        let norm_dim = match config.version {
+            SwinVersion::V1 => 4 * dim,
+            SwinVersion::V2 => 2 * dim,
+        };
+        out.layer_norm(&down.pp("norm"), norm_dim);
     }
+}
+
+/// `norm2` and `mlp` of the block at `b`.
+fn mlp_entries(config: &SwinConfig, stage: usize, b: &ModulePath, out: &mut Entries) {
+    let dim = config.stage_dim(stage);
+    let hidden = config.mlp_hidden(stage);
+    out.layer_norm(&b.pp("norm2"), dim);
+    let mlp = b.pp("mlp");
+    out.linear(&mlp.pp("fc1"), dim, hidden, true);
+    out.linear(&mlp.pp("fc2"), hidden, dim, true);
 }

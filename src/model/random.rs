@@ -12,7 +12,8 @@
 //! initialisation (which zeroes the post-norm weights, making every block an identity, and
 //! makes the position-bias MLP output a constant): linear weights ~N(0, 0.02) as officially,
 //! small non-zero biases, LayerNorm weights around 1, `logit_scale = ln 10` as officially,
-//! and a `cpb_mlp` whose output varies by a few units across relative positions.
+//! and a `cpb_mlp` (V2) or `relative_position_bias_table` (V1) whose bias varies by a few units
+//! across relative positions.
 
 use std::collections::BTreeMap;
 
@@ -86,6 +87,10 @@ fn distribution(name: &str) -> (f64, f64) {
     } else if name.ends_with("cpb_mlp.2.weight") {
         // Output std about 0.7 before 16·sigmoid: biases spread over roughly 4..12.
         (0.0, 0.05)
+    } else if name.ends_with("attn.relative_position_bias_table") {
+        // V1's learned bias (officially trunc_normal_(std=.02)): a few units across offsets, like
+        // V2's folded bias, so that it matters to the softmax.
+        (0.0, 1.0)
     } else if is_norm && last == "weight" {
         (1.0, 0.1)
     } else {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::kernels::attention::WindowAttentionArgs;
 use super::kernels::mlp;
 use super::kernels::slab::HugeBuffer;
-use super::modules::SwinV2Model;
+use super::modules::SwinModel;
 
 /// Activation buffers of one instance, sized for the largest stage at `max_batch`.
 pub(super) struct Buffers {
@@ -29,7 +29,7 @@ pub(super) struct Buffers {
 }
 
 impl Buffers {
-    pub(super) fn plan(model: &SwinV2Model, max_batch: usize, threads: usize) -> Self {
+    pub(super) fn plan(model: &SwinModel, max_batch: usize, threads: usize) -> Self {
         let cfg = &model.config;
         let (mut x, mut qkv, mut hidden, mut scratch, mut mlp) = (0, 0, 0, 0, 0);
         for layer in &model.layers {

@@ -1,5 +1,6 @@
-//! The `forward`s of the official modules (`models/swin_transformer_v2.py`), run inside an
-//! instance's thread pool on its planned `Buffers` (`buffers.rs`).
+//! The `forward`s of the official modules (`models/swin_transformer_v2.py`; for V1 blocks and patch
+//! merging, `models/swin_transformer.py`), run inside an instance's thread pool on its planned
+//! `Buffers` (`buffers.rs`).
 
 use rayon::prelude::*;
 
@@ -8,12 +9,13 @@ use super::kernels::attention::{window_attention, WindowAttentionArgs};
 use super::kernels::linear::{linear, Epilogue, ResidualRows};
 use super::kernels::mlp::{self, MlpWeights};
 use super::kernels::norm::layer_norm_rows;
-use super::modules::{BasicLayer, PatchMerging, SwinTransformerBlock, SwinV2Model};
+use super::modules::{BasicLayer, LayerNorm, PatchMerging, SwinModel, SwinTransformerBlock};
 use super::profile::{enter_stage, mark, Profile};
 
-/// `SwinTransformerV2.forward` on `batch` images (inside the instance's pool).
+/// `SwinTransformerV2.forward` (or V1's `SwinTransformer.forward`: the same outside the blocks and
+/// the patch merging) on `batch` images (inside the instance's pool).
 pub(super) fn forward(
-    m: &SwinV2Model,
+    m: &SwinModel,
     buf: &mut Buffers,
     input: &[f32],
     batch: usize,
@@ -70,7 +72,7 @@ pub(super) fn forward(
 
 /// `PatchEmbed.forward`: flatten each patch in (channel, row, col) order — the conv weight's order —
 /// and run the projection as a GEMM, then the optional norm.
-fn patch_embed(m: &SwinV2Model, buf: &mut Buffers, input: &[f32], batch: usize) {
+fn patch_embed(m: &SwinModel, buf: &mut Buffers, input: &[f32], batch: usize) {
     let pe = &m.patch_embed;
     let (p, s, cin) = (pe.patch_size, pe.img_size, pe.in_chans);
     let grid = s / p;
@@ -127,7 +129,16 @@ fn basic_layer(layer: &BasicLayer, buf: &mut Buffers, batch: usize, prof: &mut O
     }
 }
 
-/// `SwinTransformerBlock.forward`: `x = x + norm1(attn(x))`; `x = x + norm2(mlp(x))`.
+/// `dst = layer_norm(src)` row by row (`src`, `dst`: `rows` rows of `norm.weight.len()` floats).
+fn layer_norm_into(src: &[f32], dst: &mut [f32], norm: &LayerNorm) {
+    let c = norm.weight.len();
+    dst.copy_from_slice(src);
+    dst.par_chunks_mut(c * 64)
+        .for_each(|rows| layer_norm_rows(rows, &norm.weight, &norm.bias));
+}
+
+/// `SwinTransformerBlock.forward`: V2 `x = x + norm1(attn(x))`; `x = x + norm2(mlp(x))`, or V1
+/// `x = x + attn(norm1(x))`; `x = x + mlp(norm2(x))`.
 fn swin_block(
     blk: &SwinTransformerBlock,
     buf: &mut Buffers,
@@ -138,9 +149,15 @@ fn swin_block(
     let tokens = blk.input_resolution * blk.input_resolution;
     let rows = batch * tokens;
     let attn = &blk.attn;
-    // qkv = F.linear(x, qkv.weight, cat(q_bias, 0, v_bias))
+    // V1: the attention reads norm1(x), in `tmp`.
+    if blk.pre_norm {
+        layer_norm_into(&buf.x[..rows * c], &mut buf.tmp[..rows * c], &blk.norm1);
+        mark(prof, "norm1");
+    }
+    let attn_input = if blk.pre_norm { &buf.tmp } else { &buf.x };
+    // qkv = F.linear(x, qkv.weight, cat(q_bias, 0, v_bias)) (V1: its own bias)
     linear(
-        &buf.x[..rows * c],
+        &attn_input[..rows * c],
         rows,
         c,
         &attn.qkv.weight,
@@ -151,7 +168,8 @@ fn swin_block(
             .map_or(Epilogue::None, Epilogue::Bias),
     );
     mark(prof, "qkv");
-    // roll, window partition, cosine attention with bias and mask, window reverse, roll back
+    // roll, window partition, cosine (V2) or scaled dot-product (V1) attention with bias and mask,
+    // window reverse, roll back
     let args = WindowAttentionArgs {
         batch,
         tokens,
@@ -159,6 +177,7 @@ fn swin_block(
         num_heads: attn.num_heads,
         window_tokens: blk.window_size * blk.window_size,
         token_index: &blk.token_index,
+        cosine: attn.cosine,
         logit_scale: &attn.logit_scale,
         bias: &attn.relative_position_bias,
         mask: blk.attn_mask.as_deref(),
@@ -166,6 +185,10 @@ fn swin_block(
     };
     window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
     mark(prof, "attention");
+    if blk.pre_norm {
+        pre_norm_rest(blk, buf, rows, prof);
+        return;
+    }
     // x = shortcut + norm1(proj(attn))
     let residual = ResidualRows::new(&mut buf.x[..rows * c]);
     linear(
@@ -223,8 +246,57 @@ fn swin_block(
     mark(prof, "fc2+norm2");
 }
 
+/// The rest of a V1 (pre-norm) block after its attention: `x = x + proj(attn)`, then
+/// `x = x + fc2(gelu(fc1(norm2(x))))`.
+fn pre_norm_rest(
+    blk: &SwinTransformerBlock,
+    buf: &mut Buffers,
+    rows: usize,
+    prof: &mut Option<Profile>,
+) {
+    let c = blk.dim;
+    let proj = &blk.attn.proj;
+    let residual = ResidualRows::new(&mut buf.x[..rows * c]);
+    linear(
+        &buf.attn[..rows * c],
+        rows,
+        c,
+        &proj.weight,
+        &mut buf.tmp,
+        Epilogue::BiasResidual {
+            bias: proj.bias.as_deref().unwrap_or(&[]),
+            residual,
+        },
+    );
+    mark(prof, "proj");
+    let (fc1, fc2) = (&blk.mlp.fc1, &blk.mlp.fc2);
+    layer_norm_into(&buf.x[..rows * c], &mut buf.tmp[..rows * c], &blk.norm2);
+    linear(
+        &buf.tmp[..rows * c],
+        rows,
+        c,
+        &fc1.weight,
+        &mut buf.hidden,
+        Epilogue::BiasGelu(fc1.bias.as_deref().unwrap_or(&[])),
+    );
+    mark(prof, "norm2+fc1+gelu");
+    let residual = ResidualRows::new(&mut buf.x[..rows * c]);
+    linear(
+        &buf.hidden[..rows * fc1.out_features],
+        rows,
+        fc1.out_features,
+        &fc2.weight,
+        &mut buf.tmp,
+        Epilogue::BiasResidual {
+            bias: fc2.bias.as_deref().unwrap_or(&[]),
+            residual,
+        },
+    );
+    mark(prof, "fc2");
+}
+
 /// `PatchMerging.forward`: cat(x0 = [0::2, 0::2], x1 = [1::2, 0::2], x2 = [0::2, 1::2],
-/// x3 = [1::2, 1::2]) → reduction → norm.
+/// x3 = [1::2, 1::2]) → reduction → norm (V2), or → norm → reduction (V1).
 fn patch_merging(pm: &PatchMerging, buf: &mut Buffers, batch: usize) {
     let (r, c) = (pm.input_resolution, pm.dim);
     let half = r / 2;
@@ -245,16 +317,24 @@ fn patch_merging(pm: &PatchMerging, buf: &mut Buffers, batch: usize) {
             }
         });
     let rows = batch * half * half;
+    let epilogue = if pm.norm_first {
+        buf.qkv[..rows * 4 * c]
+            .par_chunks_mut(4 * c * 16)
+            .for_each(|chunk| layer_norm_rows(chunk, &pm.norm.weight, &pm.norm.bias));
+        Epilogue::None
+    } else {
+        Epilogue::BiasNorm {
+            bias: None,
+            weight: &pm.norm.weight,
+            norm_bias: &pm.norm.bias,
+        }
+    };
     linear(
         &buf.qkv[..rows * 4 * c],
         rows,
         4 * c,
         &pm.reduction.weight,
         &mut buf.x,
-        Epilogue::BiasNorm {
-            bias: None,
-            weight: &pm.norm.weight,
-            norm_bias: &pm.norm.bias,
-        },
+        epilogue,
     );
 }

@@ -7,13 +7,13 @@ use super::buffers::Buffers;
 use super::forward::forward;
 use super::kernels::denormals;
 use super::kernels::isa::Isa;
-use super::modules::SwinV2Model;
+use super::modules::SwinModel;
 use super::profile::Profile;
 use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
 
-/// The CPU engine instance: implements [`Engine`] on a shared [`SwinV2Model`].
+/// The CPU engine instance: implements [`Engine`] on a shared [`SwinModel`].
 pub struct CpuEngine {
-    model: Arc<SwinV2Model>,
+    model: Arc<SwinModel>,
     pool: rayon::ThreadPool,
     threads: usize,
     description: EngineDescription,
@@ -33,7 +33,7 @@ impl std::fmt::Debug for CpuEngine {
 impl CpuEngine {
     /// An instance with its own pool of `threads` threads and buffers for batches up to `max_batch`.
     pub fn new(
-        model: Arc<SwinV2Model>,
+        model: Arc<SwinModel>,
         threads: usize,
         max_batch: usize,
     ) -> Result<Self, EngineError> {
@@ -97,7 +97,7 @@ impl CpuEngine {
     }
 
     /// The model this instance runs.
-    pub fn model(&self) -> &Arc<SwinV2Model> {
+    pub fn model(&self) -> &Arc<SwinModel> {
         &self.model
     }
 }

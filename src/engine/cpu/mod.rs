@@ -4,7 +4,7 @@
 //! * [`build`] is the backend's entry point (called by [`crate::engine::build`]): it reads the
 //!   weights ([`CpuOptions::weights`]), self-checks the plugin ops, folds the model once and makes
 //!   `instances` engines sharing it.
-//! * [`SwinV2Model::new`] reads the official state-dict tensors and folds what does not depend on the
+//! * [`SwinModel::new`] reads the official state-dict tensors and folds what does not depend on the
 //!   image (CPB bias tables, logit scales, shift masks, roll/partition index maps, qkv bias); it is
 //!   immutable and shared through `Arc` by all instances.
 //! * [`CpuEngine::new`] makes one instance: its own rayon pool of `threads` threads and activation
@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use instance::CpuEngine;
 pub use kernels::isa::{Isa, ISA_ENV};
-pub use modules::SwinV2Model;
+pub use modules::SwinModel;
 pub use profile::Profile;
 
 use super::{
@@ -96,7 +96,7 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
     let (weights, config) = opts.weights.load(&opts.hints)?;
     let plugin_checks = ops::self_check();
     require_plugin_checks(&plugin_checks)?;
-    let model = Arc::new(SwinV2Model::new(&weights, &config)?);
+    let model = Arc::new(SwinModel::new(&weights, &config)?);
     let checkpoint = weights.metadata.clone();
     drop(weights);
     let instances = (0..opts.instances)

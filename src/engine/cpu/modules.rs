@@ -1,12 +1,14 @@
-//! SwinV2 weights arranged like the official modules (`models/swin_transformer_v2.py`, d19503d7), with
-//! everything that does not depend on the image folded at load time:
+//! Swin weights arranged like the official modules (`models/swin_transformer_v2.py` and, for V1,
+//! `models/swin_transformer.py`, d19503d7), with everything that does not depend on the image folded
+//! at load time:
 //!
-//! * per block, the continuous position bias `16·sigmoid(cpb_mlp(relative_coords_table))` gathered by
-//!   `relative_position_index` into a `[num_heads, N, N]` table (the MLP's ReLU is the
-//!   `MyPlugin::PluginReLU` op);
-//! * `exp(clamp(logit_scale, max = ln(1/0.01)))` per head;
+//! * per block, the relative position bias gathered by `relative_position_index` into a
+//!   `[num_heads, N, N]` table: V2's continuous `16·sigmoid(cpb_mlp(relative_coords_table))` (the
+//!   MLP's ReLU is the `MyPlugin::PluginReLU` op), V1's learned `relative_position_bias_table`;
+//! * the factor q is multiplied by: V2's `exp(clamp(logit_scale, max = ln(1/0.01)))`, V1's
+//!   `head_dim^-0.5`, per head;
 //! * the shifted-window `attn_mask` and the (window, position) → token map (roll + partition folded);
-//! * the qkv bias `cat(q_bias, zeros, v_bias)`.
+//! * V2's qkv bias `cat(q_bias, zeros, v_bias)` (V1 has a learned `[3C]` one).
 //!
 //! Tensors are read by their official state-dict keys; a missing or mis-shaped one is an error naming it.
 //! The tables are computed from the configuration like the official `__init__`, so the checkpoint's
@@ -17,7 +19,7 @@ use super::kernels::isa::Isa;
 use super::kernels::packed_gemm::PackedMatrix;
 use super::ops::PluginRelu;
 use super::tables;
-use crate::model::{ModelError, SwinConfig, Weights, WeightsView};
+use crate::model::{ModelError, SwinConfig, SwinVersion, Weights, WeightsView};
 
 pub use crate::model::layout::CPB_HIDDEN;
 
@@ -119,13 +121,18 @@ pub struct WindowAttention {
     pub window_size: usize,
     /// Heads.
     pub num_heads: usize,
-    /// `qkv` with bias `cat(q_bias, zeros, v_bias)` folded in (no bias when `qkv_bias=False`).
+    /// `qkv` with bias `cat(q_bias, zeros, v_bias)` (V2) or its own (V1) folded in (no bias when
+    /// `qkv_bias=False`).
     pub qkv: Linear,
     /// Output projection.
     pub proj: Linear,
-    /// `exp(clamp(logit_scale, max = ln 100))`, one per head.
+    /// Cosine attention (V2) rather than scaled dot-product attention (V1).
+    pub cosine: bool,
+    /// The factor q is multiplied by, one per head: `exp(clamp(logit_scale, max = ln 100))` (V2)
+    /// or `head_dim^-0.5` (V1).
     pub logit_scale: Vec<f32>,
-    /// `16·sigmoid(cpb_mlp(relative_coords_table))[relative_position_index]`, `[num_heads, N, N]`.
+    /// `16·sigmoid(cpb_mlp(relative_coords_table))[relative_position_index]` (V2) or
+    /// `relative_position_bias_table[relative_position_index]` (V1), `[num_heads, N, N]`.
     pub relative_position_bias: Vec<f32>,
 }
 
@@ -138,7 +145,8 @@ pub struct Mlp {
     pub fc2: Linear,
 }
 
-/// `SwinTransformerBlock` (res-post-norm): `x = x + norm1(attn(x))`, `x = x + norm2(mlp(x))`.
+/// `SwinTransformerBlock`: res-post-norm in V2 (`x = x + norm1(attn(x))`, `x = x + norm2(mlp(x))`),
+/// pre-norm in V1 (`x = x + attn(norm1(x))`, `x = x + mlp(norm2(x))`).
 #[derive(Debug, Clone)]
 pub struct SwinTransformerBlock {
     /// Channels.
@@ -149,7 +157,9 @@ pub struct SwinTransformerBlock {
     pub window_size: usize,
     /// Cyclic shift (0 for even blocks and when the window covers the whole grid).
     pub shift_size: usize,
-    /// Post-attention norm.
+    /// The norms come before attention and MLP (V1), not after (V2).
+    pub pre_norm: bool,
+    /// Post-attention norm (V2), pre-attention norm (V1).
     pub norm1: LayerNorm,
     /// Window attention.
     pub attn: WindowAttention,
@@ -165,7 +175,8 @@ pub struct SwinTransformerBlock {
     pub token_index: TokenPermutation,
 }
 
-/// `PatchMerging`: 2×2 neighbours concatenated (x0, x1, x2, x3), `reduction` (4C → 2C, no bias), `norm`.
+/// `PatchMerging`: 2×2 neighbours concatenated (x0, x1, x2, x3), then `reduction` (4C → 2C, no bias)
+/// and `norm` (2C) in V2, `norm` (4C) and `reduction` in V1.
 #[derive(Debug, Clone)]
 pub struct PatchMerging {
     /// Input token grid side.
@@ -174,8 +185,10 @@ pub struct PatchMerging {
     pub dim: usize,
     /// `[2*dim, 4*dim]`, no bias.
     pub reduction: Linear,
-    /// Norm over `2*dim` (after the reduction in V2).
+    /// Norm over `2*dim` after the reduction (V2) or over `4*dim` before it (V1).
     pub norm: LayerNorm,
+    /// The norm comes before the reduction (V1).
+    pub norm_first: bool,
 }
 
 /// `BasicLayer`: one stage of blocks, then optional patch merging.
@@ -191,10 +204,10 @@ pub struct BasicLayer {
     pub downsample: Option<PatchMerging>,
 }
 
-/// A loaded SwinV2 classifier (`SwinTransformerV2`), immutable and shareable through `Arc` between
+/// A loaded Swin classifier (`SwinTransformer` or `SwinTransformerV2`), immutable and shareable through `Arc` between
 /// engine instances: the weights are stored once here.
 #[derive(Debug, Clone)]
-pub struct SwinV2Model {
+pub struct SwinModel {
     /// Architecture.
     pub config: SwinConfig,
     /// Patch embedding.
@@ -211,21 +224,22 @@ pub struct SwinV2Model {
     pub source: String,
 }
 
-impl SwinV2Model {
+impl SwinModel {
     /// Build the model from official state-dict tensors, folding the input-independent parts.
     pub fn new(weights: &Weights, config: &SwinConfig) -> Result<Self, ModelError> {
         config.validate()?;
         if config.in_chans == 0 {
             return Err(ModelError::Config("in_chans must be at least 1".into()));
         }
-        if config.pretrained_window_sizes.len() < config.num_layers() {
+        let v2 = config.version == SwinVersion::V2;
+        if v2 && config.pretrained_window_sizes.len() < config.num_layers() {
             return Err(ModelError::Config(format!(
                 "pretrained_window_sizes {:?} needs one entry per stage ({})",
                 config.pretrained_window_sizes,
                 config.num_layers()
             )));
         }
-        if config.pretrained_window_sizes.contains(&1) {
+        if v2 && config.pretrained_window_sizes.contains(&1) {
             return Err(ModelError::Config(
                 "a pretrained window size of 1 divides by zero in relative_coords_table".into(),
             ));
@@ -233,6 +247,7 @@ impl SwinV2Model {
         // `relative_coords_table /= (window_size - 1)` when there is no pretrained window: a stage
         // whose window is clamped to a 1×1 grid makes the official model output NaN (0 / 0).
         if let Some(stage) = (0..config.num_layers())
+            .filter(|_| v2)
             .find(|&i| config.stage_window(i) == 1 && config.pretrained_window_sizes[i] == 0)
         {
             return Err(ModelError::Config(format!(
@@ -292,11 +307,13 @@ impl SwinV2Model {
                     )));
                 }
                 let vb_down = vb_layer.pp("downsample");
+                let norm_dim = if v2 { 2 * dim } else { 4 * dim };
                 Some(PatchMerging {
                     input_resolution: res,
                     dim,
                     reduction: Linear::load(&vb_down.pp("reduction"), 4 * dim, 2 * dim, false)?,
-                    norm: LayerNorm::load(&vb_down.pp("norm"), 2 * dim)?,
+                    norm: LayerNorm::load(&vb_down.pp("norm"), norm_dim)?,
+                    norm_first: !v2,
                 })
             } else {
                 None
@@ -354,13 +371,105 @@ fn load_block(
     j: usize,
 ) -> Result<SwinTransformerBlock, ModelError> {
     let dim = config.stage_dim(i);
-    let heads = config.num_heads[i];
     let res = config.stage_resolution(i);
     // Official: when the grid fits in one window, window = resolution and no shift.
     let (window, shift) = (config.stage_window(i), config.block_shift(i, j));
     let hidden = config.mlp_hidden(i);
     let vb_attn = vb.pp("attn");
+    let (qkv, logit_scale, relative_position_bias) = match config.version {
+        SwinVersion::V1 => load_attention_v1(&vb_attn, config, i)?,
+        SwinVersion::V2 => load_attention_v2(&vb_attn, config, i)?,
+    };
 
+    let attn_mask = tables::attn_mask(res, window, shift);
+    Ok(SwinTransformerBlock {
+        dim,
+        input_resolution: res,
+        window_size: window,
+        shift_size: shift,
+        pre_norm: config.version == SwinVersion::V1,
+        norm1: LayerNorm::load(&vb.pp("norm1"), dim)?,
+        attn: WindowAttention {
+            dim,
+            window_size: window,
+            num_heads: config.num_heads[i],
+            qkv,
+            proj: Linear::load(&vb_attn.pp("proj"), dim, dim, true)?,
+            cosine: config.version == SwinVersion::V2,
+            logit_scale,
+            relative_position_bias,
+        },
+        norm2: LayerNorm::load(&vb.pp("norm2"), dim)?,
+        mlp: Mlp {
+            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true)?,
+            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
+        },
+        masked_windows: attn_mask
+            .as_deref()
+            .map(|m| tables::masked_windows(m, window * window)),
+        attn_mask,
+        token_index: TokenPermutation::new(tables::window_token_index(res, window, shift))
+            .ok_or_else(|| {
+                ModelError::Config(format!(
+                    "stage {i}: the window token map of a {res}×{res} grid is not a permutation"
+                ))
+            })?,
+    })
+}
+
+/// What a block's attention is folded into: qkv (with its bias), the per-head factor for q and the
+/// `[num_heads, N, N]` position bias.
+type FoldedAttention = (Linear, Vec<f32>, Vec<f32>);
+
+/// V1 `WindowAttention` of stage `i` at `vb_attn`: qkv with its own bias, `head_dim^-0.5`, and
+/// `relative_position_bias_table[relative_position_index]`.
+fn load_attention_v1(
+    vb_attn: &WeightsView,
+    config: &SwinConfig,
+    i: usize,
+) -> Result<FoldedAttention, ModelError> {
+    let (dim, heads, window) = (
+        config.stage_dim(i),
+        config.num_heads[i],
+        config.stage_window(i),
+    );
+    let qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, config.qkv_bias)?;
+    let scale = ((dim / heads) as f32).powf(-0.5);
+    let offsets = (2 * window - 1) * (2 * window - 1);
+    let table = vb_attn.get("relative_position_bias_table", &[offsets, heads])?;
+    Ok((
+        qkv,
+        vec![scale; heads],
+        gather_bias_table(&table.data, window, heads),
+    ))
+}
+
+/// `table.view(-1, nH)[relative_position_index]` permuted to `[nH, N, N]` (`table` is
+/// `[(2w-1)², nH]`).
+pub fn gather_bias_table(table: &[f32], window: usize, heads: usize) -> Vec<f32> {
+    let index = tables::relative_position_index(window);
+    let n = window * window;
+    let mut bias = vec![0.0f32; heads * n * n];
+    for h in 0..heads {
+        for (ij, &idx) in index.iter().enumerate() {
+            bias[h * n * n + ij] = table[idx * heads + h];
+        }
+    }
+    bias
+}
+
+/// V2 `WindowAttention` of stage `i` at `vb_attn`: qkv with `cat(q_bias, 0, v_bias)`, the clamped
+/// and exponentiated logit scale, and the folded continuous position bias.
+fn load_attention_v2(
+    vb_attn: &WeightsView,
+    config: &SwinConfig,
+    i: usize,
+) -> Result<FoldedAttention, ModelError> {
+    let (dim, heads, window) = (
+        config.stage_dim(i),
+        config.num_heads[i],
+        config.stage_window(i),
+    );
     // qkv bias: cat(q_bias, zeros_like(v_bias), v_bias).
     let mut qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, false)?;
     if config.qkv_bias {
@@ -393,39 +502,7 @@ fn load_block(
         config.pretrained_window_sizes[i],
         heads,
     );
-
-    let attn_mask = tables::attn_mask(res, window, shift);
-    Ok(SwinTransformerBlock {
-        dim,
-        input_resolution: res,
-        window_size: window,
-        shift_size: shift,
-        norm1: LayerNorm::load(&vb.pp("norm1"), dim)?,
-        attn: WindowAttention {
-            dim,
-            window_size: window,
-            num_heads: heads,
-            qkv,
-            proj: Linear::load(&vb_attn.pp("proj"), dim, dim, true)?,
-            logit_scale,
-            relative_position_bias,
-        },
-        norm2: LayerNorm::load(&vb.pp("norm2"), dim)?,
-        mlp: Mlp {
-            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true)?,
-            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
-        },
-        masked_windows: attn_mask
-            .as_deref()
-            .map(|m| tables::masked_windows(m, window * window)),
-        attn_mask,
-        token_index: TokenPermutation::new(tables::window_token_index(res, window, shift))
-            .ok_or_else(|| {
-                ModelError::Config(format!(
-                    "stage {i}: the window token map of a {res}×{res} grid is not a permutation"
-                ))
-            })?,
-    })
+    Ok((qkv, logit_scale, relative_position_bias))
 }
 
 /// `16·sigmoid(cpb_mlp(relative_coords_table).view(-1, nH)[relative_position_index])`, permuted to
@@ -476,7 +553,7 @@ pub fn fold_cpb(
 // One model is shared by every engine instance through `Arc`.
 const _: () = {
     const fn shareable<T: Send + Sync>() {}
-    shareable::<SwinV2Model>();
+    shareable::<SwinModel>();
 };
 
 #[cfg(test)]
@@ -514,7 +591,7 @@ mod tests {
         config.num_heads = vec![1, 1, 1, 1];
         config.pretrained_window_sizes = vec![0; 4];
         let weights = Weights::random(&config, 5);
-        match SwinV2Model::new(&weights, &config) {
+        match SwinModel::new(&weights, &config) {
             Err(ModelError::Config(m)) => {
                 assert!(m.contains("stage 3 has a 1×1 token grid"), "{m}")
             }
@@ -522,7 +599,7 @@ mod tests {
         }
         // With a pretrained window the official table divides by (pretrained - 1): fine.
         config.pretrained_window_sizes = vec![0, 0, 0, 4];
-        SwinV2Model::new(&weights, &config).expect("loads");
+        SwinModel::new(&weights, &config).expect("loads");
     }
 
     #[test]
@@ -534,12 +611,12 @@ mod tests {
             .filter(|e| e.kind == EntryKind::Parameter)
             .collect();
         assert_eq!(weights.tensors.len(), parameters.len());
-        SwinV2Model::new(&weights, &config).expect("all parameters present");
+        SwinModel::new(&weights, &config).expect("all parameters present");
         // Each parameter is needed: without it, loading fails and names exactly that key.
         for entry in &parameters {
             let mut without = weights.clone();
             without.tensors.remove(&entry.name);
-            match SwinV2Model::new(&without, &config) {
+            match SwinModel::new(&without, &config) {
                 Err(ModelError::MissingTensor { name, expected }) => {
                     assert_eq!(name, entry.name);
                     assert_eq!(expected, entry.shape);

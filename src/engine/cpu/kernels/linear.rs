@@ -30,6 +30,13 @@ pub enum Epilogue<'a> {
         /// LayerNorm bias.
         norm_bias: &'a [f32],
     },
+    /// `residual += y + bias`, the residual add of a pre-norm (Swin V1) block; `y` is scratch.
+    BiasResidual {
+        /// Linear bias.
+        bias: &'a [f32],
+        /// `[rows, n]` residual stream, updated in place ([`linear`] checks its length).
+        residual: ResidualRows<'a>,
+    },
     /// `residual += layer_norm(y + bias)`, the res-post-norm of a SwinV2 block; `y` is scratch.
     BiasNormResidual {
         /// Linear bias.
@@ -65,11 +72,14 @@ impl<'a> ResidualRows<'a> {
 }
 
 impl<'a> Epilogue<'a> {
-    /// Whether the epilogue needs whole rows (a LayerNorm), so cannot run on a column block.
+    /// Whether the epilogue runs on whole rows after the tiles (a LayerNorm, or the residual add,
+    /// which reads each output once the bias is in), so cannot run on a column block.
     fn needs_full_rows(&self) -> bool {
         matches!(
             self,
-            Epilogue::BiasNorm { .. } | Epilogue::BiasNormResidual { .. }
+            Epilogue::BiasNorm { .. }
+                | Epilogue::BiasNormResidual { .. }
+                | Epilogue::BiasResidual { .. }
         )
     }
 
@@ -78,12 +88,17 @@ impl<'a> Epilogue<'a> {
     fn tile_output(&self) -> TileOutput<'a> {
         match *self {
             Epilogue::None | Epilogue::BiasNorm { bias: None, .. } => TileOutput::Plain,
-            Epilogue::Bias(b) | Epilogue::BiasNormResidual { bias: b, .. } if b.is_empty() => {
+            Epilogue::Bias(b)
+            | Epilogue::BiasNormResidual { bias: b, .. }
+            | Epilogue::BiasResidual { bias: b, .. }
+                if b.is_empty() =>
+            {
                 TileOutput::Plain
             }
             Epilogue::Bias(b)
             | Epilogue::BiasNorm { bias: Some(b), .. }
-            | Epilogue::BiasNormResidual { bias: b, .. } => TileOutput::Bias(b),
+            | Epilogue::BiasNormResidual { bias: b, .. }
+            | Epilogue::BiasResidual { bias: b, .. } => TileOutput::Bias(b),
             Epilogue::BiasGelu(b) => TileOutput::BiasGelu(b),
         }
     }
@@ -116,6 +131,16 @@ impl<'a> Epilogue<'a> {
                     std::slice::from_raw_parts_mut(residual.ptr.get().add(r0 * n), m * n)
                 };
                 add_layer_norm_rows(res, rows(), weight, norm_bias);
+            }
+            Epilogue::BiasResidual { residual, .. } => {
+                debug_assert!((r0 + m) * n <= residual.len);
+                // SAFETY: as for `BiasNormResidual`.
+                let res = unsafe {
+                    std::slice::from_raw_parts_mut(residual.ptr.get().add(r0 * n), m * n)
+                };
+                for (r, &y) in res.iter_mut().zip(rows().iter()) {
+                    *r += y;
+                }
             }
         }
     }
@@ -178,7 +203,9 @@ pub fn linear(
 ) {
     let n = w.n();
     assert!(x.len() >= rows * k && w.k() == k && y.len() >= rows * n);
-    if let Epilogue::BiasNormResidual { residual, .. } = &epilogue {
+    if let Epilogue::BiasNormResidual { residual, .. } | Epilogue::BiasResidual { residual, .. } =
+        &epilogue
+    {
         assert!(residual.len >= rows * n, "residual shorter than rows · n");
     }
     if rows == 0 || n == 0 {

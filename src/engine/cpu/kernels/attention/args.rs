@@ -47,9 +47,14 @@ pub struct WindowAttentionArgs<'a> {
     /// `[nW * window_tokens]` token row of each (window, position): a permutation of `0..tokens`
     /// (outputs are written through it, from several threads).
     pub token_index: &'a TokenPermutation,
-    /// `[num_heads]` folded `exp(clamp(logit_scale, max = ln 100))`.
+    /// Scores of cosine attention (SwinV2: `normalize(q)·normalize(k)ᵀ`) or of scaled dot-product
+    /// attention (Swin V1: `q·kᵀ`, q and k as they are).
+    pub cosine: bool,
+    /// `[num_heads]` factor q is multiplied by: the folded `exp(clamp(logit_scale, max = ln 100))`
+    /// (V2) or `head_dim^-0.5` (V1).
     pub logit_scale: &'a [f32],
-    /// `[num_heads, N, N]` folded `16·sigmoid(relative position bias)`.
+    /// `[num_heads, N, N]` folded relative position bias: `16·sigmoid(cpb_mlp(…))` gathered (V2) or
+    /// `relative_position_bias_table` gathered (V1).
     pub bias: &'a [f32],
     /// `[nW, N, N]` shifted-window mask (0 / -100), if the block is shifted.
     pub mask: Option<&'a [f32]>,

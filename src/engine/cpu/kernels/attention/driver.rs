@@ -133,6 +133,7 @@ unsafe fn head_task<'a>(
         c,
         h,
         hd,
+        cosine: a.cosine,
         scale: a.logit_scale[h],
         bias: &a.bias[h * n * n..(h + 1) * n * n],
         mask,

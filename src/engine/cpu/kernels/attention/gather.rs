@@ -1,5 +1,6 @@
 //! Step 1 of a head on SIMD vectors: gather q, k, v of the window's tokens from the qkv rows, with
-//! the cosine normalisation (`q · logit_scale / |q|`, `k / |k|`) and kᵀ transposed.
+//! the cosine normalisation (`q · logit_scale / |q|`, `k / |k|`; V2) or the scale alone
+//! (`q · head_dim^-0.5`, k as it is; V1), and kᵀ transposed.
 
 use super::super::simd::{SimdF32, MAX_LANES};
 use super::head::{Head, NORM_EPS};
@@ -35,8 +36,14 @@ pub(super) fn gather<S: SimdF32, const Q_T: bool>(s: S, head: &mut Head<'_>) {
         let row = &head.qkv[(head.base + tok as usize) * 3 * c..][..3 * c];
         let qr = &row[h * hd..(h + 1) * hd];
         let kr = &row[c + h * hd..c + (h + 1) * hd];
-        let qs = scale / sum_sq(s, qr).sqrt().max(NORM_EPS);
-        let ks = 1.0 / sum_sq(s, kr).sqrt().max(NORM_EPS);
+        let (qs, ks) = if head.cosine {
+            (
+                scale / sum_sq(s, qr).sqrt().max(NORM_EPS),
+                1.0 / sum_sq(s, kr).sqrt().max(NORM_EPS),
+            )
+        } else {
+            (scale, 1.0)
+        };
         if Q_T {
             for (d, &x) in qr.iter().enumerate() {
                 q[d * n + p] = x * qs;
@@ -77,7 +84,7 @@ pub(super) fn gather<S: SimdF32, const Q_T: bool>(s: S, head: &mut Head<'_>) {
 #[inline(always)]
 pub(super) unsafe fn gather_transposed<S: SimdF32>(s: S, head: &mut Head<'_>) {
     let (n, c, h, hd, scale) = (head.n(), head.c, head.h, head.hd, head.scale);
-    let (qkv, map, base) = (head.qkv, head.map, head.base);
+    let (qkv, map, base, cosine) = (head.qkv, head.map, head.base, head.cosine);
     let (qt, kt, v) = (&mut *head.q, &mut *head.kt, &mut *head.v);
     debug_assert!(n.is_multiple_of(S::LANES) && qkv.len() <= i32::MAX as usize);
     for (p, &tok) in map.iter().enumerate() {
@@ -105,8 +112,12 @@ pub(super) unsafe fn gather_transposed<S: SimdF32>(s: S, head: &mut Head<'_>) {
                     s.store(xt.as_mut_ptr().add(d * n + j), x);
                     ss = s.mul_add(x, x, ss);
                 }
-                // num / max(|x|, eps), LANES tokens at once.
-                let inv = s.div(s.splat(num), s.max(s.sqrt(ss), eps));
+                // num / max(|x|, eps), LANES tokens at once (num alone without the cosine).
+                let inv = if cosine {
+                    s.div(s.splat(num), s.max(s.sqrt(ss), eps))
+                } else {
+                    s.splat(num)
+                };
                 for d in 0..hd {
                     let at = xt.as_mut_ptr().add(d * n + j);
                     s.store(at, s.mul(s.load(at), inv));

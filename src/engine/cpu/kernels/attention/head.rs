@@ -22,15 +22,18 @@ pub(super) struct Head<'a> {
     pub h: usize,
     /// Head dimension.
     pub hd: usize,
-    /// The head's folded logit scale.
+    /// Whether q and k are normalised (cosine attention, V2) or taken as they are (V1).
+    pub cosine: bool,
+    /// The head's factor for q (V2's folded logit scale, V1's `head_dim^-0.5`).
     pub scale: f32,
     /// The head's `n×n` relative position bias.
     pub bias: &'a [f32],
     /// The window's `n×n` shift mask, if it has a non-zero entry.
     pub mask: Option<&'a [f32]>,
-    /// `n×hd` scratch: q, scaled by `scale / |q|` (`hd×n`, transposed, where the kernel says so).
+    /// `n×hd` scratch: q, scaled by `scale / |q|` (cosine) or `scale` (`hd×n`, transposed, where
+    /// the kernel says so).
     pub q: &'a mut [f32],
-    /// `hd×n` scratch: kᵀ, `k / |k|`.
+    /// `hd×n` scratch: kᵀ, `k / |k|` (cosine) or k.
     pub kt: &'a mut [f32],
     /// `n×hd` scratch: v.
     pub v: &'a mut [f32],

@@ -3,8 +3,10 @@
 //!
 //! 1. gather q, k, v of the window's tokens from the `[B*L, 3C]` qkv rows through the block's
 //!    (window, position) → token map (roll + window partition, folded);
-//! 2. cosine attention: `S = normalize(q)·normalize(k)ᵀ · logit_scale[h] + bias[h] (+ mask[w])`, with the
-//!    clamped/exp'd logit scale and the `16·sigmoid(cpb_mlp(…))` table folded at load;
+//! 2. cosine attention (V2): `S = normalize(q)·normalize(k)ᵀ · logit_scale[h] + bias[h] (+ mask[w])`, with
+//!    the clamped/exp'd logit scale and the `16·sigmoid(cpb_mlp(…))` table folded at load; or scaled
+//!    dot-product attention (V1): `S = (q · head_dim^-0.5)·kᵀ + bias[h] (+ mask[w])`, the bias being
+//!    the gathered `relative_position_bias_table`;
 //! 3. softmax over rows, `O = S·v`;
 //! 4. scatter O to the window tokens' rows of the `[B*L, C]` output, columns of head `h`
 //!    (window reverse + roll back, folded).

@@ -7,17 +7,23 @@ use super::head::{Head, NORM_EPS};
 pub(super) fn head_scalar(head: &mut Head<'_>) {
     let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
     let (q, kt, v) = (&mut *head.q, &mut *head.kt, &mut *head.v);
-    // 1. gather + cosine normalisation (logit scale folded into q).
+    // 1. gather + cosine normalisation (logit scale folded into q), or the scale alone (V1).
     for (p, &tok) in head.map.iter().enumerate() {
         let row = &head.qkv[(head.base + tok as usize) * 3 * c..][..3 * c];
         let qr = &row[h * hd..(h + 1) * hd];
         let kr = &row[c + h * hd..c + (h + 1) * hd];
         let vr = &row[2 * c + h * hd..2 * c + (h + 1) * hd];
-        let qs = head.scale / norm(qr).max(NORM_EPS);
+        let (qs, ks) = if head.cosine {
+            (
+                head.scale / norm(qr).max(NORM_EPS),
+                1.0 / norm(kr).max(NORM_EPS),
+            )
+        } else {
+            (head.scale, 1.0)
+        };
         for (d, &x) in qr.iter().enumerate() {
             q[p * hd + d] = x * qs;
         }
-        let ks = 1.0 / norm(kr).max(NORM_EPS);
         for (d, &x) in kr.iter().enumerate() {
             kt[d * n + p] = x * ks;
         }

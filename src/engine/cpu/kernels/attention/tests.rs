@@ -34,6 +34,7 @@ struct Case {
     qkv: Vec<f32>,
     bias: Vec<f32>,
     scale: Vec<f32>,
+    cosine: bool,
 }
 
 impl Case {
@@ -69,7 +70,16 @@ impl Case {
                 .collect(),
             bias: (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect(),
             scale: (0..heads).map(|h| 3.0 + h as f32 * step).collect(),
+            cosine: true,
         }
+    }
+
+    /// The same inputs for Swin V1's scaled dot-product attention: q scaled by `head_dim^-0.5`.
+    fn dot_product(mut self) -> Self {
+        let hd = self.dim / self.heads;
+        self.scale = vec![(hd as f32).powf(-0.5); self.heads];
+        self.cosine = false;
+        self
     }
 
     fn args(&self) -> WindowAttentionArgs<'_> {
@@ -80,6 +90,7 @@ impl Case {
             num_heads: self.heads,
             window_tokens: self.n,
             token_index: &self.map,
+            cosine: self.cosine,
             logit_scale: &self.scale,
             bias: &self.bias,
             mask: self.mask.as_deref(),
@@ -107,9 +118,11 @@ fn token_permutation_accepts_only_permutations() {
     }
 }
 
-/// Straightforward attention for one head of one window, in f64, from the official formula.
+/// Straightforward attention for one head of one window, in f64, from the official formulas:
+/// cosine (`normalize(q)·normalize(k)ᵀ · scale`, V2) or scaled dot product (`(q · scale)·kᵀ`, V1).
 #[allow(clippy::too_many_arguments)]
 fn reference(
+    cosine: bool,
     qkv: &[f32],
     c: usize,
     heads: usize,
@@ -126,6 +139,9 @@ fn reference(
         qkv[row..row + hd].iter().map(|&x| x as f64).collect()
     };
     let unit = |v: Vec<f64>| {
+        if !cosine {
+            return v;
+        }
         let l = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
         v.into_iter().map(|x| x / l).collect::<Vec<_>>()
     };
@@ -186,6 +202,7 @@ fn softmax_in_the_denormal_range_is_unchanged_by_flushing() {
         num_heads: heads,
         window_tokens: n,
         token_index: &map,
+        cosine: true,
         logit_scale: &scale,
         bias: &bias,
         mask: Some(&mask),
@@ -198,7 +215,7 @@ fn softmax_in_the_denormal_range_is_unchanged_by_flushing() {
         let rows = &map.as_slice()[w * n..(w + 1) * n];
         let m = &mask[w * n * n..(w + 1) * n * n];
         for h in 0..heads {
-            for (i, o) in reference(&qkv, c, heads, rows, 100.0, &bias, Some(m), h)
+            for (i, o) in reference(true, &qkv, c, heads, rows, 100.0, &bias, Some(m), h)
                 .iter()
                 .enumerate()
             {
@@ -280,10 +297,12 @@ fn fused_kernel_matches_reference() {
         (6, 2, 12, true),
         (12, 1, 48, true),
     ];
-    for ((isa, kernel), &(win, heads, hd, shifted)) in kernels()
-        .into_iter()
-        .flat_map(|k| shapes.iter().map(move |s| (k.clone(), s)))
-    {
+    let cases = kernels().into_iter().flat_map(|k| {
+        shapes
+            .iter()
+            .flat_map(move |s| [true, false].map(|cosine| (k.clone(), s, cosine)))
+    });
+    for ((isa, kernel), &(win, heads, hd, shifted), cosine) in cases {
         let res = win * 2;
         let batch = 2;
         // The engine's per-window flags (some shapes), or none (every window masked).
@@ -297,6 +316,7 @@ fn fused_kernel_matches_reference() {
             win % 2 == 0,
             20.0,
         );
+        let case = if cosine { case } else { case.dot_product() };
         let (c, n, tokens) = (case.dim, case.n, case.tokens);
         let (map, mask, qkv, scale) = (&case.map, &case.mask, &case.qkv, &case.scale);
         let bias = &case.bias;
@@ -311,6 +331,7 @@ fn fused_kernel_matches_reference() {
                     let m = mask.as_ref().map(|m| &m[w * n * n..(w + 1) * n * n]);
                     let img = &qkv[b * tokens * 3 * c..(b + 1) * tokens * 3 * c];
                     let want = reference(
+                        cosine,
                         img,
                         c,
                         heads,
@@ -326,7 +347,7 @@ fn fused_kernel_matches_reference() {
                             let got = out[tok * c + h * hd + d] as f64;
                             assert!(
                                 (got - x).abs() < 2e-5,
-                                "{isa} win {win} b {b} w {w} h {h} i {i} d {d}: {got} vs {x}"
+                                "{isa} cosine {cosine} win {win} b {b} w {w} h {h} i {i} d {d}: {got} vs {x}"
                             );
                         }
                     }
