@@ -153,6 +153,16 @@ pub enum CropRounding {
     Floor,
 }
 
+impl CropRounding {
+    /// The name GetModelInfo uses: `torchvision` or `floor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Torchvision => "torchvision",
+            Self::Floor => "floor",
+        }
+    }
+}
+
 /// `a, b or c` for an error message.
 fn names<T: fmt::Display>(all: &[T]) -> String {
     let quoted: Vec<String> = all.iter().map(|m| format!("{m}")).collect();
