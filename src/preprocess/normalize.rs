@@ -66,8 +66,8 @@ mod tests {
             ..PreprocessConfig::for_image_size(2)
         };
         let table = lookup_table(&cfg);
-        for v in 0..256usize {
-            assert_eq!(table[0][v].to_bits(), (v as f32 / 255.0).to_bits(), "{v}");
+        for (v, value) in table[0].iter().enumerate() {
+            assert_eq!(value.to_bits(), (v as f32 / 255.0).to_bits(), "{v}");
         }
     }
 

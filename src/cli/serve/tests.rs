@@ -299,7 +299,10 @@ fn download_flags_make_the_download_source() {
 #[test]
 fn preprocessing_flags_become_overrides() {
     use crate::preprocess::{CropMode, Interpolation, PreprocessOverrides};
-    assert_eq!(settings(&[]).model.preprocess, PreprocessOverrides::default());
+    assert_eq!(
+        settings(&[]).model.preprocess,
+        PreprocessOverrides::default()
+    );
     let s = settings(&[
         "--crop-pct",
         "0.9",
@@ -324,7 +327,10 @@ fn preprocessing_flags_become_overrides() {
         }
     );
     assert_eq!(
-        settings(&["--resize-size", "300"]).model.preprocess.resize_size,
+        settings(&["--resize-size", "300"])
+            .model
+            .preprocess
+            .resize_size,
         Some(300)
     );
     for bad in [
