@@ -34,6 +34,8 @@ pub fn info_json(info: &proto::ModelInfo) -> Value {
         "threads_per_instance": info.threads_per_instance,
         "max_batch": info.max_batch,
         "max_image_pixels": info.max_image_pixels,
+        "checkpoint_format": info.checkpoint_format,
+        "labels_source": info.labels_source,
         "config": {
             "img_size": config.img_size,
             "patch_size": config.patch_size,
@@ -55,6 +57,10 @@ pub fn info_json(info: &proto::ModelInfo) -> Value {
             "mean": floats(&pre.mean),
             "std": floats(&pre.std),
             "layout": pre.layout,
+            "crop_mode": pre.crop_mode,
+            "crop_rounding": pre.crop_rounding,
+            "rescale_factor": pre.rescale_factor,
+            "source": pre.source,
         },
         "plugin_ops": info.plugin_ops.iter().map(|op| json!({
             "name": op.name,
@@ -94,6 +100,11 @@ pub fn info_text(info: &proto::ModelInfo) -> String {
         ),
         ("max_batch".into(), info.max_batch.to_string()),
         ("max_image_pixels".into(), info.max_image_pixels.to_string()),
+        (
+            "checkpoint_format".into(),
+            printable(&info.checkpoint_format),
+        ),
+        ("labels_source".into(), printable(&info.labels_source)),
         ("config.img_size".into(), config.img_size.to_string()),
         ("config.patch_size".into(), config.patch_size.to_string()),
         ("config.in_chans".into(), config.in_chans.to_string()),
@@ -121,6 +132,16 @@ pub fn info_text(info: &proto::ModelInfo) -> String {
         ("preprocessing.mean".into(), floats(&pre.mean)),
         ("preprocessing.std".into(), floats(&pre.std)),
         ("preprocessing.layout".into(), printable(&pre.layout)),
+        ("preprocessing.crop_mode".into(), printable(&pre.crop_mode)),
+        (
+            "preprocessing.crop_rounding".into(),
+            printable(&pre.crop_rounding),
+        ),
+        (
+            "preprocessing.rescale_factor".into(),
+            pre.rescale_factor.to_string(),
+        ),
+        ("preprocessing.source".into(), printable(&pre.source)),
     ];
     for (i, op) in info.plugin_ops.iter().enumerate() {
         let key = |field: &str| format!("plugin_ops[{i}].{field}");
@@ -181,6 +202,10 @@ mod tests {
                 mean: vec![0.485, 0.456, 0.406],
                 std: vec![0.229, 0.224, 0.225],
                 layout: "NCHW".into(),
+                crop_mode: "center".into(),
+                source: "timm pretrained_cfg + --crop-pct 0.9".into(),
+                rescale_factor: 1.0 / 255.0,
+                crop_rounding: "torchvision".into(),
             }),
             num_classes: 1000,
             backend: "cpu".into(),
@@ -198,6 +223,8 @@ mod tests {
             server_version: "0.1.0".into(),
             max_image_pixels: 89_478_485,
             engine_detail: "cpu x2, 4 threads".into(),
+            checkpoint_format: "timm hub directory (swinv2_tiny_window8_256)".into(),
+            labels_source: "checkpoint".into(),
         }
     }
 
@@ -220,6 +247,11 @@ mod tests {
             "config.mlp_ratio: 4",
             "preprocessing.mean: [0.485, 0.456, 0.406]",
             "preprocessing.interpolation: bicubic",
+            "preprocessing.crop_mode: center",
+            "preprocessing.rescale_factor: 0.00392156862745098",
+            "preprocessing.source: timm pretrained_cfg + --crop-pct 0.9",
+            "checkpoint_format: timm hub directory (swinv2_tiny_window8_256)",
+            "labels_source: checkpoint",
             "plugin_ops[0].short_name: roll",
             "plugin_ops[0].detail: bit-exact\\u{1b}[0m",
         ] {
@@ -239,6 +271,9 @@ mod tests {
         assert_eq!(value["preprocessing"]["layout"], "NCHW");
         assert_eq!(value["preprocessing"]["mean"], json!([0.485, 0.456, 0.406]));
         assert_eq!(value["config"]["mlp_ratio"], 4.0);
+        assert_eq!(value["preprocessing"]["crop_mode"], "center");
+        assert_eq!(value["preprocessing"]["rescale_factor"], 1.0 / 255.0);
+        assert_eq!(value["labels_source"], "checkpoint");
         assert_eq!(value["plugin_ops"][0]["ok"], true);
         // Control characters are JSON escapes, and the text parses back.
         let text = value.to_string();

@@ -11,6 +11,7 @@ use crate::engine::mlu::MluOptions;
 use crate::engine::{BackendKind, BackendOptions};
 use crate::model::source::{model_file_in, ModelPathError, CHECKPOINT_EXTENSIONS};
 use crate::model::{download, ConfigHints, SwinConfig, WeightsSource};
+use crate::preprocess::PreprocessOverrides;
 use crate::server::TlsFiles;
 use crate::server::{self, ServerConfig};
 use crate::server::{check_model_name, load_serving_model, ModelOptions};
@@ -110,6 +111,14 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions, ServeArgsError> {
         backend,
         queue_capacity: args.queue_capacity,
         labels: args.labels.clone(),
+        preprocess: PreprocessOverrides {
+            resize_size: args.resize_size,
+            crop_pct: args.crop_pct,
+            crop_mode: args.crop_mode,
+            interpolation: args.interpolation,
+            mean: args.mean,
+            std: args.std,
+        },
         max_image_pixels: args.max_image_pixels,
         model_name: args.model_name.clone(),
         max_queue_delay: args.max_queue_delay.duration(),

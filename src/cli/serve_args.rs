@@ -12,6 +12,7 @@ use crate::engine::mlu::DEFAULT_DEVICE;
 use crate::engine::{BackendKind, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
 use crate::model::download;
 use crate::preprocess::PIL_MAX_IMAGE_PIXELS;
+use crate::preprocess::{parse_crop_pct, parse_rgb, CropMode, Interpolation, MAX_SIDE};
 use crate::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_QUEUE_CAPACITY};
 use crate::server::memory_budget::BudgetSetting;
 use crate::server::DEFAULT_IDLE_TIMEOUT;
@@ -89,9 +90,37 @@ pub struct ServeArgs {
     /// place before any decoding, and one more gets UNAVAILABLE at once.
     #[arg(long, env = "SWIN_SERVE_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     pub queue_capacity: usize,
-    /// Class names, one per line (default: the embedded ImageNet-1k names).
+    /// Class names, one per line (default: the checkpoint's own names, else the embedded
+    /// ImageNet-1k names for 1000 classes, else class_<id>).
     #[arg(long, env = "SWIN_SERVE_LABELS")]
     pub labels: Option<PathBuf>,
+    /// Preprocessing: the resize side before the crop, as the crop mode reads it (center: the
+    /// shorter side; squash: both sides; border: the longer side) [default: the checkpoint's
+    /// pipeline; officially int(256/224 x img_size)].
+    #[arg(long, env = "SWIN_SERVE_RESIZE_SIZE", value_name = "N", conflicts_with = "crop_pct",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SIDE)))]
+    pub resize_size: Option<u32>,
+    /// Preprocessing: timm's crop_pct, the resize side becomes floor(img_size / F) (e.g. 0.875,
+    /// 0.9, 1.0) [default: the checkpoint's pipeline].
+    #[arg(long, env = "SWIN_SERVE_CROP_PCT", value_name = "F", value_parser = parse_crop_pct)]
+    pub crop_pct: Option<f64>,
+    /// Preprocessing: center (shorter side to the resize side, then center crop), squash (both
+    /// sides), border (longer side, padded with the mean colour) or crop_only (no resize)
+    /// [default: the checkpoint's pipeline].
+    #[arg(long, env = "SWIN_SERVE_CROP_MODE", value_name = "MODE")]
+    pub crop_mode: Option<CropMode>,
+    /// Preprocessing: Pillow's resampling filter, PIL-exact: nearest, box, bilinear, hamming,
+    /// bicubic or lanczos [default: the checkpoint's pipeline].
+    #[arg(long, env = "SWIN_SERVE_INTERPOLATION", value_name = "FILTER")]
+    pub interpolation: Option<Interpolation>,
+    /// Preprocessing: per-channel mean subtracted after scaling to [0, 1], R,G,B or one value
+    /// [default: the checkpoint's pipeline].
+    #[arg(long, env = "SWIN_SERVE_MEAN", value_name = "R,G,B", value_parser = parse_rgb)]
+    pub mean: Option<[f32; 3]>,
+    /// Preprocessing: per-channel standard deviation divided by, R,G,B or one value [default: the
+    /// checkpoint's pipeline].
+    #[arg(long, env = "SWIN_SERVE_STD", value_name = "R,G,B", value_parser = parse_rgb)]
+    pub std: Option<[f32; 3]>,
     /// Backend.
     #[arg(long, env = "SWIN_SERVE_BACKEND", value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,

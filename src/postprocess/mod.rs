@@ -41,6 +41,11 @@ impl Labels {
         Self { names }
     }
 
+    /// Labels from names in class-id order (a checkpoint's `id2label` or `label_names`).
+    pub fn from_names(names: Vec<String>) -> Self {
+        Self { names }
+    }
+
     /// The embedded ImageNet-1k names.
     pub fn imagenet() -> Self {
         Self::parse(IMAGENET_LABELS)

@@ -65,4 +65,17 @@ pub enum PreprocessError {
     /// The configuration cannot be used.
     #[error("invalid preprocessing configuration: {0}")]
     InvalidConfig(String),
+    /// A checkpoint's description of its eval transform (timm `pretrained_cfg`, Hugging Face
+    /// `preprocessor_config.json`) has a value of the wrong type, out of range, or one this
+    /// service does not reproduce.
+    #[error("{origin}: {message}")]
+    InvalidSource {
+        /// What was read: `timm pretrained_cfg`, `Hugging Face preprocessor_config.json`.
+        origin: &'static str,
+        /// Which key, what it holds and what was expected.
+        message: String,
+    },
+    /// Preprocessing flags (`--resize-size`, `--crop-pct`, ...) that cannot be applied.
+    #[error("preprocessing flags: {0}")]
+    InvalidOverride(String),
 }

@@ -1,4 +1,5 @@
-//! `transforms.ToTensor()` + `transforms.Normalize(mean, std)` on a uint8 RGB crop.
+//! `transforms.ToTensor()` + `transforms.Normalize(mean, std)` on a uint8 RGB crop (Hugging Face's
+//! `rescale` + `normalize` of its PIL backend compute the same values).
 
 use image::RgbImage;
 
@@ -6,9 +7,13 @@ use super::PreprocessConfig;
 
 /// Writes the crop as a normalised NCHW f32 tensor (N = 1) into `out`.
 ///
-/// Each value is `(v / 255 - mean[c]) / std[c]` computed in f32 in that order, as torchvision does
-/// (`img.float().div(255)`, then `tensor.sub_(mean).div_(std)`), so the result is bit-identical to
-/// torchvision's for the same crop. The 256 possible values per channel are computed once.
+/// Each value is `(v · rescale_factor - mean[c]) / std[c]`: the product in f64 rounded to f32 (as
+/// Hugging Face's `rescale` does: `image.astype(float64) * scale`, then `float32`), then the
+/// subtraction and the division in f32 in that order (torchvision's `tensor.sub_(mean).div_(std)`,
+/// NumPy's `(image - mean) / std` in float32). For the default factor `1 / 255` the rounded
+/// product equals torchvision's f32 `img.float().div(255)` for every uint8 value (a unit test
+/// checks all 256), so the result is bit-identical to torchvision's for the same crop. The 256
+/// possible values per channel are computed once.
 ///
 /// # Panics
 /// If `crop` is not `crop_size × crop_size` or `out.len() != 3 × crop_size × crop_size`
@@ -37,12 +42,13 @@ pub fn normalize_into(crop: &RgbImage, cfg: &PreprocessConfig, out: &mut [f32]) 
     }
 }
 
-/// `table[c][v] = (v / 255 - mean[c]) / std[c]` in f32.
+/// `table[c][v] = (f32(v · rescale_factor) - mean[c]) / std[c]`.
 fn lookup_table(cfg: &PreprocessConfig) -> [[f32; 256]; 3] {
     let mut table = [[0.0f32; 256]; 3];
     for (c, row) in table.iter_mut().enumerate() {
         for (v, value) in row.iter_mut().enumerate() {
-            *value = (v as f32 / 255.0 - cfg.mean[c]) / cfg.std[c];
+            let scaled = (v as f64 * cfg.rescale_factor) as f32;
+            *value = (scaled - cfg.mean[c]) / cfg.std[c];
         }
     }
     table
@@ -51,6 +57,31 @@ fn lookup_table(cfg: &PreprocessConfig) -> [[f32; 256]; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_rescale_is_torchvisions_division_by_255() {
+        let cfg = PreprocessConfig {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            ..PreprocessConfig::for_image_size(2)
+        };
+        let table = lookup_table(&cfg);
+        for (v, value) in table[0].iter().enumerate() {
+            assert_eq!(value.to_bits(), (v as f32 / 255.0).to_bits(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rescale_one_keeps_raw_values() {
+        let cfg = PreprocessConfig {
+            rescale_factor: 1.0,
+            mean: [0.0; 3],
+            std: [2.0; 3],
+            ..PreprocessConfig::for_image_size(2)
+        };
+        let table = lookup_table(&cfg);
+        assert_eq!(table[1][255], 127.5);
+    }
 
     #[test]
     fn planes_are_channel_major_and_match_the_formula() {

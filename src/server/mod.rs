@@ -48,7 +48,8 @@ pub use config::{
 pub use connections::tcp::bind;
 pub use connections::tls::TlsFiles;
 pub use lifecycle::{
-    check_model_name, load_serving_model, serve, shutdown_signal, ModelOptions, ServerError,
+    check_model_name, load_serving_model, serve, serving_model_from, shutdown_signal, ModelOptions,
+    ServerError,
 };
 pub use memory_budget::BudgetSetting;
 pub use services::classifier::{ClassifierService, DEFAULT_TOP_K};

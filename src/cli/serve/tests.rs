@@ -295,3 +295,53 @@ fn download_flags_make_the_download_source() {
     assert_eq!(cache_dir, &std::path::PathBuf::from("/tmp/cache"));
     assert_eq!(sha256, &Some([0xab; 32]));
 }
+
+#[test]
+fn preprocessing_flags_become_overrides() {
+    use crate::preprocess::{CropMode, Interpolation, PreprocessOverrides};
+    assert_eq!(
+        settings(&[]).model.preprocess,
+        PreprocessOverrides::default()
+    );
+    let s = settings(&[
+        "--crop-pct",
+        "0.9",
+        "--crop-mode",
+        "border",
+        "--interpolation",
+        "bilinear",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.2,0.3,0.4",
+    ]);
+    assert_eq!(
+        s.model.preprocess,
+        PreprocessOverrides {
+            resize_size: None,
+            crop_pct: Some(0.9),
+            crop_mode: Some(CropMode::Border),
+            interpolation: Some(Interpolation::Bilinear),
+            mean: Some([0.5; 3]),
+            std: Some([0.2, 0.3, 0.4]),
+        }
+    );
+    assert_eq!(
+        settings(&["--resize-size", "300"])
+            .model
+            .preprocess
+            .resize_size,
+        Some(300)
+    );
+    for bad in [
+        &["--resize-size", "300", "--crop-pct", "0.9"][..],
+        &["--resize-size", "0"],
+        &["--crop-pct", "0"],
+        &["--crop-mode", "stretch"],
+        &["--interpolation", "cubic"],
+        &["--mean", "0.1,0.2"],
+        &["--std", "nan"],
+    ] {
+        assert!(serve_args(bad).is_err(), "{bad:?}");
+    }
+}

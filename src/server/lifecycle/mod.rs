@@ -22,13 +22,16 @@ pub mod drain;
 pub mod health_port;
 pub mod loading;
 pub mod model_loader;
+pub mod model_metadata;
 pub mod router;
 pub mod run;
 pub mod server_error;
 pub mod shutdown;
 pub mod watchdog;
 
-pub use model_loader::{check_model_name, load_serving_model, ModelOptions, MODEL_NAME_MAX_CHARS};
+pub use model_loader::{
+    check_model_name, load_serving_model, serving_model_from, ModelOptions, MODEL_NAME_MAX_CHARS,
+};
 pub use run::serve;
 pub use server_error::ServerError;
 pub use shutdown::shutdown_signal;

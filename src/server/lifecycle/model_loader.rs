@@ -1,15 +1,17 @@
 //! Builds a [`ServingModel`] from startup options ([`ModelOptions`]): the engines (chosen and
-//! built by [`crate::engine::build`]), their queue, the labels, the eval transform, and what
-//! GetModelInfo says. [`load_serving_model`] is the loader the binary hands to
-//! [`crate::server::serve`], which runs it on a blocking thread while health says NOT_SERVING.
+//! built by [`crate::engine::build`]), their queue, the labels and the eval transform (from the
+//! checkpoint's metadata and the flags, [`super::model_metadata`]), and what GetModelInfo says.
+//! [`load_serving_model`] is the loader the binary hands to [`crate::server::serve`], which runs it
+//! on a blocking thread while health says NOT_SERVING; [`serving_model_from`] does the same for
+//! engines built elsewhere (tests).
 
 use std::path::PathBuf;
 
+use super::model_metadata::{log_pipeline, serving_labels, serving_preprocess};
 use crate::engine::cpu::CpuOptions;
-use crate::engine::{self, BackendOptions};
+use crate::engine::{self, BackendOptions, Engines};
 use crate::model::WeightsSource;
-use crate::postprocess::Labels;
-use crate::preprocess::{PreprocessConfig, PIL_MAX_IMAGE_PIXELS};
+use crate::preprocess::{PreprocessOverrides, PIL_MAX_IMAGE_PIXELS};
 use crate::scheduler::{EnginePool, DEFAULT_QUEUE_CAPACITY};
 use crate::server::log_text::untrusted;
 use crate::server::services::model_info::model_info;
@@ -22,8 +24,12 @@ pub struct ModelOptions {
     pub backend: BackendOptions,
     /// Images allowed to wait for an instance (`--queue-capacity`).
     pub queue_capacity: usize,
-    /// Labels file (default: the embedded ImageNet-1k names).
+    /// Labels file (`--labels`; default: the checkpoint's names, else the embedded ImageNet-1k
+    /// names for 1000 classes, else `class_<id>`).
     pub labels: Option<PathBuf>,
+    /// Flags that override parts of the checkpoint's eval transform (`--resize-size`,
+    /// `--crop-pct`, `--crop-mode`, `--interpolation`, `--mean`, `--std`).
+    pub preprocess: PreprocessOverrides,
     /// Decode limit in pixels (`--max-image-pixels`).
     pub max_image_pixels: u64,
     /// Longest a free instance waits for more images to fill its batch (`--max-queue-delay`).
@@ -43,6 +49,7 @@ impl ModelOptions {
             backend,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             labels: None,
+            preprocess: PreprocessOverrides::default(),
             max_image_pixels: PIL_MAX_IMAGE_PIXELS,
             model_name: None,
             max_queue_delay: crate::scheduler::DEFAULT_MAX_QUEUE_DELAY,
@@ -53,36 +60,6 @@ impl ModelOptions {
     /// Every default, on the CPU backend with the given weights.
     pub fn cpu(weights: WeightsSource) -> Self {
         Self::new(BackendOptions::Cpu(CpuOptions::new(weights)))
-    }
-}
-
-/// Labels for a model with `num_classes` outputs.
-fn labels_for(path: Option<&PathBuf>, num_classes: usize) -> Result<Labels, ModelLoadError> {
-    match path {
-        Some(path) => {
-            let labels = Labels::from_file(path)?;
-            if labels.len() != num_classes {
-                return Err(format!(
-                    "labels file {} has {} names but the model has {num_classes} classes",
-                    path.display(),
-                    labels.len()
-                )
-                .into());
-            }
-            Ok(labels)
-        }
-        None => {
-            let imagenet = Labels::imagenet();
-            if imagenet.len() == num_classes {
-                Ok(imagenet)
-            } else {
-                tracing::warn!(
-                    num_classes,
-                    "model is not ImageNet-1k and no --labels file was given: labels are class_<id>"
-                );
-                Ok(Labels::generic(num_classes))
-            }
-        }
     }
 }
 
@@ -110,11 +87,18 @@ pub fn check_model_name(name: &str) -> Result<(), String> {
 
 /// Build the engines, queue them, and pair them with their labels, eval transform and description.
 pub fn load_serving_model(opts: &ModelOptions) -> Result<ServingModel, ModelLoadError> {
-    let engines = engine::build(&opts.backend)?;
+    serving_model_from(engine::build(&opts.backend)?, opts)
+}
+
+/// Queue `engines` and pair them with their labels, eval transform and description under `opts`
+/// (its `backend` is not read: the engines are built).
+pub fn serving_model_from(
+    engines: Engines,
+    opts: &ModelOptions,
+) -> Result<ServingModel, ModelLoadError> {
     let description = &engines.info.description;
-    let mut preprocess = PreprocessConfig::for_image_size(description.input_size as u32);
-    preprocess.max_image_pixels = opts.max_image_pixels;
-    if description.image_len() != preprocess.tensor_len() {
+    let checkpoint = &engines.info.checkpoint;
+    if description.channels != crate::preprocess::CHANNELS {
         return Err(format!(
             "the model takes {} input channels; preprocessing produces {} (RGB)",
             description.channels,
@@ -122,8 +106,26 @@ pub fn load_serving_model(opts: &ModelOptions) -> Result<ServingModel, ModelLoad
         )
         .into());
     }
-    let labels = labels_for(opts.labels.as_ref(), description.num_classes)?;
-    let mut info = model_info(&engines.info, &preprocess, engines.instances.len());
+    let img_size = u32::try_from(description.input_size).map_err(|_| {
+        format!(
+            "the model's input size {} is too large",
+            description.input_size
+        )
+    })?;
+    let mut preprocess = serving_preprocess(&checkpoint.preprocessing, img_size, &opts.preprocess)?;
+    preprocess.max_image_pixels = opts.max_image_pixels;
+    let labels = serving_labels(
+        opts.labels.as_deref(),
+        checkpoint.labels.as_deref(),
+        description.num_classes,
+    )?;
+    log_pipeline(&preprocess, &labels, &checkpoint.format);
+    let mut info = model_info(
+        &engines.info,
+        &preprocess,
+        &labels.source,
+        engines.instances.len(),
+    );
     if let Some(name) = &opts.model_name {
         check_model_name(name)?;
         info.model = name.clone();
@@ -136,7 +138,7 @@ pub fn load_serving_model(opts: &ModelOptions) -> Result<ServingModel, ModelLoad
         )
         .with_max_queue_wait(opts.max_queue_wait),
         preprocess,
-        labels,
+        labels: labels.labels,
         info,
         stats: Default::default(),
         max_queue_delay: opts.max_queue_delay,

@@ -23,10 +23,28 @@ fn config_message(c: &SwinConfig) -> proto::ModelConfig {
     }
 }
 
-/// GetModelInfo's answer for `instances` engines described by `backend`, fed by `preprocess`.
+/// The `Preprocessing` message of the transform in force.
+pub fn preprocessing_message(preprocess: &PreprocessConfig) -> proto::Preprocessing {
+    proto::Preprocessing {
+        resize_size: preprocess.resize_size,
+        crop_size: preprocess.crop_size,
+        interpolation: preprocess.interpolation.as_str().into(),
+        mean: preprocess.mean.to_vec(),
+        std: preprocess.std.to_vec(),
+        layout: "NCHW".into(),
+        crop_mode: preprocess.crop_mode.as_str().into(),
+        source: preprocess.source.clone(),
+        rescale_factor: preprocess.rescale_factor,
+        crop_rounding: preprocess.crop_rounding.as_str().into(),
+    }
+}
+
+/// GetModelInfo's answer for `instances` engines described by `backend`, fed by `preprocess`,
+/// with labels from `labels_source` (`--labels FILE`, `checkpoint`, `imagenet-1k`, `generic`).
 pub fn model_info(
     backend: &BackendInfo,
     preprocess: &PreprocessConfig,
+    labels_source: &str,
     instances: usize,
 ) -> proto::ModelInfo {
     let description = &backend.description;
@@ -34,14 +52,7 @@ pub fn model_info(
         model: backend.model_name.clone(),
         config: backend.config.as_ref().map(config_message),
         input_size: preprocess.crop_size,
-        preprocessing: Some(proto::Preprocessing {
-            resize_size: preprocess.resize_size,
-            crop_size: preprocess.crop_size,
-            interpolation: "bicubic".into(),
-            mean: preprocess.mean.to_vec(),
-            std: preprocess.std.to_vec(),
-            layout: "NCHW".into(),
-        }),
+        preprocessing: Some(preprocessing_message(preprocess)),
         num_classes: description.num_classes as u32,
         backend: backend.kind.as_str().into(),
         plugin_ops: backend
@@ -62,5 +73,7 @@ pub fn model_info(
         server_version: env!("CARGO_PKG_VERSION").into(),
         max_image_pixels: preprocess.max_image_pixels,
         engine_detail: description.detail.clone(),
+        checkpoint_format: backend.checkpoint.format.clone(),
+        labels_source: labels_source.into(),
     }
 }
