@@ -16,13 +16,13 @@ use crate::client::connection::{connect_channel, ConnectionOptions};
 use crate::client::engine_bench::{self, EngineBenchOptions};
 use crate::client::load_generator::{self, LoadOptions, Rpc, Stop};
 use crate::engine::cpu::default_threads;
-use crate::model::source::{model_file_in, CHECKPOINT_EXTENSIONS};
+use crate::model::source::model_path_in;
 use crate::model::{ConfigHints, SwinConfig, WeightsSource};
 
 /// `bench engine`: the local CPU engine (blocking; run it off the async threads).
 pub fn run_bench_engine(args: BenchEngineArgs) -> anyhow::Result<()> {
     let source = match (&args.model, args.random_weights) {
-        (Some(path), _) => WeightsSource::File(model_file_in(path, &CHECKPOINT_EXTENSIONS)?),
+        (Some(path), _) => WeightsSource::File(model_path_in(path)?),
         (None, seed) => {
             let mut config = SwinConfig::tiny_window8_256();
             if let Some(s) = args.img_size {

@@ -300,10 +300,18 @@ fn select_state_dict<T>(
             .filter_map(|(k, t)| k.strip_prefix(p).map(|s| (state_dict_key(s), t)))
             .collect(),
         None => {
-            if !all
+            // Official and timm keys, or Hugging Face's (mapped later: `formats`).
+            let looks_like_swin = |k: &str| {
+                [
+                    "patch_embed.",
+                    "swin.",
+                    "swinv2.",
+                    "embeddings.patch_embeddings.",
+                ]
                 .iter()
-                .any(|(k, _)| state_dict_key(k).starts_with("patch_embed."))
-            {
+                .any(|p| k.starts_with(p))
+            };
+            if !all.iter().any(|(k, _)| looks_like_swin(&state_dict_key(k))) {
                 let mut groups: Vec<&str> = all
                     .iter()
                     .map(|(k, _)| k.split('.').next().unwrap_or(""))
@@ -313,9 +321,10 @@ fn select_state_dict<T>(
                 return Err(format_error(
                     path,
                     format!(
-                        "no SwinV2 state dict found: expected it under the top-level key 'model' \
+                        "no Swin state dict found: expected it under the top-level key 'model' \
                          (official checkpoints) or a bare state dict with keys like \
-                         `patch_embed.proj.weight`; the file's tensors are under {groups:?}"
+                         `patch_embed.proj.weight` (official, timm) or `swin.embeddings.…` \
+                         (Hugging Face); the file's tensors are under {groups:?}"
                     ),
                 ));
             }
@@ -453,4 +462,26 @@ mod tests {
         let m = message(&bytes);
         assert!(m.contains("ZIP archive has no a/data.pkl"), "{m}");
     }
+}
+
+/// The `__metadata__` of a `.safetensors` file (its header only is read), `None` when it has none
+/// or the file is not safetensors.
+pub fn safetensors_metadata(
+    path: &Path,
+) -> Result<Option<std::collections::HashMap<String, String>>, ModelError> {
+    if detect_format(path)? != CheckpointFormat::Safetensors {
+        return Ok(None);
+    }
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| io_error(path, e))?;
+    // detect_format checked the header length is at most 100 MB.
+    let n = u64::from_le_bytes(len) as usize;
+    let mut header = len.to_vec();
+    file.take(n as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| io_error(path, e))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&header)
+        .map_err(|e| format_error(path, format!("not a valid safetensors header: {e}")))?;
+    Ok(meta.metadata().clone())
 }
