@@ -55,6 +55,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Measure the local CPU engine (`bench engine`) or load a running server (`bench server`).
     Bench(BenchArgs),
+    /// Write any checkpoint `serve --model` accepts as official-layout .safetensors, its
+    /// configuration, labels and preprocessing in the metadata.
+    Convert(super::convert::ConvertArgs),
 }
 
 /// `classify`.

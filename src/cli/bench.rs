@@ -16,6 +16,7 @@ use crate::client::connection::{connect_channel, ConnectionOptions};
 use crate::client::engine_bench::{self, EngineBenchOptions};
 use crate::client::load_generator::{self, LoadOptions, Rpc, Stop};
 use crate::engine::cpu::default_threads;
+use crate::model::formats::timm::architecture_config;
 use crate::model::source::model_path_in;
 use crate::model::{ConfigHints, SwinConfig, WeightsSource};
 
@@ -24,7 +25,10 @@ pub fn run_bench_engine(args: BenchEngineArgs) -> anyhow::Result<()> {
     let source = match (&args.model, args.random_weights) {
         (Some(path), _) => WeightsSource::File(model_path_in(path)?),
         (None, seed) => {
-            let mut config = SwinConfig::tiny_window8_256();
+            let mut config = match &args.arch {
+                Some(name) => architecture_config(name).map_err(anyhow::Error::msg)?,
+                None => SwinConfig::tiny_window8_256(),
+            };
             if let Some(s) = args.img_size {
                 config.img_size = s;
             }

@@ -69,6 +69,10 @@ pub struct BenchEngineArgs {
     /// Deterministic random SwinV2-T weights with this seed [default: 0 when no --model].
     #[arg(long, value_name = "SEED", conflicts_with = "model")]
     pub random_weights: Option<u64>,
+    /// Architecture of the random weights, by its timm / official name (e.g.
+    /// `swin_tiny_patch4_window7_224` for Swin V1) [default: swinv2_tiny_window8_256].
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    pub arch: Option<String>,
     /// Image size (of --random-weights, or when the checkpoint lacks it).
     #[arg(long)]
     pub img_size: Option<usize>,

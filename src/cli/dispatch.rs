@@ -6,6 +6,7 @@ use super::args::Command;
 use super::bench::{run_bench_engine, run_bench_server};
 use super::bench_args::BenchMode;
 use super::classify::run_classify;
+use super::convert::run_convert;
 use super::info::run_info;
 use super::serve::run_serve;
 
@@ -15,6 +16,9 @@ pub async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args).await,
         Command::Classify(args) => run_classify(args).await,
         Command::Info(args) => run_info(args).await,
+        Command::Convert(args) => tokio::task::spawn_blocking(move || run_convert(args))
+            .await
+            .context("convert task")?,
         Command::Bench(args) => match args.mode {
             Some(BenchMode::Engine(args)) => {
                 tokio::task::spawn_blocking(move || run_bench_engine(args))

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod bench_args;
 pub mod classify;
 pub mod connection_args;
+pub mod convert;
 pub mod dispatch;
 pub mod env_aliases;
 pub mod info;

@@ -477,11 +477,24 @@ pub fn safetensors_metadata(
     file.read_exact(&mut len).map_err(|e| io_error(path, e))?;
     // detect_format checked the header length is at most 100 MB.
     let n = u64::from_le_bytes(len) as usize;
-    let mut header = len.to_vec();
+    let mut header = Vec::with_capacity(n.min(1 << 20));
     file.take(n as u64)
         .read_to_end(&mut header)
         .map_err(|e| io_error(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&header)
+    // Only `__metadata__` is wanted here: the whole file is checked when its tensors are read.
+    let json: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|e| format_error(path, format!("not a valid safetensors header: {e}")))?;
-    Ok(meta.metadata().clone())
+    let Some(meta) = json.get("__metadata__") else {
+        return Ok(None);
+    };
+    let meta = meta
+        .as_object()
+        .ok_or_else(|| format_error(path, "`__metadata__` is not an object"))?;
+    meta.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(v) => Ok((k.clone(), v.to_string())),
+            None => Err(format_error(path, format!("`__metadata__.{k}` is not a string"))),
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }

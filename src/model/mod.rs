@@ -18,6 +18,7 @@ pub mod keys;
 pub mod layout;
 pub mod metadata;
 pub mod model_dir;
+pub mod official_safetensors;
 pub mod random;
 pub mod source;
 mod tensor;
