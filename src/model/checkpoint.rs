@@ -385,6 +385,44 @@ fn elements_to_f32<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> 
         .collect()
 }
 
+/// The `__metadata__` of a `.safetensors` file (its header only is read), `None` when it has none
+/// or the file is not safetensors.
+pub fn safetensors_metadata(
+    path: &Path,
+) -> Result<Option<std::collections::HashMap<String, String>>, ModelError> {
+    if detect_format(path)? != CheckpointFormat::Safetensors {
+        return Ok(None);
+    }
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| io_error(path, e))?;
+    // detect_format checked the header length is at most 100 MB.
+    let n = u64::from_le_bytes(len) as usize;
+    let mut header = Vec::with_capacity(n.min(1 << 20));
+    file.take(n as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| io_error(path, e))?;
+    // Only `__metadata__` is wanted here: the whole file is checked when its tensors are read.
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| format_error(path, format!("not a valid safetensors header: {e}")))?;
+    let Some(meta) = json.get("__metadata__") else {
+        return Ok(None);
+    };
+    let meta = meta
+        .as_object()
+        .ok_or_else(|| format_error(path, "`__metadata__` is not an object"))?;
+    meta.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(v) => Ok((k.clone(), v.to_string())),
+            None => Err(format_error(
+                path,
+                format!("`__metadata__.{k}` is not a string"),
+            )),
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,39 +500,4 @@ mod tests {
         let m = message(&bytes);
         assert!(m.contains("ZIP archive has no a/data.pkl"), "{m}");
     }
-}
-
-/// The `__metadata__` of a `.safetensors` file (its header only is read), `None` when it has none
-/// or the file is not safetensors.
-pub fn safetensors_metadata(
-    path: &Path,
-) -> Result<Option<std::collections::HashMap<String, String>>, ModelError> {
-    if detect_format(path)? != CheckpointFormat::Safetensors {
-        return Ok(None);
-    }
-    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(|e| io_error(path, e))?;
-    // detect_format checked the header length is at most 100 MB.
-    let n = u64::from_le_bytes(len) as usize;
-    let mut header = Vec::with_capacity(n.min(1 << 20));
-    file.take(n as u64)
-        .read_to_end(&mut header)
-        .map_err(|e| io_error(path, e))?;
-    // Only `__metadata__` is wanted here: the whole file is checked when its tensors are read.
-    let json: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| format_error(path, format!("not a valid safetensors header: {e}")))?;
-    let Some(meta) = json.get("__metadata__") else {
-        return Ok(None);
-    };
-    let meta = meta
-        .as_object()
-        .ok_or_else(|| format_error(path, "`__metadata__` is not an object"))?;
-    meta.iter()
-        .map(|(k, v)| match v.as_str() {
-            Some(v) => Ok((k.clone(), v.to_string())),
-            None => Err(format_error(path, format!("`__metadata__.{k}` is not a string"))),
-        })
-        .collect::<Result<_, _>>()
-        .map(Some)
 }
