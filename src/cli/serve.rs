@@ -88,6 +88,7 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions, ServeArgsError> {
             hints: ConfigHints {
                 img_size: args.img_size,
                 window_size: args.window_size,
+                yacs_config: args.config.clone(),
                 ..Default::default()
             },
             instances: args.instances,

@@ -136,6 +136,15 @@ pub struct ServeArgs {
     /// MLU: device id.
     #[arg(long, env = "SWIN_SERVE_DEVICE", default_value_t = DEFAULT_DEVICE)]
     pub device: i32,
+    /// The official yacs configuration (`configs/**/*.yaml` of microsoft/Swin-Transformer, `BASE`
+    /// files followed) declaring the architecture of --model, checked against its tensors.
+    #[arg(
+        long,
+        env = "SWIN_SERVE_CONFIG",
+        value_name = "FILE.yaml",
+        conflicts_with = "random_weights"
+    )]
+    pub config: Option<PathBuf>,
     /// Image size, when it cannot be inferred from the checkpoint (also the size of --random-weights).
     #[arg(long, env = "SWIN_SERVE_IMG_SIZE")]
     pub img_size: Option<usize>,

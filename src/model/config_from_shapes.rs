@@ -33,6 +33,9 @@ pub struct ConfigHints {
     pub num_classes: Option<usize>,
     /// Window size used in pre-training, per stage (0 = none).
     pub pretrained_window_sizes: Option<Vec<usize>>,
+    /// `--config FILE.yaml`: the official yacs configuration, which declares the architecture in
+    /// place of what the checkpoint's files say (checked against the tensors all the same).
+    pub yacs_config: Option<std::path::PathBuf>,
 }
 
 fn missing(weights: &Weights, what: &str) -> ModelError {

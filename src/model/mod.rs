@@ -24,6 +24,7 @@ pub mod source;
 mod tensor;
 mod torch;
 pub mod weights;
+pub mod yacs_config;
 
 pub use config::{SwinConfig, SwinVersion};
 pub use config_from_shapes::ConfigHints;

@@ -48,6 +48,7 @@ pub fn settle(
         window_size: Some(declared.window_size),
         num_classes: None,
         pretrained_window_sizes: Some(declared.pretrained_window_sizes.clone()),
+        yacs_config: None,
     })?;
     let v = from_shapes.version;
     let mut differ = Vec::new();

@@ -58,6 +58,9 @@ fn read_json(path: &Path) -> Result<Value, ModelError> {
 /// (declared by its files, else inferred from the tensors; `hints` override either) and what its
 /// files say about preprocessing and labels.
 pub fn load_local(path: &Path, hints: &ConfigHints) -> Result<(Weights, SwinConfig), ModelError> {
+    if let Some(yaml) = &hints.yacs_config {
+        return load_with_yacs(path, yaml, hints);
+    }
     if path.is_dir() && path.join("config.json").is_file() {
         return load_library_dir(path, hints);
     }
@@ -68,6 +71,39 @@ pub fn load_local(path: &Path, hints: &ConfigHints) -> Result<(Weights, SwinConf
         path.to_path_buf()
     };
     load_file(&file, hints)
+}
+
+/// `path` (a file, or a directory holding one) with the architecture `--config FILE.yaml` declares.
+fn load_with_yacs(
+    path: &Path,
+    yaml: &Path,
+    hints: &ConfigHints,
+) -> Result<(Weights, SwinConfig), ModelError> {
+    let declared = crate::model::yacs_config::config_from_yacs(yaml)?;
+    let file = if path.is_dir() {
+        model_file_in(path, &CHECKPOINT_EXTENSIONS)
+            .map_err(|e| format_error(path, e.to_string()))?
+    } else {
+        path.to_path_buf()
+    };
+    let mut weights = Weights::load(&file)?;
+    let (layout, tensors) =
+        to_official(std::mem::take(&mut weights.tensors), Some(declared.version))
+            .map_err(|m| format_error(&file, m))?;
+    weights.tensors = tensors;
+    let config = settle(
+        &weights,
+        declared,
+        hints,
+        &format!("--config {}", yaml.display()),
+    )?;
+    weights.metadata.format = format!(
+        "{} checkpoint ({}) with the yacs config {}",
+        layout.describe(),
+        file_kind(&file),
+        yaml.display()
+    );
+    Ok((weights, config))
 }
 
 /// One checkpoint file.
