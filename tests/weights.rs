@@ -502,13 +502,13 @@ fn hostile_checkpoints_are_refused_with_an_error() {
     // Made by tests/fixtures/make_hostile_checkpoints.py (no torch needed).
     for (name, expected) in [
         // A list appended to itself 200 times: the walk used to be exponential.
-        ("self_append_list.pth", "no SwinV2 state dict found"),
+        ("self_append_list.pth", "no Swin state dict found"),
         // torch.zeros(1).expand(2**40): used to allocate 4 TiB and abort.
         ("expand_2_40.pth", "refusing to expand broadcast views"),
         // A stage index of 2^40: used to size a Vec by it and abort.
         ("huge_layer_index.pth", "layers.1099511627776"),
         // 200 000 nested tuples: dropping them used to recurse once per level.
-        ("deep_tuples.pth", "no SwinV2 state dict found"),
+        ("deep_tuples.pth", "no Swin state dict found"),
     ] {
         let message = hostile_load_error(name);
         assert!(
