@@ -17,13 +17,12 @@ use crate::client::engine_bench::{self, EngineBenchOptions};
 use crate::client::load_generator::{self, LoadOptions, Rpc, Stop};
 use crate::engine::cpu::default_threads;
 use crate::model::formats::timm::architecture_config;
-use crate::model::source::model_path_in;
 use crate::model::{ConfigHints, SwinConfig, WeightsSource};
 
 /// `bench engine`: the local CPU engine (blocking; run it off the async threads).
 pub fn run_bench_engine(args: BenchEngineArgs) -> anyhow::Result<()> {
     let source = match (&args.model, args.random_weights) {
-        (Some(path), _) => WeightsSource::File(model_path_in(path)?),
+        (Some(path), _) => WeightsSource::from_model_arg(path)?,
         (None, seed) => {
             let mut config = match &args.arch {
                 Some(name) => architecture_config(name).map_err(anyhow::Error::msg)?,

@@ -7,7 +7,6 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use crate::model::official_safetensors::write_official_safetensors;
-use crate::model::source::model_path_in;
 use crate::model::{ConfigHints, WeightsSource};
 
 /// `convert`.
@@ -42,7 +41,7 @@ pub fn run_convert(args: ConvertArgs) -> anyhow::Result<()> {
         window_size: args.window_size,
         ..Default::default()
     };
-    let source = WeightsSource::File(model_path_in(&args.source)?);
+    let source = WeightsSource::from_model_arg(&args.source)?;
     let (weights, config) = source
         .load(&hints)
         .with_context(|| format!("reading {}", args.source.display()))?;

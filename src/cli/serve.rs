@@ -9,7 +9,7 @@ use super::serve_args::ServeArgs;
 use crate::engine::cpu::{default_threads, CpuOptions};
 use crate::engine::mlu::MluOptions;
 use crate::engine::{BackendKind, BackendOptions};
-use crate::model::source::{model_file_in, model_path_in, ModelPathError};
+use crate::model::source::{model_file_in, ModelPathError};
 use crate::model::{download, ConfigHints, SwinConfig, WeightsSource};
 use crate::preprocess::PreprocessOverrides;
 use crate::server::TlsFiles;
@@ -139,7 +139,7 @@ fn weights_source(args: &ServeArgs) -> Result<WeightsSource, ServeArgsError> {
         }
         Ok(WeightsSource::Random { seed, config })
     } else if let Some(path) = &args.model {
-        Ok(WeightsSource::File(model_path_in(path)?))
+        Ok(WeightsSource::from_model_arg(path)?)
     } else {
         Ok(WeightsSource::Download {
             url: args.model_url.clone(),

@@ -176,13 +176,13 @@ pub fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `url` may be fetched: `https`, or plain `http` to a loopback address (127.0.0.0/8,
 /// `localhost`, `[::1]`: local mirrors and tests). Applied to every redirect too.
-fn check_scheme(url: &str) -> Result<(), String> {
+pub(crate) fn check_scheme(url: &str) -> Result<(), String> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("https://") {
         return Ok(());
@@ -212,7 +212,7 @@ fn check_scheme(url: &str) -> Result<(), String> {
 }
 
 /// SHA-256 of the file at `path`.
-fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
+pub(crate) fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
     use sha2::{Digest, Sha256};
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
@@ -319,25 +319,166 @@ pub fn fetch_verified(
 /// Download `url` into `path` (a new file: an old one is removed first, and a link there is not
 /// followed), returning the byte count.
 fn download_to(url: &str, path: &Path, opts: &FetchOptions) -> Result<u64, ModelError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    get_to_file(url, path, opts, None).map_err(|e| download_error(url, e))
+}
+
+/// Why a transfer failed: the HTTP status when the server answered with an error, and what
+/// happened in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TransferError {
+    /// HTTP status of an error answer (none for network, size or file errors).
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for TransferError {
+    fn from(message: String) -> Self {
+        Self {
+            status: None,
+            message,
+        }
+    }
+}
+
+impl From<&str> for TransferError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// `scheme://authority` of a URL, lower-cased: a bearer token goes only to the origin it was
+/// given for, never to a host a redirect points at.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!("{scheme}://{authority}").to_ascii_lowercase()
+}
+
+fn agent(opts: &FetchOptions) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_connect(Some(opts.connect_timeout))
         .timeout_recv_response(Some(opts.response_timeout))
         .timeout_recv_body(Some(opts.body_timeout))
         .max_redirects(0)
+        .http_status_as_error(false)
         .user_agent(concat!("swin-serve/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+/// One request of `method` with the bearer token when `url` is on `token_origin`.
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    bearer: Option<(&str, &str)>,
+) -> Result<ureq::http::Response<ureq::Body>, TransferError> {
+    let token = bearer.and_then(|(token_origin, token)| (origin(url) == token_origin).then_some(token));
+    let result = match (method, token) {
+        ("HEAD", Some(t)) => agent
+            .head(url)
+            .header("authorization", format!("Bearer {t}"))
+            .header("accept-encoding", "identity")
+            .call(),
+        ("HEAD", None) => agent.head(url).header("accept-encoding", "identity").call(),
+        (_, Some(t)) => agent
+            .get(url)
+            .header("authorization", format!("Bearer {t}"))
+            .call(),
+        (_, None) => agent.get(url).call(),
+    };
+    result.map_err(|e| TransferError::from(e.to_string()))
+}
+
+fn status_error(code: u16) -> TransferError {
+    TransferError {
+        status: Some(code),
+        message: format!("the server answered HTTP {code}"),
+    }
+}
+
+/// The answer to a `HEAD` request: its status and headers, after the relative redirects (a
+/// renamed repository) were followed and before any to another host (a CDN) were.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadAnswer {
+    /// HTTP status of the last answer.
+    pub status: u16,
+    /// Its headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl HeadAnswer {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `HEAD url` (scheme checked, `bearer` = (origin, token) sent to that origin only), following
+/// redirects to paths on the same server and stopping at one to another.
+pub(crate) fn head(
+    url: &str,
+    opts: &FetchOptions,
+    bearer: Option<(&str, &str)>,
+) -> Result<HeadAnswer, TransferError> {
+    check_scheme(url)?;
+    let agent = agent(opts);
+    let mut current = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let r = send(&agent, "HEAD", &current, bearer)?;
+        let headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+            .collect();
+        let answer = HeadAnswer {
+            status: r.status().as_u16(),
+            headers,
+        };
+        let relative = answer
+            .header("location")
+            .filter(|l| l.starts_with('/') && !l.starts_with("//"))
+            .map(str::to_string);
+        match relative {
+            Some(location) if r.status().is_redirection() => {
+                current = resolve_location(&current, &location);
+            }
+            _ => return Ok(answer),
+        }
+    }
+    Err(format!("more than {MAX_REDIRECTS} redirects").into())
+}
+
+/// `GET url` into `path` (a new file: an old one is removed first, and a link there is not
+/// followed), redirects followed and each checked like `url`, the size bounded; `bearer` =
+/// (origin, token) is sent to that origin only. Returns the byte count.
+pub(crate) fn get_to_file(
+    url: &str,
+    path: &Path,
+    opts: &FetchOptions,
+    bearer: Option<(&str, &str)>,
+) -> Result<u64, TransferError> {
+    check_scheme(url)?;
+    let agent = agent(opts);
     // Redirects by hand, so that each target is checked like the first URL.
     let mut current = url.to_string();
     let mut response = None;
     for _ in 0..=MAX_REDIRECTS {
-        let r = agent.get(&current).call().map_err(|e| match e {
-            ureq::Error::StatusCode(code) => {
-                download_error(url, format!("the server answered HTTP {code}"))
-            }
-            other => download_error(url, other),
-        })?;
+        let r = send(&agent, "GET", &current, bearer)?;
         if !r.status().is_redirection() {
+            if r.status().as_u16() >= 400 {
+                return Err(status_error(r.status().as_u16()));
+            }
             response = Some(r);
             break;
         }
@@ -345,26 +486,19 @@ fn download_to(url: &str, path: &Path, opts: &FetchOptions) -> Result<u64, Model
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| download_error(url, "a redirect without a Location header"))?;
+            .ok_or("a redirect without a Location header")?;
         current = resolve_location(&current, location);
-        check_scheme(&current).map_err(|why| {
-            download_error(
-                url,
-                format!("redirected to {}: {why}", redact_url(&current)),
-            )
-        })?;
+        check_scheme(&current)
+            .map_err(|why| format!("redirected to {}: {why}", redact_url(&current)))?;
     }
-    let mut response = response
-        .ok_or_else(|| download_error(url, format!("more than {MAX_REDIRECTS} redirects")))?;
+    let mut response = response.ok_or(format!("more than {MAX_REDIRECTS} redirects"))?;
     let total = response.body().content_length();
     if let Some(total) = total.filter(|&t| t > opts.max_bytes) {
-        return Err(download_error(
-            url,
-            format!(
-                "the file has {total} bytes, more than the {} allowed",
-                opts.max_bytes
-            ),
-        ));
+        return Err(format!(
+            "the file has {total} bytes, more than the {} allowed",
+            opts.max_bytes
+        )
+        .into());
     }
     let mut reader = response
         .body_mut()
@@ -375,18 +509,13 @@ fn download_to(url: &str, path: &Path, opts: &FetchOptions) -> Result<u64, Model
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(download_error(
-                url,
-                format!("cannot remove {}: {e}", path.display()),
-            ))
-        }
+        Err(e) => return Err(format!("cannot remove {}: {e}", path.display()).into()),
     }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| download_error(url, format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let progress = Progress::new(url, total);
     let mut buf = vec![0u8; 1 << 16];
@@ -398,41 +527,29 @@ fn download_to(url: &str, path: &Path, opts: &FetchOptions) -> Result<u64, Model
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 progress.abandon();
-                return Err(download_error(
-                    url,
-                    format!("the transfer failed after {received} bytes: {e}"),
-                ));
+                return Err(format!("the transfer failed after {received} bytes: {e}").into());
             }
         };
         out.write_all(&buf[..n])
-            .map_err(|e| download_error(url, format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         received += n as u64;
         if received > opts.max_bytes {
             progress.abandon();
-            return Err(download_error(
-                url,
-                format!("the file exceeds the {} bytes allowed", opts.max_bytes),
-            ));
+            return Err(format!("the file exceeds the {} bytes allowed", opts.max_bytes).into());
         }
         progress.advance(received);
     }
     if let Some(total) = total {
         if received != total {
             progress.abandon();
-            return Err(download_error(
-                url,
-                format!("the transfer ended after {received} of {total} bytes"),
-            ));
+            return Err(format!("the transfer ended after {received} of {total} bytes").into());
         }
     }
-    let file = out.into_inner().map_err(|e| {
-        download_error(
-            url,
-            format!("cannot write {}: {}", path.display(), e.error()),
-        )
-    })?;
+    let file = out
+        .into_inner()
+        .map_err(|e| format!("cannot write {}: {}", path.display(), e.error()))?;
     file.sync_all()
-        .map_err(|e| download_error(url, format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     progress.finish(received);
     Ok(received)
 }

@@ -14,6 +14,7 @@ pub mod config_json;
 pub mod download;
 mod error;
 pub mod formats;
+pub mod hub;
 pub mod keys;
 pub mod layout;
 pub mod metadata;

@@ -24,6 +24,9 @@ pub enum ModelPathError {
         wanted: String,
         found: String,
     },
+    /// `hf://…` that names no Hub repository.
+    #[error("{0}")]
+    HubName(String),
     /// Several candidates.
     #[error("the model directory {path} holds several {wanted} files ({found}): pass the one to serve as --model")]
     Several {

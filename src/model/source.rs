@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{download, ConfigHints, ModelError, SwinConfig, Weights};
+use super::hub::{HubRepo, HubSettings};
+use super::{download, hub, ConfigHints, ModelError, SwinConfig, Weights};
 
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +21,14 @@ pub enum WeightsSource {
         cache_dir: PathBuf,
         /// Expected SHA-256 of the file (`--model-sha256`).
         sha256: Option<[u8; 32]>,
+    },
+    /// A model repository on the Hugging Face Hub (`--model hf://ORG/NAME[@REVISION]`), fetched
+    /// into its cache (see [`hub`]).
+    Hub {
+        /// Repository and revision.
+        repo: HubRepo,
+        /// Endpoint, token, offline mode and cache, from the environment.
+        settings: HubSettings,
     },
     /// Deterministic random weights of the given config (smoke tests, benchmarks).
     Random {
@@ -55,6 +64,14 @@ impl WeightsSource {
                 let config = weights.infer_config(hints)?;
                 (weights, config)
             }
+            WeightsSource::Hub { repo, settings } => {
+                let snapshot =
+                    hub::fetch_snapshot(repo, settings, &download::FetchOptions::default())?;
+                tracing::info!(repo = %repo, commit = %snapshot.commit, dir = %snapshot.dir.display(), "Hugging Face Hub snapshot");
+                let (mut weights, config) = super::formats::load_local(&snapshot.dir, hints)?;
+                weights.source = format!("{repo} (commit {})", snapshot.commit);
+                (weights, config)
+            }
             WeightsSource::Random { seed, config } => {
                 tracing::warn!(
                     seed,
@@ -71,6 +88,18 @@ impl WeightsSource {
             "weights read"
         );
         Ok((weights, config))
+    }
+
+    /// The source `--model` names: `hf://ORG/NAME[@REVISION]` (the Hub, settings from the
+    /// environment), else a local file or model directory.
+    pub fn from_model_arg(model: &std::path::Path) -> Result<Self, ModelPathError> {
+        if let Some(repo) = model.to_str().and_then(HubRepo::parse) {
+            return Ok(WeightsSource::Hub {
+                repo: repo.map_err(ModelPathError::HubName)?,
+                settings: HubSettings::from_env(),
+            });
+        }
+        Ok(WeightsSource::File(model_path_in(model)?))
     }
 
     /// Whether these are deterministic random weights.
@@ -90,6 +119,12 @@ impl WeightsSource {
                     cache_dir.display()
                 )
             }
+            WeightsSource::Hub { repo, settings } => format!(
+                "{repo} ({}{}, cached in {})",
+                settings.endpoint,
+                if settings.offline { ", offline" } else { "" },
+                settings.cache_dir.display()
+            ),
             WeightsSource::Random { seed, .. } => format!("random(seed={seed})"),
         }
     }
