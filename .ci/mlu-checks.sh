@@ -102,6 +102,14 @@ if "$PYTHON" -c 'import torch' >/dev/null 2>&1 && [ -n "${SWIN_OFFICIAL_SOURCE:-
   run_check "torch-side MyPlugin ops == torch.roll / relu" "$PYTHON" plugins/torch/test_torch_ops.py
   run_check "patched+traced SwinV2 == original (--check)" "$PYTHON" models/generate_magicmind.py \
     --swin-source "$SWIN_OFFICIAL_SOURCE" --check --work-dir "$BUILD/magicmind_gen"
+  # What `swin-serve convert` writes (here a timm Swin V1 and a Hugging Face SwinV2 directory) goes
+  # through the same generation: architecture from the file's metadata, V1 with the roll plugin only.
+  for fixture in timm_swin hf_swinv2; do
+    run_check "convert output ($fixture) through generate_magicmind.py --check" sh -c \
+      "cargo run --quiet -- convert tests/fixtures/library/$fixture '$BUILD/$fixture.safetensors' --force && \
+       '$PYTHON' models/generate_magicmind.py --swin-source '$SWIN_OFFICIAL_SOURCE' --check \
+         --checkpoint '$BUILD/$fixture.safetensors' --work-dir '$BUILD/magicmind_gen_$fixture'"
+  done
 else
   section "PyTorch-side checks"
   echo "skipped: needs a Python with torch (\$PYTHON=$PYTHON) and SWIN_OFFICIAL_SOURCE=<Swin-Transformer checkout>."

@@ -33,8 +33,17 @@ contain every expected MyPlugin::CnnlRoll / MyPlugin::PluginReLU node and no ate
 sensitivity controls show that disabling the roll or the ReLU in the original moves the logits far
 more than the tolerance (so a wrong plugin op could not pass).
 
+Swin V1 (``--model swin_*`` or a converted V1 file) patches ``models/swin_transformer.py`` the
+same way minus the ReLU: V1's attention has a learned bias table, no MLP, so it needs the roll
+plugin only. ``--checkpoint X.safetensors`` takes what ``swin-serve convert`` writes from any source
+it reads (official, timm, Hugging Face): the architecture comes from the file's metadata, and the
+buffers convert leaves out (relative position index/coordinates, attention masks) are computed by
+the model itself.
+
 Examples:
   python models/generate_magicmind.py --swin-source ~/Swin-Transformer --check
+  swin-serve convert ./swin-tiny-hf/ swin_tiny.safetensors
+  python models/generate_magicmind.py --swin-source ~/Swin-Transformer --check --checkpoint swin_tiny.safetensors
   python models/generate_magicmind.py --swin-source ~/Swin-Transformer \\
       --checkpoint swinv2_tiny_patch4_window8_256.pth \\
       --plugin-lib plugins/build/libmagicmind_plugin.so --out swinv2_tiny_myplugin.magicmind
@@ -61,7 +70,9 @@ sys.path.insert(0, str(REPO / "plugins" / "torch"))
 
 import swin_patch  # noqa: E402
 
-#: Official SwinV2 configurations at 256x256 (configs/swinv2/*.yaml of the official repository).
+#: Official SwinV2 configurations at 256x256 (configs/swinv2/*.yaml of the official repository),
+#: and Swin V1 ones (configs/swin/*.yaml); a ``.safetensors`` written by ``swin-serve convert``
+#: carries its own configuration instead.
 MODEL_CONFIGS = {
     "swinv2_tiny_patch4_window8_256": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=8),
     "swinv2_tiny_patch4_window16_256": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=16),
@@ -70,6 +81,13 @@ MODEL_CONFIGS = {
     "swinv2_base_patch4_window8_256": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=8),
     "swinv2_base_patch4_window16_256": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=16),
 }
+MODEL_CONFIGS_V1 = {
+    "swin_tiny_patch4_window7_224": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
+    "swin_small_patch4_window7_224": dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7),
+    "swin_base_patch4_window7_224": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7),
+}
+#: The ``__metadata__`` ``format`` of a ``.safetensors`` written by ``swin-serve convert``.
+SWIN_SERVE_FORMAT = "swin-serve"
 IMG_SIZE = 256
 NUM_CLASSES = 1000
 TOLERANCE = 1e-5
@@ -174,11 +192,80 @@ def import_file(module_name: str, path: Path):
     return module
 
 
-def build_model(module, model_name: str):
-    cfg = MODEL_CONFIGS[model_name]
-    return module.SwinTransformerV2(img_size=IMG_SIZE, patch_size=4, in_chans=3, num_classes=NUM_CLASSES,
-                                    mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0, drop_path_rate=0.0, ape=False,
-                                    patch_norm=True, pretrained_window_sizes=[0, 0, 0, 0], **cfg)
+def model_config(name: str) -> dict:
+    """The constructor arguments of a named official model, with ``model_type`` as convert writes it."""
+    if name in MODEL_CONFIGS:
+        return dict(model_type="swinv2", img_size=256, patch_size=4, in_chans=3, num_classes=1000, mlp_ratio=4.0,
+                    qkv_bias=True, ape=False, patch_norm=True, pretrained_window_sizes=[0, 0, 0, 0],
+                    **MODEL_CONFIGS[name])
+    return dict(model_type="swin", img_size=224, patch_size=4, in_chans=3, num_classes=1000, mlp_ratio=4.0,
+                qkv_bias=True, ape=False, patch_norm=True, **MODEL_CONFIGS_V1[name])
+
+
+def build_model(module, cfg: dict):
+    """The official model of ``cfg`` (``model_type`` swinv2: SwinTransformerV2, swin: SwinTransformer)."""
+    args = {k: v for k, v in cfg.items() if k != "model_type"}
+    args.update(drop_rate=0.0, drop_path_rate=0.0)
+    if cfg["model_type"] == "swinv2":
+        return module.SwinTransformerV2(**args)
+    args.pop("pretrained_window_sizes", None)
+    return module.SwinTransformer(fused_window_process=False, **args)
+
+
+def read_safetensors(path: Path):
+    """(state dict, ``__metadata__``) of a ``.safetensors`` file, read without the safetensors
+    package (which torch 1.6's Pythons may lack): 8-byte little-endian header length, JSON header,
+    raw little-endian tensors."""
+    import struct
+
+    import numpy as np
+    import torch
+
+    dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+              "U8": np.uint8, "I8": np.int8, "BOOL": np.bool_}
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ValueError(f"{path}: not a safetensors file (shorter than its header length)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise ValueError(f"{path}: header length {n} exceeds the file")
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    metadata = header.pop("__metadata__", None) or {}
+    body = memoryview(data)[8 + n:]
+    state = {}
+    for name, info in header.items():
+        dtype = dtypes.get(info["dtype"])
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, not supported here")
+        begin, end = info["data_offsets"]
+        array = np.frombuffer(body[begin:end], dtype=np.dtype(dtype).newbyteorder("<")).reshape(info["shape"])
+        state[name] = torch.from_numpy(array.astype(dtype, copy=True))
+        if state[name].dtype == torch.float16:
+            state[name] = state[name].float()
+    return state, metadata
+
+
+def checkpoint_config(metadata: dict, path: Path) -> dict:
+    """The configuration ``swin-serve convert`` wrote into a file's metadata."""
+    if metadata.get("format") != SWIN_SERVE_FORMAT or "config" not in metadata:
+        raise ValueError(f"{path}: a .safetensors without swin-serve's metadata (format={metadata.get('format')!r}): "
+                         "write it with `swin-serve convert SRC DST.safetensors`, or pass an official .pth and --model")
+    cfg = json.loads(metadata["config"])
+    if cfg.get("model_type") not in ("swin", "swinv2"):
+        raise ValueError(f"{path}: model_type {cfg.get('model_type')!r}: supported are 'swin' (V1) and 'swinv2' (V2)")
+    return cfg
+
+
+def load_state(model, state: dict, name: str) -> None:
+    """Load ``state`` strictly, except for the buffers derived from the geometry (relative position
+    index and coordinates, attention masks), which files written by ``swin-serve convert`` leave out
+    and the model computes itself."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    buffers = {n for n, _ in model.named_buffers()}
+    not_buffers = [k for k in missing if k not in buffers]
+    if unexpected or not_buffers:
+        raise RuntimeError(f"{name}: the checkpoint does not fit the model: missing {not_buffers[:8]}, "
+                           f"unexpected {list(unexpected)[:8]}")
 
 
 class _Unavailable(dict):
@@ -264,9 +351,11 @@ def random_state_dict(model, seed: int):
 
 
 def count_expected_plugin_nodes(model) -> Tuple[int, int]:
-    """(rolls, relus) the patched forward must record: 2 rolls per block with a shift, 1 ReLU per block."""
+    """(rolls, relus) the patched forward must record: 2 rolls per block with a shift, 1 ReLU per
+    SwinV2 block (the continuous position bias MLP; Swin V1 has none)."""
     blocks = [blk for layer in model.layers for blk in layer.blocks]
-    return 2 * sum(1 for blk in blocks if blk.shift_size > 0), len(blocks)
+    relus = sum(1 for blk in blocks if hasattr(blk.attn, "cpb_mlp"))
+    return 2 * sum(1 for blk in blocks if blk.shift_size > 0), relus
 
 
 def trace(model, batch: int):
@@ -328,14 +417,18 @@ def run_check(original, patched, traced, traced_path: Path, args) -> bool:
             for blk in layer.blocks:
                 blk.shift_size = 0  # both torch.roll calls skipped, masks kept
         d_roll = (no_shift(x) - reference).abs().max().item()
-        no_relu = copy.deepcopy(original)
-        for layer in no_relu.layers:
-            for blk in layer.blocks:
-                blk.attn.cpb_mlp[1] = torch.nn.Identity()
-        d_relu = (no_relu(x) - reference).abs().max().item()
+        if exp_relu:
+            no_relu = copy.deepcopy(original)
+            for layer in no_relu.layers:
+                for blk in layer.blocks:
+                    blk.attn.cpb_mlp[1] = torch.nn.Identity()
+            d_relu = (no_relu(x) - reference).abs().max().item()
+        else:
+            d_relu = float("inf")  # Swin V1: no ReLU to replace
         sensitive = d_roll > 1000 * TOLERANCE and d_relu > 1000 * TOLERANCE
+        relu_text = f"{d_relu:.3g}" if exp_relu else "n/a (Swin V1 has no ReLU plugin site)"
         log(f"[check] sensitivity: without the rolls max|diff| = {d_roll:.3g}, without the cpb_mlp ReLU "
-            f"max|diff| = {d_relu:.3g} (both must exceed {1000 * TOLERANCE:g}) -> {'OK' if sensitive else 'FAIL'}")
+            f"max|diff| = {relu_text} (both must exceed {1000 * TOLERANCE:g}) -> {'OK' if sensitive else 'FAIL'}")
         ok &= sensitive
 
         # Why window_reverse is patched: the unpatched model traced at batch 1 is wrong at batch 3.
@@ -481,8 +574,13 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--swin-source", type=Path, required=True,
                     help="official Swin-Transformer checkout (commit d19503d7), its models/ folder, or swin_transformer_v2.py")
-    ap.add_argument("--checkpoint", type=Path, help="official checkpoint (.pth with a 'model' key); random weights if omitted (--check only)")
-    ap.add_argument("--model", default="swinv2_tiny_patch4_window8_256", choices=sorted(MODEL_CONFIGS))
+    ap.add_argument("--checkpoint", type=Path,
+                    help="official checkpoint (.pth with a 'model' key, architecture from --model), or a .safetensors "
+                         "written by `swin-serve convert` (any source it reads; architecture from its metadata); "
+                         "random weights if omitted (--check only)")
+    ap.add_argument("--model", choices=sorted(MODEL_CONFIGS) + sorted(MODEL_CONFIGS_V1),
+                    help="official architecture of a .pth or of random weights (default swinv2_tiny_patch4_window8_256); "
+                         "a swin-serve .safetensors names its own")
     ap.add_argument("--torch-ops-lib", type=Path, help="libmyplugin_torch_ops.so (built into plugins/build/torch if omitted)")
     ap.add_argument("--plugin-lib", type=Path, action="append", default=[],
                     help="MagicMind plugin library to load before parsing (repeatable), e.g. libmagicmind_plugin.so")
@@ -517,8 +615,30 @@ def main(argv=None) -> int:
     torch.set_grad_enabled(False)
     # Before anything is built or loaded: at most one library may register TORCH_LIBRARY(MyPlugin).
     args.torch_ops_lib, source = select_torch_ops_lib(args.torch_ops_lib, args.plugin_lib)
-    official = swin_patch.find_official_source(args.swin_source)
-    patched_path, patch_log = swin_patch.write_patched(official, args.work_dir, args.relu_dim, args.relu_func_type)
+    global IMG_SIZE, NUM_CLASSES
+    state = None
+    if args.checkpoint and args.checkpoint.suffix == ".safetensors":
+        try:
+            state, metadata = read_safetensors(args.checkpoint)
+            cfg = checkpoint_config(metadata, args.checkpoint)
+        except (ValueError, KeyError, json.JSONDecodeError) as err:
+            log(f"[weights] {err}")
+            return 2
+        if args.model and model_config(args.model) != cfg:
+            log(f"[weights] --model {args.model} disagrees with the configuration in {args.checkpoint}: {cfg}")
+            return 2
+        name = f"{cfg['model_type']}_{cfg['embed_dim']}_{'-'.join(map(str, cfg['depths']))}_w{cfg['window_size']}_{cfg['img_size']}"
+        log(f"[weights] {args.checkpoint}: swin-serve convert output, {cfg['model_type']} configuration {cfg}")
+    else:
+        name = args.model or "swinv2_tiny_patch4_window8_256"
+        cfg = model_config(name)
+    args.model = name
+    IMG_SIZE, NUM_CLASSES = cfg["img_size"], cfg["num_classes"]
+    version = 2 if cfg["model_type"] == "swinv2" else 1
+    official = swin_patch.find_official_source(
+        args.swin_source, "swin_transformer_v2.py" if version == 2 else "swin_transformer.py")
+    patched_path, patch_log = swin_patch.write_patched(official, args.work_dir, args.relu_dim, args.relu_func_type,
+                                                       version=version)
     for line in patch_log:
         log(f"[patch] {line}")
     log(f"[patch] wrote {patched_path}")
@@ -534,11 +654,13 @@ def main(argv=None) -> int:
     if timm_problem:
         log("[setup] timm.models.layers not importable (%s): using minimal DropPath/to_2tuple/trunc_normal_ "
             "stand-ins (eval only)" % timm_problem)
-    original_module = import_file("swin_transformer_v2_official", official)
-    patched_module = import_file(swin_patch.PATCHED_MODULE_NAME, patched_path)
-    original = build_model(original_module, args.model).eval()
-    patched = build_model(patched_module, args.model).eval()
-    if args.checkpoint:
+    original_module = import_file(official.stem + "_official", official)
+    patched_module = import_file(patched_path.stem, patched_path)
+    original = build_model(original_module, cfg).eval()
+    patched = build_model(patched_module, cfg).eval()
+    if state is not None:
+        log(f"[weights] {len(state)} tensors")
+    elif args.checkpoint:
         state = load_checkpoint(args.checkpoint)
         log(f"[weights] checkpoint {args.checkpoint} ({len(state)} tensors)")
     elif args.check:
@@ -547,8 +669,8 @@ def main(argv=None) -> int:
     else:
         log("[weights] --checkpoint is required to build a model (random weights only with --check)")
         return 2
-    original.load_state_dict(state, strict=True)
-    patched.load_state_dict(state, strict=True)
+    load_state(original, state, str(args.checkpoint or "random weights"))
+    load_state(patched, state, str(args.checkpoint or "random weights"))
 
     t0 = time.time()
     traced = trace(patched, batch=1)

@@ -32,8 +32,13 @@ from typing import Sequence
 #: sha256 of ``models/swin_transformer_v2.py`` at commit d19503d7fbed704792a5e5a3a5ee36f9357d26c1.
 OFFICIAL_SHA256 = "faccc1ff0ad4760716de985084eafa3998ceb5005f8496f8ac2956dbf96cfe07"
 
+#: sha256 of ``models/swin_transformer.py`` (Swin V1) at commit d19503d7.
+OFFICIAL_V1_SHA256 = "779c9ad487e2c577eff12a60c7a2f92267e2bb55c68f7bb32c8edad5ad5bd1e1"
+
 #: Name of the patched module written next to the work files.
 PATCHED_MODULE_NAME = "swin_transformer_v2_myplugin"
+#: The same for Swin V1.
+PATCHED_V1_MODULE_NAME = "swin_transformer_myplugin"
 
 PLUGIN_BLOCK = '''
 
@@ -64,13 +69,15 @@ class Edit:
     count: int
 
 
-EDITS: Sequence[Edit] = (
-    Edit(
-        name="cpb_mlp ReLU -> MyPlugin::PluginReLU",
-        pattern=r"(self\.cpb_mlp = nn\.Sequential\(nn\.Linear\(2, 512, bias=True\),\s*)nn\.ReLU\(inplace=True\)",
-        replacement=r"\1PluginReLU()",
-        count=1,
-    ),
+RELU_EDIT = Edit(
+    name="cpb_mlp ReLU -> MyPlugin::PluginReLU",
+    pattern=r"(self\.cpb_mlp = nn\.Sequential\(nn\.Linear\(2, 512, bias=True\),\s*)nn\.ReLU\(inplace=True\)",
+    replacement=r"\1PluginReLU()",
+    count=1,
+)
+
+#: What V1 and V2 share: the rolls, the pooling and window_reverse.
+COMMON_EDITS: Sequence[Edit] = (
     Edit(
         name="torch.roll -> MyPlugin::CnnlRoll",
         pattern=r"torch\.roll\((\w+), shifts=\(([^()]*)\), dims=\(([^()]*)\)\)",
@@ -103,6 +110,10 @@ EDITS: Sequence[Edit] = (
         ),
         count=1,
     ),
+)
+
+#: SwinV2: the ReLU of the continuous position bias MLP, the common edits, and the PluginReLU module.
+EDITS: Sequence[Edit] = (RELU_EDIT,) + tuple(COMMON_EDITS) + (
     Edit(
         name="insert PluginReLU module after the imports",
         pattern=r"(\nimport numpy as np\n)",
@@ -110,6 +121,10 @@ EDITS: Sequence[Edit] = (
         count=1,
     ),
 )
+
+#: Swin V1 has no ReLU in its attention (a learned bias table, not an MLP): only the roll plugin,
+#: plus the pooling and window_reverse edits for a traceable mutable batch.
+EDITS_V1: Sequence[Edit] = tuple(COMMON_EDITS)
 
 
 class PatchError(RuntimeError):
@@ -120,17 +135,25 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def find_official_source(path: Path) -> Path:
-    """Accept the repository root, its ``models/`` folder, or the file itself."""
+def find_official_source(path: Path, file_name: str = "swin_transformer_v2.py") -> Path:
+    """Accept the repository root, its ``models/`` folder, or the file itself (V2 by default;
+    ``swin_transformer.py`` for V1)."""
     path = Path(path)
-    for candidate in (path, path / "swin_transformer_v2.py", path / "models" / "swin_transformer_v2.py"):
+    if path.is_file():
+        if path.name != file_name:
+            path = path.parent
+        else:
+            return path
+    for candidate in (path / file_name, path / "models" / file_name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no swin_transformer_v2.py at or under {path}")
+    raise FileNotFoundError(f"no {file_name} at or under {path}")
 
 
-def patch_source(text: str, relu_dim: Sequence[int] = (4, 1, 1), relu_func_type: int = 4) -> tuple[str, list[str]]:
-    """Return the patched source and a log line per edit (what changed and how often)."""
+def patch_source(text: str, relu_dim: Sequence[int] = (4, 1, 1), relu_func_type: int = 4,
+                 version: int = 2) -> tuple[str, list[str]]:
+    """Return the patched source and a log line per edit (what changed and how often);
+    ``version`` 1 patches the official Swin V1 file (rolls only)."""
     if len(relu_dim) != 3 or any(int(d) < 1 for d in relu_dim):
         raise ValueError(f"relu_dim must be 3 positive ints, got {list(relu_dim)}")
     if relu_func_type not in (1, 4, 8, 16):
@@ -139,7 +162,7 @@ def patch_source(text: str, relu_dim: Sequence[int] = (4, 1, 1), relu_func_type:
         raise PatchError("the source already calls torch.ops.MyPlugin: pass the unmodified official file")
     plugin_block = PLUGIN_BLOCK.format(relu_dim=[int(d) for d in relu_dim], relu_func_type=int(relu_func_type))
     log = []
-    for edit in EDITS:
+    for edit in (EDITS if version == 2 else EDITS_V1):
         found = len(re.findall(edit.pattern, text))
         if found != edit.count:
             raise PatchError(f"edit '{edit.name}': expected {edit.count} match(es) of /{edit.pattern}/, found {found}")
@@ -151,13 +174,15 @@ def patch_source(text: str, relu_dim: Sequence[int] = (4, 1, 1), relu_func_type:
 
 
 def write_patched(official: Path, work_dir: Path, relu_dim: Sequence[int] = (4, 1, 1),
-                  relu_func_type: int = 4) -> tuple[Path, list[str]]:
-    """Patch ``official`` and write ``<work_dir>/swin_transformer_v2_myplugin.py``."""
+                  relu_func_type: int = 4, version: int = 2) -> tuple[Path, list[str]]:
+    """Patch ``official`` and write ``<work_dir>/swin_transformer_v2_myplugin.py``
+    (``swin_transformer_myplugin.py`` for V1)."""
     text = official.read_text(encoding="utf-8")
+    expected = OFFICIAL_SHA256 if version == 2 else OFFICIAL_V1_SHA256
     log = [f"official source {official} sha256 {sha256_of(text)}"
-           + ("" if sha256_of(text) == OFFICIAL_SHA256 else " (NOT the d19503d7 file; patterns still matched)")]
-    patched, edit_log = patch_source(text, relu_dim, relu_func_type)
+           + ("" if sha256_of(text) == expected else " (NOT the d19503d7 file; patterns still matched)")]
+    patched, edit_log = patch_source(text, relu_dim, relu_func_type, version)
     work_dir.mkdir(parents=True, exist_ok=True)
-    out = work_dir / f"{PATCHED_MODULE_NAME}.py"
+    out = work_dir / f"{PATCHED_MODULE_NAME if version == 2 else PATCHED_V1_MODULE_NAME}.py"
     out.write_text(patched, encoding="utf-8")
     return out, log + edit_log
