@@ -167,6 +167,12 @@ fn bad_directories_are_refused_with_what_is_wrong() {
         .to_string();
     assert!(err.contains("\"vit\"") && err.contains("swinv2"), "{err}");
 
+    let ape = edited_copy("hf_swinv2", |c| c["use_absolute_embeddings"] = true.into());
+    let err = load_local(ape.path(), &ConfigHints::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("use_absolute_embeddings"), "{err}");
+
     let disagrees = edited_copy("hf_swinv2", |c| c["embed_dim"] = 32.into());
     let err = load_local(disagrees.path(), &ConfigHints::default())
         .unwrap_err()
@@ -199,4 +205,47 @@ fn bad_directories_are_refused_with_what_is_wrong() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no model.safetensors"), "{err}");
+}
+
+/// `--config FILE.yaml` end to end: the official yacs config declares the architecture of an
+/// official V1 checkpoint (checked against every tensor), and its `TEST.CROP: False` makes the eval
+/// transform the official `Resize((S, S))` without a crop.
+#[test]
+fn a_yacs_config_declares_the_architecture_and_the_eval_transform() {
+    use swin_serve::preprocess::{CropMode, PreprocessConfig};
+    let checkpoint =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/v1_tiny_like_w7.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("v1.yaml");
+    let arch = "MODEL:\n  TYPE: swin\n  NUM_CLASSES: 10\n  SWIN:\n    PATCH_SIZE: 2\n    EMBED_DIM: 16\n    DEPTHS: [2, 2, 2]\n    NUM_HEADS: [1, 2, 4]\n    WINDOW_SIZE: 7\nDATA:\n  IMG_SIZE: 56\n";
+    std::fs::write(&yaml, format!("{arch}TEST:\n  CROP: False\n")).unwrap();
+    let hints = ConfigHints {
+        yacs_config: Some(yaml.clone()),
+        ..Default::default()
+    };
+    let (weights, config) = load_local(&checkpoint, &hints).unwrap();
+    let (_, inferred) = load_local(&checkpoint, &ConfigHints::default()).unwrap();
+    assert_eq!(config, inferred);
+    assert_eq!(config.version, SwinVersion::V1);
+    assert!(
+        weights.metadata.format.contains("yacs"),
+        "{}",
+        weights.metadata.format
+    );
+    let PreprocessingSpec::Timm(cfg) = &weights.metadata.preprocessing else {
+        panic!("{:?}", weights.metadata.preprocessing);
+    };
+    let p = PreprocessConfig::from_timm_pretrained_cfg(cfg).unwrap();
+    assert_eq!(
+        (p.resize_size, p.crop_size, p.crop_mode),
+        (56, 56, CropMode::Squash)
+    );
+
+    // A config that disagrees with the tensors names the field.
+    std::fs::write(&yaml, arch.replace("EMBED_DIM: 16", "EMBED_DIM: 32")).unwrap();
+    let err = load_local(&checkpoint, &hints).unwrap_err().to_string();
+    assert!(
+        err.contains("embed_dim") || err.contains("EMBED_DIM"),
+        "{err}"
+    );
 }

@@ -201,7 +201,10 @@ impl Hub {
             };
             let mut headers = vec![("X-Repo-Commit".to_string(), COMMIT.to_string())];
             if is_lfs(file) {
-                headers.push(("X-Linked-Etag".into(), format!("\"{}\"", sha256_hex(&bytes))));
+                headers.push((
+                    "X-Linked-Etag".into(),
+                    format!("\"{}\"", sha256_hex(&bytes)),
+                ));
                 headers.push(("X-Linked-Size".into(), bytes.len().to_string()));
                 headers.push(("Location".into(), format!("{cdn}/{fixture}/{file}")));
                 let _ = respond(&stream, "302 Found", &headers, b"", head);
@@ -260,7 +263,10 @@ fn assert_same_as_local(weights: &swin_serve::model::Weights, fixture: &str) {
         let got = &weights.tensors[name];
         assert_eq!(got.shape, t.shape, "{name}");
         assert!(
-            got.data.iter().zip(&t.data).all(|(a, b)| a.to_bits() == b.to_bits()),
+            got.data
+                .iter()
+                .zip(&t.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{name}"
         );
     }
@@ -287,7 +293,11 @@ fn a_hub_model_is_fetched_into_huggingface_hubs_cache_layout_and_loads_like_the_
         link,
         Path::new("../../blobs").join(sha256_hex(&safetensors))
     );
-    for file in ["config.json", "preprocessor_config.json", "model.safetensors"] {
+    for file in [
+        "config.json",
+        "preprocessor_config.json",
+        "model.safetensors",
+    ] {
         assert_eq!(
             std::fs::read(snapshot.join(file)).unwrap(),
             std::fs::read(library("hf_swinv2").join(file)).unwrap(),
@@ -310,7 +320,9 @@ fn a_hub_model_is_fetched_into_huggingface_hubs_cache_layout_and_loads_like_the_
     // After config.json pinned the commit, every file was asked for at it.
     let later: Vec<&String> = log.hub.iter().map(|(_, p, _)| p).skip(1).collect();
     assert!(
-        later.iter().all(|p| p.contains(COMMIT) || p.ends_with("/config.json")),
+        later
+            .iter()
+            .all(|p| p.contains(COMMIT) || p.ends_with("/config.json")),
         "{later:?}"
     );
 }
@@ -330,7 +342,11 @@ fn offline_and_unreachable_hubs_use_the_cache_and_say_so_when_it_is_empty() {
     let w = load(repo("hf://test/timm-swinv2"), settings.clone()).unwrap();
     assert_same_as_local(&w, "timm_swinv2");
     settings.offline = true;
-    let w = load(repo(&format!("hf://test/timm-swinv2@{COMMIT}")), settings.clone()).unwrap();
+    let w = load(
+        repo(&format!("hf://test/timm-swinv2@{COMMIT}")),
+        settings.clone(),
+    )
+    .unwrap();
     assert_same_as_local(&w, "timm_swinv2");
 
     // Offline with nothing cached: a clear error, and no request made.
@@ -427,7 +443,11 @@ fn shards_are_fetched_through_the_index() {
         .collect();
     expected.sort();
     assert_eq!(files, expected);
-    let w = load(repo("hf://test/hf-swinv2-sharded"), hub.settings(cache.path())).unwrap();
+    let w = load(
+        repo("hf://test/hf-swinv2-sharded"),
+        hub.settings(cache.path()),
+    )
+    .unwrap();
     assert_same_as_local(&w, "hf_swinv2_sharded");
 }
 
@@ -450,7 +470,9 @@ fn a_blob_that_does_not_match_its_sha256_etag_is_refused_and_not_cached() {
         .collect();
     let safetensors = std::fs::read(library("hf_swinv2").join("model.safetensors")).unwrap();
     assert!(
-        !names.iter().any(|n| n.starts_with(&sha256_hex(&safetensors))),
+        !names
+            .iter()
+            .any(|n| n.starts_with(&sha256_hex(&safetensors))),
         "{names:?}"
     );
     // The next try, with the CDN fixed, downloads it again.

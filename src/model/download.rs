@@ -380,7 +380,8 @@ fn send(
     url: &str,
     bearer: Option<(&str, &str)>,
 ) -> Result<ureq::http::Response<ureq::Body>, TransferError> {
-    let token = bearer.and_then(|(token_origin, token)| (origin(url) == token_origin).then_some(token));
+    let token =
+        bearer.and_then(|(token_origin, token)| (origin(url) == token_origin).then_some(token));
     let result = match (method, token) {
         ("HEAD", Some(t)) => agent
             .head(url)
@@ -439,7 +440,12 @@ pub(crate) fn head(
         let headers: Vec<(String, String)> = r
             .headers()
             .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+            .filter_map(|(n, v)| {
+                Some((
+                    n.as_str().to_ascii_lowercase(),
+                    v.to_str().ok()?.to_string(),
+                ))
+            })
             .collect();
         let answer = HeadAnswer {
             status: r.status().as_u16(),

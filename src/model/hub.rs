@@ -156,15 +156,16 @@ impl HubSettings {
 
     /// [`Self::from_env`] over any variable lookup (tests).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
-        let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            match var("XDG_CACHE_HOME") {
-                Some(xdg) => PathBuf::from(xdg).join("huggingface"),
-                None => match var("HOME") {
-                    Some(home) => PathBuf::from(home).join(".cache").join("huggingface"),
-                    None => PathBuf::from(".cache").join("huggingface"),
-                },
-            }
-        });
+        let hf_home =
+            var("HF_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| match var("XDG_CACHE_HOME") {
+                    Some(xdg) => PathBuf::from(xdg).join("huggingface"),
+                    None => match var("HOME") {
+                        Some(home) => PathBuf::from(home).join(".cache").join("huggingface"),
+                        None => PathBuf::from(".cache").join("huggingface"),
+                    },
+                });
         let cache_dir = var("HF_HUB_CACHE")
             .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
             .map(PathBuf::from)
@@ -300,7 +301,10 @@ pub fn fetch_snapshot(
         found_weights = true;
         break;
     }
-    let commit = fetcher.commit.clone().expect("config.json pinned the commit");
+    let commit = fetcher
+        .commit
+        .clone()
+        .expect("config.json pinned the commit");
     if !found_weights {
         return Err(hub_error(
             repo,
@@ -369,7 +373,10 @@ fn shard_names(index: &Path) -> Result<Vec<String>, String> {
         }
     }
     if names.len() > MAX_SHARDS {
-        return Err(format!("{} names more than {MAX_SHARDS} shards", index.display()));
+        return Err(format!(
+            "{} names more than {MAX_SHARDS} shards",
+            index.display()
+        ));
     }
     names.sort();
     Ok(names)
@@ -415,7 +422,10 @@ impl Fetcher<'_> {
         let endpoint = &self.settings.endpoint;
         let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
         let authority = rest.split('/').next().unwrap_or("");
-        Some((format!("{scheme}://{authority}").to_ascii_lowercase(), token))
+        Some((
+            format!("{scheme}://{authority}").to_ascii_lowercase(),
+            token,
+        ))
     }
 
     /// Make `file` of the pinned commit present in the snapshot; `Ok(None)` when the repository
@@ -486,9 +496,8 @@ impl Fetcher<'_> {
         if blob.is_file() {
             tracing::info!(repo = %self.repo, file, "using the cached blob");
         } else {
-            std::fs::create_dir_all(&blobs).map_err(|e| {
-                FileError::Other(format!("cannot create {}: {e}", blobs.display()))
-            })?;
+            std::fs::create_dir_all(&blobs)
+                .map_err(|e| FileError::Other(format!("cannot create {}: {e}", blobs.display())))?;
             let partial = blobs.join(format!("{etag}.{}.incomplete", std::process::id()));
             let opts = FetchOptions {
                 max_bytes: limit,
@@ -500,7 +509,10 @@ impl Fetcher<'_> {
                 .and_then(|received| self.check_blob(file, &partial, &etag, size, received))
                 .and_then(|()| {
                     std::fs::rename(&partial, &blob).map_err(|e| {
-                        FileError::Other(format!("cannot move the download into {}: {e}", blob.display()))
+                        FileError::Other(format!(
+                            "cannot move the download into {}: {e}",
+                            blob.display()
+                        ))
                     })
                 });
             if let Err(e) = result {
@@ -509,9 +521,8 @@ impl Fetcher<'_> {
             }
         }
         let snapshot = self.storage.join("snapshots").join(&commit);
-        std::fs::create_dir_all(&snapshot).map_err(|e| {
-            FileError::Other(format!("cannot create {}: {e}", snapshot.display()))
-        })?;
+        std::fs::create_dir_all(&snapshot)
+            .map_err(|e| FileError::Other(format!("cannot create {}: {e}", snapshot.display())))?;
         let link = snapshot.join(file);
         link_blob(&blob, &etag, &link)
             .map_err(|e| FileError::Other(format!("cannot create {}: {e}", link.display())))?;
@@ -605,7 +616,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.repo_id, "microsoft/swinv2-tiny-patch4-window8-256");
         assert_eq!(r.revision, "main");
-        assert_eq!(r.cache_folder_name(), "models--microsoft--swinv2-tiny-patch4-window8-256");
+        assert_eq!(
+            r.cache_folder_name(),
+            "models--microsoft--swinv2-tiny-patch4-window8-256"
+        );
         let r = HubRepo::parse("hf://timm/swinv2_tiny_window8_256.ms_in1k@refs/pr/3")
             .unwrap()
             .unwrap();

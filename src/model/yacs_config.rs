@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{ModelError, SwinConfig, SwinVersion};
+use super::{ModelError, PreprocessingSpec, SwinConfig, SwinVersion};
 
 /// Largest configuration file read: 1 MiB.
 const MAX_BYTES: u64 = 1 << 20;
@@ -176,9 +176,96 @@ pub fn config_from_yacs(path: &Path) -> Result<SwinConfig, ModelError> {
     })
 }
 
+/// The eval transform `path` configures, as the official `data/build.py` builds it: with
+/// `TEST.CROP` (the default) short side to `int(256/224·S)` and a center crop, without it a resize
+/// to `S×S`; `DATA.INTERPOLATION` (default `bicubic`; `random` evaluates as bilinear, as timm's
+/// `_pil_interp` maps it); ImageNet mean/std. The defaults give [`PreprocessingSpec::Official`].
+pub fn preprocessing_from_yacs(path: &Path) -> Result<PreprocessingSpec, ModelError> {
+    let root = read_merged(path, 0)?;
+    let crop = match root.get("TEST").and_then(|t| t.get("CROP")) {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| error(path, "TEST.CROP is not True or False"))?,
+    };
+    let data = root.get("DATA");
+    let interpolation = match data.and_then(|d| d.get("INTERPOLATION")) {
+        None => "bicubic",
+        Some(v) => match v.as_str() {
+            Some("bicubic") => "bicubic",
+            Some("bilinear") | Some("random") => "bilinear",
+            _ => {
+                return Err(error(
+                    path,
+                    format!("DATA.INTERPOLATION {v} is not bicubic, bilinear or random"),
+                ))
+            }
+        },
+    };
+    if crop && interpolation == "bicubic" {
+        return Ok(PreprocessingSpec::Official);
+    }
+    let img_size = data
+        .and_then(|d| d.get("IMG_SIZE"))
+        .and_then(Value::as_u64)
+        .unwrap_or(224);
+    // timm's pretrained_cfg says the same: `center` at crop_pct 224/256 is the official crop,
+    // `squash` at 1.0 a resize to S×S.
+    Ok(PreprocessingSpec::Timm(serde_json::json!({
+        "input_size": [3, img_size, img_size],
+        "crop_pct": if crop { 0.875 } else { 1.0 },
+        "crop_mode": if crop { "center" } else { "squash" },
+        "interpolation": interpolation,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_eval_transform_follows_test_crop_and_data_interpolation() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let plain = write(
+            "plain.yaml",
+            "DATA:\n  IMG_SIZE: 384\nMODEL:\n  TYPE: swin\n",
+        );
+        assert_eq!(
+            preprocessing_from_yacs(&plain).unwrap(),
+            PreprocessingSpec::Official
+        );
+        let no_crop = write(
+            "no_crop.yaml",
+            "BASE: ['plain.yaml']\nTEST:\n  CROP: False\n",
+        );
+        let PreprocessingSpec::Timm(cfg) = preprocessing_from_yacs(&no_crop).unwrap() else {
+            panic!("expected an explicit transform");
+        };
+        assert_eq!(cfg["crop_mode"], "squash");
+        assert_eq!(cfg["crop_pct"], 1.0);
+        assert_eq!(cfg["input_size"], serde_json::json!([3, 384, 384]));
+        let bilinear = write(
+            "bilinear.yaml",
+            "DATA:\n  IMG_SIZE: 224\n  INTERPOLATION: random\n",
+        );
+        let PreprocessingSpec::Timm(cfg) = preprocessing_from_yacs(&bilinear).unwrap() else {
+            panic!("expected an explicit transform");
+        };
+        assert_eq!(cfg["crop_mode"], "center");
+        assert_eq!(cfg["interpolation"], "bilinear");
+        let bad = write("bad.yaml", "TEST:\n  CROP: maybe\n");
+        assert!(preprocessing_from_yacs(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("TEST.CROP"));
+    }
 
     #[test]
     fn official_configs_and_their_bases() {

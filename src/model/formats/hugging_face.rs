@@ -348,7 +348,19 @@ pub fn config_from_hf_json(
             None => 4.0,
         },
         qkv_bias: flag("qkv_bias", true)?,
-        ape: flag("use_absolute_embeddings", false)?,
+        ape: match (version, flag("use_absolute_embeddings", false)?) {
+            // transformers' Swinv2Embeddings keep num_patches + 1 positions (a class-token slot the
+            // official model has not) and cannot add them to the patches without interpolation.
+            (SwinVersion::V2, true) => {
+                return Err(
+                    "config.json's `use_absolute_embeddings` is true for a SwinV2 model: \
+                     transformers' SwinV2 absolute embeddings ([1, num_patches + 1, C]) have no \
+                     official counterpart and are not supported (V1's are)"
+                        .into(),
+                )
+            }
+            (_, ape) => ape,
+        },
         // The Hugging Face embeddings always normalise the patches.
         patch_norm: true,
         depths,

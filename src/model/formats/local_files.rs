@@ -97,6 +97,7 @@ fn load_with_yacs(
         hints,
         &format!("--config {}", yaml.display()),
     )?;
+    weights.metadata.preprocessing = crate::model::yacs_config::preprocessing_from_yacs(yaml)?;
     weights.metadata.format = format!(
         "{} checkpoint ({}) with the yacs config {}",
         layout.describe(),
