@@ -63,6 +63,7 @@ impl TryFrom<ServeArgs> for ServeSettings {
                 client_ca: args.tls_client_ca,
             }),
             health_listen: args.health_listen,
+            http_listen: args.http_listen,
             reflection: !args.no_reflection,
             max_in_flight: args.max_in_flight,
             memory_budget: args.memory_budget,

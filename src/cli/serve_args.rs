@@ -233,6 +233,11 @@ pub struct ServeArgs {
     /// port needs TLS client certificates or tokens).
     #[arg(long, env = "SWIN_SERVE_HEALTH_LISTEN", value_name = "ADDR")]
     pub health_listen: Option<SocketAddr>,
+    /// The HTTP port (e.g. 0.0.0.0:8000): OIP v2 over HTTP/JSON with Triton's binary and
+    /// classification extensions, POST /v1/classify, and a page to try the model at /. Same
+    /// TLS, tokens and limits as the gRPC port. Off unless given.
+    #[arg(long, env = "SWIN_SERVE_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
     /// Most calls in flight at once (all RPCs but health; a stream counts as one): more get
     /// RESOURCE_EXHAUSTED at once, before their message is read.
     #[arg(long, env = "SWIN_SERVE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]

@@ -145,6 +145,38 @@ impl EnginePool {
         })
     }
 
+    /// Whether [`Self::reserve`] would refuse an image now (queue full, estimated wait over
+    /// `max_queue_wait`, shutting down), without taking a slot: the check a front end makes at a
+    /// request's headers, before its body is read. A refusal counts as a rejected image.
+    pub fn admission_check(&self) -> Result<(), SchedulerError> {
+        if self.sender.is_none() {
+            return Err(SchedulerError::ShuttingDown);
+        }
+        let refusal = if let Some(limit) = self
+            .max_queue_wait
+            .filter(|&limit| self.estimated_queue_wait() > limit)
+        {
+            Some(SchedulerError::QueueWaitTooLong {
+                ahead: self.slots_in_use(),
+                estimated: self.estimated_queue_wait(),
+                limit,
+            })
+        } else if self.slots_in_use() >= self.admission.capacity() {
+            Some(SchedulerError::QueueFull {
+                capacity: self.admission.capacity(),
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(e) => {
+                self.stats.images_rejected.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Admission slots taken now (images being prepared or queued; a gauge).
     pub fn slots_in_use(&self) -> usize {
         self.admission.in_use()

@@ -88,6 +88,9 @@ pub struct ServerConfig {
     /// A second, plaintext port serving only `grpc.health.v1` (`--health-listen`): Kubernetes'
     /// gRPC probes cannot present TLS client certificates or tokens.
     pub health_listen: Option<SocketAddr>,
+    /// The HTTP port (`--http-listen`, see [`crate::server::http`]): OIP v2 over HTTP/JSON,
+    /// `/v1/classify` and the page at `/`; `None`: no HTTP port.
+    pub http_listen: Option<SocketAddr>,
     /// Serve server reflection (`--no-reflection` turns it off). With tokens it needs a token too.
     pub reflection: bool,
     /// Most calls in flight at once (`--max-in-flight`, see
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             tls: None,
             health_listen: None,
+            http_listen: None,
             reflection: true,
             engine_hang_timeout: DEFAULT_ENGINE_HANG_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,

@@ -28,6 +28,7 @@
 pub mod call;
 pub mod config;
 pub mod connections;
+pub mod http;
 pub mod layers;
 pub mod lifecycle;
 pub mod log_text;

@@ -119,16 +119,23 @@ impl TokenAuth {
 
     /// The tonic interceptor: the request's `authorization: Bearer <token>` must be accepted.
     pub fn check(&self, request: Request<()>) -> Result<Request<()>, Status> {
-        let token = request
+        let header = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        self.check_header(header)?;
+        Ok(request)
+    }
+
+    /// Whether an `authorization` header value (gRPC metadata or HTTP) carries an accepted
+    /// `Bearer <token>`.
+    pub fn check_header(&self, header: Option<&str>) -> Result<(), Status> {
+        let token = header.and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
         match token {
-            Some(t) if self.accepts(t.as_bytes()) => Ok(request),
+            Some(t) if self.accepts(t.as_bytes()) => Ok(()),
             Some(_) => Err(Status::unauthenticated("invalid bearer token")),
             None => Err(Status::unauthenticated(
                 "missing `authorization: Bearer <token>` metadata",
@@ -146,6 +153,21 @@ impl Authenticate {
     /// Check the tokens of `token_file` (`--auth-token-file`), or none.
     pub fn from_token_file(token_file: Option<&Path>) -> Result<Self, AuthError> {
         Ok(Self(token_file.map(TokenAuth::from_file).transpose()?))
+    }
+}
+
+impl Authenticate {
+    /// Check an HTTP request's `authorization` header (every call passes without tokens).
+    pub fn check_authorization(&self, header: Option<&str>) -> Result<(), Status> {
+        match &self.0 {
+            Some(auth) => auth.check_header(header),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether tokens are required.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
     }
 }
 

@@ -38,6 +38,16 @@ impl CallsInFlightLimitLayer {
         }
     }
 
+    /// The places, to share with another port (the HTTP one): a call there takes one too.
+    pub fn places(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.places)
+    }
+
+    /// The cap.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Calls in flight now.
     pub fn calls_in_flight(&self) -> usize {
         self.limit - self.places.available_permits()

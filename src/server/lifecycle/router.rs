@@ -69,6 +69,7 @@ pub fn serve_grpc(
     config: &ServerConfig,
     routes: Routes,
     budget: Arc<MemoryBudget>,
+    calls_in_flight: CallsInFlightLimitLayer,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> ServerFuture {
     // Deadlines are ours, not tonic's `Server::timeout` (which answers CANCELLED): see
@@ -83,7 +84,7 @@ pub fn serve_grpc(
             .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE);
     }
     let router = builder
-        .layer(CallsInFlightLimitLayer::new(config.max_in_flight))
+        .layer(calls_in_flight)
         .layer(OpenCallLayer)
         .layer(MessageArrivalLayer::new(
             config.message_timeout,

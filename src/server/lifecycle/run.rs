@@ -14,7 +14,10 @@ use super::server_error::ServerError;
 use super::shutdown::answered_within;
 use crate::server::config::ServerConfig;
 use crate::server::connections::tls::{ReloadingTls, RELOAD_INTERVAL};
+use crate::server::http::serve::serve_http;
+use crate::server::http::{http_router, HttpState};
 use crate::server::layers::auth::Authenticate;
+use crate::server::layers::calls_in_flight::CallsInFlightLimitLayer;
 use crate::server::metrics;
 use crate::server::pipeline::Pipeline;
 use crate::server::services::health::HealthStatuses;
@@ -43,11 +46,21 @@ where
     let reflection = reflection_routes(config.reflection, &authenticate)?;
     let tls = config.tls.clone().map(ReloadingTls::load).transpose()?;
     let health_listener = bind_health_port(config.health_listen).await?;
+    let http_listener = bind_http_port(config.http_listen).await?;
 
     // The services over one pipeline; the model comes into its slot in the background.
     let slot: ModelSlot = Arc::new(OnceLock::new());
     let pipeline = Pipeline::new(Arc::clone(&slot), config.clone());
     let message_budget = Arc::clone(pipeline.memory_budget());
+    let calls_in_flight = CallsInFlightLimitLayer::new(config.max_in_flight);
+    let http_router = http_listener.as_ref().map(|_| {
+        http_router(HttpState::new(
+            pipeline.clone(),
+            authenticate.clone(),
+            calls_in_flight.places(),
+            calls_in_flight.limit(),
+        ))
+    });
     let routes = grpc_routes(
         reflection,
         &pipeline,
@@ -63,13 +76,59 @@ where
     let health_port = health_listener.map(|l| serve_health_port(l, health_service));
     let tls_watch = tls.as_ref().map(|t| t.watch(RELOAD_INTERVAL));
     let (stop, stopping) = stop_future(shutdown, load_failed, pipeline, health, config.drain_delay);
-    let server = serve_grpc(listener, tls, &config, routes, message_budget, stop);
+    // One stop for both ports: the gRPC server's future and the HTTP accept loop.
+    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        stop.await;
+        let _ = stopped_tx.send(true);
+    };
+    let http_port = http_listener.zip(http_router).map(|(listener, router)| {
+        let mut stopped = stopped_rx.clone();
+        let stop = Box::pin(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        tokio::spawn(serve_http(
+            listener,
+            tls.clone(),
+            router,
+            config.max_concurrent_streams,
+            stop,
+        ))
+    });
+    let server = serve_grpc(
+        listener,
+        tls,
+        &config,
+        routes,
+        message_budget,
+        calls_in_flight,
+        stop,
+    );
     let all_answered = answered_within(server, stopping.begun, config.shutdown_timeout).await?;
+    if let Some(http) = http_port {
+        // The gRPC port answered its calls (or the shutdown timeout passed): the HTTP port gets
+        // what is left of that timeout.
+        let _ = tokio::time::timeout(config.shutdown_timeout, http).await;
+    }
 
     for task in [health_port, tls_watch].into_iter().flatten() {
         task.abort();
     }
     finish(stopping.load_error, all_answered)
+}
+
+/// Bind the HTTP port, if `--http-listen` asks for one.
+async fn bind_http_port(
+    addr: Option<std::net::SocketAddr>,
+) -> Result<Option<TcpListener>, ServerError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::HttpListen { addr, source })?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP server listening (OIP v2 REST, /v1/classify, the page at /)");
+    Ok(Some(listener))
 }
 
 /// The Prometheus endpoint, if `--metrics-listen` asks for one.

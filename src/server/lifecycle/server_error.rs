@@ -30,6 +30,12 @@ pub enum ServerError {
     /// The TLS files cannot be used.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The HTTP port cannot be bound.
+    #[error("cannot listen on --http-listen {addr}: {source}")]
+    HttpListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     /// The health port cannot be bound.
     #[error("cannot listen on --health-listen {addr}: {source}")]
     HealthListen {

@@ -95,6 +95,18 @@ impl Pipeline {
             && self.engine_ok.load(Ordering::Relaxed)
     }
 
+    /// Whether an image arriving now would be admitted: the model loaded, room in the engine
+    /// queue and an estimated wait within `--max-queue-wait`. Checked at a request's headers,
+    /// before its body is read, so that a refusal costs nothing; the image is checked again when
+    /// it is admitted.
+    pub fn admission_open(&self) -> Result<(), Status> {
+        let model = self.model()?;
+        model
+            .pool
+            .admission_check()
+            .map_err(|e| crate::server::status::scheduler_status(&e))
+    }
+
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
