@@ -27,7 +27,7 @@ import oip_helpers as H
 
 CLIENT = os.environ.get("SWIN_OIP_CLIENT", "triton")
 if CLIENT == "kserve":
-    collect_ignore = ["test_tritonclient.py", "test_reference_preprocess.py"]
+    collect_ignore = ["test_tritonclient.py", "test_reference_preprocess.py", "test_tritonclient_http.py", "test_browser.py"]
 elif CLIENT == "triton":
     collect_ignore = ["test_kserve.py"]
 else:
@@ -82,6 +82,7 @@ class Server:
     log_path: Path
     args: list
     headers: dict
+    http_url: str = ""
 
     def log_tail(self, n=40):
         try:
@@ -115,7 +116,8 @@ def start_server(log_dir, label, extra_args, headers=None):
     for attempt in range(3):
         port = _free_port()
         url = f"127.0.0.1:{port}"
-        args = [str(binary), "serve", "--random-weights", "0", "--listen", url, *extra_args]
+        http_url = f"127.0.0.1:{_free_port()}"
+        args = [str(binary), "serve", "--random-weights", "0", "--listen", url, "--http-listen", http_url, *extra_args]
         log_path = Path(log_dir) / f"{label}-{attempt}.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(
@@ -127,7 +129,7 @@ def start_server(log_dir, label, extra_args, headers=None):
             preexec_fn=_die_with_parent,
         )
         log.close()
-        server = Server(proc, url, log_path, args, headers or {})
+        server = Server(proc, url, log_path, args, headers or {}, http_url)
         channel = grpc.insecure_channel(url)
         # ServerReady with hand-made bytes: the request is empty, the answer `bool ready = 1`.
         ready_rpc = channel.unary_unary("/inference.GRPCInferenceService/ServerReady")
@@ -193,6 +195,15 @@ def server(log_dir):
     s.stop()
     # A clean shutdown: the process exits by itself after SIGTERM.
     assert s.proc.returncode == 0, f"server exited with {s.proc.returncode}:\n{s.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def small_server(log_dir):
+    """A 64x64 SwinV2 (window 4, random weights): the HTTP and browser tests' server, fast enough
+    in a debug build (about 1 s an image, against 13 s at 256x256)."""
+    s = start_server(log_dir, "small", ["--img-size", "64", "--window-size", "4", "--threads", "1"])
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="session")
