@@ -443,6 +443,9 @@ async fn oip_rest_in_json_and_binary_form_with_classification() {
     server.stop().await;
 }
 
+/// (what, path, headers, body, expected status).
+type BadCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_bodies_get_their_status_and_a_json_error_and_the_server_keeps_serving() {
     let (server, http, _channel) = http_server(ServerConfig {
@@ -461,7 +464,7 @@ async fn bad_bodies_get_their_status_and_a_json_error_and_the_server_keeps_servi
             .to_string()
     };
     let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("empty image", "/v1/classify".into(), vec![], vec![], 400),
         (
             "garbage image",
