@@ -24,6 +24,46 @@ use common::fake_engine::{
 };
 use common::test_server::{health, TestServer};
 
+/// A raw HTTP/2 gRPC call to `path` whose request headers are sent and whose message is not (the
+/// stream stays open): the answer's `grpc-status` and `grpc-message`, which must come within 5 s.
+async fn headers_only_call(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tonic::codegen::{http, Bytes};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let mut ready = client.ready().await.unwrap();
+    let (response, mut send) = ready.send_request(request, false).unwrap();
+    // The gRPC message prefix of a 400 kB message, and nothing of the message.
+    let mut prefix = vec![0u8];
+    prefix.extend(400_000u32.to_be_bytes());
+    send.send_data(Bytes::from(prefix), false).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("answered at the headers, without the message")
+        .unwrap();
+    // Trailers-only: the status is in the headers.
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let answer = (header("grpc-status"), header("grpc-message"));
+    drop(send);
+    driver.abort();
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_refuses_before_any_decoding() {
     let gate = FakeControls::with_gate_closed();
@@ -84,6 +124,17 @@ async fn a_full_queue_refuses_before_any_decoding() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    // Refused at the headers: a call that announces a 400 kB message and never sends a byte of
+    // it is answered at once, for each gated method.
+    for path in [
+        "/swin.v1.Classifier/Classify",
+        "/swin.v1.Classifier/ClassifyBatch",
+        "/inference.GRPCInferenceService/ModelInfer",
+    ] {
+        let (code, message) = headers_only_call(srv.addr(), path).await;
+        assert_eq!(code, "14", "{path}: {message}");
+        assert!(message.contains("overloaded"), "{path}: {message}");
+    }
 
     gate.open();
     for call in held {

@@ -19,6 +19,7 @@ use crate::server::config::ServerConfig;
 use crate::server::connections::idle::tracked;
 use crate::server::connections::tcp::tcp_incoming;
 use crate::server::connections::tls::{self, ReloadingTls};
+use crate::server::layers::admission_gate::AdmissionGate;
 use crate::server::layers::auth::Authenticate;
 use crate::server::layers::calls_in_flight::CallsInFlightLimitLayer;
 use crate::server::layers::deadline::DeadlineLayer;
@@ -39,7 +40,9 @@ const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `routes` (reflection, if on) with health, the classifier and OIP added: every service but
-/// health behind `authenticate`, the two inference services with the message size limits.
+/// health behind `authenticate`, the two inference services with the message size limits and
+/// their unary inference calls refused at the headers while nothing can be admitted
+/// ([`AdmissionGate`]).
 pub fn grpc_routes(
     mut routes: RoutesBuilder,
     pipeline: &Pipeline,
@@ -56,8 +59,14 @@ pub fn grpc_routes(
             .max_encoding_message_size(config.max_message_bytes);
     routes
         .add_service(health)
-        .add_service(InterceptedService::new(classifier, authenticate.clone()))
-        .add_service(InterceptedService::new(inference, authenticate));
+        .add_service(InterceptedService::new(
+            AdmissionGate::new(classifier, pipeline.clone()),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AdmissionGate::new(inference, pipeline.clone()),
+            authenticate,
+        ));
     routes.routes()
 }
 
