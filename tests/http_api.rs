@@ -722,3 +722,80 @@ async fn tokens_guard_every_route_but_the_probes_and_the_page() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bench_load_generator_drives_the_http_routes() {
+    use std::sync::Arc;
+    use swin_serve::client::connection::Bearer;
+    use swin_serve::client::load_generator::{self as load, LoadOptions, LoadRunError, Rpc, Stop};
+    let (server, http, channel) = http_server(ServerConfig::default()).await;
+    let base = format!("http://{http}");
+    let image = Arc::new(test_image(64, 64, image::ImageFormat::Jpeg));
+    for rpc in [Rpc::HttpClassify, Rpc::HttpInfer] {
+        let options = LoadOptions {
+            rpc,
+            concurrency: 2,
+            stop: Stop::Requests(6),
+            warmup: 1,
+            image: Arc::clone(&image),
+            progress: false,
+            rate: None,
+        };
+        let report = load::run_http(&base, &Bearer(None), &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.ok, report.errors, report.images),
+            (6, 0, 6),
+            "{rpc:?}: {report:?}"
+        );
+        assert_eq!(report.latencies.len(), 6);
+        // Refusals are counted by HTTP status, with the server's message.
+        let bad = LoadOptions {
+            image: Arc::new(b"not an image".to_vec()),
+            ..options.clone()
+        };
+        let report = load::run_http(&base, &Bearer(None), &bad).await.unwrap();
+        assert_eq!(report.ok, 0);
+        assert_eq!(report.codes.get("HTTP 400").copied(), Some(6), "{report:?}");
+        assert!(
+            report
+                .first_error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("HTTP 400: "),
+            "{report:?}"
+        );
+        // An HTTP route is not a gRPC method, and the other way round.
+        assert!(matches!(
+            load::run(channel.clone(), Bearer(None), &options).await,
+            Err(LoadRunError::NotGrpc(_))
+        ));
+    }
+    let grpc = LoadOptions {
+        rpc: Rpc::Classify,
+        concurrency: 1,
+        stop: Stop::Requests(1),
+        warmup: 0,
+        image,
+        progress: false,
+        rate: None,
+    };
+    assert!(matches!(
+        load::run_http(&base, &Bearer(None), &grpc).await,
+        Err(LoadRunError::NotHttp(_))
+    ));
+    assert!(matches!(
+        load::run_http(
+            "https://example",
+            &Bearer(None),
+            &LoadOptions {
+                rpc: Rpc::HttpClassify,
+                ..grpc
+            }
+        )
+        .await,
+        Err(LoadRunError::HttpUrl(_))
+    ));
+    server.stop().await;
+}

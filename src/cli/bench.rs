@@ -12,7 +12,7 @@ use super::bench_args::{
 use super::output::{
     engine_report_text, load_table_header, load_table_row, print_stdout, printable,
 };
-use crate::client::connection::{connect_channel, ConnectionOptions};
+use crate::client::connection::{connect_channel, read_bearer_token, Bearer, ConnectionOptions};
 use crate::client::engine_bench::{self, EngineBenchOptions};
 use crate::client::load_generator::{self, LoadOptions, Rpc, Stop};
 use crate::engine::cpu::default_threads;
@@ -96,7 +96,21 @@ pub async fn run_bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
         None => Stop::Requests(args.requests.unwrap_or(DEFAULT_BENCH_REQUESTS)),
         Some(seconds) => Stop::Duration(seconds.duration()),
     };
-    let (channel, token) = connect_channel(&ConnectionOptions::from(&args.connection)).await?;
+    let connection = ConnectionOptions::from(&args.connection);
+    // The gRPC channel only when a gRPC method is driven (the HTTP port may be all there is).
+    let grpc = if rpcs.iter().any(|r| !r.is_http()) {
+        Some(connect_channel(&connection).await?)
+    } else {
+        None
+    };
+    let token = match &connection.token_file {
+        Some(path) => read_bearer_token(path)?,
+        None => Bearer(None),
+    };
+    let http_url = args
+        .http_server
+        .clone()
+        .unwrap_or_else(|| connection.url().to_string());
     print_stdout(&load_table_header());
     let mut failed = false;
     for &concurrency in &concurrencies {
@@ -120,10 +134,35 @@ pub async fn run_bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
                     Stop::Duration(d) => format!("{:.0} s", d.as_secs_f64()),
                 }
             );
-            let report = load_generator::run(channel.clone(), token.clone(), &options).await?;
+            let report = match &grpc {
+                Some((channel, token)) if !rpc.is_http() => {
+                    load_generator::run(channel.clone(), token.clone(), &options).await?
+                }
+                _ => load_generator::run_http(&http_url, &token, &options).await?,
+            };
             print_stdout(&load_table_row(&report));
+            let refusals: usize = report
+                .codes
+                .iter()
+                .filter(|(code, _)| is_capacity_refusal(code))
+                .map(|(_, n)| n)
+                .sum();
+            let counted = if args.expect_refusals {
+                report.errors - refusals
+            } else {
+                report.errors
+            };
+            if args.expect_refusals && refusals > 0 {
+                eprintln!(
+                    "{}: {refusals} calls refused for capacity ({:.0}/s)",
+                    rpc.name(),
+                    refusals as f64 / report.wall.as_secs_f64().max(f64::MIN_POSITIVE)
+                );
+            }
             if let Some(e) = &report.first_error {
                 eprintln!("{}: first error: {}", rpc.name(), printable(e));
+            }
+            if counted > 0 {
                 failed = true;
             }
         }
@@ -132,4 +171,13 @@ pub async fn run_bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
         bail!("some calls failed");
     }
     Ok(())
+}
+
+/// Whether a failure (a [`load_generator::LoadReport`] code) is a refusal for capacity, which
+/// `--expect-refusals` accepts.
+fn is_capacity_refusal(code: &str) -> bool {
+    matches!(
+        code,
+        "Unavailable" | "ResourceExhausted" | "HTTP 503" | "HTTP 429"
+    )
 }

@@ -96,10 +96,19 @@ pub struct BenchServerArgs {
     /// Image file every call carries (default: a generated 500×375 JPEG).
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// RPCs to load, one run each, in this order (comma-separated; repeat one to interleave runs)
-    /// [default: classify].
+    /// RPCs to load, one run each, in this order (comma-separated; repeat one to interleave runs):
+    /// gRPC `classify`, `model-infer`, `batch`, `stream`; HTTP `http-classify` (POST /v1/classify),
+    /// `http-infer` (OIP REST infer, Triton's binary form) [default: classify].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub rpc: Vec<Rpc>,
+    /// The HTTP port (`serve --http-listen`) the `http-*` RPCs call, `http://host:port`
+    /// [default: --server].
+    #[arg(long, value_name = "URL")]
+    pub http_server: Option<String>,
+    /// A storm: calls refused for capacity (UNAVAILABLE, RESOURCE_EXHAUSTED; HTTP 503, 429) are
+    /// counted but do not make the run fail; callers retry at once, without back-off.
+    #[arg(long)]
+    pub expect_refusals: bool,
     /// Callers in flight at once (comma-separated: one run per value) [default: 1].
     #[arg(long, value_delimiter = ',')]
     pub concurrency: Vec<usize>,

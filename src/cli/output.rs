@@ -97,12 +97,12 @@ pub fn classification_text(name: &str, r: &proto::ClassifyResponse, k: u32) -> S
 /// The header of the `bench server` table.
 pub fn load_table_header() -> String {
     format!(
-        "{:<10} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<14} {:>5} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "rpc", "conc", "ok", "errors", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms"
     )
 }
 
-/// One run's line of the `bench server` table (failures by gRPC code at the end).
+/// One run's line of the `bench server` table (failures by gRPC code or HTTP status at the end).
 pub fn load_table_row(report: &LoadReport) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let codes: Vec<String> = report
@@ -111,7 +111,7 @@ pub fn load_table_row(report: &LoadReport) -> String {
         .map(|(code, n)| format!("{code}={n}"))
         .collect();
     format!(
-        "{:<10} {:>5} {:>6} {:>6} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  {}",
+        "{:<14} {:>5} {:>6} {:>6} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  {}",
         report.rpc.name(),
         report.concurrency,
         report.ok,

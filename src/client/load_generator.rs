@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use super::call_failure::CallFailure;
 use super::connection::{Bearer, CLIENT_MAX_MESSAGE_BYTES};
+use super::http_caller::{HttpCaller, HttpRoute, HttpSetupError};
 use crate::proto;
 use crate::proto::inference as pb;
 
-/// Which RPC the load calls (`--rpc`): two of `swin.v1.Classifier`'s, or OIP ModelInfer.
+/// Which RPC the load calls (`--rpc`): `swin.v1.Classifier`'s, OIP ModelInfer, or their HTTP
+/// routes on the `--http-listen` port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rpc {
     /// `swin.v1.Classifier/Classify` (top 5).
@@ -31,20 +34,33 @@ pub enum Rpc {
     /// `swin.v1.Classifier/ClassifyStream`: each caller keeps one stream open and sends its next
     /// image when the previous one is answered.
     Stream,
+    /// HTTP `POST /v1/classify?top_k=5`, the image file as the body (what `curl --data-binary`
+    /// sends), over HTTP/1.1 keep-alive connections (one per caller).
+    HttpClassify,
+    /// HTTP `POST /v2/models/{model}/infer` in Triton's binary form (what `tritonclient.http`
+    /// sends): input IMAGE (BYTES) as binary data, output PROBABILITIES with classification 5.
+    HttpInfer,
 }
 
 /// Images per ClassifyBatch call (`--rpc batch`).
 pub const BATCH_CALL_IMAGES: usize = 8;
 
 impl Rpc {
-    /// The RPC's name.
+    /// The RPC's name (one word: the `bench server` table's first column).
     pub fn name(self) -> &'static str {
         match self {
             Rpc::Classify => "Classify",
             Rpc::ModelInfer => "ModelInfer",
             Rpc::Batch => "ClassifyBatch",
             Rpc::Stream => "ClassifyStream",
+            Rpc::HttpClassify => "HttpClassify",
+            Rpc::HttpInfer => "HttpInfer",
         }
+    }
+
+    /// Whether it is one of the HTTP routes (else a gRPC method).
+    pub fn is_http(self) -> bool {
+        matches!(self, Rpc::HttpClassify | Rpc::HttpInfer)
     }
 }
 
@@ -91,7 +107,8 @@ pub struct LoadReport {
     /// Calls answered with an error, and the first error seen.
     pub errors: usize,
     pub first_error: Option<String>,
-    /// Failed calls by gRPC code (`Unavailable`, `DeadlineExceeded`, ...).
+    /// Failed calls by gRPC code (`Unavailable`, `DeadlineExceeded`, ...) or HTTP status
+    /// (`HTTP 503`, ...), or `transport` for a call that got no answer.
     pub codes: BTreeMap<String, usize>,
     /// Wall time of the measured part.
     pub wall: Duration,
@@ -130,6 +147,14 @@ pub enum LoadRunError {
     Options,
     #[error("the server lists no model (RepositoryIndex): {0}")]
     NoModel(String),
+    #[error("the HTTP routes are driven over cleartext http:// only (got {0})")]
+    HttpUrl(String),
+    #[error("{} is an HTTP route: it needs the HTTP port's URL", .0.name())]
+    NotGrpc(Rpc),
+    #[error("{} is a gRPC method, not an HTTP route", .0.name())]
+    NotHttp(Rpc),
+    #[error("the HTTP port at {url}: {reason}")]
+    Http { url: String, reason: String },
 }
 
 type Authed = InterceptedService<Channel, Bearer>;
@@ -170,6 +195,7 @@ enum Caller {
         client: proto::classifier_client::ClassifierClient<Authed>,
         open: Option<Box<OpenStream>>,
     },
+    Http(HttpCaller),
 }
 
 impl Clone for Caller {
@@ -186,6 +212,7 @@ impl Clone for Caller {
                 client: client.clone(),
                 open: None,
             },
+            Caller::Http(c) => Caller::Http(c.clone()),
         }
     }
 }
@@ -200,8 +227,9 @@ fn request(image: &[u8]) -> proto::ClassifyRequest {
 
 impl Caller {
     /// One call; the images it classified.
-    async fn call(&mut self, image: &[u8]) -> Result<usize, tonic::Status> {
-        match self {
+    async fn call(&mut self, image: &[u8]) -> Result<usize, CallFailure> {
+        let grpc: Result<usize, tonic::Status> = match self {
+            Caller::Http(c) => return c.call(image).await,
             Caller::Classify(c) => c.classify(request(image)).await.map(|_| 1),
             Caller::Batch(c) => {
                 let answer = c
@@ -213,7 +241,7 @@ impl Caller {
                 // The call succeeds even when entries fail: report the first failed entry.
                 for result in &answer.results {
                     if let Some(proto::classify_result::Outcome::Error(e)) = &result.outcome {
-                        return Err(tonic::Status::new(e.code.into(), e.message.clone()));
+                        return Err(tonic::Status::new(e.code.into(), e.message.clone()).into());
                     }
                 }
                 Ok(answer.results.len())
@@ -279,16 +307,13 @@ impl Caller {
                     .await
                     .map(|_| 1)
             }
-        }
+        };
+        grpc.map_err(CallFailure::from)
     }
 }
 
-/// Run `options` against the server on `channel`.
-pub async fn run(
-    channel: Channel,
-    token: Bearer,
-    options: &LoadOptions,
-) -> Result<LoadReport, LoadRunError> {
+/// The options a run cannot start with.
+fn check_options(options: &LoadOptions) -> Result<(), LoadRunError> {
     let empty = match options.stop {
         Stop::Requests(n) => n == 0,
         Stop::Duration(d) => d.is_zero(),
@@ -297,6 +322,16 @@ pub async fn run(
     if options.concurrency == 0 || empty || bad_rate {
         return Err(LoadRunError::Options);
     }
+    Ok(())
+}
+
+/// Run `options` (a gRPC method) against the server on `channel`.
+pub async fn run(
+    channel: Channel,
+    token: Bearer,
+    options: &LoadOptions,
+) -> Result<LoadReport, LoadRunError> {
+    check_options(options)?;
     let authed = InterceptedService::new(channel, token);
     let classifier = || {
         proto::classifier_client::ClassifierClient::new(authed.clone())
@@ -304,6 +339,7 @@ pub async fn run(
             .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
     };
     let caller = match options.rpc {
+        Rpc::HttpClassify | Rpc::HttpInfer => return Err(LoadRunError::NotGrpc(options.rpc)),
         Rpc::Classify => Caller::Classify(classifier()),
         Rpc::Batch => Caller::Batch(classifier()),
         Rpc::Stream => Caller::Stream {
@@ -329,7 +365,37 @@ pub async fn run(
             Caller::ModelInfer { client, model }
         }
     };
+    drive(caller, options).await
+}
 
+/// Run `options` (an HTTP route) against the HTTP port at `base_url` (`http://host:port`), with
+/// `token`'s `authorization` header when it has one.
+pub async fn run_http(
+    base_url: &str,
+    token: &Bearer,
+    options: &LoadOptions,
+) -> Result<LoadReport, LoadRunError> {
+    check_options(options)?;
+    if !options.rpc.is_http() {
+        return Err(LoadRunError::NotHttp(options.rpc));
+    }
+    let authorization = token.0.as_ref().map(|v| v.as_bytes().to_vec());
+    let route = match options.rpc {
+        Rpc::HttpInfer => HttpRoute::Infer,
+        _ => HttpRoute::Classify,
+    };
+    let caller = HttpCaller::new(base_url, authorization, route)
+        .await
+        .map_err(|e| match e {
+            HttpSetupError::Url(url) => LoadRunError::HttpUrl(url),
+            HttpSetupError::NoModel(reason) => LoadRunError::NoModel(reason),
+            HttpSetupError::Request { url, reason } => LoadRunError::Http { url, reason },
+        })?;
+    drive(Caller::Http(caller), options).await
+}
+
+/// The load itself: warm-up, then `options.concurrency` clones of `caller`.
+async fn drive(caller: Caller, options: &LoadOptions) -> Result<LoadReport, LoadRunError> {
     // Warm-up: not measured.
     let mut warm = caller.clone();
     for _ in 0..options.warmup {
@@ -403,8 +469,8 @@ pub async fn run(
                             images += n;
                             answered[0].fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(status) => {
-                            errors.push(status);
+                        Err(failure) => {
+                            errors.push(failure);
                             answered[1].fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -414,7 +480,7 @@ pub async fn run(
         })
         .collect();
     let mut latencies = Vec::new();
-    let mut errors: Vec<tonic::Status> = Vec::new();
+    let mut errors: Vec<CallFailure> = Vec::new();
     let mut images = 0;
     for worker in workers {
         let (l, e, n) = worker.await.unwrap_or_default();
@@ -428,8 +494,8 @@ pub async fn run(
     }
     latencies.sort();
     let mut codes = BTreeMap::new();
-    for status in &errors {
-        *codes.entry(format!("{:?}", status.code())).or_insert(0) += 1;
+    for failure in &errors {
+        *codes.entry(failure.code.clone()).or_insert(0) += 1;
     }
     Ok(LoadReport {
         rpc: options.rpc,
@@ -437,9 +503,7 @@ pub async fn run(
         ok: latencies.len(),
         images,
         errors: errors.len(),
-        first_error: errors
-            .first()
-            .map(|s| format!("{:?}: {}", s.code(), s.message())),
+        first_error: errors.first().map(|f| format!("{}: {}", f.code, f.message)),
         codes,
         wall,
         latencies,
