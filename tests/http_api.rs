@@ -799,3 +799,50 @@ async fn the_bench_load_generator_drives_the_http_routes() {
     ));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn draining_turns_ready_503_finishes_calls_in_flight_then_closes_the_port() {
+    let (mut server, http, _channel) = http_server(ServerConfig {
+        drain_delay: Duration::from_millis(600),
+        ..ServerConfig::default()
+    })
+    .await;
+    let image = test_image(200, 150, image::ImageFormat::Png);
+    // Calls in flight when shutdown begins are answered, not dropped.
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let image = image.clone();
+            tokio::spawn(async move { call(http, "POST", "/v1/classify", &[], &image).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Draining: not ready (the load balancer takes the pod out), still live.
+    let ready = call(http, "GET", "/v2/health/ready", &[], b"").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        call(http, "GET", "/v2/health/live", &[], b"").await.status,
+        200
+    );
+    for task in in_flight {
+        let answer = task.await.unwrap();
+        assert_eq!(
+            answer.status,
+            200,
+            "in-flight call lost in the drain: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let v: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(v["predictions"].as_array().unwrap().len(), 5);
+    }
+    server
+        .join(Duration::from_secs(60), "server did not stop")
+        .await
+        .unwrap();
+    // Then the port is closed.
+    assert!(
+        TcpStream::connect(http).await.is_err(),
+        "the HTTP port is still open"
+    );
+}

@@ -85,6 +85,11 @@ pub fn serve_grpc(
     // `layers/deadline.rs`.
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
+        // Flow-control windows that start at the spec's 64 KiB and grow with the measured
+        // bandwidth-delay product (hyper's BDP pings), instead of hyper's fixed 1 MiB: a call
+        // refused at its headers (`AdmissionGate`) then costs at most a window of bytes in flight,
+        // not its whole image, while a long fat link still gets a window that fills it.
+        .http2_adaptive_window(Some(true))
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
     if let Some(age) = config.max_connection_age {
