@@ -846,3 +846,36 @@ async fn draining_turns_ready_503_finishes_calls_in_flight_then_closes_the_port(
         "the HTTP port is still open"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_that_does_not_fit_the_memory_budget_is_refused_before_it_is_read() {
+    use swin_serve::server::memory_budget::BudgetSetting;
+    let (server, http, _channel) = http_server(ServerConfig {
+        memory_budget: BudgetSetting::Bytes(1 << 20),
+        ..ServerConfig::default()
+    })
+    .await;
+    // 4 MB announced (under --max-message-bytes, over the 1 MiB budget), nothing sent.
+    for path in ["/v1/classify", "/v2/models/any/infer"] {
+        let (answer, elapsed) = headers_only(http, path, 4_000_000).await;
+        assert_eq!(
+            answer.status,
+            429,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(
+            answer.error().contains("memory budget") && answer.error().contains("request body"),
+            "{}",
+            answer.error()
+        );
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    }
+    // The refusals held nothing: the server is still ready.
+    assert_eq!(
+        call(http, "GET", "/v2/health/ready", &[], b"").await.status,
+        200
+    );
+    server.stop().await;
+}

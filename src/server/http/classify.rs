@@ -157,10 +157,7 @@ pub async fn classify(State(state): State<HttpState>, request: Request) -> Respo
         let kind = body_kind(&parts.headers)?;
         // Refused at the headers: nothing of the body is read.
         state.pipeline.admission_open()?;
-        let limits = BodyLimits {
-            max_bytes: state.pipeline.config().max_message_bytes,
-            timeout: state.pipeline.config().message_timeout,
-        };
+        let limits = BodyLimits::for_inference(&state.pipeline);
         let bytes = read_body(body, &parts.headers, limits).await?;
         let image = match kind {
             BodyKind::Raw => bytes.to_vec(),

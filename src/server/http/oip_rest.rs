@@ -202,6 +202,7 @@ pub async fn repository_index(State(state): State<HttpState>, request: Request) 
     let limits = BodyLimits {
         max_bytes: 64 << 10,
         timeout: state.pipeline.config().message_timeout,
+        budget: None,
     };
     let bytes = match read_body(body, &parts.headers, limits).await {
         Ok(b) => b,
@@ -281,10 +282,7 @@ pub async fn model_infer(
         };
         // Refused at the headers: nothing of the body is read.
         state.pipeline.admission_open()?;
-        let limits = BodyLimits {
-            max_bytes: state.pipeline.config().max_message_bytes,
-            timeout: state.pipeline.config().message_timeout,
-        };
+        let limits = BodyLimits::for_inference(&state.pipeline);
         let bytes = read_body(body, &parts.headers, limits).await?;
         let (json_part, binary) = match json_length {
             None => (&bytes[..], &[][..]),
