@@ -5,6 +5,7 @@
 mod common {
     pub mod calls;
     pub mod fake_engine;
+    pub mod raw_h2;
     pub mod test_server;
 }
 
@@ -22,30 +23,15 @@ use common::calls::{classify_request, guarded, spawn_classifies, test_image};
 use common::fake_engine::{
     gated_infer_request, gated_model, serving_gated, FakeControls, OpenOnDrop,
 };
+use common::raw_h2::{connect, start_call};
 use common::test_server::{health, TestServer};
 
 /// A raw HTTP/2 gRPC call to `path` whose request headers are sent and whose message is not (the
 /// stream stays open): the answer's `grpc-status` and `grpc-message`, which must come within 5 s.
 async fn headers_only_call(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    use tonic::codegen::{http, Bytes};
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let mut ready = client.ready().await.unwrap();
-    let (response, mut send) = ready.send_request(request, false).unwrap();
+    let (mut client, driver) = connect(addr).await;
     // The gRPC message prefix of a 400 kB message, and nothing of the message.
-    let mut prefix = vec![0u8];
-    prefix.extend(400_000u32.to_be_bytes());
-    send.send_data(Bytes::from(prefix), false).unwrap();
+    let (response, send) = start_call(&mut client, path, 400_000, 0).await;
     let response = tokio::time::timeout(Duration::from_secs(5), response)
         .await
         .expect("answered at the headers, without the message")

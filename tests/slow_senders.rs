@@ -5,6 +5,7 @@
 //! connection with no call open (and only such a connection).
 
 mod common {
+    pub mod raw_h2;
     pub mod test_server;
 }
 
@@ -15,10 +16,10 @@ use swin_serve::proto;
 use swin_serve::proto::classifier_client::ClassifierClient;
 use swin_serve::server::memory_budget::BudgetSetting;
 use swin_serve::server::ServerConfig;
-use tokio::net::TcpStream;
 use tonic::codegen::{http, Bytes};
 use tonic::Code;
 
+use common::raw_h2::{connect, start_call};
 use common::test_server::TestServer;
 
 const MIB: u32 = 1 << 20;
@@ -60,45 +61,6 @@ async fn classify_small(addr: SocketAddr) -> Code {
         Ok(_) => Code::Ok,
         Err(s) => s.code(),
     }
-}
-
-/// A raw HTTP/2 connection; the task that drives it ends when the connection closes.
-async fn connect(
-    addr: SocketAddr,
-) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    (client, driver)
-}
-
-/// A call to `path` whose request starts a gRPC message of `declared` bytes and sends `sent` of
-/// them (no end of stream): the response future and the open request stream.
-async fn start_call(
-    client: &mut h2::client::SendRequest<Bytes>,
-    path: &str,
-    declared: u32,
-    sent: usize,
-) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let mut ready = client.clone().ready().await.unwrap();
-    let (response, mut send) = ready.send_request(request, false).unwrap();
-    if sent > 0 || declared > 0 {
-        let mut data = vec![0u8];
-        data.extend(declared.to_be_bytes());
-        // Field 1 (image, bytes) of a ClassifyRequest would follow; zeros are enough here.
-        data.extend(std::iter::repeat_n(0u8, sent));
-        send.send_data(Bytes::from(data), false).unwrap();
-    }
-    (response, send)
 }
 
 /// `grpc-message` is percent-encoded.

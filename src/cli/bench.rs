@@ -103,9 +103,11 @@ pub async fn run_bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let token = match &connection.token_file {
-        Some(path) => read_bearer_token(path)?,
-        None => Bearer(None),
+    // The token file is read once: by the gRPC connection when there is one.
+    let token = match (&grpc, &connection.token_file) {
+        (Some((_, token)), _) => token.clone(),
+        (None, Some(path)) => read_bearer_token(path)?,
+        (None, None) => Bearer(None),
     };
     let http_url = args
         .http_server
