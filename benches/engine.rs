@@ -22,7 +22,9 @@ fn main() {
         seed: 0,
         config: SwinConfig::tiny_window8_256(),
     };
-    let model = engine_bench::load_bench_model(&source, &ConfigHints::default()).expect("model");
+    let model =
+        engine_bench::load_bench_model(&source, &ConfigHints::default(), Default::default())
+            .expect("model");
     println!(
         "model {} ({} parameters, {:.2} GFLOP/image), loaded and folded in {:.0} ms",
         model.config.name(),

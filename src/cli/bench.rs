@@ -58,7 +58,7 @@ pub fn run_bench_engine(args: BenchEngineArgs) -> anyhow::Result<()> {
         progress: true,
     };
     let started = Instant::now();
-    let model = engine_bench::load_bench_model(&source, &hints)?;
+    let model = engine_bench::load_bench_model(&source, &hints, args.precision)?;
     eprintln!(
         "{} ({}, {:.2} GFLOP/image), {} parameters, loaded in {:.1} s",
         model.config.name(),

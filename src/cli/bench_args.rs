@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use super::connection_args::ConnectionArgs;
 use super::seconds::{seconds, Seconds, Zero};
 use crate::client::load_generator::Rpc;
+use crate::engine::Precision;
 
 /// `bench server`: calls measured per run (`--requests`) and sent before it (`--warmup`).
 pub const DEFAULT_BENCH_REQUESTS: usize = 100;
@@ -57,6 +58,9 @@ pub struct BenchEngineArgs {
     /// Threads of the engine instance [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// What the linear layers compute in: fp32 or bf16 (AVX512_BF16 CPUs only).
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Timed forward passes per batch size [default: 10].
     #[arg(long)]
     pub runs: Option<usize>,

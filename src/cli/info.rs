@@ -26,6 +26,7 @@ pub fn info_json(info: &proto::ModelInfo) -> Value {
         "server_version": info.server_version,
         "backend": info.backend,
         "engine_detail": info.engine_detail,
+        "precision": info.precision,
         "weights_source": info.weights_source,
         "random_weights": info.random_weights,
         "input_size": info.input_size,
@@ -89,6 +90,7 @@ pub fn info_text(info: &proto::ModelInfo) -> String {
         ("server_version".into(), printable(&info.server_version)),
         ("backend".into(), printable(&info.backend)),
         ("engine_detail".into(), printable(&info.engine_detail)),
+        ("precision".into(), printable(&info.precision)),
         ("weights_source".into(), printable(&info.weights_source)),
         ("random_weights".into(), info.random_weights.to_string()),
         ("input_size".into(), info.input_size.to_string()),
@@ -225,6 +227,7 @@ mod tests {
             engine_detail: "cpu x2, 4 threads".into(),
             checkpoint_format: "timm hub directory (swinv2_tiny_window8_256)".into(),
             labels_source: "checkpoint".into(),
+            precision: "bf16".into(),
         }
     }
 
@@ -236,6 +239,7 @@ mod tests {
         for line in [
             "server_version: 0.1.0",
             "backend: cpu",
+            "precision: bf16",
             "random_weights: true",
             "input_size: 256",
             "num_classes: 1000",

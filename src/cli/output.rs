@@ -135,8 +135,17 @@ pub fn engine_report_text(report: &EngineBenchReport, json: bool) -> String {
     } else {
         if let Some(f) = report.figures.first() {
             lines.push(format!(
-                "{} on {} ({}), {} threads",
-                report.model, f.cpu, f.isa, f.threads
+                "{} on {} ({}, {}), {} threads{}",
+                report.model,
+                f.cpu,
+                f.isa,
+                f.precision,
+                f.threads,
+                f.fma_peak_gflops.map_or(String::new(), |p| format!(
+                    "; FP32 FMA peak {p:.1} GFLOP/s{}",
+                    f.bf16_peak_gflops
+                        .map_or(String::new(), |b| format!(", bf16 {b:.1}"))
+                ))
             ));
         }
         lines.push(

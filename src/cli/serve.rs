@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use super::serve_args::ServeArgs;
 use crate::engine::cpu::{default_threads, CpuOptions};
 use crate::engine::mlu::MluOptions;
-use crate::engine::{BackendKind, BackendOptions};
+use crate::engine::{BackendKind, BackendOptions, Precision};
 use crate::model::source::{model_file_in, ModelPathError};
 use crate::model::{download, ConfigHints, SwinConfig, WeightsSource};
 use crate::preprocess::PreprocessOverrides;
@@ -34,6 +34,8 @@ pub enum ServeArgsError {
     ModelName(String),
     #[error("--backend mlu needs --model FILE.magicmind (generate it with models/generate_magicmind.py)")]
     MluNeedsModel,
+    #[error("--precision {0} is for the CPU engine: a MagicMind model has the precision it was built with (FP32)")]
+    MluPrecision(Precision),
     /// `--model` names a directory without exactly one model file, or cannot be read.
     #[error(transparent)]
     ModelPath(#[from] ModelPathError),
@@ -97,8 +99,12 @@ fn model_options(args: &ServeArgs) -> Result<ModelOptions, ServeArgsError> {
                 .threads
                 .unwrap_or_else(|| (default_threads() / args.instances.max(1)).max(1)),
             max_batch: args.max_batch,
+            precision: args.precision,
         }),
         BackendKind::Mlu => {
+            if args.precision != Precision::Fp32 {
+                return Err(ServeArgsError::MluPrecision(args.precision));
+            }
             let model_path = args.model.as_ref().ok_or(ServeArgsError::MluNeedsModel)?;
             BackendOptions::Mlu(MluOptions {
                 model_path: model_file_in(model_path, &["magicmind"])?,

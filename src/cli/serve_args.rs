@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::seconds::{seconds, Seconds, Zero};
 use crate::engine::mlu::DEFAULT_DEVICE;
-use crate::engine::{BackendKind, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
+use crate::engine::{BackendKind, Precision, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
 use crate::model::download;
 use crate::preprocess::PIL_MAX_IMAGE_PIXELS;
 use crate::preprocess::{parse_crop_pct, parse_rgb, CropMode, Interpolation, MAX_SIDE};
@@ -74,6 +74,11 @@ pub struct ServeArgs {
     /// Largest batch one instance runs at once (queued images are batched up to this).
     #[arg(long, env = "SWIN_SERVE_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
+    /// What the CPU engine's linear layers compute in: fp32, or bf16 (opt-in; AVX512_BF16 CPUs
+    /// only, refused at startup elsewhere; weights packed to bf16 at load, FP32 accumulation,
+    /// LayerNorm/softmax/attention/residuals in FP32; accuracy in docs/cpu-engine.md#bf16).
+    #[arg(long, env = "SWIN_SERVE_PRECISION", default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Seconds a free engine instance may wait for more images to fill its batch (up to
     /// --max-batch; never more than half the time left before a held image's deadline). 0: run
     /// what is queued at once.

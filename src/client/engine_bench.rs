@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::cpu::kernels::peak;
 use crate::engine::cpu::{CpuEngine, Isa, Profile, SwinModel};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Precision};
 use crate::model::{ConfigHints, ModelError, SwinConfig, WeightsSource};
 use crate::server::memory_budget::proc_kb_field;
 
@@ -30,6 +31,8 @@ pub const DEFAULT_BATCHES: [usize; 2] = [1, 8];
 
 /// Profiled passes per batch size with `profile` (the fastest is reported).
 const PROFILE_PASSES: usize = 3;
+/// Repetitions of each peak measurement (the best is kept).
+const PEAK_REPS: usize = 5;
 
 /// How often a progress line is printed during one batch size's runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -72,6 +75,13 @@ pub struct Figure {
     pub cpu: String,
     /// Instruction set the kernels use ([`Isa::active`]).
     pub isa: String,
+    /// What the linear layers compute in.
+    pub precision: Precision,
+    /// FP32 FMA peak of `threads` threads of this machine, GFLOP/s, measured right before
+    /// ([`crate::engine::cpu::kernels::peak`]); `None` on the scalar path.
+    pub fma_peak_gflops: Option<f64>,
+    /// bf16 dot-product peak (AVX512_BF16 CPUs), GFLOP/s.
+    pub bf16_peak_gflops: Option<f64>,
     pub threads: usize,
     pub batch: usize,
     pub runs: usize,
@@ -90,10 +100,11 @@ impl Figure {
     /// One JSON object (one line), the fields named as `peers.py` names its own.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"system\": {}, \"cpu\": {}, \"isa\": {}, \"threads\": {}, \"batch\": {}, \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"max_ms\": {:.3}, \"img_per_s\": {:.3}, \"gflops\": {:.1}, \"peak_rss_mb\": {}}}",
+            "{{\"system\": {}, \"cpu\": {}, \"isa\": {}, \"precision\": {}, \"threads\": {}, \"batch\": {}, \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"max_ms\": {:.3}, \"img_per_s\": {:.3}, \"gflops\": {:.1}, \"fma_peak_gflops\": {}, \"of_fma_peak\": {}, \"bf16_peak_gflops\": {}, \"peak_rss_mb\": {}}}",
             json_string(SYSTEM),
             json_string(&self.cpu),
             json_string(&self.isa),
+            json_string(self.precision.name()),
             self.threads,
             self.batch,
             self.runs,
@@ -102,10 +113,25 @@ impl Figure {
             self.max_ms,
             self.img_per_s,
             self.gflops,
+            opt(self.fma_peak_gflops, 1),
+            opt(self.of_fma_peak(), 3),
+            opt(self.bf16_peak_gflops, 1),
             self.peak_rss_mb
                 .map_or("null".to_string(), |mb| format!("{mb:.1}"))
         )
     }
+
+    /// The pass's GFLOP/s over the FP32 FMA peak.
+    pub fn of_fma_peak(&self) -> Option<f64> {
+        self.fma_peak_gflops
+            .filter(|&p| p > 0.0)
+            .map(|p| self.gflops / p)
+    }
+}
+
+/// A JSON number with `decimals`, or null.
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("null".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// The profile of one batch size: the fastest of a few profiled passes.
@@ -192,9 +218,15 @@ pub struct EngineBenchReport {
 pub fn load_bench_model(
     source: &WeightsSource,
     hints: &ConfigHints,
+    precision: Precision,
 ) -> Result<Arc<SwinModel>, EngineBenchError> {
+    if precision == Precision::Bf16 && !crate::engine::cpu::kernels::isa::bf16_supported() {
+        return Err(EngineBenchError::Options(crate::engine::cpu::bf16_refusal()));
+    }
     let (weights, config) = source.load(hints)?;
-    Ok(Arc::new(SwinModel::new(&weights, &config)?))
+    Ok(Arc::new(SwinModel::with_precision(
+        &weights, &config, precision,
+    )?))
 }
 
 /// Measure `model` as `opts` says.
@@ -219,6 +251,28 @@ pub fn run(
     let input = bench_input(largest * per_image);
     let cpu = cpu_model_name();
     let isa = Isa::active().to_string();
+    // The machine's peaks on as many threads as the engine, measured once before the passes.
+    let (fma_peak_gflops, bf16_peak_gflops) = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map(|pool| {
+            pool.install(|| {
+                (
+                    peak::fma_peak_gflops(Isa::active(), PEAK_REPS),
+                    peak::bf16_peak_gflops(PEAK_REPS),
+                )
+            })
+        })
+        .unwrap_or((None, None));
+    if opts.progress {
+        if let Some(p) = fma_peak_gflops {
+            eprintln!(
+                "FP32 FMA peak of {} threads: {p:.1} GFLOP/s{}",
+                opts.threads,
+                bf16_peak_gflops.map_or(String::new(), |b| format!("; bf16 (vdpbf16ps) {b:.1}"))
+            );
+        }
+    }
     let mut report = EngineBenchReport {
         model: config.name(),
         flops_per_image,
@@ -264,6 +318,9 @@ pub fn run(
         report.figures.push(Figure {
             cpu: cpu.clone(),
             isa: isa.clone(),
+            precision: model.precision,
+            fma_peak_gflops,
+            bf16_peak_gflops,
             threads: opts.threads,
             batch,
             runs: opts.runs,
@@ -294,12 +351,20 @@ pub fn run(
 /// The figures as a small table (header + one line per batch size).
 pub fn format_table(figures: &[Figure]) -> String {
     let mut out = format!(
-        "{:>5} {:>5} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12}\n",
-        "batch", "runs", "median ms", "min ms", "max ms", "img/s", "GFLOP/s", "peak RSS MB"
+        "{:>5} {:>5} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>12}\n",
+        "batch",
+        "runs",
+        "median ms",
+        "min ms",
+        "max ms",
+        "img/s",
+        "GFLOP/s",
+        "of peak",
+        "peak RSS MB"
     );
     for f in figures {
         out.push_str(&format!(
-            "{:>5} {:>5} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>12}\n",
+            "{:>5} {:>5} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>9} {:>12}\n",
             f.batch,
             f.runs,
             f.median_ms,
@@ -307,6 +372,8 @@ pub fn format_table(figures: &[Figure]) -> String {
             f.max_ms,
             f.img_per_s,
             f.gflops,
+            f.of_fma_peak()
+                .map_or("?".into(), |r| format!("{:.0}%", 100.0 * r)),
             f.peak_rss_mb.map_or("?".into(), |mb| format!("{mb:.0}"))
         ));
     }

@@ -26,6 +26,7 @@ pub fn description(input_size: usize, num_classes: usize, max_batch: usize) -> E
         input_size,
         num_classes,
         max_batch,
+        precision: super::Precision::Fp32,
         detail: "fake engine".into(),
     }
 }

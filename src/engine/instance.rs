@@ -17,6 +17,8 @@ pub struct EngineDescription {
     pub num_classes: usize,
     /// Largest batch one `infer` call accepts.
     pub max_batch: usize,
+    /// What the linear layers compute in (FP32 unless `--precision bf16` on the CPU engine).
+    pub precision: super::Precision,
     /// Free-form details (threads, device id, ...).
     pub detail: String,
 }

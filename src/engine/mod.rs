@@ -9,7 +9,7 @@
 //!
 //! Files: `instance.rs` (the [`Engine`] trait and [`EngineDescription`]), `backend_kind.rs`
 //! ([`BackendKind`]), `selection.rs` ([`BackendOptions`], [`build`], the warm-up), `engines.rs`
-//! (what a build yields), `plugin_check.rs` ([`PluginCheck`]), `error.rs` ([`EngineError`]), and,
+//! (what a build yields), `plugin_check.rs` ([`PluginCheck`]), `precision.rs` ([`Precision`]), `error.rs` ([`EngineError`]), and,
 //! for tests only, `fake.rs` (`fake::FakeEngine`, a test double: unit tests and feature
 //! `test-util`).
 
@@ -21,6 +21,7 @@ mod engines;
 mod error;
 mod instance;
 mod plugin_check;
+mod precision;
 mod selection;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -31,4 +32,5 @@ pub use engines::{BackendInfo, Engines, DEFAULT_INSTANCES, DEFAULT_MAX_BATCH};
 pub use error::EngineError;
 pub use instance::{Engine, EngineDescription};
 pub use plugin_check::{require_plugin_checks, PluginCheck};
+pub use precision::Precision;
 pub use selection::{build, BackendOptions};

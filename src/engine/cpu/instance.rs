@@ -9,7 +9,7 @@ use super::kernels::denormals;
 use super::kernels::isa::Isa;
 use super::modules::SwinModel;
 use super::profile::Profile;
-use crate::engine::{BackendKind, Engine, EngineDescription, EngineError};
+use crate::engine::{BackendKind, Engine, EngineDescription, EngineError, Precision};
 
 /// The CPU engine instance: implements [`Engine`] on a shared [`SwinModel`].
 pub struct CpuEngine {
@@ -64,9 +64,16 @@ impl CpuEngine {
             input_size: model.config.img_size,
             num_classes: model.config.num_classes,
             max_batch,
+            precision: model.precision,
             detail: format!(
-                "threads={threads}, isa={}, denormals={}",
+                "threads={threads}, isa={}{}, precision={}, denormals={}",
                 Isa::active(),
+                if model.precision == Precision::Bf16 {
+                    "+avx512bf16"
+                } else {
+                    ""
+                },
+                model.precision,
                 if flush { "flushed" } else { "kept" }
             ),
         };

@@ -35,7 +35,7 @@ pub use modules::SwinModel;
 pub use profile::Profile;
 
 use super::{
-    require_plugin_checks, BackendInfo, BackendKind, Engine, EngineError, Engines,
+    require_plugin_checks, BackendInfo, BackendKind, Engine, EngineError, Engines, Precision,
     DEFAULT_INSTANCES, DEFAULT_MAX_BATCH,
 };
 use crate::model::{ConfigHints, WeightsSource};
@@ -58,6 +58,8 @@ pub struct CpuOptions {
     pub threads: usize,
     /// Largest batch one instance runs at once.
     pub max_batch: usize,
+    /// What the linear layers compute in (`--precision`).
+    pub precision: Precision,
 }
 
 impl CpuOptions {
@@ -69,8 +71,23 @@ impl CpuOptions {
             instances: DEFAULT_INSTANCES,
             threads: default_threads(),
             max_batch: DEFAULT_MAX_BATCH,
+            precision: Precision::Fp32,
         }
     }
+}
+
+/// Why `--precision bf16` cannot run here (what startup says).
+pub fn bf16_refusal() -> String {
+    format!(
+        "--precision bf16 needs AVX-512 with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake, \
+         Sapphire Rapids or later); the engine runs on {} here{}: use --precision fp32 (the default)",
+        Isa::active(),
+        if std::env::var_os(ISA_ENV).is_some() {
+            format!(" ({ISA_ENV} is set)")
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// Read the weights, self-check the plugin ops, fold the model and create the instances.
@@ -82,6 +99,9 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
         return Err(EngineError::Options(
             "--instances must be at least 1".into(),
         ));
+    }
+    if opts.precision == Precision::Bf16 && !kernels::isa::bf16_supported() {
+        return Err(EngineError::Options(bf16_refusal()));
     }
     let cores = default_threads();
     if opts.instances.saturating_mul(opts.threads) > cores {
@@ -96,7 +116,11 @@ pub fn build(opts: &CpuOptions) -> Result<Engines, EngineError> {
     let (weights, config) = opts.weights.load(&opts.hints)?;
     let plugin_checks = ops::self_check();
     require_plugin_checks(&plugin_checks)?;
-    let model = Arc::new(SwinModel::new(&weights, &config)?);
+    let model = Arc::new(SwinModel::with_precision(
+        &weights,
+        &config,
+        opts.precision,
+    )?);
     let checkpoint = weights.metadata.clone();
     drop(weights);
     let instances = (0..opts.instances)

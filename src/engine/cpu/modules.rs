@@ -16,15 +16,17 @@
 
 use super::kernels::attention::TokenPermutation;
 use super::kernels::isa::Isa;
-use super::kernels::packed_gemm::PackedMatrix;
+use super::kernels::packed_gemm::{PackedMatrix, WeightFormat};
 use super::ops::PluginRelu;
 use super::tables;
+use crate::engine::Precision;
 use crate::model::{ModelError, SwinConfig, SwinVersion, Weights, WeightsView};
 
 pub use crate::model::layout::CPB_HIDDEN;
 
 /// `nn.Linear` (`y = x·Wᵀ + b`). The weight is packed once at load into the GEMM microkernel's panel
-/// layout for the instruction set in use ([`PackedMatrix`]): no repacking per call.
+/// layout for the instruction set in use ([`PackedMatrix`]), in FP32 or (bf16 precision) as bf16
+/// pairs: no repacking per call.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// `Wᵀ` packed for [`Isa::active`].
@@ -44,6 +46,7 @@ impl Linear {
         in_features: usize,
         out_features: usize,
         bias: bool,
+        format: WeightFormat,
     ) -> Result<Self, ModelError> {
         let weight = &vb.get("weight", &[out_features, in_features])?.data;
         let bias = if bias {
@@ -51,19 +54,32 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self::from_pytorch(weight, bias, in_features, out_features))
+        Ok(Self::from_pytorch(
+            weight,
+            bias,
+            in_features,
+            out_features,
+            format,
+        ))
     }
 
-    /// From a PyTorch-layout `[out_features, in_features]` weight.
+    /// From a PyTorch-layout `[out_features, in_features]` weight, packed in `format`.
     pub fn from_pytorch(
         weight: &[f32],
         bias: Option<Vec<f32>>,
         in_features: usize,
         out_features: usize,
+        format: WeightFormat,
     ) -> Self {
         assert_eq!(weight.len(), in_features * out_features);
         Self {
-            weight: PackedMatrix::from_pytorch(weight, in_features, out_features, Isa::active()),
+            weight: PackedMatrix::from_pytorch_as(
+                weight,
+                in_features,
+                out_features,
+                Isa::active(),
+                format,
+            ),
             bias,
             in_features,
             out_features,
@@ -222,11 +238,31 @@ pub struct SwinModel {
     pub head: Linear,
     /// Where the weights came from.
     pub source: String,
+    /// What the linear layers compute in.
+    pub precision: Precision,
 }
 
 impl SwinModel {
-    /// Build the model from official state-dict tensors, folding the input-independent parts.
+    /// Build the model from official state-dict tensors, folding the input-independent parts (FP32).
     pub fn new(weights: &Weights, config: &SwinConfig) -> Result<Self, ModelError> {
+        Self::with_precision(weights, config, Precision::Fp32)
+    }
+
+    /// [`Self::new`] with the linear layers in `precision`: bf16 packs every linear layer the
+    /// forward pass runs as bf16 pairs (the continuous position bias MLP, folded here at load,
+    /// stays FP32); it needs AVX512_BF16 on the active instruction set
+    /// ([`super::kernels::isa::bf16_supported`]) and is refused with [`ModelError::Config`]
+    /// elsewhere.
+    pub fn with_precision(
+        weights: &Weights,
+        config: &SwinConfig,
+        precision: Precision,
+    ) -> Result<Self, ModelError> {
+        let format = match precision {
+            Precision::Fp32 => WeightFormat::F32,
+            Precision::Bf16 if super::kernels::isa::bf16_supported() => WeightFormat::Bf16Pairs,
+            Precision::Bf16 => return Err(ModelError::Config(super::bf16_refusal())),
+        };
         config.validate()?;
         if config.in_chans == 0 {
             return Err(ModelError::Config("in_chans must be at least 1".into()));
@@ -270,6 +306,7 @@ impl SwinModel {
                 Some(vb_proj.get("bias", &[e])?.data.clone()),
                 cin * p * p,
                 e,
+                format,
             ),
             norm: if config.patch_norm {
                 Some(LayerNorm::load(&vb_embed.pp("norm"), e)?)
@@ -298,7 +335,13 @@ impl SwinModel {
             let res = config.stage_resolution(i);
             let mut blocks = Vec::with_capacity(config.depths[i]);
             for j in 0..config.depths[i] {
-                blocks.push(load_block(&vb_layer.pp("blocks").pp(j), config, i, j)?);
+                blocks.push(load_block(
+                    &vb_layer.pp("blocks").pp(j),
+                    config,
+                    i,
+                    j,
+                    format,
+                )?);
             }
             let downsample = if i + 1 < config.num_layers() {
                 if !res.is_multiple_of(2) {
@@ -311,7 +354,13 @@ impl SwinModel {
                 Some(PatchMerging {
                     input_resolution: res,
                     dim,
-                    reduction: Linear::load(&vb_down.pp("reduction"), 4 * dim, 2 * dim, false)?,
+                    reduction: Linear::load(
+                        &vb_down.pp("reduction"),
+                        4 * dim,
+                        2 * dim,
+                        false,
+                        format,
+                    )?,
                     norm: LayerNorm::load(&vb_down.pp("norm"), norm_dim)?,
                     norm_first: !v2,
                 })
@@ -332,8 +381,9 @@ impl SwinModel {
             absolute_pos_embed,
             layers,
             norm: LayerNorm::load(&vb.pp("norm"), nf)?,
-            head: Linear::load(&vb.pp("head"), nf, config.num_classes, true)?,
+            head: Linear::load(&vb.pp("head"), nf, config.num_classes, true, format)?,
             source: weights.source.clone(),
+            precision,
         })
     }
 
@@ -369,6 +419,7 @@ fn load_block(
     config: &SwinConfig,
     i: usize,
     j: usize,
+    format: WeightFormat,
 ) -> Result<SwinTransformerBlock, ModelError> {
     let dim = config.stage_dim(i);
     let res = config.stage_resolution(i);
@@ -377,8 +428,8 @@ fn load_block(
     let hidden = config.mlp_hidden(i);
     let vb_attn = vb.pp("attn");
     let (qkv, logit_scale, relative_position_bias) = match config.version {
-        SwinVersion::V1 => load_attention_v1(&vb_attn, config, i)?,
-        SwinVersion::V2 => load_attention_v2(&vb_attn, config, i)?,
+        SwinVersion::V1 => load_attention_v1(&vb_attn, config, i, format)?,
+        SwinVersion::V2 => load_attention_v2(&vb_attn, config, i, format)?,
     };
 
     let attn_mask = tables::attn_mask(res, window, shift);
@@ -394,15 +445,15 @@ fn load_block(
             window_size: window,
             num_heads: config.num_heads[i],
             qkv,
-            proj: Linear::load(&vb_attn.pp("proj"), dim, dim, true)?,
+            proj: Linear::load(&vb_attn.pp("proj"), dim, dim, true, format)?,
             cosine: config.version == SwinVersion::V2,
             logit_scale,
             relative_position_bias,
         },
         norm2: LayerNorm::load(&vb.pp("norm2"), dim)?,
         mlp: Mlp {
-            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true)?,
-            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true)?,
+            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), dim, hidden, true, format)?,
+            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), hidden, dim, true, format)?,
         },
         masked_windows: attn_mask
             .as_deref()
@@ -427,13 +478,14 @@ fn load_attention_v1(
     vb_attn: &WeightsView,
     config: &SwinConfig,
     i: usize,
+    format: WeightFormat,
 ) -> Result<FoldedAttention, ModelError> {
     let (dim, heads, window) = (
         config.stage_dim(i),
         config.num_heads[i],
         config.stage_window(i),
     );
-    let qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, config.qkv_bias)?;
+    let qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, config.qkv_bias, format)?;
     let scale = ((dim / heads) as f32).powf(-0.5);
     let offsets = (2 * window - 1) * (2 * window - 1);
     let table = vb_attn.get("relative_position_bias_table", &[offsets, heads])?;
@@ -464,6 +516,7 @@ fn load_attention_v2(
     vb_attn: &WeightsView,
     config: &SwinConfig,
     i: usize,
+    format: WeightFormat,
 ) -> Result<FoldedAttention, ModelError> {
     let (dim, heads, window) = (
         config.stage_dim(i),
@@ -471,7 +524,7 @@ fn load_attention_v2(
         config.stage_window(i),
     );
     // qkv bias: cat(q_bias, zeros_like(v_bias), v_bias).
-    let mut qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, false)?;
+    let mut qkv = Linear::load(&vb_attn.pp("qkv"), dim, 3 * dim, false, format)?;
     if config.qkv_bias {
         let q_bias = vb_attn.get("q_bias", &[dim])?;
         let v_bias = vb_attn.get("v_bias", &[dim])?;
@@ -493,8 +546,8 @@ fn load_attention_v2(
 
     // Continuous position bias, folded.
     let vb_cpb = vb_attn.pp("cpb_mlp");
-    let fc_a = Linear::load(&vb_cpb.pp(0), 2, CPB_HIDDEN, true)?;
-    let fc_b = Linear::load(&vb_cpb.pp(2), CPB_HIDDEN, heads, false)?;
+    let fc_a = Linear::load(&vb_cpb.pp(0), 2, CPB_HIDDEN, true, WeightFormat::F32)?;
+    let fc_b = Linear::load(&vb_cpb.pp(2), CPB_HIDDEN, heads, false, WeightFormat::F32)?;
     let relative_position_bias = fold_cpb(
         &fc_a,
         &fc_b,

@@ -56,6 +56,8 @@ impl<R: MluRuntime> MluEngine<R> {
             input_size: self.geometry.input_size,
             num_classes: self.geometry.num_classes,
             max_batch: self.geometry.max_batch,
+            // The lab's MagicMind model is built in FP32 (models/README.md).
+            precision: crate::engine::Precision::Fp32,
             detail: String::new(),
         }
     }

@@ -21,7 +21,7 @@
 //! | `swin_calls_in_flight` | gauge | | calls holding a place under `--max-in-flight` |
 //! | `swin_connections_closed_idle_total` | counter | | connections closed with no call open (`--idle-timeout`) |
 //! | `swin_model_load_duration_seconds` | gauge | | load + warm-up time of the model |
-//! | `swin_build_info` | gauge (1) | `version`, `backend`, `model` | what is running |
+//! | `swin_build_info` | gauge (1) | `version`, `backend`, `model`, `precision` | what is running |
 //!
 //! The pool counters are sampled from [`crate::scheduler::PoolStats`] every second
 //! ([`watch_model`]). Where each is recorded: calls in [`record_call`] (the pipeline's access

@@ -36,7 +36,8 @@ pub fn watch_model(model: &Arc<ServingModel>, load_time: Duration) {
         names::BUILD_INFO,
         "version" => env!("CARGO_PKG_VERSION"),
         "backend" => model.info.backend.clone(),
-        "model" => model.info.model.clone()
+        "model" => model.info.model.clone(),
+        "precision" => model.info.precision.clone()
     )
     .set(1.0);
     let weak = Arc::downgrade(model);

@@ -75,5 +75,6 @@ pub fn model_info(
         engine_detail: description.detail.clone(),
         checkpoint_format: backend.checkpoint.format.clone(),
         labels_source: labels_source.into(),
+        precision: description.precision.name().into(),
     }
 }

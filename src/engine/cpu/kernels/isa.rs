@@ -99,6 +99,20 @@ impl Isa {
     }
 }
 
+/// Whether the engine can run bf16 linear layers here: the active instruction set is AVX-512 and
+/// the CPU has AVX512_BF16 (`vcvtne2ps2bf16`, `vdpbf16ps`: Zen 4 and later, Cooper Lake, Sapphire
+/// Rapids and later). Lowering [`ISA_ENV`] below `avx512` turns it off too.
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Isa::active() == Isa::Avx512 && std::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

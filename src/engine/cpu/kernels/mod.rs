@@ -3,7 +3,9 @@
 //! exp), LayerNorm, and the fused window attention ([`attention`]). Every hot kernel runs on
 //! AVX-512 or AVX2+FMA, chosen at run time ([`isa::Isa::active`]), and has a portable scalar
 //! version (also the reference in unit tests). The SIMD kernels are written once, over the vectors
-//! of [`simd::SimdF32`], and compiled for each of the two instruction sets.
+//! of [`simd::SimdF32`], and compiled for each of the two instruction sets. The linear layers also
+//! run in bf16 (`--precision bf16`, AVX512_BF16: [`packed_gemm`]); [`peak`] measures the machine's
+//! FMA and bf16 peaks for `swin-serve bench`.
 
 pub mod attention;
 pub mod denormals;
@@ -13,6 +15,7 @@ pub mod math;
 pub mod mlp;
 pub mod norm;
 pub mod packed_gemm;
+pub mod peak;
 #[cfg(target_arch = "x86_64")]
 pub mod simd;
 pub mod slab;

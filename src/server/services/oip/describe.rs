@@ -94,6 +94,7 @@ pub fn config(model: &ServingModel, server: &ServerConfig) -> pb::ModelConfig {
         ("labels_source", info.labels_source.clone()),
         ("max_image_pixels", info.max_image_pixels.to_string()),
         ("engine_detail", info.engine_detail.clone()),
+        ("precision", info.precision.clone()),
         ("server_version", info.server_version.clone()),
     ]
     .into_iter()

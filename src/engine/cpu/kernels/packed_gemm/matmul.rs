@@ -2,8 +2,15 @@
 
 use std::ops::Range;
 
-use super::matrix::{tile_rows, PackedMatrix};
+use super::matrix::{tile_rows, PackedMatrix, WeightFormat};
 use super::micro::{finish_scalar, microkernel, Prefetch, Store};
+
+thread_local! {
+    /// The activation rows of a bf16 call, rounded to bf16 pairs: one buffer per thread, grown to
+    /// the largest call it ran (at most a row chunk of the widest layer: 1024 × 1536 slots for
+    /// SwinV2-T at batch 8, 6 MiB) and reused.
+    static BF16_ROWS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// Rows of `k` per pass: 384 floats × 14 rows of activations (21 KB) stay in L1, and every layer of
 /// SwinV2-T with `k` ≤ 384 runs in one pass.
@@ -72,8 +79,62 @@ pub unsafe fn matmul_panels(
         }
         return;
     }
+    if w.format() == WeightFormat::Bf16Pairs {
+        // Round the rows to bf16 pairs once for every panel of this call.
+        let pairs = w.panel_rows();
+        let mut rows = BF16_ROWS.take();
+        rows.clear();
+        rows.resize(m * pairs, 0);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: x holds m rows of k floats ldx apart (caller), `rows` m rows of `pairs` slots;
+        // bf16 panels exist only where the CPU has AVX512_BF16 (`PackedMatrix::pack`'s callers).
+        unsafe {
+            super::bf16::pack_rows_bf16(m, x, ldx, k, rows.as_mut_ptr(), pairs)
+        };
+        // SAFETY: the same y rows and columns as ours (caller); `rows` holds m rows of `pairs`.
+        unsafe {
+            blocked(
+                m,
+                rows.as_ptr().cast(),
+                pairs,
+                pairs,
+                w,
+                panels,
+                y,
+                ldy,
+                output,
+                gelu,
+            )
+        };
+        BF16_ROWS.set(rows);
+    } else {
+        // SAFETY: forwarded (caller).
+        unsafe { blocked(m, x, ldx, k, w, panels, y, ldy, output, gelu) };
+    }
+}
+
+/// The blocked loops of [`matmul_panels`] over `kr` panel rows (`k` floats, or `⌈k/2⌉` bf16
+/// pairs whose A operand `x` holds as 32-bit slots).
+///
+/// # Safety
+/// As [`matmul_panels`], with `x` holding `m` rows of `kr` slots `ldx` apart.
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked(
+    m: usize,
+    x: *const f32,
+    ldx: usize,
+    kr: usize,
+    w: &PackedMatrix,
+    panels: Range<usize>,
+    y: *mut f32,
+    ldy: usize,
+    output: TileOutput<'_>,
+    gelu: bool,
+) {
+    let (n, nr) = (w.n(), w.nr());
+    let k = kr;
     let mr = tile_rows(w.isa());
-    let kern = microkernel(w.isa());
+    let kern = microkernel(w.isa(), w.format());
     let mut tile = [0.0f32; 14 * 32];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);

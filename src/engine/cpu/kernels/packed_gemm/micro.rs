@@ -7,6 +7,7 @@ use super::super::isa::Isa;
 use super::super::math::gelu_lanes;
 #[cfg(target_arch = "x86_64")]
 use super::super::simd::{Avx2Simd, Avx512Simd, SimdF32};
+use super::matrix::WeightFormat;
 
 /// A microkernel: `c[rows, nr] (+)= a[rows, kc] · b[kc, nr]`, `a` rows `lda` floats apart (read in
 /// place: broadcasting from the activations' own rows costs nothing more than from a packed copy, and
@@ -44,9 +45,13 @@ impl Prefetch {
 }
 
 /// The microkernel of `isa` (which the CPU must support for it to be called).
-pub(super) fn microkernel(isa: Isa) -> Microkernel {
+pub(super) fn microkernel(isa: Isa, format: WeightFormat) -> Microkernel {
     #[cfg(target_arch = "x86_64")]
     {
+        if format == WeightFormat::Bf16Pairs {
+            // Packed for AVX-512 only (`PackedMatrix::pack`).
+            return super::bf16::micro_bf16_rows;
+        }
         match isa {
             Isa::Avx512 => micro_avx512_rows,
             Isa::Avx2 => micro_avx2_rows,
@@ -55,7 +60,7 @@ pub(super) fn microkernel(isa: Isa) -> Microkernel {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = isa;
+        let _ = (isa, format);
         micro_scalar
     }
 }
@@ -123,6 +128,7 @@ macro_rules! by_rows {
         }
     };
 }
+pub(super) use by_rows;
 
 /// AVX2+FMA microkernel, up to 6 rows × 16.
 ///
@@ -261,6 +267,28 @@ unsafe fn micro_simd<S: SimdF32, const R: usize>(
             }
             b = b.add(nr);
         }
+        store_tile(s, &acc, c, ldc, store);
+    }
+}
+
+/// Write the `R × 2·LANES` tile `acc` to `c` (rows `ldc` apart) as `store` says: `+= c` when
+/// accumulating, `+ bias`, GELU (the tile is still in registers).
+///
+/// # Safety
+/// `c` valid for reads and writes of `R` rows of `2·LANES` floats `ldc` apart, a non-null
+/// `store.bias` for `2·LANES` floats.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn store_tile<S: SimdF32, const R: usize>(
+    s: S,
+    acc: &[[S::Reg; 2]; R],
+    c: *mut f32,
+    ldc: usize,
+    store: Store,
+) {
+    let lanes = S::LANES;
+    // SAFETY: extents as documented (caller).
+    unsafe {
         let bias = if store.bias.is_null() {
             [s.zero(); 2]
         } else {

@@ -17,9 +17,15 @@
 //! microkernels software-prefetch the next panel into L2, a share per tile, so the stream from DRAM
 //! overlaps the arithmetic (the hardware prefetchers stop at every 4 KiB boundary).
 //!
+//! bf16 (`--precision bf16`, AVX512_BF16): the same blocking over panels of bf16 pairs, the
+//! activation rows rounded to bf16 pairs once per call, a `vdpbf16ps` microkernel (`bf16`).
+//!
 //! Files: `matrix` (the packed layout, tile sizes per instruction set), `matmul` (the blocking and
-//! the edge tiles), `micro` (the microkernels), `tests`.
+//! the edge tiles), `micro` (the microkernels), `bf16` (the bf16 microkernel and row rounding),
+//! `tests`.
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod matmul;
 mod matrix;
 mod micro;
@@ -27,4 +33,4 @@ mod micro;
 mod tests;
 
 pub use matmul::{matmul_panels, TileOutput};
-pub use matrix::{panel_width, tile_rows, PackedMatrix};
+pub use matrix::{bf16_bits, bf16_value, panel_width, tile_rows, PackedMatrix, WeightFormat};
