@@ -9,103 +9,18 @@
 
 mod common {
     pub mod fixtures;
+    pub mod parity_fixtures;
 }
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use swin_serve::engine::cpu::{tables, CpuEngine, Isa, SwinModel, ISA_ENV};
 use swin_serve::engine::{Engine, EngineError};
-use swin_serve::model::{ModelError, SwinConfig, Weights};
+use swin_serve::model::ModelError;
 
-use common::fixtures::f32s;
+use common::parity_fixtures::{load, rel_err, run, V2_CONFIGS as CONFIGS};
 
-const CONFIGS: [&str; 3] = ["shifted_w4", "clamp_w6_pretrained", "tiny_like_w8"];
 const TOLERANCE: f64 = 1e-4;
-
-fn fixture_dir() -> PathBuf {
-    common::fixtures::fixture_dir("parity")
-}
-
-struct Fixture {
-    config: SwinConfig,
-    batch: usize,
-    input: Vec<f32>,
-    logits: Vec<f32>,
-    torch_f32_logits: Vec<f32>,
-    weights: Weights,
-}
-
-fn list(meta: &HashMap<String, String>, key: &str) -> Vec<usize> {
-    meta[key]
-        .split(',')
-        .map(|v| v.trim().parse().unwrap())
-        .collect()
-}
-
-fn load(name: &str) -> Fixture {
-    let io = std::fs::read(fixture_dir().join(format!("{name}.io.safetensors"))).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&io).unwrap();
-    let meta = header.metadata().clone().expect("config metadata");
-    let num = |k: &str| -> usize { meta[k].parse().unwrap() };
-    let flag = |k: &str| -> bool { meta[k] == "True" };
-    let config = SwinConfig {
-        version: swin_serve::model::SwinVersion::V2,
-        img_size: num("img_size"),
-        patch_size: num("patch_size"),
-        in_chans: num("in_chans"),
-        num_classes: num("num_classes"),
-        embed_dim: num("embed_dim"),
-        depths: list(&meta, "depths"),
-        num_heads: list(&meta, "num_heads"),
-        window_size: num("window_size"),
-        mlp_ratio: meta["mlp_ratio"].parse().unwrap(),
-        qkv_bias: flag("qkv_bias"),
-        ape: flag("ape"),
-        patch_norm: flag("patch_norm"),
-        pretrained_window_sizes: list(&meta, "pretrained_window_sizes"),
-    };
-    let st = safetensors::SafeTensors::deserialize(&io).unwrap();
-    let (shape, input) = f32s(&st, "input");
-    let (lshape, logits) = f32s(&st, "logits");
-    let (_, torch_f32_logits) = f32s(&st, "logits_torch_f32");
-    assert_eq!(lshape, vec![shape[0], config.num_classes]);
-    let weights = Weights::load(&fixture_dir().join(format!("{name}.pth")))
-        .unwrap_or_else(|e| panic!("{name}.pth: {e}"));
-    Fixture {
-        config,
-        batch: shape[0],
-        input,
-        logits,
-        torch_f32_logits,
-        weights,
-    }
-}
-
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let max_diff = got
-        .iter()
-        .zip(want)
-        .map(|(&a, &b)| (a as f64 - b as f64).abs())
-        .fold(0.0, f64::max);
-    let max_ref = want.iter().map(|&b| (b as f64).abs()).fold(0.0, f64::max);
-    max_diff / max_ref
-}
-
-fn run(
-    model: &Arc<SwinModel>,
-    threads: usize,
-    max_batch: usize,
-    input: &[f32],
-    batch: usize,
-) -> Vec<f32> {
-    let mut engine = CpuEngine::new(model.clone(), threads, max_batch).unwrap();
-    let mut logits = vec![f32::NAN; batch * model.config.num_classes];
-    engine.infer(input, batch, &mut logits).unwrap();
-    logits
-}
 
 #[test]
 fn logits_match_official_model() {

@@ -10,97 +10,20 @@
 
 mod common {
     pub mod fixtures;
+    pub mod parity_fixtures;
 }
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use swin_serve::engine::cpu::{CpuEngine, Isa, SwinModel, ISA_ENV};
-use swin_serve::engine::Engine;
-use swin_serve::model::{ConfigHints, ModelError, SwinConfig, SwinVersion, Weights};
+use swin_serve::engine::cpu::{Isa, SwinModel, ISA_ENV};
+use swin_serve::model::{ConfigHints, ModelError};
 
-use common::fixtures::f32s;
+use common::parity_fixtures::{load, rel_err, V1_CONFIGS as CONFIGS};
 
-const CONFIGS: [&str; 3] = ["v1_tiny_like_w7", "v1_w12_clamped_ape", "v1_deep_21841"];
 const TOLERANCE: f64 = 1e-4;
 
-fn fixture_dir() -> PathBuf {
-    common::fixtures::fixture_dir("parity")
-}
-
-fn list(meta: &HashMap<String, String>, key: &str) -> Vec<usize> {
-    meta[key]
-        .split(',')
-        .map(|v| v.trim().parse().unwrap())
-        .collect()
-}
-
-struct Fixture {
-    config: SwinConfig,
-    batch: usize,
-    input: Vec<f32>,
-    logits: Vec<f32>,
-    torch_f32_logits: Vec<f32>,
-    weights: Weights,
-}
-
-fn load(name: &str) -> Fixture {
-    let io = std::fs::read(fixture_dir().join(format!("{name}.io.safetensors"))).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&io).unwrap();
-    let meta = header.metadata().clone().expect("config metadata");
-    assert_eq!(meta["model_type"], "swin");
-    let num = |k: &str| -> usize { meta[k].parse().unwrap() };
-    let flag = |k: &str| -> bool { meta[k] == "True" };
-    let depths = list(&meta, "depths");
-    let config = SwinConfig {
-        version: SwinVersion::V1,
-        img_size: num("img_size"),
-        patch_size: num("patch_size"),
-        in_chans: num("in_chans"),
-        num_classes: num("num_classes"),
-        embed_dim: num("embed_dim"),
-        pretrained_window_sizes: vec![0; depths.len()],
-        depths,
-        num_heads: list(&meta, "num_heads"),
-        window_size: num("window_size"),
-        mlp_ratio: meta["mlp_ratio"].parse().unwrap(),
-        qkv_bias: flag("qkv_bias"),
-        ape: flag("ape"),
-        patch_norm: flag("patch_norm"),
-    };
-    let st = safetensors::SafeTensors::deserialize(&io).unwrap();
-    let (shape, input) = f32s(&st, "input");
-    let (_, logits) = f32s(&st, "logits");
-    let (_, torch_f32_logits) = f32s(&st, "logits_torch_f32");
-    let weights = Weights::load(&fixture_dir().join(format!("{name}.pth")))
-        .unwrap_or_else(|e| panic!("{name}.pth: {e}"));
-    Fixture {
-        config,
-        batch: shape[0],
-        input,
-        logits,
-        torch_f32_logits,
-        weights,
-    }
-}
-
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let max_diff = got
-        .iter()
-        .zip(want)
-        .map(|(&a, &b)| (a as f64 - b as f64).abs())
-        .fold(0.0, f64::max);
-    let max_ref = want.iter().map(|&b| (b as f64).abs()).fold(0.0, f64::max);
-    max_diff / max_ref
-}
-
 fn run(model: &Arc<SwinModel>, threads: usize, input: &[f32], batch: usize) -> Vec<f32> {
-    let mut engine = CpuEngine::new(model.clone(), threads, batch).unwrap();
-    let mut logits = vec![f32::NAN; batch * model.config.num_classes];
-    engine.infer(input, batch, &mut logits).unwrap();
-    logits
+    common::parity_fixtures::run(model, threads, batch, input, batch)
 }
 
 #[test]

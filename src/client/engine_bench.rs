@@ -100,7 +100,7 @@ impl Figure {
     /// One JSON object (one line), the fields named as `peers.py` names its own.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"system\": {}, \"cpu\": {}, \"isa\": {}, \"precision\": {}, \"threads\": {}, \"batch\": {}, \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"max_ms\": {:.3}, \"img_per_s\": {:.3}, \"gflops\": {:.1}, \"fma_peak_gflops\": {}, \"of_fma_peak\": {}, \"bf16_peak_gflops\": {}, \"peak_rss_mb\": {}}}",
+            "{{\"system\": {}, \"cpu\": {}, \"isa\": {}, \"precision\": {}, \"threads\": {}, \"batch\": {}, \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"max_ms\": {:.3}, \"img_per_s\": {:.3}, \"gflops\": {:.1}, \"fma_peak_gflops\": {}, \"of_fma_peak\": {}, \"bf16_peak_gflops\": {}, \"of_peak\": {}, \"peak_rss_mb\": {}}}",
             json_string(SYSTEM),
             json_string(&self.cpu),
             json_string(&self.isa),
@@ -116,9 +116,21 @@ impl Figure {
             opt(self.fma_peak_gflops, 1),
             opt(self.of_fma_peak(), 3),
             opt(self.bf16_peak_gflops, 1),
+            opt(self.of_peak(), 3),
             self.peak_rss_mb
                 .map_or("null".to_string(), |mb| format!("{mb:.1}"))
         )
+    }
+
+    /// The pass's GFLOP/s over the peak of the precision it ran in: the bf16 dot-product peak for
+    /// bf16, the FP32 FMA peak otherwise.
+    pub fn of_peak(&self) -> Option<f64> {
+        let peak = if self.precision == Precision::Bf16 {
+            self.bf16_peak_gflops
+        } else {
+            self.fma_peak_gflops
+        };
+        peak.filter(|&p| p > 0.0).map(|p| self.gflops / p)
     }
 
     /// The pass's GFLOP/s over the FP32 FMA peak.
@@ -257,9 +269,12 @@ pub fn run(
         .build()
         .map(|pool| {
             pool.install(|| {
+                // The best of three: a shared VM's neighbour can halve one measurement.
+                let best =
+                    |f: &dyn Fn() -> Option<f64>| (0..3).filter_map(|_| f()).reduce(f64::max);
                 (
-                    peak::fma_peak_gflops(Isa::active(), PEAK_REPS),
-                    peak::bf16_peak_gflops(PEAK_REPS),
+                    best(&|| peak::fma_peak_gflops(Isa::active(), PEAK_REPS)),
+                    best(&|| peak::bf16_peak_gflops(PEAK_REPS)),
                 )
             })
         })
@@ -372,7 +387,7 @@ pub fn format_table(figures: &[Figure]) -> String {
             f.max_ms,
             f.img_per_s,
             f.gflops,
-            f.of_fma_peak()
+            f.of_peak()
                 .map_or("?".into(), |r| format!("{:.0}%", 100.0 * r)),
             f.peak_rss_mb.map_or("?".into(), |mb| format!("{mb:.0}"))
         ));
