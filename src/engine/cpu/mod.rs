@@ -30,7 +30,7 @@ pub mod tables;
 use std::sync::Arc;
 
 pub use instance::CpuEngine;
-pub use kernels::isa::{Isa, ISA_ENV};
+pub use kernels::isa::{bf16_refusal, Isa, ISA_ENV};
 pub use modules::SwinModel;
 pub use profile::Profile;
 
@@ -74,20 +74,6 @@ impl CpuOptions {
             precision: Precision::Fp32,
         }
     }
-}
-
-/// Why `--precision bf16` cannot run here (what startup says).
-pub fn bf16_refusal() -> String {
-    format!(
-        "--precision bf16 needs AVX-512 with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake, \
-         Sapphire Rapids or later); the engine runs on {} here{}: use --precision fp32 (the default)",
-        Isa::active(),
-        if std::env::var_os(ISA_ENV).is_some() {
-            format!(" ({ISA_ENV} is set)")
-        } else {
-            String::new()
-        }
-    )
 }
 
 /// Read the weights, self-check the plugin ops, fold the model and create the instances.

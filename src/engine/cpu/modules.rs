@@ -261,7 +261,7 @@ impl SwinModel {
         let format = match precision {
             Precision::Fp32 => WeightFormat::F32,
             Precision::Bf16 if super::kernels::isa::bf16_supported() => WeightFormat::Bf16Pairs,
-            Precision::Bf16 => return Err(ModelError::Config(super::bf16_refusal())),
+            Precision::Bf16 => return Err(ModelError::Config(super::kernels::isa::bf16_refusal())),
         };
         config.validate()?;
         if config.in_chans == 0 {

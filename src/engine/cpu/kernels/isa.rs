@@ -119,6 +119,20 @@ impl std::fmt::Display for Isa {
     }
 }
 
+/// Why `--precision bf16` cannot run here (what startup says).
+pub fn bf16_refusal() -> String {
+    format!(
+        "--precision bf16 needs AVX-512 with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake, \
+         Sapphire Rapids or later); the engine runs on {} here{}: use --precision fp32 (the default)",
+        Isa::active(),
+        if std::env::var_os(ISA_ENV).is_some() {
+            format!(" ({ISA_ENV} is set)")
+        } else {
+            String::new()
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

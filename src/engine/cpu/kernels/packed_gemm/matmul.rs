@@ -19,6 +19,16 @@ const KC: usize = 384;
 /// Rapids, 512 KiB–1 MiB on Zen) while every weight panel passes over it.
 const MC_BYTES: usize = 384 * 1024;
 
+/// The microkernel for `w`'s layout: `vdpbf16ps` on bf16 pairs (packed for AVX-512 only), else the
+/// FP32 one of its ISA.
+fn kernel_for(w: &PackedMatrix) -> super::micro::Microkernel {
+    #[cfg(target_arch = "x86_64")]
+    if w.format() == WeightFormat::Bf16Pairs {
+        return super::bf16::micro_bf16_rows;
+    }
+    microkernel(w.isa())
+}
+
 /// What [`matmul_panels`] applies to the finished output, fused into the microkernels' stores (the
 /// tile is still in registers): nothing, `+ bias`, or `gelu(· + bias)` (exact erf).
 #[derive(Clone, Copy, Debug)]
@@ -134,7 +144,7 @@ unsafe fn blocked(
     let (n, nr) = (w.n(), w.nr());
     let k = kr;
     let mr = tile_rows(w.isa());
-    let kern = microkernel(w.isa(), w.format());
+    let kern = kernel_for(w);
     let mut tile = [0.0f32; 14 * 32];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);

@@ -7,7 +7,6 @@ use super::super::isa::Isa;
 use super::super::math::gelu_lanes;
 #[cfg(target_arch = "x86_64")]
 use super::super::simd::{Avx2Simd, Avx512Simd, SimdF32};
-use super::matrix::WeightFormat;
 
 /// A microkernel: `c[rows, nr] (+)= a[rows, kc] · b[kc, nr]`, `a` rows `lda` floats apart (read in
 /// place: broadcasting from the activations' own rows costs nothing more than from a packed copy, and
@@ -44,14 +43,10 @@ impl Prefetch {
     };
 }
 
-/// The microkernel of `isa` (which the CPU must support for it to be called).
-pub(super) fn microkernel(isa: Isa, format: WeightFormat) -> Microkernel {
+/// The FP32 microkernel of `isa` (which the CPU must support for it to be called).
+pub(super) fn microkernel(isa: Isa) -> Microkernel {
     #[cfg(target_arch = "x86_64")]
     {
-        if format == WeightFormat::Bf16Pairs {
-            // Packed for AVX-512 only (`PackedMatrix::pack`).
-            return super::bf16::micro_bf16_rows;
-        }
         match isa {
             Isa::Avx512 => micro_avx512_rows,
             Isa::Avx2 => micro_avx2_rows,

@@ -188,10 +188,7 @@ mod peak {
             let a = vec![0.5f32; kc * mr];
             let b = vec![0.25f32; kc * nr];
             let mut c = vec![0.0f32; mr * nr];
-            let kern = microkernel(
-                isa,
-                crate::engine::cpu::kernels::packed_gemm::WeightFormat::F32,
-            );
+            let kern = microkernel(isa);
             let reps = 200_000;
             let t = std::time::Instant::now();
             for _ in 0..reps {
