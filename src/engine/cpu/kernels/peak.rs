@@ -8,15 +8,13 @@
 
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use super::isa::Isa;
 
 /// Independent accumulators per thread.
 const CHAINS: usize = 12;
 /// Loop trips per timed repetition (each chain is a dependent sequence of rounded FMAs, which the
 /// compiler may not fold or reorder, so the loop runs as written).
-const TRIPS: usize = 200_000;
+const TRIPS: usize = 1_000_000;
 
 /// FP32 FMA peak of `isa` on the current rayon pool, GFLOP/s (an FMA counts 2 FLOP a lane): the
 /// best of `reps` repetitions. `None` for [`Isa::Scalar`] (no vector FMA to measure).
@@ -69,7 +67,9 @@ fn best_rate(reps: usize, flop_per_thread: f64, body: impl Fn() -> f32 + Sync) -
     let mut best = 0.0f64;
     for _ in 0..reps.max(1) + 1 {
         let t = Instant::now();
-        let sink: f32 = (0..threads).into_par_iter().map(|_| body()).sum();
+        // One body on every pool thread exactly (a parallel iterator may run two on one thread
+        // when the other wakes late, which reads as half the peak).
+        let sink: f32 = rayon::broadcast(|_| body()).into_iter().sum();
         let s = t.elapsed().as_secs_f64();
         std::hint::black_box(sink);
         best = best.max(flop_per_thread * threads as f64 / s / 1e9);
