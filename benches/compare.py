@@ -8,10 +8,10 @@ the 2nd, 4th, …, so that a drift of a shared VM's speed cancels in the median)
     at batch 1 and 8, exactly as ../shared/bench/peers.py runs it (its `build` and `timed` are imported);
   * with --precision bf16 where the CPU has AVX512_BF16, and OpenVINO as shipped when that is bf16;
   * `bench engine --batch 8 --profile` (the linear layers' share of the FMA peak);
-  * `bench server --rpc classify --concurrency 1` against a `serve --random-weights 0` started once.
+  * `bench server --rpc classify --concurrency 1` against `--server` (compare.sh starts one with lib.sh).
 Every target is the median of its per-pair ratios. Prints the per-pair figures, then the table.
 """
-import argparse, importlib.util, json, os, socket, statistics, subprocess, sys, time, warnings
+import argparse, importlib.util, json, os, statistics, subprocess, warnings
 
 # SwinV2-T/8 @256: (tokens, channels, depth) per stage; the profile's operations that are linear
 # layers, and their FLOP per image (2·m·k·n), so that the profile's milliseconds give their GFLOP/s.
@@ -38,14 +38,6 @@ def run_json(cmd):
     return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -55,7 +47,7 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--image", required=True)
-    ap.add_argument("--no-grpc", action="store_true")
+    ap.add_argument("--server", help="a running `serve --random-weights 0` (gRPC URL); without it, no gRPC figure")
     args = ap.parse_args()
 
     spec = importlib.util.spec_from_file_location("peers", args.peers)
@@ -102,36 +94,20 @@ def main():
     flop = linear_flop_per_image()
 
     def linear_gflops():
+        """The linear layers' GFLOP/s at batch 8 from one profiled run, and the FMA peak that run measured."""
         rows = run_json([args.bin, "bench", "engine", "--json", "--profile", "--batch", "8", "--runs", "3",
                          "--threads", str(args.threads)])
         fig = next(r for r in rows if r.get("system") == "swin-serve-cpu")
         prof = next(r for r in rows if r.get("system") == "swin-serve-cpu-profile")
         ms = sum(v for k, v in prof["operations"].items() if k in LINEAR_OPS)
-        p["peak_profile"] = fig.get("fma_peak_gflops")
-        return 8 * sum(flop.values()) / (ms * 1e-3) / 1e9
+        return 8 * sum(flop.values()) / (ms * 1e-3) / 1e9, fig.get("fma_peak_gflops")
 
     bf16 = "bf16" in modes and subprocess.run([args.bin, "bench", "engine", "--batch", "1", "--runs", "1",
                                               "--warmup", "0", "--precision", "bf16"],
                                              capture_output=True).returncode == 0
 
-    server = None
-    url = None
-    if not args.no_grpc:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([args.bin, "serve", "--random-weights", "0", "--listen", f"127.0.0.1:{port}",
-                                   "--threads", str(args.threads), "--max-batch", "8"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=dict(os.environ, RUST_LOG="warn"))
-        for _ in range(240):
-            if subprocess.run([args.bin, "info", "--server", url], capture_output=True).returncode == 0:
-                break
-            if server.poll() is not None:
-                sys.exit("serve exited before answering")
-            time.sleep(0.5)
-
     def grpc_c1():
-        out = subprocess.run([args.bin, "bench", "server", "--server", url, "--rpc", "classify", "--image",
+        out = subprocess.run([args.bin, "bench", "server", "--server", args.server, "--rpc", "classify", "--image",
                               args.image, "--concurrency", "1", "--requests", str(args.runs * 3), "--warmup", "3"],
                              check=True, capture_output=True, text=True).stdout
         for line in out.splitlines():
@@ -141,28 +117,21 @@ def main():
         return None
 
     pairs = []
-    try:
-        for i in range(args.pairs):
-            p = {}
-            steps = [("engine", lambda: p.update(fp32=engine("fp32"))),
-                     ("openvino", lambda: p.update(ov_fp32=openvino("fp32")))]
-            if bf16:
-                steps += [("engine", lambda: p.update(bf16=engine("bf16"))),
-                          ("openvino", lambda: p.update(ov_bf16=openvino("bf16")))]
-            if i % 2:
-                steps = [steps[j ^ 1] for j in range(len(steps))]
-            for _, step in steps:
-                step()
-            p["linear_gflops_b8"] = linear_gflops()
-            if server is not None:
-                p["grpc_c1_ms"] = grpc_c1()
-                p["ov_fp32_again"] = openvino("fp32")
-            pairs.append(p)
-            print(f"pair {i + 1}: " + json.dumps(p), flush=True)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait()
+    for i in range(args.pairs):
+        p = {}
+        steps = [lambda: p.update(fp32=engine("fp32")), lambda: p.update(ov_fp32=openvino("fp32"))]
+        if bf16:
+            steps += [lambda: p.update(bf16=engine("bf16")), lambda: p.update(ov_bf16=openvino("bf16"))]
+        if i % 2:
+            steps = [steps[j ^ 1] for j in range(len(steps))]
+        for step in steps:
+            step()
+        p["linear_gflops_b8"], p["peak_profile"] = linear_gflops()
+        if args.server:
+            p["grpc_c1_ms"] = grpc_c1()
+            p["ov_fp32_again"] = openvino("fp32")
+        pairs.append(p)
+        print(f"pair {i + 1}: " + json.dumps(p), flush=True)
 
     # The machine's FMA peak: the highest any `bench` run of this sitting measured (a shared VM's
     # neighbour can halve one measurement, which would read as more than 100% of the peak).

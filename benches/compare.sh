@@ -19,14 +19,14 @@ PAIRS=3
 RUNS=10
 THREADS=$(nproc)
 PEERS_TABLE=1
-GRPC=()
+GRPC=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --pairs) PAIRS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --no-peers) PEERS_TABLE=0; shift ;;
-        --no-grpc) GRPC=(--no-grpc); shift ;;
+        --no-grpc) GRPC=0; shift ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -39,7 +39,12 @@ PYTHON=${PYTHON:-python3}
 PEERS=${PEERS:-../shared/bench/peers.py}
 BIN=${SWIN_SERVE_BIN:-}
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+SERVER_PID=
+cleanup() {
+    if [[ -n "$SERVER_PID" ]]; then stop_server; fi
+    rm -rf "$OUT"
+}
+trap cleanup EXIT
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpu:  $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)," \
@@ -67,6 +72,15 @@ if (( PEERS_TABLE )); then
 fi
 
 write_images "$OUT"
+server=()
+if (( GRPC )); then
+    # lib.sh's server (`serve --random-weights 0`, max batch 8), idle between the pairs' gRPC runs
+    PORT=$(free_port)
+    URL="http://127.0.0.1:$PORT"
+    echo "== swin-serve serve --random-weights 0 on $URL" >&2
+    start_server
+    server=(--server "$URL")
+fi
 echo "== engine and OpenVINO in $PAIRS alternating pairs" >&2
 "$PYTHON" benches/compare.py --bin "$BIN" --peers "$PEERS" "${official[@]}" --pairs "$PAIRS" \
-    --runs "$RUNS" --threads "$THREADS" --image "$OUT/image.png" "${GRPC[@]}"
+    --runs "$RUNS" --threads "$THREADS" --image "$OUT/image.png" "${server[@]}"
