@@ -11,7 +11,9 @@
 //! from `Content-Length` before reading, at most `--max-message-bytes` read, within
 //! `--message-timeout`. The inference routes refuse at the headers when the engine queue is full or
 //! the estimated wait is over `--max-queue-wait` (503), before the body is read. Errors are
-//! `{"error": "…"}` with the status of [`errors::http_status`].
+//! `{"error": "…"}` with the status of [`errors::http_status`]. An HTTP/1.1 answer sent before its
+//! body was read says `Connection: close` ([`unread_body`]), and the connection closes lingering
+//! (`connections/lingering.rs`), so that the client reads the answer rather than a reset.
 
 pub mod body;
 pub mod classify;
@@ -22,6 +24,7 @@ pub mod page;
 pub mod proto_json;
 pub mod serve;
 pub mod tensors;
+pub mod unread_body;
 
 use std::sync::Arc;
 
@@ -63,7 +66,8 @@ impl HttpState {
     }
 }
 
-/// Every HTTP route, with the guard and the request-id layer in front.
+/// Every HTTP route, with the guard, the request-id layer and (HTTP/1.1) `Connection: close` after
+/// a body left unread ([`unread_body`]) in front.
 pub fn http_router(state: HttpState) -> Router {
     let v2_model = Router::new()
         .route("/", get(oip_rest::model_metadata))
@@ -89,5 +93,6 @@ pub fn http_router(state: HttpState) -> Router {
             guard::guard,
         ))
         .layer(RequestIdLayer)
+        .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .with_state(state)
 }

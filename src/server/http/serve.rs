@@ -1,6 +1,7 @@
 //! The HTTP port: HTTP/1.1 and HTTP/2 (cleartext, or TLS with the gRPC port's certificates and
 //! client CA, reloaded the same way) on hyper-util's auto connection builder. On shutdown the port
-//! stops accepting (it closes) and the open calls are answered before the task ends.
+//! stops accepting (it closes) and the open calls are answered before the task ends. Every
+//! connection closes lingering ([`Lingering`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_stream::{Stream, StreamExt as _};
 
+use crate::server::connections::lingering::Lingering;
 use crate::server::connections::tcp::tcp_incoming;
 use crate::server::connections::tls::{self, ReloadingTls};
 
@@ -83,7 +85,10 @@ async fn accept_loop<S, IO>(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            // Lingering: an answer sent before its request's body was read reaches the client
+            // instead of a reset (see `connections/lingering.rs`).
+            let io = TokioIo::new(Lingering::new(io));
+            let connection = builder.serve_connection_with_upgrades(io, service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }

@@ -1,6 +1,6 @@
 //! What is recorded of every answered call: `swin_requests_total` and
 //! `swin_request_duration_seconds`, the model's statistics for an inference call, and one
-//! access-log line.
+//! access-log line (for a refusal for capacity, at most one a second: [`super::refusal_log`]).
 
 use std::time::Instant;
 
@@ -41,6 +41,9 @@ impl Pipeline {
     /// `swin_request_duration_seconds`; an `inference` call also counts in the model's
     /// [`crate::server::statistics::InferenceStats`]; and one access-log line at `info` (target
     /// `swin_serve::access`): RPC, request id, code, duration, and what `summary` says of the answer.
+    /// A refusal for capacity (UNAVAILABLE, RESOURCE_EXHAUSTED) gets its line only when none was
+    /// written in the last [`super::refusal_log::REFUSAL_LOG_INTERVAL`], with
+    /// `refusals_not_logged` saying how many were left out since.
     pub fn recorded<T>(
         &self,
         call: Call<'_>,
@@ -58,6 +61,17 @@ impl Pipeline {
                 model.stats.record_request(result.is_ok(), elapsed);
             }
         }
+        // A refusal for capacity is counted above; its line only if none was written in the last
+        // second (then carrying how many were not).
+        let refusals_not_logged = match code {
+            tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+                match self.refusal_log.refusal(call.started + elapsed) {
+                    Some(not_logged) => Some(not_logged),
+                    None => return result,
+                }
+            }
+            _ => None,
+        };
         let summary = result.as_ref().map(summary).unwrap_or_default();
         let error = result
             .as_ref()
@@ -75,6 +89,7 @@ impl Pipeline {
             width = summary.width,
             height = summary.height,
             error,
+            refusals_not_logged,
             "call"
         );
         result

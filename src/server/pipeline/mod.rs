@@ -9,10 +9,12 @@
 //! * [`classify`]: one image (encoded or preprocessed) through admission, preprocessing and the
 //!   engine;
 //! * [`call_record`]: what is recorded of every answered call (metrics, statistics, access log);
+//! * [`refusal_log`]: at most one access line a second for refusals for capacity;
 //! * [`tasks`]: the tasks a call spawns for its images, in its trace span and aborted with it.
 
 pub mod call_record;
 pub mod classify;
+pub mod refusal_log;
 pub mod state;
 pub mod tasks;
 

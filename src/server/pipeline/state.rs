@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tonic::Status;
 
+use super::refusal_log::RefusalLog;
 use crate::server::config::ServerConfig;
 use crate::server::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use crate::server::metrics::names;
@@ -22,6 +23,7 @@ pub struct Pipeline {
     budget: Arc<MemoryBudget>,
     draining: Arc<AtomicBool>,
     engine_ok: Arc<AtomicBool>,
+    pub(super) refusal_log: Arc<RefusalLog>,
 }
 
 impl Pipeline {
@@ -39,6 +41,7 @@ impl Pipeline {
             budget,
             draining: Arc::new(AtomicBool::new(false)),
             engine_ok: Arc::new(AtomicBool::new(true)),
+            refusal_log: Arc::default(),
         }
     }
 
