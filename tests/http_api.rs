@@ -173,6 +173,44 @@ async fn headers_only(addr: SocketAddr, path: &str, content_length: u64) -> (Ans
     (parse_answer(&raw), started.elapsed())
 }
 
+/// A client refused at its headers that goes on sending its body after the answer (as a client
+/// that writes the whole request before reading does): the server lingers, discarding what
+/// arrives, so every write succeeds, the answer is there to read, and the connection then ends
+/// cleanly — no reset (which would throw the unread answer away on the client's side).
+async fn refused_client_keeps_sending_and_still_reads_its_answer(http: SocketAddr) {
+    let body_len = 4 << 20;
+    let mut stream = TcpStream::connect(http).await.unwrap();
+    let head = format!(
+        "POST /v1/classify HTTP/1.1\r\nHost: {http}\r\nContent-Type: image/png\r\nContent-Length: {body_len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Wait until the answer is in (the server has answered and, unread body and all, closed).
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first))
+        .await
+        .expect("answered at the headers")
+        .unwrap();
+    assert_eq!(n, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 4 MiB: more than the socket buffers hold, so these writes only complete if the server
+    // reads them.
+    let chunk = vec![0u8; 64 << 10];
+    for _ in 0..body_len / chunk.len() {
+        tokio::time::timeout(Duration::from_secs(10), stream.write_all(&chunk))
+            .await
+            .expect("the lingering server reads what is still sent")
+            .expect("no reset while the body is still sent");
+    }
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("the server closes after the body")
+        .expect("a clean end of stream, not a reset");
+    let answer = parse_answer(&raw);
+    assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(answer.header("connection"), Some("close"));
+}
+
 async fn http_server(config: ServerConfig) -> (TestServer, SocketAddr, tonic::transport::Channel) {
     let http = free_port();
     let (server, channel) = TestServer::builder()
@@ -655,7 +693,11 @@ async fn a_server_that_cannot_admit_refuses_at_the_headers_before_the_body() {
         assert!(answer.error().contains("loading"), "{}", answer.error());
         assert_eq!(answer.header("retry-after"), Some("1"));
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        // The answer says the connection closes (its body was not read), so that a keep-alive
+        // client does not send its next call on it.
+        assert_eq!(answer.header("connection"), Some("close"), "{path}");
     }
+    refused_client_keeps_sending_and_still_reads_its_answer(http).await;
     assert_eq!(
         call(http, "GET", "/v2/health/ready", &[], b"").await.status,
         503
