@@ -31,9 +31,10 @@ free_port() {
 }
 
 # start_server [serve flags...]: `serve --random-weights 0` on $PORT (URL $URL), 1 instance of $THREADS
-# threads, max batch 8, log in $OUT/server.log; returns once it answers Info, sets SERVER_PID.
+# threads, max batch 8, log in $OUT/server.log (RUST_LOG=$SERVER_RUST_LOG, default warn); returns once it
+# answers Info, sets SERVER_PID.
 start_server() {
-    RUST_LOG=warn "$BIN" serve --random-weights 0 --listen "127.0.0.1:$PORT" --threads "$THREADS" \
+    RUST_LOG=${SERVER_RUST_LOG:-warn} "$BIN" serve --random-weights 0 --listen "127.0.0.1:$PORT" --threads "$THREADS" \
         --max-batch 8 "$@" > "$OUT/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 240); do
