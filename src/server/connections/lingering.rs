@@ -10,7 +10,8 @@
 //! client reads the answer, then end of stream) and reads and discards what the client still
 //! sends, until it closes its side, [`LINGER_TIME`] has passed or [`LINGER_MAX_BYTES`] were
 //! discarded; only then is the socket closed. Discarded bytes are only copied out of the kernel,
-//! never parsed or charged to the memory budget.
+//! never parsed or charged to the memory budget. At most [`MAX_LINGERING`] connections linger at
+//! once.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,6 +24,18 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// Most bytes read and discarded from a lingering connection before it is closed anyway.
 pub const LINGER_MAX_BYTES: usize = 64 << 20;
+
+/// Most connections lingering at once (each holds a [`LINGER_READ_BYTES`] buffer): past it a closed
+/// connection closes at once, as without lingering. Bounds what clients that never close can hold
+/// (1,024 × 16 KiB = 16 MiB).
+pub const MAX_LINGERING: usize = 1024;
+
+/// The read buffer of one lingering connection (a larger one measured no faster: the cost is the
+/// kernel's copy and the wake-ups, not the number of reads).
+const LINGER_READ_BYTES: usize = 16 << 10;
+
+/// Places for lingering connections, process-wide.
+static LINGERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LINGERING);
 
 /// A connection's byte stream that lingers when dropped (see the module docs).
 pub struct Lingering<IO>
@@ -99,10 +112,18 @@ where
 {
     fn drop(&mut self) {
         let Some(io) = self.io.take() else { return };
-        // Outside a runtime (the server is gone) the socket simply closes.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(io));
-        }
+        // Outside a runtime (the server is gone), or with every lingering place taken, the socket
+        // simply closes.
+        let (Ok(runtime), Ok(place)) = (
+            tokio::runtime::Handle::try_current(),
+            LINGERING.try_acquire(),
+        ) else {
+            return;
+        };
+        runtime.spawn(async move {
+            linger(io).await;
+            drop(place);
+        });
     }
 }
 
@@ -113,8 +134,7 @@ async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) -> usize {
     if tokio::time::timeout_at(until, io.shutdown()).await.is_err() {
         return 0;
     }
-    // Large reads: fewer wake-ups and system calls per discarded body.
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; LINGER_READ_BYTES];
     let mut discarded = 0usize;
     while discarded < LINGER_MAX_BYTES {
         match tokio::time::timeout_at(until, io.read(&mut buf)).await {
