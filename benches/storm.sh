@@ -7,22 +7,24 @@
 # refusal cost the server (CPU of its threads other than the engine's, divided by the refusals).
 #
 #   benches/storm.sh [--rpc classify,http-classify] [--duration S] [--callers N] [--client-nice N]
-#                    [--image FILE] [--threads N]
+#                    [--standard-callers] [--image FILE] [--threads N]
 #
-# --client-nice (default 19) runs the load generator at that nice value: on a small machine the
-# generator shares the server's cores, and a caller spinning without back-off takes whatever CPU it
-# is given (~70% of a core on 2 vCPUs at equal priority), which a storm from other machines would
-# not. --client-nice 0 measures it at equal priority. Without --image, a 640x480 image of ~0.5 MB is
-# written (a JPEG with $PYTHON's PIL if it has one, else a PNG). Environment: SWIN_SERVE_BIN (a built
-# swin-serve; default: build release), CARGO_TARGET_DIR, PYTHON (default python3). Benchmarks measure;
-# nothing here gates CI.
+# The storm's callers are the lean ones (`--rpc classify-storm`, `http-classify-storm`: one shared
+# buffer, nothing copied per call, sending stopped once refused), so that the generator, which shares
+# the server's cores here, takes as little of them as it can; --standard-callers storms with the
+# ordinary callers (tonic's client, hyper's), which copy each image per call (~360 µs of CPU per
+# refused call). --client-nice N (default 0) runs the generator at that nice value. Without --image,
+# a 640x480 image of ~0.5 MB is written (a JPEG with $PYTHON's PIL if it has one, else a PNG).
+# Environment: SWIN_SERVE_BIN (a built swin-serve; default: build release), CARGO_TARGET_DIR, PYTHON
+# (default python3). Benchmarks measure; nothing here gates CI.
 set -euo pipefail
 
 RPCS=classify,http-classify
 DURATION=30
 CALLERS=64
-CLIENT_NICE=19
+CLIENT_NICE=0
 IMAGE=
+STORM_SUFFIX=-storm
 THREADS=$(nproc)
 QUEUE=32
 while [[ $# -gt 0 ]]; do
@@ -33,7 +35,8 @@ while [[ $# -gt 0 ]]; do
         --client-nice) CLIENT_NICE=$2; shift 2 ;;
         --image) IMAGE=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --standard-callers) STORM_SUFFIX=; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -117,7 +120,7 @@ IFS=, read -ra rpc_list <<< "$RPCS"
 for rpc in "${rpc_list[@]}"; do
     read -r base_ips base_p99 _ < <(run "$rpc" 16)
     before=$(server_io_cpu)
-    read -r storm_ips storm_p99 refused < <(run "$rpc" "$CALLERS" --expect-refusals)
+    read -r storm_ips storm_p99 refused < <(run "$rpc$STORM_SUFFIX" "$CALLERS" --expect-refusals)
     after=$(server_io_cpu)
     line=$(awk -v b="$base_ips" -v s="$storm_ips" -v p="$storm_p99" -v r="$refused" -v q="$QUEUE" \
         -v cpu=$((after - before)) -v hz="$ticks_per_s" -v d="$DURATION" '

@@ -819,7 +819,7 @@ async fn the_bench_load_generator_drives_the_http_routes() {
         concurrency: 1,
         stop: Stop::Requests(1),
         warmup: 0,
-        image,
+        image: Arc::clone(&image),
         progress: false,
         rate: None,
     };
@@ -833,11 +833,66 @@ async fn the_bench_load_generator_drives_the_http_routes() {
             &Bearer(None),
             &LoadOptions {
                 rpc: Rpc::HttpClassify,
-                ..grpc
+                ..grpc.clone()
             }
         )
         .await,
         Err(LoadRunError::HttpUrl(_))
+    ));
+
+    // The lean storm callers make the same calls: answered OK by an idle server (over keep-alive
+    // HTTP/1.1 and one HTTP/2 connection), refusals counted by status with the server's message.
+    let grpc_url = format!("http://{}", server.addr());
+    for (rpc, url) in [
+        (Rpc::ClassifyStorm, grpc_url.as_str()),
+        (Rpc::HttpClassifyStorm, base.as_str()),
+    ] {
+        let options = LoadOptions {
+            rpc,
+            concurrency: 3,
+            stop: Stop::Requests(9),
+            warmup: 1,
+            image: Arc::clone(&image),
+            progress: false,
+            rate: None,
+        };
+        let report = load::run_lean(url, &Bearer(None), &options).await.unwrap();
+        assert_eq!(
+            (report.ok, report.errors, report.images),
+            (9, 0, 9),
+            "{rpc:?}: {report:?}"
+        );
+        let bad = LoadOptions {
+            image: Arc::new(b"not an image".to_vec()),
+            ..options.clone()
+        };
+        let report = load::run_lean(url, &Bearer(None), &bad).await.unwrap();
+        let (code, message) = match rpc {
+            Rpc::ClassifyStorm => ("InvalidArgument", "InvalidArgument: "),
+            _ => ("HTTP 400", "HTTP 400: "),
+        };
+        assert_eq!(report.codes.get(code).copied(), Some(9), "{report:?}");
+        let first = report.first_error.clone().unwrap_or_default();
+        assert!(
+            first.starts_with(message) && first.len() > message.len(),
+            "{first}"
+        );
+    }
+    assert!(matches!(
+        load::run_lean(&grpc_url, &Bearer(None), &grpc).await,
+        Err(LoadRunError::NotLean(_))
+    ));
+    assert!(matches!(
+        load::run_lean(
+            "https://example:1",
+            &Bearer(None),
+            &LoadOptions {
+                rpc: Rpc::ClassifyStorm,
+                ..grpc
+            }
+        )
+        .await,
+        Err(LoadRunError::Lean(_))
     ));
     server.stop().await;
 }

@@ -137,6 +137,14 @@ pub async fn run_bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
                 }
             );
             let report = match &grpc {
+                _ if rpc.is_lean() => {
+                    let url = if rpc.is_http() {
+                        http_url.as_str()
+                    } else {
+                        connection.url()
+                    };
+                    load_generator::run_lean(url, &token, &options).await?
+                }
                 Some((channel, token)) if !rpc.is_http() => {
                     load_generator::run(channel.clone(), token.clone(), &options).await?
                 }

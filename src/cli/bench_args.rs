@@ -102,7 +102,9 @@ pub struct BenchServerArgs {
     pub image: Option<PathBuf>,
     /// RPCs to load, one run each, in this order (comma-separated; repeat one to interleave runs):
     /// gRPC `classify`, `model-infer`, `batch`, `stream`; HTTP `http-classify` (POST /v1/classify),
-    /// `http-infer` (OIP REST infer, Triton's binary form) [default: classify].
+    /// `http-infer` (OIP REST infer, Triton's binary form); for refusal storms, `classify-storm` and
+    /// `http-classify-storm`: the same calls from lean callers (one shared buffer, no copies per
+    /// call, sending stopped once refused; cleartext only) [default: classify].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub rpc: Vec<Rpc>,
     /// The HTTP port (`serve --http-listen`) the `http-*` RPCs call, `http://host:port`

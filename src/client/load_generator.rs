@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 use super::call_failure::CallFailure;
 use super::connection::{Bearer, CLIENT_MAX_MESSAGE_BYTES};
 use super::http_caller::{HttpCaller, HttpRoute, HttpSetupError};
+use super::lean_caller::{LeanGrpc, LeanHttp, LeanSetupError};
 use crate::proto;
 use crate::proto::inference as pb;
 
@@ -40,6 +41,13 @@ pub enum Rpc {
     /// HTTP `POST /v2/models/{model}/infer` in Triton's binary form (what `tritonclient.http`
     /// sends): input IMAGE (BYTES) as binary data, output PROBABILITIES with classification 5.
     HttpInfer,
+    /// `Classify` from lean callers for refusal storms: the message encoded once and sent from a
+    /// shared buffer over raw HTTP/2 streams of one connection (see [`LeanGrpc`]), so that callers
+    /// retrying without back-off cost the load generator little; cleartext only.
+    ClassifyStorm,
+    /// `POST /v1/classify?top_k=5` from lean callers for refusal storms: plain HTTP/1.1 from shared
+    /// buffers, sending stopped once the answer is in, as `curl` does (see [`LeanHttp`]).
+    HttpClassifyStorm,
 }
 
 /// Images per ClassifyBatch call (`--rpc batch`).
@@ -55,12 +63,22 @@ impl Rpc {
             Rpc::Stream => "ClassifyStream",
             Rpc::HttpClassify => "HttpClassify",
             Rpc::HttpInfer => "HttpInfer",
+            Rpc::ClassifyStorm => "ClassifyStorm",
+            Rpc::HttpClassifyStorm => "HttpClassifyStorm",
         }
     }
 
     /// Whether it is one of the HTTP routes (else a gRPC method).
     pub fn is_http(self) -> bool {
-        matches!(self, Rpc::HttpClassify | Rpc::HttpInfer)
+        matches!(
+            self,
+            Rpc::HttpClassify | Rpc::HttpInfer | Rpc::HttpClassifyStorm
+        )
+    }
+
+    /// Whether it is driven by the lean storm callers ([`run_lean`]).
+    pub fn is_lean(self) -> bool {
+        matches!(self, Rpc::ClassifyStorm | Rpc::HttpClassifyStorm)
     }
 }
 
@@ -155,6 +173,10 @@ pub enum LoadRunError {
     NotHttp(Rpc),
     #[error("the HTTP port at {url}: {reason}")]
     Http { url: String, reason: String },
+    #[error("{} is not driven by the lean storm callers", .0.name())]
+    NotLean(Rpc),
+    #[error(transparent)]
+    Lean(#[from] LeanSetupError),
 }
 
 type Authed = InterceptedService<Channel, Bearer>;
@@ -196,6 +218,8 @@ enum Caller {
         open: Option<Box<OpenStream>>,
     },
     Http(HttpCaller),
+    LeanGrpc(LeanGrpc),
+    LeanHttp(LeanHttp),
 }
 
 impl Clone for Caller {
@@ -213,6 +237,8 @@ impl Clone for Caller {
                 open: None,
             },
             Caller::Http(c) => Caller::Http(c.clone()),
+            Caller::LeanGrpc(c) => Caller::LeanGrpc(c.clone()),
+            Caller::LeanHttp(c) => Caller::LeanHttp(c.clone()),
         }
     }
 }
@@ -230,6 +256,9 @@ impl Caller {
     async fn call(&mut self, image: &[u8]) -> Result<usize, CallFailure> {
         let grpc: Result<usize, tonic::Status> = match self {
             Caller::Http(c) => return c.call(image).await,
+            // The lean callers send the image they were made with.
+            Caller::LeanGrpc(c) => return c.call().await,
+            Caller::LeanHttp(c) => return c.call().await,
             Caller::Classify(c) => c.classify(request(image)).await.map(|_| 1),
             Caller::Batch(c) => {
                 let answer = c
@@ -339,7 +368,10 @@ pub async fn run(
             .max_encoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
     };
     let caller = match options.rpc {
-        Rpc::HttpClassify | Rpc::HttpInfer => return Err(LoadRunError::NotGrpc(options.rpc)),
+        Rpc::HttpClassify | Rpc::HttpInfer | Rpc::HttpClassifyStorm => {
+            return Err(LoadRunError::NotGrpc(options.rpc))
+        }
+        Rpc::ClassifyStorm => return Err(LoadRunError::NotLean(options.rpc)),
         Rpc::Classify => Caller::Classify(classifier()),
         Rpc::Batch => Caller::Batch(classifier()),
         Rpc::Stream => Caller::Stream {
@@ -392,6 +424,28 @@ pub async fn run_http(
             HttpSetupError::Request { url, reason } => LoadRunError::Http { url, reason },
         })?;
     drive(Caller::Http(caller), options).await
+}
+
+/// Run `options` (a storm RPC) with the lean callers against `url` (`http://host:port`: the gRPC
+/// port for `classify-storm`, the HTTP port for `http-classify-storm`), with `token`'s
+/// `authorization` header when it has one.
+pub async fn run_lean(
+    url: &str,
+    token: &Bearer,
+    options: &LoadOptions,
+) -> Result<LoadReport, LoadRunError> {
+    check_options(options)?;
+    let authorization = token.0.as_ref().and_then(|v| v.to_str().ok());
+    let caller = match options.rpc {
+        Rpc::ClassifyStorm => {
+            Caller::LeanGrpc(LeanGrpc::new(url, authorization, &options.image).await?)
+        }
+        Rpc::HttpClassifyStorm => {
+            Caller::LeanHttp(LeanHttp::new(url, authorization, &options.image).await?)
+        }
+        other => return Err(LoadRunError::NotLean(other)),
+    };
+    drive(caller, options).await
 }
 
 /// The load itself: warm-up, then `options.concurrency` clones of `caller`.
