@@ -206,7 +206,7 @@ fn binary_infer_body(image: &[u8]) -> (Vec<u8>, usize) {
 }
 
 /// The `error` of an `{"error": "…"}` answer, else the body as text (cut to a line's worth).
-fn error_of(body: &[u8]) -> String {
+pub(super) fn error_of(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tonic::codegen::http;
 
 use super::call_failure::CallFailure;
+use super::http_caller::error_of;
 
 /// The gRPC path of `Classify`.
 const CLASSIFY_PATH: &str = "/swin.v1.Classifier/Classify";
@@ -356,14 +357,6 @@ fn parse_answer(raw: &[u8]) -> Result<Option<HttpAnswer>, String> {
         close: header("connection").is_some_and(|v| v == "close"),
         body: raw[head_len..head_len + length].to_vec(),
     }))
-}
-
-/// The `error` of an `{"error": "…"}` answer, else the body as text (cut to a line's worth).
-fn error_of(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 
 #[cfg(test)]
