@@ -82,14 +82,9 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     Ok(stream)
 }
 
-/// The gRPC message frame of a `Classify` request for `image` (top 5): not compressed, its
-/// length, the encoded message.
-pub fn classify_frame(image: &[u8]) -> Bytes {
-    let message = prost::Message::encode_to_vec(&crate::proto::ClassifyRequest {
-        image: image.to_vec(),
-        top_k: 5,
-        request_id: String::new(),
-    });
+/// The gRPC message frame of `request`: not compressed, its length, the encoded message.
+pub fn classify_frame(request: &crate::proto::ClassifyRequest) -> Bytes {
+    let message = prost::Message::encode_to_vec(request);
     let mut frame = Vec::with_capacity(5 + message.len());
     frame.push(0);
     frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -107,12 +102,12 @@ pub struct LeanGrpc {
 }
 
 impl LeanGrpc {
-    /// A caller of the server at `url` (`http://host:port`) sending `image`, with `authorization`
-    /// (`Bearer …`) when given.
+    /// A caller of the server at `url` (`http://host:port`) sending `request`, with
+    /// `authorization` (`Bearer …`) when given.
     pub async fn new(
         url: &str,
         authorization: Option<&str>,
-        image: &[u8],
+        request: &crate::proto::ClassifyRequest,
     ) -> Result<Self, LeanSetupError> {
         let addr = socket_addr(url).await?;
         let failed = |reason: String| LeanSetupError::Connect {
@@ -136,7 +131,7 @@ impl LeanGrpc {
         Ok(Self {
             send,
             uri,
-            frame: classify_frame(image),
+            frame: classify_frame(request),
             authorization,
         })
     }
@@ -177,41 +172,14 @@ impl LeanGrpc {
     }
 }
 
-/// The outcome `grpc-status` (and `grpc-message`) in `headers` say, if they say one.
+/// The outcome `grpc-status` (and `grpc-message`) in `headers` say, if they say one (read by
+/// tonic's own parser).
 fn grpc_failure(headers: &http::HeaderMap) -> Option<Result<usize, CallFailure>> {
-    let code: i32 = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    if code == 0 {
-        return Some(Ok(1));
-    }
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    Some(Err(CallFailure {
-        code: format!("{:?}", tonic::Code::from(code)),
-        message: percent_decoded(message),
-    }))
-}
-
-/// `grpc-message` is percent-encoded.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let status = tonic::Status::from_header_map(headers)?;
+    Some(match status.code() {
+        tonic::Code::Ok => Ok(1),
+        _ => Err(CallFailure::from(status)),
+    })
 }
 
 /// `POST /v1/classify?top_k=5` over HTTP/1.1, one connection per caller (kept alive while the
@@ -392,7 +360,11 @@ mod tests {
 
     #[test]
     fn the_classify_frame_is_a_grpc_message() {
-        let frame = classify_frame(b"img");
+        let frame = classify_frame(&crate::proto::ClassifyRequest {
+            image: b"img".to_vec(),
+            top_k: 5,
+            request_id: String::new(),
+        });
         assert_eq!(frame[0], 0);
         let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
         assert_eq!(len, frame.len() - 5);

@@ -438,7 +438,7 @@ pub async fn run_lean(
     let authorization = token.0.as_ref().and_then(|v| v.to_str().ok());
     let caller = match options.rpc {
         Rpc::ClassifyStorm => {
-            Caller::LeanGrpc(LeanGrpc::new(url, authorization, &options.image).await?)
+            Caller::LeanGrpc(LeanGrpc::new(url, authorization, &request(&options.image)).await?)
         }
         Rpc::HttpClassifyStorm => {
             Caller::LeanHttp(LeanHttp::new(url, authorization, &options.image).await?)

@@ -2,8 +2,8 @@
 //! most one a [`REFUSAL_LOG_INTERVAL`]. Under a refusal storm (issue 20, item 5) a line per refused
 //! call was 1,600 lines a second on stderr and a large part of what a refusal cost the server (AMD
 //! EPYC Zen 4 class, 2 vCPU, gRPC: ~155 µs of CPU per refusal with a line each, ~123 µs with one a
-//! second, ~88 µs with the access log off). The line that is written says how many were left out since the
-//! previous one (`refusals_not_logged`); metrics and statistics still count every call.
+//! second, ~88 µs with the access log off). The line that is written says how many were left out
+//! since the previous one (`refusals_not_logged`); metrics and statistics still count every call.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
