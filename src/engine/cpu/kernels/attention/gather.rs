@@ -1,6 +1,12 @@
 //! Step 1 of a head on SIMD vectors: gather q, k, v of the window's tokens from the qkv rows, with
 //! the cosine normalisation (`q · logit_scale / |q|`, `k / |k|`; V2) or the scale alone
-//! (`q · head_dim^-0.5`, k as it is; V1), and kᵀ transposed.
+//! (`q · head_dim^-0.5`, k as it is; V1), q row-major (`n×hd`) and kᵀ transposed (`hd×n`).
+//!
+//! Both variants read each token's q, k and v as whole contiguous vectors of its qkv row: the
+//! window's rows are scattered (roll + partition) and, at the first stage, mostly not in cache, and
+//! contiguous loads let their misses overlap. (Gathering kᵀ and qᵀ straight from the qkv rows with
+//! vector gathers cost 13.6 µs per window-head at stage 0 against 10.3 µs for row loads;
+//! `attention::tests::speed`, AMD EPYC Zen 4.)
 
 use super::super::simd::{SimdF32, MAX_LANES};
 use super::head::{Head, NORM_EPS};
@@ -24,102 +30,146 @@ fn sum_sq<S: SimdF32>(s: S, x: &[f32]) -> f32 {
     sum
 }
 
-/// Gather `head.q` (scaled by `logit_scale / |q|`; `hd×n`, transposed, when `Q_T`, else `n×hd`),
-/// `head.kt` (`k / |k|`) and `head.v` token by token: the norms on vectors of `s`, row-major q
-/// scaled in vectors, the transposing stores one float at a time.
+/// `dst = src · factor`: whole vectors of `s`, then the scalar tail.
+///
+/// # Panics
+/// If the lengths differ.
 #[inline(always)]
-pub(super) fn gather<S: SimdF32, const Q_T: bool>(s: S, head: &mut Head<'_>) {
-    let (n, c, h, hd, scale) = (head.n(), head.c, head.h, head.hd, head.scale);
-    let (q, kt, v) = (&mut *head.q, &mut *head.kt, &mut *head.v);
-    let end = hd - hd % S::LANES;
-    for (p, &tok) in head.map.iter().enumerate() {
-        let row = &head.qkv[(head.base + tok as usize) * 3 * c..][..3 * c];
-        let qr = &row[h * hd..(h + 1) * hd];
-        let kr = &row[c + h * hd..c + (h + 1) * hd];
-        let (qs, ks) = if head.cosine {
-            (
-                scale / sum_sq(s, qr).sqrt().max(NORM_EPS),
-                1.0 / sum_sq(s, kr).sqrt().max(NORM_EPS),
+fn copy_scaled<S: SimdF32>(s: S, src: &[f32], dst: &mut [f32], factor: f32) {
+    assert_eq!(src.len(), dst.len(), "copy of another length");
+    let end = src.len() - src.len() % S::LANES;
+    let f = s.splat(factor);
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + LANES <= end <= src.len() = dst.len().
+        unsafe {
+            s.store(
+                dst.as_mut_ptr().add(i),
+                s.mul(s.load(src.as_ptr().add(i)), f),
             )
-        } else {
-            (scale, 1.0)
         };
-        if Q_T {
-            for (d, &x) in qr.iter().enumerate() {
-                q[d * n + p] = x * qs;
-            }
-        } else {
-            let qdst = &mut q[p * hd..(p + 1) * hd];
-            let vq = s.splat(qs);
-            let mut d = 0;
-            while d < end {
-                // SAFETY: d + LANES <= end <= hd = qr.len() = qdst.len().
-                unsafe {
-                    s.store(
-                        qdst.as_mut_ptr().add(d),
-                        s.mul(s.load(qr.as_ptr().add(d)), vq),
-                    )
-                };
-                d += S::LANES;
-            }
-            for d in end..hd {
-                qdst[d] = qr[d] * qs;
-            }
-        }
-        for (d, &x) in kr.iter().enumerate() {
-            kt[d * n + p] = x * ks;
-        }
-        v[p * hd..(p + 1) * hd].copy_from_slice(&row[2 * c + h * hd..2 * c + (h + 1) * hd]);
+        i += S::LANES;
+    }
+    for i in end..src.len() {
+        dst[i] = src[i] * factor;
     }
 }
 
-/// [`gather`] with q transposed (`hd×n`, like kᵀ) for `n` a multiple of `LANES`: each row `d` of
-/// qᵀ and kᵀ is gathered `LANES` tokens at a time ([`SimdF32::gather`]), and the norms are summed
-/// over `d` for `LANES` tokens at once, with no horizontal sums and no scalar transposing stores.
+/// `dst = src`: whole vectors of `s`, then the scalar tail (no call to `memcpy` for a few vectors).
+///
+/// # Panics
+/// If the lengths differ.
+#[inline(always)]
+fn copy<S: SimdF32>(s: S, src: &[f32], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "copy of another length");
+    let end = src.len() - src.len() % S::LANES;
+    let mut i = 0;
+    while i < end {
+        // SAFETY: i + LANES <= end <= src.len() = dst.len().
+        unsafe { s.store(dst.as_mut_ptr().add(i), s.load(src.as_ptr().add(i))) };
+        i += S::LANES;
+    }
+    dst[end..].copy_from_slice(&src[end..]);
+}
+
+/// q's factor for a row `qr`: `logit_scale / |q|` (cosine) or the scale alone.
+#[inline(always)]
+fn q_factor<S: SimdF32>(s: S, head: &Head<'_>, qr: &[f32]) -> f32 {
+    if head.cosine {
+        head.scale / sum_sq(s, qr).sqrt().max(NORM_EPS)
+    } else {
+        head.scale
+    }
+}
+
+/// Gather `head.q` (`n×hd`, scaled by `logit_scale / |q|`), `head.kt` (`k / |k|`, `hd×n`) and
+/// `head.v` token by token: q and v in vectors, the norms on vectors with a horizontal sum each,
+/// kᵀ's transposing stores one float at a time. Any `n` and `hd`.
+#[inline(always)]
+pub(super) fn gather<S: SimdF32>(s: S, head: &mut Head<'_>) {
+    let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
+    for p in 0..n {
+        let tok = head.map[p] as usize;
+        let row = &head.qkv[(head.base + tok) * 3 * c..][..3 * c];
+        let qr = &row[h * hd..(h + 1) * hd];
+        let kr = &row[c + h * hd..c + (h + 1) * hd];
+        let qs = q_factor(s, head, qr);
+        let ks = if head.cosine {
+            1.0 / sum_sq(s, kr).sqrt().max(NORM_EPS)
+        } else {
+            1.0
+        };
+        copy_scaled(s, qr, &mut head.q[p * hd..(p + 1) * hd], qs);
+        for (d, &x) in kr.iter().enumerate() {
+            head.kt[d * n + p] = x * ks;
+        }
+        copy(
+            s,
+            &row[2 * c + h * hd..2 * c + (h + 1) * hd],
+            &mut head.v[p * hd..(p + 1) * hd],
+        );
+    }
+}
+
+/// Whether [`gather_staged`] takes `head`: `n` a multiple of `LANES` and the `n×hd` k rows fitting in
+/// the `n×n` score scratch (`hd <= n`).
+pub(super) fn stages<S: SimdF32>(head: &Head<'_>) -> bool {
+    let n = head.n();
+    n.is_multiple_of(S::LANES) && head.hd <= n && n * head.hd <= i32::MAX as usize
+}
+
+/// [`gather`] with kᵀ made in two steps: the k rows are copied (whole vectors) into the score
+/// scratch, which is not yet in use, then each row `d` of kᵀ is gathered from there `LANES` tokens at
+/// a time ([`SimdF32::gather`], from L1) with the norms summed over `d` for `LANES` tokens at once:
+/// no horizontal sums and no scalar transposing stores for k.
 ///
 /// # Safety
-/// `n = head.n()` must be a multiple of `S::LANES` and `head.qkv.len()` at most `i32::MAX`; every
-/// row `head.base + head.map[p]` must be a row of the `[_, 3c]` `head.qkv` (so that its columns
-/// `h*hd..(h+1)*hd` of each third exist).
+/// [`stages`] must hold for `head` (with `S`).
 #[inline(always)]
-pub(super) unsafe fn gather_transposed<S: SimdF32>(s: S, head: &mut Head<'_>) {
-    let (n, c, h, hd, scale) = (head.n(), head.c, head.h, head.hd, head.scale);
-    let (qkv, map, base, cosine) = (head.qkv, head.map, head.base, head.cosine);
-    let (qt, kt, v) = (&mut *head.q, &mut *head.kt, &mut *head.v);
-    debug_assert!(n.is_multiple_of(S::LANES) && qkv.len() <= i32::MAX as usize);
-    for (p, &tok) in map.iter().enumerate() {
-        let row = (base + tok as usize) * 3 * c;
-        v[p * hd..(p + 1) * hd].copy_from_slice(&qkv[row + 2 * c + h * hd..][..hd]);
+pub(super) unsafe fn gather_staged<S: SimdF32>(s: S, head: &mut Head<'_>) {
+    let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
+    debug_assert!(stages::<S>(head));
+    for p in 0..n {
+        let tok = head.map[p] as usize;
+        let row = &head.qkv[(head.base + tok) * 3 * c..][..3 * c];
+        let qr = &row[h * hd..(h + 1) * hd];
+        let qs = q_factor(s, head, qr);
+        copy_scaled(s, qr, &mut head.q[p * hd..(p + 1) * hd], qs);
+        copy(
+            s,
+            &row[c + h * hd..c + (h + 1) * hd],
+            &mut head.s[p * hd..(p + 1) * hd],
+        );
+        copy(
+            s,
+            &row[2 * c + h * hd..2 * c + (h + 1) * hd],
+            &mut head.v[p * hd..(p + 1) * hd],
+        );
     }
+    let (rows, kt) = (&head.s[..n * hd], &mut *head.kt);
     let eps = s.splat(NORM_EPS);
     for j in (0..n).step_by(S::LANES) {
-        let mut rows = [0i32; MAX_LANES];
-        for (l, r) in rows[..S::LANES].iter_mut().enumerate() {
-            // Fits: below qkv.len() <= i32::MAX (caller).
-            *r = ((base + map[j + l] as usize) * 3 * c + h * hd) as i32;
+        let mut at = [0i32; MAX_LANES];
+        for (l, r) in at[..S::LANES].iter_mut().enumerate() {
+            // Fits: below n*hd <= i32::MAX (caller).
+            *r = ((j + l) * hd) as i32;
         }
-        // SAFETY: rows has LANES i32; every gathered index row + d (+ c) for d < hd is an element
-        // of qkv (caller); stores at d*n + j with j + LANES <= n stay inside the hd×n qt and kt
-        // (split from the scratch at hd*n floats each).
+        // SAFETY: `at` has LANES i32; every gathered index (j + l)*hd + d < n*hd is an element of
+        // `rows`; stores at d*n + j with j + LANES <= n (n a multiple of LANES: caller) stay inside
+        // the hd×n kt.
         unsafe {
-            let rows = s.load_i32(rows.as_ptr());
-            for (xt, offset, num) in [(&mut *qt, 0, scale), (&mut *kt, c as i32, 1.0)] {
-                let at = s.add_i32(rows, s.splat_i32(offset));
-                let mut ss = s.zero();
+            let at = s.load_i32(at.as_ptr());
+            let mut ss = s.zero();
+            for d in 0..hd {
+                let x = s.gather(rows.as_ptr().add(d), at);
+                s.store(kt.as_mut_ptr().add(d * n + j), x);
+                ss = s.mul_add(x, x, ss);
+            }
+            if head.cosine {
+                // 1 / max(|k|, eps), LANES tokens at once.
+                let inv = s.div(s.splat(1.0), s.max(s.sqrt(ss), eps));
                 for d in 0..hd {
-                    let idx = s.add_i32(at, s.splat_i32(d as i32));
-                    let x = s.gather(qkv.as_ptr(), idx);
-                    s.store(xt.as_mut_ptr().add(d * n + j), x);
-                    ss = s.mul_add(x, x, ss);
-                }
-                // num / max(|x|, eps), LANES tokens at once (num alone without the cosine).
-                let inv = if cosine {
-                    s.div(s.splat(num), s.max(s.sqrt(ss), eps))
-                } else {
-                    s.splat(num)
-                };
-                for d in 0..hd {
-                    let at = xt.as_mut_ptr().add(d * n + j);
+                    let at = kt.as_mut_ptr().add(d * n + j);
                     s.store(at, s.mul(s.load(at), inv));
                 }
             }

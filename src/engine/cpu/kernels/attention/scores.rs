@@ -4,16 +4,6 @@
 use super::super::simd::SimdF32;
 use super::softmax::softmax_rows;
 
-/// Index of `q[i, d]` in `q`: `hd×n` (transposed) when `Q_T`, else `n×hd`.
-#[inline(always)]
-fn q_index<const Q_T: bool>(i: usize, d: usize, n: usize, hd: usize) -> usize {
-    if Q_T {
-        d * n + i
-    } else {
-        i * hd + d
-    }
-}
-
 /// Scores of `R` consecutive rows starting at `i` over columns `j..j + B·LANES`:
 /// `S = bias (+ mask) + q·kᵀ`, accumulated in `R·B` registers.
 ///
@@ -22,7 +12,7 @@ fn q_index<const Q_T: bool>(i: usize, d: usize, n: usize, hd: usize) -> usize {
 /// `q` at least `n*hd` and `kt` at least `hd*n` (all are read or written unchecked).
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn score_tile<S: SimdF32, const Q_T: bool, const R: usize, const B: usize>(
+unsafe fn score_tile<S: SimdF32, const R: usize, const B: usize>(
     s: S,
     q: &[f32],
     kt: &[f32],
@@ -38,7 +28,7 @@ unsafe fn score_tile<S: SimdF32, const Q_T: bool, const R: usize, const B: usize
     debug_assert!(i + R <= n && j + l * B <= n);
     let mut acc = [[s.zero(); B]; R];
     // SAFETY: (all loads/stores) rows i..i+R < n, columns j..j+B·LANES <= n of the n×n bias, mask
-    // and scores; rows d < hd of the hd×n kt; q[i+r, d] of the n×hd (or hd×n) q (caller).
+    // and scores; rows d < hd of the hd×n kt; q[i+r, d] of the n×hd q (caller).
     unsafe {
         for r in 0..R {
             for b in 0..B {
@@ -55,7 +45,7 @@ unsafe fn score_tile<S: SimdF32, const Q_T: bool, const R: usize, const B: usize
                 *k = s.load(kt.as_ptr().add(d * n + j + l * b));
             }
             for r in 0..R {
-                let qb = s.splat(*q.get_unchecked(q_index::<Q_T>(i + r, d, n, hd)));
+                let qb = s.splat(*q.get_unchecked((i + r) * hd + d));
                 for b in 0..B {
                     acc[r][b] = s.mul_add(qb, kv[b], acc[r][b]);
                 }
@@ -76,7 +66,7 @@ unsafe fn score_tile<S: SimdF32, const Q_T: bool, const R: usize, const B: usize
 /// `i + R <= n`; the slices are sized as [`score_tile`] requires.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn score_rows<S: SimdF32, const Q_T: bool, const R: usize, const INTERLEAVE: bool>(
+unsafe fn score_rows<S: SimdF32, const R: usize, const INTERLEAVE: bool>(
     s: S,
     q: &[f32],
     kt: &[f32],
@@ -93,11 +83,11 @@ unsafe fn score_rows<S: SimdF32, const Q_T: bool, const R: usize, const INTERLEA
     // j + 4·LANES <= n, resp. j + LANES <= n.
     unsafe {
         while j + 4 * l <= n {
-            score_tile::<S, Q_T, R, 4>(s, q, kt, sc, bias, mask, n, hd, i, j);
+            score_tile::<S, R, 4>(s, q, kt, sc, bias, mask, n, hd, i, j);
             j += 4 * l;
         }
         while j + l <= n {
-            score_tile::<S, Q_T, R, 1>(s, q, kt, sc, bias, mask, n, hd, i, j);
+            score_tile::<S, R, 1>(s, q, kt, sc, bias, mask, n, hd, i, j);
             j += l;
         }
     }
@@ -105,7 +95,7 @@ unsafe fn score_rows<S: SimdF32, const Q_T: bool, const R: usize, const INTERLEA
         for jj in j..n {
             let mut x = bias[r * n + jj] + mask.map_or(0.0, |m| m[r * n + jj]);
             for d in 0..hd {
-                x += q[q_index::<Q_T>(r, d, n, hd)] * kt[d * n + jj];
+                x += q[r * hd + d] * kt[d * n + jj];
             }
             sc[r * n + jj] = x;
         }
@@ -122,19 +112,14 @@ unsafe fn score_rows<S: SimdF32, const Q_T: bool, const R: usize, const INTERLEA
 
 /// `S = softmax(bias (+ mask) + q·kᵀ)` over the rows of the `n×n` score matrix `sc`: blocks of `R`
 /// rows (softmax interleaved over the block when `INTERLEAVE`), then the rows left one by one.
-/// `q` is `hd×n` (transposed) when `Q_T`, else `n×hd`.
+/// `q` is `n×hd`, `kt` `hd×n`.
 ///
 /// # Safety
 /// `bias`, `sc` (and `mask`) must hold at least `n*n` floats, `q` at least `n*hd` and `kt` at least
 /// `hd*n`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) unsafe fn scores_softmax<
-    S: SimdF32,
-    const Q_T: bool,
-    const R: usize,
-    const INTERLEAVE: bool,
->(
+pub(super) unsafe fn scores_softmax<S: SimdF32, const R: usize, const INTERLEAVE: bool>(
     s: S,
     q: &[f32],
     kt: &[f32],
@@ -148,11 +133,11 @@ pub(super) unsafe fn scores_softmax<
     // SAFETY: the loop bounds keep i + R <= n, resp. i + 1 <= n; slice sizes from the caller.
     unsafe {
         while i + R <= n {
-            score_rows::<S, Q_T, R, INTERLEAVE>(s, q, kt, sc, bias, mask, n, hd, i);
+            score_rows::<S, R, INTERLEAVE>(s, q, kt, sc, bias, mask, n, hd, i);
             i += R;
         }
         while i < n {
-            score_rows::<S, Q_T, 1, INTERLEAVE>(s, q, kt, sc, bias, mask, n, hd, i);
+            score_rows::<S, 1, INTERLEAVE>(s, q, kt, sc, bias, mask, n, hd, i);
             i += 1;
         }
     }

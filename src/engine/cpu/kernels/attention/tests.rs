@@ -4,7 +4,7 @@ use super::super::isa::Isa;
 use super::args::{TokenPermutation, WindowAttentionArgs};
 use super::driver::{head_kernel, window_attention, window_attention_on, HeadKernel};
 #[cfg(target_arch = "x86_64")]
-use super::simd_heads::head_transposed_avx2;
+use super::simd_heads::head_staged_avx2;
 
 /// Every head kernel this CPU runs, by name: each available instruction set's, and the AVX-512
 /// recipe on AVX2's lanes (so that its logic is checked on CPUs without AVX-512).
@@ -15,7 +15,7 @@ fn kernels() -> Vec<(String, HeadKernel)> {
         .collect();
     #[cfg(target_arch = "x86_64")]
     if Isa::Avx2.supported() {
-        all.push(("avx512 recipe on avx2".to_string(), head_transposed_avx2));
+        all.push(("avx512 recipe on avx2".to_string(), head_staged_avx2));
     }
     all
 }
@@ -286,8 +286,9 @@ fn fused_kernel_matches_reference() {
         .build()
         .unwrap();
     // (window, heads, head_dim, shifted): covers N = 9, 16, 36, 64, 144 and head dims 6, 8,
-    // 12, 16, 32, 40, 48 (full vector tiles and every kind of tail; N not a multiple of the lanes,
-    // where the transposed recipe gathers q token by token), with every kernel (`kernels`).
+    // 12, 16, 32, 40, 48 (full vector tiles and every kind of tail; N not a multiple of the lanes
+    // or below the head dim, where the staged recipe gathers token by token), with every kernel
+    // (`kernels`).
     let shapes = [
         (3, 2, 6, false),
         (3, 1, 16, true),
