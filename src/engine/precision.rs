@@ -2,14 +2,16 @@
 
 /// What the model's linear layers compute in. FP32 is the default and what the service is for;
 /// bf16 is opt-in (CPU engine, AVX512_BF16): weights packed to bf16 once at load, activations
-/// rounded to bf16 at each linear layer's input, products accumulated in FP32. LayerNorm, softmax,
-/// attention and the residual stream stay FP32 (docs/cpu-engine.md#bf16).
+/// rounded to bf16 at each linear layer's input, products accumulated in FP32; the window
+/// attention's `q·kᵀ` and `P·v` likewise where their shapes allow. LayerNorm, softmax and the
+/// residual stream stay FP32 (docs/cpu-engine.md#bf16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// IEEE single precision everywhere.
     #[default]
     Fp32,
-    /// bfloat16 operands in the linear layers, FP32 accumulation and everything else FP32.
+    /// bfloat16 operands in the linear layers and the attention products, FP32 accumulation and
+    /// everything else FP32.
     Bf16,
 }
 

@@ -11,6 +11,7 @@ use super::kernels::mlp::{self, MlpWeights};
 use super::kernels::norm::layer_norm_rows;
 use super::modules::{BasicLayer, LayerNorm, PatchMerging, SwinModel, SwinTransformerBlock};
 use super::profile::{enter_stage, mark, Profile};
+use crate::engine::Precision;
 
 /// `SwinTransformerV2.forward` (or V1's `SwinTransformer.forward`: the same outside the blocks and
 /// the patch merging) on `batch` images (inside the instance's pool).
@@ -39,7 +40,7 @@ pub(super) fn forward(
     mark(prof, "patch_embed");
     for (i, layer) in m.layers.iter().enumerate() {
         enter_stage(prof, Some(i));
-        basic_layer(layer, buf, batch, prof);
+        basic_layer(layer, m.precision, buf, batch, prof);
     }
     enter_stage(prof, None);
     // norm, avgpool, head
@@ -118,10 +119,16 @@ fn patch_embed(m: &SwinModel, buf: &mut Buffers, input: &[f32], batch: usize) {
     );
 }
 
-/// `BasicLayer.forward`.
-fn basic_layer(layer: &BasicLayer, buf: &mut Buffers, batch: usize, prof: &mut Option<Profile>) {
+/// `BasicLayer.forward` (the attention products in `products`).
+fn basic_layer(
+    layer: &BasicLayer,
+    products: Precision,
+    buf: &mut Buffers,
+    batch: usize,
+    prof: &mut Option<Profile>,
+) {
     for block in &layer.blocks {
-        swin_block(block, buf, batch, prof);
+        swin_block(block, products, buf, batch, prof);
     }
     if let Some(d) = &layer.downsample {
         patch_merging(d, buf, batch);
@@ -138,9 +145,10 @@ fn layer_norm_into(src: &[f32], dst: &mut [f32], norm: &LayerNorm) {
 }
 
 /// `SwinTransformerBlock.forward`: V2 `x = x + norm1(attn(x))`; `x = x + norm2(mlp(x))`, or V1
-/// `x = x + attn(norm1(x))`; `x = x + mlp(norm2(x))`.
+/// `x = x + attn(norm1(x))`; `x = x + mlp(norm2(x))`. The attention products in `products`.
 fn swin_block(
     blk: &SwinTransformerBlock,
+    products: Precision,
     buf: &mut Buffers,
     batch: usize,
     prof: &mut Option<Profile>,
@@ -182,6 +190,7 @@ fn swin_block(
         bias: &attn.relative_position_bias,
         mask: blk.attn_mask.as_deref(),
         masked_windows: blk.masked_windows.as_deref(),
+        products,
     };
     window_attention(&args, &buf.qkv, &mut buf.attn, &buf.attn_scratch);
     mark(prof, "attention");

@@ -1,6 +1,8 @@
 //! What the window attention is given: the shapes and folded tables of one block, and the checked
 //! (window, position) → token map.
 
+use crate::engine::Precision;
+
 /// A (window, position) → token map that is a permutation of `0..tokens`, checked once when made,
 /// so that the attention kernel can scatter every task's output through it without checks (no row
 /// out of range, no two tasks on one row).
@@ -61,11 +63,15 @@ pub struct WindowAttentionArgs<'a> {
     /// `[nW]`: whether window `w`'s mask has a non-zero entry (interior windows have none, and
     /// skip the add); `None`: every window is masked.
     pub masked_windows: Option<&'a [bool]>,
+    /// What `q·kᵀ` and `P·v` multiply in: FP32, or (bf16, where the CPU has AVX512_BF16 and the
+    /// shapes suit the bf16 kernel) bf16 operands with FP32 accumulation.
+    pub products: Precision,
 }
 
 impl WindowAttentionArgs<'_> {
-    /// Scratch floats one task needs: q, kᵀ, v and the score matrix.
+    /// Scratch floats one task needs: q, kᵀ, v, the score matrix and the probabilities as bf16
+    /// pairs.
     pub fn scratch_len(window_tokens: usize, head_dim: usize) -> usize {
-        window_tokens * (3 * head_dim + window_tokens)
+        window_tokens * (3 * head_dim + window_tokens + window_tokens.div_ceil(2))
     }
 }

@@ -8,10 +8,13 @@ use rayon::prelude::*;
 use super::super::isa::Isa;
 use super::super::SendPtr;
 use super::args::WindowAttentionArgs;
+#[cfg(target_arch = "x86_64")]
+use super::bf16_head;
 use super::head::{Head, HeadOutput};
 use super::scalar::head_scalar;
 #[cfg(target_arch = "x86_64")]
 use super::simd_heads::{head_avx2, head_avx512};
+use crate::engine::Precision;
 
 /// A head kernel: fills the task's scratch and writes its output rows.
 ///
@@ -52,8 +55,26 @@ pub(super) fn window_attention_with(
     isa: Isa,
 ) {
     let isa = isa.min(Isa::detected());
-    // SAFETY: the CPU has `isa` (lowered to the detected set).
-    unsafe { window_attention_on(args, qkv, out, scratch, head_kernel(isa)) };
+    let kernel = bf16_kernel(args, isa).unwrap_or_else(|| head_kernel(isa));
+    // SAFETY: the CPU has `isa` (lowered to the detected set), and AVX512_BF16 where the bf16
+    // kernel was chosen (`bf16_kernel`).
+    unsafe { window_attention_on(args, qkv, out, scratch, kernel) };
+}
+
+/// The bf16 head kernel, if `args` asks for bf16 products, `isa` is AVX-512, the CPU has
+/// AVX512_BF16 and the kernel takes the block's shapes.
+pub(super) fn bf16_kernel(args: &WindowAttentionArgs<'_>, isa: Isa) -> Option<HeadKernel> {
+    #[cfg(target_arch = "x86_64")]
+    if args.products == Precision::Bf16
+        && isa == Isa::Avx512
+        && std::is_x86_feature_detected!("avx512bf16")
+        && args.num_heads > 0
+        && bf16_head::takes(args.window_tokens, args.dim / args.num_heads)
+    {
+        return Some(bf16_head::head_avx512_bf16);
+    }
+    let _ = (args, isa);
+    None
 }
 
 /// [`window_attention`] with every task run by `kernel`.
@@ -119,7 +140,8 @@ unsafe fn head_task<'a>(
     let (q, rest) = scratch.split_at_mut(n * hd);
     let (kt, rest) = rest.split_at_mut(hd * n);
     let (v, rest) = rest.split_at_mut(n * hd);
-    let s = &mut rest[..n * n];
+    let (s, rest) = rest.split_at_mut(n * n);
+    let pairs = &mut rest[..n * n.div_ceil(2)];
     let map = &a.token_index.as_slice()[w * n..(w + 1) * n];
     let base = b * a.tokens;
     let mask = a
@@ -141,6 +163,7 @@ unsafe fn head_task<'a>(
         kt,
         v,
         s,
+        pairs,
         // SAFETY: row base + map[p] (< batch*tokens) of `out` exists and its columns
         // h*hd..(h+1)*hd belong to this task alone (caller).
         out: unsafe { HeadOutput::new(out, map, base, c, h * hd) },

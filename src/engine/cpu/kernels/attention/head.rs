@@ -39,6 +39,8 @@ pub(super) struct Head<'a> {
     pub v: &'a mut [f32],
     /// `n×n` scratch: the scores, then the probabilities.
     pub s: &'a mut [f32],
+    /// `n×⌈n/2⌉` scratch: the probabilities as bf16 pairs (the bf16 kernel).
+    pub pairs: &'a mut [f32],
     /// Where row `p` of the output goes.
     pub out: HeadOutput<'a>,
 }

@@ -15,9 +15,12 @@
 //! instruction set), `head` (one task's inputs, scratch and output rows), `scalar` (the portable
 //! kernel), and the SIMD kernel, written once over [`SimdF32`](super::simd::SimdF32):
 //! `simd_heads` (the two recipes and each instruction set's entry point) on `gather` (step 1),
-//! `scores` and `softmax` (step 2–3) and `pv` (steps 3–4).
+//! `scores` and `softmax` (step 2–3) and `pv` (steps 3–4); and `bf16_head` (`--precision bf16`:
+//! both products on AVX512_BF16 `vdpbf16ps`, where the shapes suit it).
 
 mod args;
+#[cfg(target_arch = "x86_64")]
+mod bf16_head;
 mod driver;
 #[cfg(target_arch = "x86_64")]
 mod gather;

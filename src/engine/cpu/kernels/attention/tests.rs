@@ -5,6 +5,10 @@ use super::args::{TokenPermutation, WindowAttentionArgs};
 use super::driver::{head_kernel, window_attention, window_attention_on, HeadKernel};
 #[cfg(target_arch = "x86_64")]
 use super::simd_heads::head_staged_avx2;
+use crate::engine::Precision;
+
+#[cfg(target_arch = "x86_64")]
+mod bf16_products;
 
 /// Every head kernel this CPU runs, by name: each available instruction set's, and the AVX-512
 /// recipe on AVX2's lanes (so that its logic is checked on CPUs without AVX-512).
@@ -35,6 +39,7 @@ struct Case {
     bias: Vec<f32>,
     scale: Vec<f32>,
     cosine: bool,
+    products: Precision,
 }
 
 impl Case {
@@ -71,6 +76,7 @@ impl Case {
             bias: (0..heads * n * n).map(|i| (i % 13) as f32 * 0.7).collect(),
             scale: (0..heads).map(|h| 3.0 + h as f32 * step).collect(),
             cosine: true,
+            products: Precision::Fp32,
         }
     }
 
@@ -95,6 +101,7 @@ impl Case {
             bias: &self.bias,
             mask: self.mask.as_deref(),
             masked_windows: self.masked.as_deref(),
+            products: self.products,
         }
     }
 
@@ -120,8 +127,10 @@ fn token_permutation_accepts_only_permutations() {
 
 /// Straightforward attention for one head of one window, in f64, from the official formulas:
 /// cosine (`normalize(q)·normalize(k)ᵀ · scale`, V2) or scaled dot product (`(q · scale)·kᵀ`, V1).
+/// `round` is applied to the operands of the two products (scaled q, normalised k, P, v): the
+/// identity for the exact result, bf16 rounding to mirror the bf16 kernel.
 #[allow(clippy::too_many_arguments)]
-fn reference(
+pub(super) fn reference(
     cosine: bool,
     qkv: &[f32],
     c: usize,
@@ -131,6 +140,7 @@ fn reference(
     bias: &[f32],
     mask: Option<&[f32]>,
     h: usize,
+    round: impl Fn(f64) -> f64,
 ) -> Vec<Vec<f64>> {
     let hd = c / heads;
     let n = map.len();
@@ -147,14 +157,15 @@ fn reference(
     };
     let mut out = vec![];
     for i in 0..n {
-        let qi = unit(get(i, 0));
+        let qi: Vec<f64> = unit(get(i, 0))
+            .into_iter()
+            .map(|x| round(x * scale as f64))
+            .collect();
         let mut sc: Vec<f64> = (0..n)
             .map(|j| {
                 let kj = unit(get(j, 1));
-                let dot: f64 = qi.iter().zip(&kj).map(|(a, b)| a * b).sum();
-                dot * scale as f64
-                    + bias[h * n * n + i * n + j] as f64
-                    + mask.map_or(0.0, |m| m[i * n + j] as f64)
+                let dot: f64 = qi.iter().zip(&kj).map(|(a, b)| a * round(*b)).sum();
+                dot + bias[h * n * n + i * n + j] as f64 + mask.map_or(0.0, |m| m[i * n + j] as f64)
             })
             .collect();
         let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -168,7 +179,7 @@ fn reference(
         let mut o = vec![0.0; hd];
         for (j, p) in sc.iter().enumerate() {
             for (d, vd) in get(j, 2).iter().enumerate() {
-                o[d] += p / sum * vd;
+                o[d] += round(p / sum) * round(*vd);
             }
         }
         out.push(o);
@@ -207,6 +218,7 @@ fn softmax_in_the_denormal_range_is_unchanged_by_flushing() {
         bias: &bias,
         mask: Some(&mask),
         masked_windows: None,
+        products: Precision::Fp32,
     };
     // The f64 reference, and how many softmax terms exp(s - max) are f32 denormals.
     let mut want = vec![0.0f64; tokens * c];
@@ -215,7 +227,7 @@ fn softmax_in_the_denormal_range_is_unchanged_by_flushing() {
         let rows = &map.as_slice()[w * n..(w + 1) * n];
         let m = &mask[w * n * n..(w + 1) * n * n];
         for h in 0..heads {
-            for (i, o) in reference(true, &qkv, c, heads, rows, 100.0, &bias, Some(m), h)
+            for (i, o) in reference(true, &qkv, c, heads, rows, 100.0, &bias, Some(m), h, |x| x)
                 .iter()
                 .enumerate()
             {
@@ -341,6 +353,7 @@ fn fused_kernel_matches_reference() {
                         bias,
                         m,
                         h,
+                        |x| x,
                     );
                     for (i, o) in want.iter().enumerate() {
                         let tok = b * tokens + map.as_slice()[w * n + i] as usize;
