@@ -17,8 +17,10 @@
 
 use std::arch::x86_64::*;
 
+use super::super::packed_gemm::pack_rows_bf16;
 use super::super::simd::{Avx512Simd, SimdF32};
-use super::head::{Head, NORM_EPS};
+use super::gather::{k_factor, token_qkv};
+use super::head::Head;
 use super::softmax::softmax_rows;
 
 /// Lanes of a vector of FP32 accumulators (and of bf16 pairs).
@@ -47,7 +49,8 @@ pub(super) unsafe fn head_avx512_bf16(head: &mut Head<'_>) {
     }
 }
 
-/// Round 32 floats at `x` to 16 bf16 pairs (`x[2e]` low, `x[2e + 1]` high) stored at `out`.
+/// Round 32 floats at `x`, times `factor`, to 16 bf16 pairs (`x[2e]` low, `x[2e + 1]` high)
+/// stored at `out`.
 ///
 /// # Safety
 /// `x` valid for 32 float reads, `out` for 16 slot writes; AVX-512 F and AVX512_BF16.
@@ -63,30 +66,13 @@ unsafe fn store_pairs(x: *const f32, out: *mut u32, factor: __m512) {
     }
 }
 
-/// `1 / max(|x|, eps)` of the `hd` floats at `x` (`hd` a multiple of 16).
-///
-/// # Safety
-/// `x` valid for `hd` float reads; AVX-512 F.
-#[inline(always)]
-unsafe fn inv_norm(s: Avx512Simd, x: *const f32, hd: usize) -> f32 {
-    let mut acc = s.zero();
-    // SAFETY: d + 16 <= hd (caller's extent).
-    unsafe {
-        for d in (0..hd).step_by(L) {
-            let v = s.load(x.add(d));
-            acc = s.mul_add(v, v, acc);
-        }
-    }
-    1.0 / s.reduce_add(acc).sqrt().max(NORM_EPS)
-}
-
 /// Fill `qp`, `kp` and `vp` (see the module) from the window's qkv rows, read as whole vectors.
 ///
 /// # Safety
 /// As [`head_avx512_bf16`].
 #[inline(always)]
 unsafe fn gather_pairs(s: Avx512Simd, head: &mut Head<'_>) {
-    let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
+    let (n, hd) = (head.n(), head.hd);
     let half = hd / 2;
     let qp = head.q.as_mut_ptr().cast::<u32>();
     // The k rows as pairs, staged in the second half of head.q (n × hd/2 slots).
@@ -101,31 +87,21 @@ unsafe fn gather_pairs(s: Avx512Simd, head: &mut Head<'_>) {
             _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
         )
     };
-    // SAFETY: every row base + map[p] is a row of the [_, 3c] qkv (`Head`: map is a permutation of
-    // the image's tokens, qkv holds batch*tokens rows), so its columns h*hd..(h+1)*hd of each third
-    // exist; qp and kr stay within head.q (2 × n·hd/2 slots), vp within head.v (n/2 · hd slots),
-    // kp within head.kt (hd/2 · n slots); n even and hd a multiple of 32 (caller).
+    // SAFETY: q, k, v of a token are hd floats each (`token_qkv`); qp and kr stay within head.q
+    // (2 × n·hd/2 slots), vp within head.v (n/2 · hd slots), kp within head.kt (hd/2 · n slots);
+    // n even and hd a multiple of 32 (caller).
     unsafe {
         for f in 0..n / 2 {
             let mut v_rows = [std::ptr::null::<f32>(); 2];
             for (t, v_row) in v_rows.iter_mut().enumerate() {
                 let p = 2 * f + t;
-                let row = head
-                    .qkv
-                    .as_ptr()
-                    .add((head.base + head.map[p] as usize) * 3 * c);
-                let (q, k) = (row.add(h * hd), row.add(c + h * hd));
-                let qs = if head.cosine {
-                    head.scale * inv_norm(s, q, hd)
-                } else {
-                    head.scale
-                };
-                let ks = if head.cosine { inv_norm(s, k, hd) } else { 1.0 };
+                let tok = token_qkv(s, head, p);
+                let (qs, ks) = (s.splat(tok.q_factor), s.splat(k_factor(s, head, tok.k)));
                 for d in (0..hd).step_by(2 * L) {
-                    store_pairs(q.add(d), qp.add(p * half + d / 2), s.splat(qs));
-                    store_pairs(k.add(d), kr.add(p * half + d / 2), s.splat(ks));
+                    store_pairs(tok.q.as_ptr().add(d), qp.add(p * half + d / 2), qs);
+                    store_pairs(tok.k.as_ptr().add(d), kr.add(p * half + d / 2), ks);
                 }
-                *v_row = row.add(2 * c + h * hd);
+                *v_row = tok.v.as_ptr();
             }
             for d in (0..hd).step_by(L) {
                 let (a, b) = (s.load(v_rows[0].add(d)), s.load(v_rows[1].add(d)));
@@ -209,7 +185,7 @@ unsafe fn score_tile<const R: usize, const B: usize>(head: &mut Head<'_>, i: usi
 }
 
 /// The scores of rows `i..i+R`, all columns (tiles of 4 vectors, then of 1), then their softmax
-/// (interleaved) and `pp`'s rows `i..i+R`: P rounded to bf16 pairs.
+/// (interleaved) and `pp`'s rows `i..i+R`: P rounded to bf16 pairs ([`pack_rows_bf16`]).
 ///
 /// # Safety
 /// `i + R <= n`; as [`score_tile`].
@@ -218,7 +194,8 @@ unsafe fn score_rows<const R: usize>(s: Avx512Simd, head: &mut Head<'_>, i: usiz
     let n = head.n();
     let mut j = 0;
     // SAFETY: j + 64 <= n, resp. j + 16 <= n (n a multiple of 16); i + R <= n (caller); the pp
-    // rows i..i+R (n/2 slots each) are within head.pairs (n·n/2 floats).
+    // rows i..i+R (n/2 slots each) are within head.pairs (n·n/2 floats), a slice apart from
+    // head.s's rows i..i+R (n floats each); AVX-512 F and AVX512_BF16 (caller).
     unsafe {
         while j + 4 * L <= n {
             score_tile::<R, 4>(head, i, j);
@@ -229,24 +206,15 @@ unsafe fn score_rows<const R: usize>(s: Avx512Simd, head: &mut Head<'_>, i: usiz
             j += L;
         }
         softmax_rows::<Avx512Simd, R>(s, &mut head.s[i * n..(i + R) * n], n);
-        let pp = head.pairs.as_mut_ptr().cast::<u32>();
-        let one = s.splat(1.0);
-        for r in i..i + R {
-            let row = head.s.as_ptr().add(r * n);
-            let mut j = 0;
-            while j + 2 * L <= n {
-                store_pairs(row.add(j), pp.add(r * n / 2 + j / 2), one);
-                j += 2 * L;
-            }
-            if j < n {
-                // The last 16 columns: 8 pairs.
-                let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(row.add(j)));
-                _mm256_storeu_si256(
-                    pp.add(r * n / 2 + j / 2).cast(),
-                    std::mem::transmute::<__m256bh, __m256i>(v),
-                );
-            }
-        }
+        // P's rows as bf16 pairs, rounded as the bf16 GEMM rounds its activation rows.
+        pack_rows_bf16(
+            R,
+            head.s.as_ptr().add(i * n),
+            n,
+            n,
+            head.pairs.as_mut_ptr().cast::<u32>().add(i * n / 2),
+            n / 2,
+        );
     }
 }
 
@@ -312,37 +280,44 @@ unsafe fn pv_tile<const R: usize, const B: usize>(head: &Head<'_>, i: usize, d: 
     }
 }
 
-/// `O = P·v` for every row: blocks of 8 rows, then the rows left one by one, each in tiles of 2
-/// vectors, then of 1.
+/// `O = P·v` for rows `i..i+R`, all `hd` columns: tiles of 2 vectors, then of 1.
+///
+/// # Safety
+/// `i + R <= n`; as [`pv_tile`] otherwise.
+#[inline(always)]
+unsafe fn pv_rows<const R: usize>(head: &Head<'_>, i: usize) {
+    let hd = head.hd;
+    let mut d = 0;
+    // SAFETY: the loop bounds keep d + 16·B <= hd (hd a multiple of 16); i + R <= n (caller).
+    unsafe {
+        while d + 2 * L <= hd {
+            pv_tile::<R, 2>(head, i, d);
+            d += 2 * L;
+        }
+        while d < hd {
+            pv_tile::<R, 1>(head, i, d);
+            d += L;
+        }
+    }
+}
+
+/// `O = P·v` for every row: blocks of 8 rows, then the rows left one by one.
 ///
 /// # Safety
 /// As [`pv_tile`] (operands filled).
 #[inline(always)]
 unsafe fn pv_pairs(head: &Head<'_>) {
-    let (n, hd) = (head.n(), head.hd);
+    let n = head.n();
     let mut i = 0;
-    // SAFETY: the loop bounds keep i + R <= n and d + 16·B <= hd.
+    // SAFETY: the loop bounds keep i + 8 <= n, resp. i + 1 <= n.
     unsafe {
+        while i + 8 <= n {
+            pv_rows::<8>(head, i);
+            i += 8;
+        }
         while i < n {
-            let rows = if i + 8 <= n { 8 } else { 1 };
-            let mut d = 0;
-            while d + 2 * L <= hd {
-                if rows == 8 {
-                    pv_tile::<8, 2>(head, i, d);
-                } else {
-                    pv_tile::<1, 2>(head, i, d);
-                }
-                d += 2 * L;
-            }
-            while d < hd {
-                if rows == 8 {
-                    pv_tile::<8, 1>(head, i, d);
-                } else {
-                    pv_tile::<1, 1>(head, i, d);
-                }
-                d += L;
-            }
-            i += rows;
+            pv_rows::<1>(head, i);
+            i += 1;
         }
     }
 }

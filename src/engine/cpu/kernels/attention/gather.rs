@@ -72,13 +72,43 @@ fn copy<S: SimdF32>(s: S, src: &[f32], dst: &mut [f32]) {
     dst[end..].copy_from_slice(&src[end..]);
 }
 
-/// q's factor for a row `qr`: `logit_scale / |q|` (cosine) or the scale alone.
+/// Token `p`'s q, k and v in the qkv rows (`hd` floats each), and q's factor: `logit_scale / |q|`
+/// (cosine) or the scale alone.
+pub(super) struct TokenQkv<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub q_factor: f32,
+}
+
+/// [`TokenQkv`] of window position `p` (q's norm on vectors of `s`, with a horizontal sum).
 #[inline(always)]
-fn q_factor<S: SimdF32>(s: S, head: &Head<'_>, qr: &[f32]) -> f32 {
+pub(super) fn token_qkv<'a, S: SimdF32>(s: S, head: &Head<'a>, p: usize) -> TokenQkv<'a> {
+    let (c, h, hd) = (head.c, head.h, head.hd);
+    let qkv: &'a [f32] = head.qkv;
+    let row = &qkv[(head.base + head.map[p] as usize) * 3 * c..][..3 * c];
+    let q = &row[h * hd..][..hd];
+    TokenQkv {
+        q,
+        k: &row[c + h * hd..][..hd],
+        v: &row[2 * c + h * hd..][..hd],
+        q_factor: factor(s, head, q, head.scale),
+    }
+}
+
+/// k's factor for a row `k`: `1 / |k|` (cosine) or 1.
+#[inline(always)]
+pub(super) fn k_factor<S: SimdF32>(s: S, head: &Head<'_>, k: &[f32]) -> f32 {
+    factor(s, head, k, 1.0)
+}
+
+/// `num / max(|x|, eps)` (cosine; the norm on vectors of `s`, with a horizontal sum) or `num`.
+#[inline(always)]
+fn factor<S: SimdF32>(s: S, head: &Head<'_>, x: &[f32], num: f32) -> f32 {
     if head.cosine {
-        head.scale / sum_sq(s, qr).sqrt().max(NORM_EPS)
+        num / sum_sq(s, x).sqrt().max(NORM_EPS)
     } else {
-        head.scale
+        num
     }
 }
 
@@ -87,27 +117,15 @@ fn q_factor<S: SimdF32>(s: S, head: &Head<'_>, qr: &[f32]) -> f32 {
 /// kᵀ's transposing stores one float at a time. Any `n` and `hd`.
 #[inline(always)]
 pub(super) fn gather<S: SimdF32>(s: S, head: &mut Head<'_>) {
-    let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
+    let (n, hd) = (head.n(), head.hd);
     for p in 0..n {
-        let tok = head.map[p] as usize;
-        let row = &head.qkv[(head.base + tok) * 3 * c..][..3 * c];
-        let qr = &row[h * hd..(h + 1) * hd];
-        let kr = &row[c + h * hd..c + (h + 1) * hd];
-        let qs = q_factor(s, head, qr);
-        let ks = if head.cosine {
-            1.0 / sum_sq(s, kr).sqrt().max(NORM_EPS)
-        } else {
-            1.0
-        };
-        copy_scaled(s, qr, &mut head.q[p * hd..(p + 1) * hd], qs);
-        for (d, &x) in kr.iter().enumerate() {
+        let t = token_qkv(s, head, p);
+        copy_scaled(s, t.q, &mut head.q[p * hd..(p + 1) * hd], t.q_factor);
+        let ks = k_factor(s, head, t.k);
+        for (d, &x) in t.k.iter().enumerate() {
             head.kt[d * n + p] = x * ks;
         }
-        copy(
-            s,
-            &row[2 * c + h * hd..2 * c + (h + 1) * hd],
-            &mut head.v[p * hd..(p + 1) * hd],
-        );
+        copy(s, t.v, &mut head.v[p * hd..(p + 1) * hd]);
     }
 }
 
@@ -127,24 +145,13 @@ pub(super) fn stages<S: SimdF32>(head: &Head<'_>) -> bool {
 /// [`stages`] must hold for `head` (with `S`).
 #[inline(always)]
 pub(super) unsafe fn gather_staged<S: SimdF32>(s: S, head: &mut Head<'_>) {
-    let (n, c, h, hd) = (head.n(), head.c, head.h, head.hd);
+    let (n, hd) = (head.n(), head.hd);
     debug_assert!(stages::<S>(head));
     for p in 0..n {
-        let tok = head.map[p] as usize;
-        let row = &head.qkv[(head.base + tok) * 3 * c..][..3 * c];
-        let qr = &row[h * hd..(h + 1) * hd];
-        let qs = q_factor(s, head, qr);
-        copy_scaled(s, qr, &mut head.q[p * hd..(p + 1) * hd], qs);
-        copy(
-            s,
-            &row[c + h * hd..c + (h + 1) * hd],
-            &mut head.s[p * hd..(p + 1) * hd],
-        );
-        copy(
-            s,
-            &row[2 * c + h * hd..2 * c + (h + 1) * hd],
-            &mut head.v[p * hd..(p + 1) * hd],
-        );
+        let t = token_qkv(s, head, p);
+        copy_scaled(s, t.q, &mut head.q[p * hd..(p + 1) * hd], t.q_factor);
+        copy(s, t.k, &mut head.s[p * hd..(p + 1) * hd]);
+        copy(s, t.v, &mut head.v[p * hd..(p + 1) * hd]);
     }
     let (rows, kt) = (&head.s[..n * hd], &mut *head.kt);
     let eps = s.splat(NORM_EPS);

@@ -30,8 +30,7 @@ pub(super) struct Head<'a> {
     pub bias: &'a [f32],
     /// The window's `n×n` shift mask, if it has a non-zero entry.
     pub mask: Option<&'a [f32]>,
-    /// `n×hd` scratch: q, scaled by `scale / |q|` (cosine) or `scale` (`hd×n`, transposed, where
-    /// the kernel says so).
+    /// `n×hd` scratch: q (row-major), scaled by `scale / |q|` (cosine) or `scale`.
     pub q: &'a mut [f32],
     /// `hd×n` scratch: kᵀ, `k / |k|` (cosine) or k.
     pub kt: &'a mut [f32],

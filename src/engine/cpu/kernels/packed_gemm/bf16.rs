@@ -22,7 +22,7 @@ use crate::engine::cpu::kernels::simd::{Avx512Simd, SimdF32};
 /// `⌈k/2⌉` slots `ldo` apart, not overlapping `x`; the CPU must have AVX-512 F and AVX512_BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub(super) unsafe fn pack_rows_bf16(
+pub(crate) unsafe fn pack_rows_bf16(
     m: usize,
     x: *const f32,
     ldx: usize,

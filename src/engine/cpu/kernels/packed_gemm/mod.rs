@@ -32,5 +32,7 @@ mod micro;
 #[cfg(test)]
 mod tests;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use bf16::pack_rows_bf16;
 pub use matmul::{matmul_panels, TileOutput};
 pub use matrix::{bf16_bits, bf16_value, panel_width, tile_rows, PackedMatrix, WeightFormat};

@@ -123,33 +123,11 @@ fn bf16_products_match_the_reference_within_their_rounding() {
                             .flat_map(|j| at(j, 2))
                             .fold(0.0, |a: f64, x| a.max(x.abs()));
                         let tol = bound(smax, vmax);
-                        let args = (
-                            cosine,
-                            img,
-                            c,
-                            heads,
-                            map,
-                            case.scale[h],
-                            &case.bias[..],
-                            m,
-                            h,
-                        );
-                        let mirror = reference(
-                            args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
-                            bf16,
-                        );
-                        let exact = reference(
-                            args.0,
-                            args.1,
-                            args.2,
-                            args.3,
-                            args.4,
-                            args.5,
-                            args.6,
-                            args.7,
-                            args.8,
-                            |x| x,
-                        );
+                        let with = |round: fn(f64) -> f64| {
+                            let scale = case.scale[h];
+                            reference(cosine, img, c, heads, map, scale, &case.bias, m, h, round)
+                        };
+                        let (mirror, exact) = (with(bf16), with(|x| x));
                         for i in 0..n {
                             let tok = b * tokens + map[i] as usize;
                             for d in 0..hd {
