@@ -3,7 +3,8 @@
 //! `Classify`, OIP v2 REST in JSON and with Triton's binary data against the same model, the
 //! classification extension, metadata/config/stats/index, bad bodies answered with their status and
 //! a JSON error while the server keeps serving, 413 from `Content-Length` and 503 at the headers
-//! before any body byte is sent, tokens, request ids and client timeouts.
+//! before any body byte is sent (past `--max-refusal-rate`, in its turn), tokens, request ids and
+//! client timeouts.
 
 mod common {
     pub mod calls;
@@ -974,5 +975,50 @@ async fn a_body_that_does_not_fit_the_memory_budget_is_refused_before_it_is_read
         call(http, "GET", "/v2/health/ready", &[], b"").await.status,
         200
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_refusals_past_the_rate_wait_their_turn() {
+    // 10 a second past a burst of 2; the model still loading, so every call is refused at its
+    // headers: 3 answered at once, the 4th not before its turn at 100 ms, all 503 within the hold.
+    let http = free_port();
+    let mut server = TestServer::builder()
+        .config(ServerConfig {
+            http_listen: Some(http),
+            max_refusal_rate: Some(10),
+            ..ServerConfig::default()
+        })
+        .hold_loader()
+        .start()
+        .await;
+    for _ in 0..100 {
+        if TcpStream::connect(http).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let image = test_image(16, 16, image::ImageFormat::Png);
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let image = image.clone();
+            tokio::spawn(async move {
+                let answer = call(http, "POST", "/v1/classify", &[], &image).await;
+                assert_eq!(answer.status, 503, "{}", answer.error());
+                assert!(answer.error().contains("loading"), "{}", answer.error());
+                started.elapsed()
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.push(t.await.unwrap());
+    }
+    answered.sort();
+    assert!(answered[3] >= Duration::from_millis(95), "{answered:?}");
+    assert!(answered[8] >= Duration::from_millis(550), "{answered:?}");
+    assert!(answered[11] < Duration::from_secs(4), "{answered:?}");
+    server.release_loader();
     server.stop().await;
 }

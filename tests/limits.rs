@@ -1,6 +1,7 @@
 //! Capacity limits end to end, on the gated stand-in engine held by its gate: a full admission
 //! queue refuses before any decoding (Classify and OIP alike), `--max-in-flight` refuses at once
-//! but lets health through, and a connection gets at most `--max-concurrent-streams` calls.
+//! but lets health through, a connection gets at most `--max-concurrent-streams` calls, and
+//! refusals past `--max-refusal-rate` wait their turn.
 
 mod common {
     pub mod calls;
@@ -216,4 +217,90 @@ async fn a_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
     assert!(guarded(second).await.unwrap().is_ok());
 
     srv.stop().await;
+}
+
+/// Refusals at the headers past `--max-refusal-rate`: a burst is answered at once, the rest wait
+/// their turn (no turn before its time, none past the 1 s hold), all UNAVAILABLE; a call with a
+/// deadline is answered within half of it, still UNAVAILABLE; with the rate off every refusal
+/// comes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_past_the_rate_wait_their_turn() {
+    async fn refuse_all(
+        client: &ClassifierClient<tonic::transport::Channel>,
+        calls: usize,
+    ) -> Vec<Duration> {
+        let png = test_image(16, 16, image::ImageFormat::Png);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..calls)
+            .map(|_| {
+                let mut client = client.clone();
+                let png = png.clone();
+                tokio::spawn(async move {
+                    let status = client
+                        .classify(classify_request(png, 1))
+                        .await
+                        .expect_err("the model is loading");
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                    assert!(status.message().contains("loading"), "{status:?}");
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for t in tasks {
+            answered.push(t.await.unwrap());
+        }
+        answered.sort();
+        answered
+    }
+
+    // 10 a second: 100 ms apart past a burst of 2 (a quarter second's worth).
+    let mut server = TestServer::builder()
+        .config(ServerConfig {
+            max_refusal_rate: Some(10),
+            ..ServerConfig::default()
+        })
+        .hold_loader()
+        .start()
+        .await;
+    let client = ClassifierClient::new(server.channel().await);
+    let answered = refuse_all(&client, 20).await;
+    // 3 at once (the first and the burst); the 4th not before its turn at 100 ms.
+    assert!(answered[3] >= Duration::from_millis(95), "{answered:?}");
+    // Turns 100 ms apart: the 9th answer not before its turn at 600 ms...
+    assert!(answered[8] >= Duration::from_millis(550), "{answered:?}");
+    // ...and none held past the 1 s cap (slack for a loaded machine).
+    assert!(answered[19] < Duration::from_secs(4), "{answered:?}");
+
+    // A deadline of 400 ms: answered within half of it (+ slack), UNAVAILABLE, not DEADLINE_EXCEEDED.
+    let mut request = tonic::Request::new(classify_request(
+        test_image(16, 16, image::ImageFormat::Png),
+        1,
+    ));
+    request.set_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let status = client.clone().classify(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(380),
+        "{:?}",
+        started.elapsed()
+    );
+    server.release_loader();
+    server.stop().await;
+
+    // Rate off: every refusal at once.
+    let mut server = TestServer::builder()
+        .config(ServerConfig {
+            max_refusal_rate: None,
+            ..ServerConfig::default()
+        })
+        .hold_loader()
+        .start()
+        .await;
+    let client = ClassifierClient::new(server.channel().await);
+    let answered = refuse_all(&client, 20).await;
+    assert!(answered[19] < Duration::from_millis(900), "{answered:?}");
+    server.release_loader();
+    server.stop().await;
 }

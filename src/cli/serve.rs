@@ -68,6 +68,7 @@ impl TryFrom<ServeArgs> for ServeSettings {
             http_listen: args.http_listen,
             reflection: !args.no_reflection,
             max_in_flight: args.max_in_flight,
+            max_refusal_rate: (args.max_refusal_rate > 0).then_some(args.max_refusal_rate),
             memory_budget: args.memory_budget,
             message_timeout: args.message_timeout.limit(),
             idle_timeout: args.idle_timeout.limit(),

@@ -15,6 +15,7 @@ use crate::preprocess::PIL_MAX_IMAGE_PIXELS;
 use crate::preprocess::{parse_crop_pct, parse_rgb, CropMode, Interpolation, MAX_SIDE};
 use crate::scheduler::{DEFAULT_MAX_QUEUE_DELAY, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_QUEUE_CAPACITY};
 use crate::server::memory_budget::BudgetSetting;
+use crate::server::pipeline::refusal_pacing::DEFAULT_MAX_REFUSAL_RATE;
 use crate::server::DEFAULT_IDLE_TIMEOUT;
 use crate::server::DEFAULT_MAX_IN_FLIGHT;
 use crate::server::DEFAULT_MESSAGE_TIMEOUT;
@@ -247,6 +248,14 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED at once, before their message is read.
     #[arg(long, env = "SWIN_SERVE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Refusals for a full queue (or a queue wait over --max-queue-wait) answered a second before
+    /// the rest wait their turn, unread: callers retrying without back-off are slowed to this pace
+    /// instead of taking the engine's CPU. A burst of a quarter second's worth is answered at
+    /// once; no refusal waits more than 1 s or half the time left to its deadline. 0: every
+    /// refusal at once.
+    #[arg(long, env = "SWIN_SERVE_MAX_REFUSAL_RATE", value_name = "PER_SECOND",
+        default_value_t = DEFAULT_MAX_REFUSAL_RATE)]
+    pub max_refusal_rate: u32,
     /// Global memory budget: every image is charged its encoded size plus the memory its decoding
     /// and preprocessing take (estimated from its header) before it is decoded; what does not fit
     /// gets RESOURCE_EXHAUSTED at once. Bytes, or with a suffix (512MiB, 2GiB, 1.5G); `auto`: half

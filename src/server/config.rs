@@ -111,6 +111,9 @@ pub struct ServerConfig {
     /// A batch running longer than this makes the engine hung: health and readiness NOT_SERVING,
     /// the liveness service too (`--engine-hang-timeout`). `None`: no hang detection.
     pub engine_hang_timeout: Option<Duration>,
+    /// Refusals at the headers answered at once per second (`--max-refusal-rate`, see
+    /// [`crate::server::pipeline::refusal_pacing`]); more wait their turn. `None`: all at once.
+    pub max_refusal_rate: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +138,9 @@ impl Default for ServerConfig {
             memory_budget: BudgetSetting::Auto,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_refusal_rate: Some(
+                crate::server::pipeline::refusal_pacing::DEFAULT_MAX_REFUSAL_RATE,
+            ),
         }
     }
 }

@@ -156,7 +156,7 @@ pub async fn classify(State(state): State<HttpState>, request: Request) -> Respo
         let top_k = top_k_of(parts.uri.query())?;
         let kind = body_kind(&parts.headers)?;
         // Refused at the headers: nothing of the body is read.
-        state.pipeline.admission_open()?;
+        state.pipeline.admission_at_headers(deadline).await?;
         let limits = BodyLimits::for_inference(&state.pipeline);
         let bytes = read_body(body, &parts.headers, limits).await?;
         let image = match kind {

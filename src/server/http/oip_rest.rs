@@ -281,7 +281,7 @@ pub async fn model_infer(
             ),
         };
         // Refused at the headers: nothing of the body is read.
-        state.pipeline.admission_open()?;
+        state.pipeline.admission_at_headers(deadline).await?;
         let limits = BodyLimits::for_inference(&state.pipeline);
         let bytes = read_body(body, &parts.headers, limits).await?;
         let (json_part, binary) = match json_length {

@@ -5,6 +5,8 @@
 //! memory budget. Under a storm of calls the server cannot take, each refusal then costs a
 //! header parse, not a 0.5 MB read and a protobuf decode (issue 20, item 5). An admitted call is
 //! checked again when its image's header is known, as before: this gate only refuses earlier.
+//! Past `--max-refusal-rate` refusals a second a refusal waits its turn, unread
+//! ([`crate::server::pipeline::refusal_pacing`]).
 //!
 //! Wrapped around each inference service *inside* its bearer-token interceptor, so that a caller
 //! without a token is told UNAUTHENTICATED, not the state of the queue. Streams are not gated: a
@@ -19,6 +21,7 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 
+use crate::server::call::deadline::CallDeadline;
 use crate::server::call::request_id::RequestId;
 use crate::server::pipeline::{Call, Pipeline};
 
@@ -54,6 +57,7 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -69,28 +73,38 @@ where
             return Box::pin(self.inner.call(request));
         };
         let started = Instant::now();
-        match self.pipeline.admission_open() {
-            Ok(()) => Box::pin(self.inner.call(request)),
-            Err(status) => {
-                let request_id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .map(|id| id.0.clone())
-                    .unwrap_or_default();
-                let call = Call {
-                    rpc,
-                    inference: true,
-                    started,
-                    request_id: &request_id,
-                };
-                let status = self
-                    .pipeline
-                    .recorded::<()>(call, Err(status), |_| Default::default())
-                    .expect_err("recorded as given");
-                // The request body is dropped unread: hyper resets the request stream after the
-                // answer (trailers-only), which gRPC clients take as the end of the call.
-                Box::pin(std::future::ready(Ok(status.into_http())))
+        let status = match self.pipeline.admission_open() {
+            Ok(()) => return Box::pin(self.inner.call(request)),
+            Err(status) => status,
+        };
+        let turn = self
+            .pipeline
+            .refusal_turn(request.extensions().get::<CallDeadline>().copied());
+        let pipeline = self.pipeline.clone();
+        Box::pin(async move {
+            if let Some(turn) = turn {
+                // The request is held unread meanwhile: HTTP/2 flow control stops its body after
+                // the first window, and the stream stays open for the answer.
+                turn.wait().await;
             }
-        }
+            let request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.0.clone())
+                .unwrap_or_default();
+            let call = Call {
+                rpc,
+                inference: true,
+                started,
+                request_id: &request_id,
+            };
+            let status = pipeline
+                .recorded::<()>(call, Err(status), |_| Default::default())
+                .expect_err("recorded as given");
+            // The request body is dropped unread: hyper resets the request stream after the
+            // answer (trailers-only), which gRPC clients take as the end of the call.
+            drop(request);
+            Ok(status.into_http())
+        })
     }
 }

@@ -10,11 +10,13 @@
 //!   engine;
 //! * [`call_record`]: what is recorded of every answered call (metrics, statistics, access log);
 //! * [`refusal_log`]: at most one access line a second for refusals for capacity;
+//! * [`refusal_pacing`]: refusals at the headers answered at most `--max-refusal-rate` a second;
 //! * [`tasks`]: the tasks a call spawns for its images, in its trace span and aborted with it.
 
 pub mod call_record;
 pub mod classify;
 pub mod refusal_log;
+pub mod refusal_pacing;
 pub mod state;
 pub mod tasks;
 

@@ -3,11 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tonic::Status;
 
 use super::refusal_log::RefusalLog;
+use super::refusal_pacing::{HeldRefusal, RefusalPacing};
+use crate::server::call::deadline::CallDeadline;
 use crate::server::config::ServerConfig;
 use crate::server::memory_budget::{BudgetExhausted, BudgetGuard, BudgetSetting, MemoryBudget};
 use crate::server::metrics::names;
@@ -24,6 +27,7 @@ pub struct Pipeline {
     draining: Arc<AtomicBool>,
     engine_ok: Arc<AtomicBool>,
     pub(super) refusal_log: Arc<RefusalLog>,
+    refusal_pacing: Option<Arc<RefusalPacing>>,
 }
 
 impl Pipeline {
@@ -34,8 +38,12 @@ impl Pipeline {
             BudgetSetting::Bytes(n) => Some(n),
             BudgetSetting::Auto | BudgetSetting::Off => None,
         });
+        let refusal_pacing = config
+            .max_refusal_rate
+            .map(|rate| Arc::new(RefusalPacing::new(rate)));
         Self {
             slot,
+            refusal_pacing,
             config,
             decode_permits,
             budget,
@@ -108,6 +116,27 @@ impl Pipeline {
             .pool
             .admission_check()
             .map_err(|e| crate::server::status::scheduler_status(&e))
+    }
+
+    /// [`Pipeline::admission_open`] at a call's headers, a refusal answered in its turn under
+    /// `--max-refusal-rate` (see [`super::refusal_pacing`]): it waits (nothing read) while more
+    /// refusals than the rate were answered lately.
+    pub async fn admission_at_headers(&self, deadline: Option<CallDeadline>) -> Result<(), Status> {
+        let refusal = match self.admission_open() {
+            Ok(()) => return Ok(()),
+            Err(status) => status,
+        };
+        if let Some(held) = self.refusal_turn(deadline) {
+            held.wait().await;
+        }
+        Err(refusal)
+    }
+
+    /// When a refusal made now is to be answered (see [`super::refusal_pacing`]): `None` at once.
+    pub fn refusal_turn(&self, deadline: Option<CallDeadline>) -> Option<HeldRefusal> {
+        self.refusal_pacing
+            .as_ref()?
+            .hold(Instant::now(), deadline.map(|d| d.at))
     }
 
     /// Whether shutdown has begun.
