@@ -21,7 +21,7 @@ use swin_serve::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::calls::{classify_request, test_image};
+use common::calls::{answer_times, classify_request, test_image};
 use common::test_server::{free_port, TestServer};
 
 /// An HTTP answer.
@@ -999,23 +999,15 @@ async fn http_refusals_past_the_rate_wait_their_turn() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let image = test_image(16, 16, image::ImageFormat::Png);
-    let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..12)
-        .map(|_| {
-            let image = image.clone();
-            tokio::spawn(async move {
-                let answer = call(http, "POST", "/v1/classify", &[], &image).await;
-                assert_eq!(answer.status, 503, "{}", answer.error());
-                assert!(answer.error().contains("loading"), "{}", answer.error());
-                started.elapsed()
-            })
-        })
-        .collect();
-    let mut answered = Vec::new();
-    for t in tasks {
-        answered.push(t.await.unwrap());
-    }
-    answered.sort();
+    let answered = answer_times(12, || {
+        let image = image.clone();
+        async move {
+            let answer = call(http, "POST", "/v1/classify", &[], &image).await;
+            assert_eq!(answer.status, 503, "{}", answer.error());
+            assert!(answer.error().contains("loading"), "{}", answer.error());
+        }
+    })
+    .await;
     assert!(answered[3] >= Duration::from_millis(95), "{answered:?}");
     assert!(answered[8] >= Duration::from_millis(550), "{answered:?}");
     assert!(answered[11] < Duration::from_secs(4), "{answered:?}");

@@ -20,7 +20,7 @@ use swin_serve::server::ServerConfig;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use common::calls::{classify_request, guarded, spawn_classifies, test_image};
+use common::calls::{answer_times, classify_request, guarded, spawn_classifies, test_image};
 use common::fake_engine::{
     gated_infer_request, gated_model, serving_gated, FakeControls, OpenOnDrop,
 };
@@ -225,44 +225,38 @@ async fn a_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
 /// comes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_past_the_rate_wait_their_turn() {
+    async fn paced_server(rate: Option<u32>) -> TestServer {
+        TestServer::builder()
+            .config(ServerConfig {
+                max_refusal_rate: rate,
+                ..ServerConfig::default()
+            })
+            .hold_loader()
+            .start()
+            .await
+    }
     async fn refuse_all(
         client: &ClassifierClient<tonic::transport::Channel>,
         calls: usize,
     ) -> Vec<Duration> {
         let png = test_image(16, 16, image::ImageFormat::Png);
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..calls)
-            .map(|_| {
-                let mut client = client.clone();
-                let png = png.clone();
-                tokio::spawn(async move {
-                    let status = client
-                        .classify(classify_request(png, 1))
-                        .await
-                        .expect_err("the model is loading");
-                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-                    assert!(status.message().contains("loading"), "{status:?}");
-                    started.elapsed()
-                })
-            })
-            .collect();
-        let mut answered = Vec::new();
-        for t in tasks {
-            answered.push(t.await.unwrap());
-        }
-        answered.sort();
-        answered
+        answer_times(calls, || {
+            let mut client = client.clone();
+            let png = png.clone();
+            async move {
+                let status = client
+                    .classify(classify_request(png, 1))
+                    .await
+                    .expect_err("the model is loading");
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(status.message().contains("loading"), "{status:?}");
+            }
+        })
+        .await
     }
 
     // 10 a second: 100 ms apart past a burst of 2 (a quarter second's worth).
-    let mut server = TestServer::builder()
-        .config(ServerConfig {
-            max_refusal_rate: Some(10),
-            ..ServerConfig::default()
-        })
-        .hold_loader()
-        .start()
-        .await;
+    let mut server = paced_server(Some(10)).await;
     let client = ClassifierClient::new(server.channel().await);
     let answered = refuse_all(&client, 20).await;
     // 3 at once (the first and the burst); the 4th not before its turn at 100 ms.
@@ -290,14 +284,7 @@ async fn refusals_past_the_rate_wait_their_turn() {
     server.stop().await;
 
     // Rate off: every refusal at once.
-    let mut server = TestServer::builder()
-        .config(ServerConfig {
-            max_refusal_rate: None,
-            ..ServerConfig::default()
-        })
-        .hold_loader()
-        .start()
-        .await;
+    let mut server = paced_server(None).await;
     let client = ClassifierClient::new(server.channel().await);
     let answered = refuse_all(&client, 20).await;
     assert!(answered[19] < Duration::from_millis(900), "{answered:?}");

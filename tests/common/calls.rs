@@ -141,3 +141,29 @@ pub fn oip_output(
             .unwrap_or_default(),
     }
 }
+
+/// `calls` runs of `call` at once, each on its own task: when each was answered, from their
+/// common start, earliest first.
+#[allow(dead_code)] // limits, http_api
+pub async fn answer_times<F, Fut>(calls: usize, call: F) -> Vec<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..calls)
+        .map(|_| {
+            let answered = call();
+            tokio::spawn(async move {
+                answered.await;
+                started.elapsed()
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for t in tasks {
+        times.push(t.await.unwrap());
+    }
+    times.sort();
+    times
+}
