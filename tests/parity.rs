@@ -256,3 +256,42 @@ fn cpu_engine_runs_preparation_on_its_own_threads() {
     engine.infer(&f.input[..per_image], 1, &mut logits).unwrap();
     assert!(rel_err(&logits, &f.logits[..f.config.num_classes]) <= TOLERANCE);
 }
+
+/// A batch of full-size SwinV2-T/8 @256 images (random weights) gives each image exactly the logits it
+/// gets alone: in a batch, stages 0–1 (1.5 MiB and 768 KiB of residual an image) run one image at a
+/// time and their outputs are gathered for stages 2–3 (`image_by_image_stages`, `Buffers::staged`),
+/// which the small parity fixtures never reach. Both precisions (the bf16 rounding is per element).
+#[test]
+fn full_size_batch_equals_its_images_alone() {
+    use swin_serve::engine::cpu::kernels::isa::bf16_supported;
+    use swin_serve::engine::Precision;
+    use swin_serve::model::{SwinConfig, Weights};
+
+    let config = SwinConfig::tiny_window8_256();
+    let weights = Weights::random(&config, 7);
+    let image = config.in_chans * config.img_size * config.img_size;
+    let batch = 3;
+    let input: Vec<f32> = (0..batch * image)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    let mut precisions = vec![Precision::Fp32];
+    if bf16_supported() {
+        precisions.push(Precision::Bf16);
+    }
+    let classes = config.num_classes;
+    for precision in precisions {
+        let model = Arc::new(SwinModel::with_precision(&weights, &config, precision).unwrap());
+        let together = run(&model, 2, batch, &input, batch);
+        assert!(together.iter().all(|v| v.is_finite()));
+        for b in 0..batch {
+            let alone = run(&model, 2, 1, &input[b * image..(b + 1) * image], 1);
+            assert_eq!(
+                alone,
+                together[b * classes..(b + 1) * classes],
+                "{precision:?}: image {b} alone differs from its batch"
+            );
+        }
+        // Images differ, so a mix-up of their places in the batch would show.
+        assert_ne!(together[..classes], together[classes..2 * classes]);
+    }
+}

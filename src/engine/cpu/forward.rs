@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::buffers::Buffers;
+use super::buffers::{image_by_image_stages, staged_len, Buffers};
 use super::kernels::attention::{window_attention, WindowAttentionArgs};
 use super::kernels::linear::{linear, Epilogue, ResidualRows};
 use super::kernels::mlp::{self, MlpWeights};
@@ -25,20 +25,33 @@ pub(super) fn forward(
 ) {
     let cfg = &m.config;
     mark(prof, "start");
-    // forward_features: patch_embed (+ ape)
-    patch_embed(m, buf, input, batch);
-    let l0 = cfg.stage_resolution(0).pow(2);
-    if let Some(ape) = &m.absolute_pos_embed {
-        buf.x[..batch * l0 * cfg.embed_dim]
-            .par_chunks_mut(l0 * cfg.embed_dim)
-            .for_each(|img| {
-                for (v, &a) in img.iter_mut().zip(ape) {
-                    *v += a;
-                }
-            });
+    // Leading stages with large activations run one image at a time (`image_by_image_stages`), so
+    // that each operation finds the previous one's output in cache; their outputs are gathered in
+    // `staged` and the rest runs on the whole batch.
+    let early = if batch > 1 {
+        image_by_image_stages(m)
+    } else {
+        0
+    };
+    if early > 0 {
+        let image = cfg.in_chans * cfg.img_size * cfg.img_size;
+        let per = staged_len(m, early);
+        for b in 0..batch {
+            enter_stage(prof, None);
+            embed(m, buf, &input[b * image..(b + 1) * image], 1, prof);
+            for (i, layer) in m.layers[..early].iter().enumerate() {
+                enter_stage(prof, Some(i));
+                basic_layer(layer, m.precision, buf, 1, prof);
+            }
+            buf.staged[b * per..(b + 1) * per].copy_from_slice(&buf.x[..per]);
+            mark(prof, "restage");
+        }
+        buf.x[..batch * per].copy_from_slice(&buf.staged[..batch * per]);
+        mark(prof, "restage");
+    } else {
+        embed(m, buf, input, batch, prof);
     }
-    mark(prof, "patch_embed");
-    for (i, layer) in m.layers.iter().enumerate() {
+    for (i, layer) in m.layers.iter().enumerate().skip(early) {
         enter_stage(prof, Some(i));
         basic_layer(layer, m.precision, buf, batch, prof);
     }
@@ -69,6 +82,29 @@ pub(super) fn forward(
         head.bias.as_deref().map_or(Epilogue::None, Epilogue::Bias),
     );
     mark(prof, "norm+pool+head");
+}
+
+/// `forward_features` up to the stages: patch_embed, then the absolute position embedding (V1 `ape`).
+fn embed(
+    m: &SwinModel,
+    buf: &mut Buffers,
+    input: &[f32],
+    batch: usize,
+    prof: &mut Option<Profile>,
+) {
+    let cfg = &m.config;
+    patch_embed(m, buf, input, batch);
+    let l0 = cfg.stage_resolution(0).pow(2);
+    if let Some(ape) = &m.absolute_pos_embed {
+        buf.x[..batch * l0 * cfg.embed_dim]
+            .par_chunks_mut(l0 * cfg.embed_dim)
+            .for_each(|img| {
+                for (v, &a) in img.iter_mut().zip(ape) {
+                    *v += a;
+                }
+            });
+    }
+    mark(prof, "patch_embed");
 }
 
 /// `PatchEmbed.forward`: flatten each patch in (channel, row, col) order — the conv weight's order —

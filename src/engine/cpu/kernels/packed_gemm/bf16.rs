@@ -8,6 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::full_tile;
 use super::matrix::bf16_bits;
 #[cfg(target_arch = "x86_64")]
 use super::micro::{by_rows, store_tile, Store};
@@ -84,13 +86,38 @@ pub(super) unsafe fn micro_bf16_rows(
 ) {
     // SAFETY: forwarded (caller).
     unsafe {
+        if rows == 14 {
+            return micro_bf16_full(kc, a, lda, b, c, ldc, store);
+        }
         by_rows!(
             micro_bf16,
             rows,
-            14,
+            13,
             (kc, a, lda, b, c, ldc, store),
-            [1 2 3 4 5 6 7 8 9 10 11 12 13 14]
+            [1 2 3 4 5 6 7 8 9 10 11 12 13]
         )
+    }
+}
+
+/// The full bf16 tile (14 × 32): the k loop of [`full_tile::dpbf16_tile`], then [`store_tile`].
+///
+/// # Safety
+/// As [`micro_bf16_rows`] with 14 rows, `kc ≥ 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn micro_bf16_full(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    store: Store,
+) {
+    // SAFETY: forwarded (caller); the prefetch steps never exceed kc (`blocked`).
+    unsafe {
+        let acc = full_tile::dpbf16_tile(kc, a, lda, b, store.pf.ptr, store.pf.steps.min(kc));
+        store_tile(Avx512Simd::here(), acc, c, ldc, store);
     }
 }
 
@@ -132,6 +159,6 @@ unsafe fn micro_bf16<const R: usize>(
             }
             b = b.add(NR);
         }
-        store_tile(s, &acc, c, ldc, store);
+        store_tile(s, acc, c, ldc, store);
     }
 }

@@ -21,11 +21,13 @@
 //! activation rows rounded to bf16 pairs once per call, a `vdpbf16ps` microkernel (`bf16`).
 //!
 //! Files: `matrix` (the packed layout, tile sizes per instruction set), `matmul` (the blocking and
-//! the edge tiles), `micro` (the microkernels), `bf16` (the bf16 microkernel and row rounding),
-//! `tests`.
+//! the edge tiles), `micro` (the microkernels), `full_tile` (the k loop of a full AVX-512 tile, FP32
+//! and bf16, in inline assembly), `bf16` (the bf16 microkernel and row rounding), `tests`.
 
 #[cfg(target_arch = "x86_64")]
 mod bf16;
+#[cfg(target_arch = "x86_64")]
+mod full_tile;
 mod matmul;
 mod matrix;
 mod micro;
