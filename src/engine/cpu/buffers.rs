@@ -82,7 +82,7 @@ impl Buffers {
 /// batch: its activations (residual, qkv, MLP hidden: 9 × the residual) then stay in L2/L3 from one
 /// operation to the next instead of going to DRAM and back, and its weights (`C²`-sized, small where
 /// the token count is large) gain nothing from a batch. Measured on SwinV2-T/8 @256, bf16, batch 8
-/// (AMD EPYC Zen 4, 2 threads): stage 0 (1.5 MiB a image) took 8.8 ms an image batched against 7.7
+/// (AMD EPYC Zen 4, 2 threads): stage 0 (1.5 MiB an image) took 8.8 ms an image batched against 7.7
 /// alone, stage 1 (768 KiB) 6.4 against 6.2; stage 2 (384 KiB) the same either way.
 const IMAGE_BY_IMAGE_MIN_BYTES: usize = 512 * 1024;
 
