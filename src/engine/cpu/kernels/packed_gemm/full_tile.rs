@@ -4,10 +4,11 @@
 //! Why assembly: each step multiplies the two panel vectors by one element of each of the 14 rows.
 //! Written with intrinsics, LLVM loads that element once with `vbroadcastss` into a register and
 //! uses it twice, an extra instruction per row on the FP pipes; here both multiply-adds take it as a
-//! broadcast memory operand (`dword ptr [row]{1to16}`), which the load unit expands. Measured in L1
-//! on AMD EPYC (Zen 4), one thread, kc = 192: 226 GFLOP/s with intrinsics against 232–234 here (of a
-//! 236 peak), and more on the short k loops of stages 0–1 (kc = 48–96), where the rows' loop
-//! overhead counts. Tiles of fewer rows keep the intrinsics kernels.
+//! broadcast memory operand (`dword ptr [row]{1to16}`), which the load unit expands. Measured with a
+//! C loop of the same shape (gcc intrinsics against this assembly), in L1 on AMD EPYC (Zen 4), one
+//! thread, bf16, kc = 192–384: 226–231 GFLOP/s against 232–235 (of a 236 peak); in the model, the
+//! bf16 batch-8 linear layers −2.5% (docs/performance.md). Tiles of fewer rows keep the intrinsics
+//! kernels.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::{asm, x86_64::__m512};
